@@ -1,0 +1,223 @@
+//! The layout, as a specification: who holds which tokens and which keys each row sees.
+
+mod common;
+
+use apb_plan::input::Strategy;
+use apb_plan::layout::{AnchorKind, KeySource, Mask, RowKind};
+use apb_plan::plan;
+use common::{input, random_input, Rng};
+
+#[test]
+fn paper_defaults_at_128k_on_8_hosts() {
+    let p = plan(&input(131_072, 8, Strategy::Apb)).unwrap();
+    let s = p.settings();
+    assert_eq!((s.block_tokens, s.anchor_tokens, s.passing_tokens), (16_384, 4096, 2048));
+}
+
+#[test]
+fn defaults_keep_the_paper_ratios_for_other_host_counts() {
+    let p = plan(&input(131_072, 4, Strategy::Apb)).unwrap();
+    assert_eq!((p.settings().anchor_tokens, p.settings().passing_tokens), (8192, 4096));
+    let p = plan(&input(100_000, 3, Strategy::Apb)).unwrap();
+    // l_b = 33334: l_b/4 = 8333 -> 8320, l_b/8 = 4166 -> 4096 (multiples of 128).
+    assert_eq!((p.settings().block_tokens, p.settings().anchor_tokens, p.settings().passing_tokens), (33_334, 8320, 4096));
+}
+
+#[test]
+fn every_context_token_is_local_on_exactly_one_host() {
+    let mut rng = Rng::fresh();
+    for _ in 0..300 {
+        let strategy = rng.pick(&Strategy::ALL);
+        let i = random_input(&mut rng, strategy);
+        let p = match plan(&i) {
+            Ok(p) => p,
+            Err(e) => panic!("valid input rejected: {e:?} for {i:?}"),
+        };
+        let mut ranges: Vec<(u64, u64)> =
+            p.hosts.iter().flat_map(|h| h.layout.local.iter().map(|r| (r.start, r.end))).filter(|r| r.1 > r.0).collect();
+        ranges.sort();
+        let mut next = 0;
+        for (start, end) in ranges {
+            assert_eq!(start, next, "gap or overlap at {start} ({strategy:?}, {} hosts)", p.settings().hosts);
+            next = end;
+        }
+        assert_eq!(next, i.context_tokens, "tokens left over ({strategy:?})");
+        assert!(p.hosts.iter().all(|h| h.layout.local_tokens > 0));
+    }
+}
+
+#[test]
+fn passing_keys_only_come_from_earlier_hosts_and_never_reach_anchor_rows() {
+    let mut rng = Rng::fresh();
+    for _ in 0..200 {
+        let i = random_input(&mut rng, Strategy::Apb);
+        let p = plan(&i).unwrap();
+        for h in &p.hosts {
+            let l = &h.layout;
+            assert!(l.passing.from_hosts <= l.host, "host {} receives from a later host", l.host);
+            let senders: u64 = p.hosts[..l.passing.from_hosts as usize].iter().map(|s| s.layout.passing.sends).sum();
+            assert_eq!(l.passing.receives, senders);
+            for range in &l.segments {
+                if range.rows == RowKind::Anchor {
+                    assert!(range.keys.iter().all(|k| k.source == KeySource::Anchor), "anchor rows see {:?}", range.keys);
+                }
+                // The causal segment comes last, as kernels expect.
+                assert!(range.keys[..range.keys.len() - 1].iter().all(|k| k.mask == Mask::Full));
+            }
+        }
+        assert_eq!(p.hosts.last().unwrap().layout.passing.sends, 0, "the last host's block would reach nobody");
+    }
+}
+
+#[test]
+fn the_anchor_embeds_the_query_after_the_prefix_at_positions_from_zero() {
+    let mut i = input(65_536, 4, Strategy::Apb);
+    i.prefix_tokens = 16;
+    i.query_tokens = 100;
+    let p = plan(&i).unwrap();
+    let a = &p.hosts[2].layout.anchor;
+    assert_eq!(a.kind, AnchorKind::Block);
+    let parts: Vec<(u64, u64, u64)> = a.parts.iter().map(|x| (x.source_start, x.tokens, x.row_start)).collect();
+    // prefix doc[0..16) at 0, query at 16, then doc[16..16+4096-116) at 116.
+    assert_eq!(parts, vec![(0, 16, 0), (0, 100, 16), (16, 4096 - 116, 116)]);
+    // Host 0 has no anchor; it scores with a probe of the prefix and the query only.
+    let probe = &p.hosts[0].layout.anchor;
+    assert_eq!((probe.kind, probe.tokens), (AnchorKind::Probe, 116));
+    let local_rows = &p.hosts[0].layout.segments[1];
+    assert!(local_rows.keys.iter().all(|k| k.source == KeySource::Local), "host 0's local rows see only local keys");
+    // Host 0 cannot pass tokens every other host already has in its anchor.
+    assert_eq!(p.hosts[0].layout.passing.candidates, 16_384 - (4096 - 100));
+}
+
+/// Document positions row `row` of `host`'s local rows sees, when every passing block is
+/// a whole earlier block (l_p = l_b): passing blocks first in host order, then local.
+fn visible_document(p: &apb_plan::Plan, host: usize, row: u64) -> Vec<u64> {
+    let l = &p.hosts[host].layout;
+    let mut out = Vec::new();
+    for range in l.segments.iter().filter(|r| r.rows == RowKind::Local) {
+        if row < range.row_start || row >= range.row_start + range.row_count {
+            continue;
+        }
+        let i = row - range.row_start;
+        for k in &range.keys {
+            let visible = if k.mask == Mask::Causal { i + 1 + (k.count - range.row_count) } else { k.count };
+            for j in k.start..k.start + visible {
+                out.push(match k.source {
+                    KeySource::Passing => {
+                        let block = p.settings().passing_tokens;
+                        p.hosts[(j / block) as usize].layout.local[0].start + j % block
+                    }
+                    KeySource::Local => l.local[0].start + j,
+                    KeySource::Document => j,
+                    KeySource::Anchor => panic!("no anchor expected"),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn apb_without_anchor_passing_whole_blocks_is_full_causal_attention() {
+    let mut rng = Rng::fresh();
+    for _ in 0..20 {
+        let hosts = rng.range(1, 9);
+        let n = rng.range(hosts * 4, 3000);
+        let mut i = input(n, hosts, Strategy::Apb);
+        let block = apb_plan::settings::ceil_div(n, hosts);
+        i.anchor_tokens = Some(0);
+        i.passing_tokens = Some(block);
+        let p = match plan(&i) {
+            Ok(p) => p,
+            Err(_) => continue, // the last host may hold nothing for some (n, hosts)
+        };
+        for h in 0..p.hosts.len() {
+            let l = &p.hosts[h].layout;
+            for row in [0, l.local_tokens / 2, l.local_tokens - 1] {
+                let pos = l.local[0].start + row;
+                let mut seen = visible_document(&p, h, row);
+                seen.sort();
+                assert_eq!(seen, (0..=pos).collect::<Vec<_>>(), "host {h} row {row}");
+            }
+        }
+        let mut full = input(n, 1, Strategy::Full);
+        full.query_tokens = i.query_tokens;
+        let f = plan(&full).unwrap();
+        let attention = |p: &apb_plan::Plan| p.hosts.iter().map(|h| h.work.attention_flops).sum::<f64>();
+        assert!((attention(&p) - attention(&f)).abs() <= 1e-9 * attention(&f));
+    }
+}
+
+#[test]
+fn one_host_apb_is_full_attention() {
+    let a = plan(&input(50_000, 1, Strategy::Apb)).unwrap();
+    let f = plan(&input(50_000, 1, Strategy::Full)).unwrap();
+    assert_eq!(a.hosts[0].layout.segments, f.hosts[0].layout.segments);
+    assert_eq!(a.prefill_s, f.prefill_s);
+}
+
+#[test]
+fn star_is_apb_with_the_first_block_as_anchor_and_no_passing() {
+    let mut rng = Rng::fresh();
+    for _ in 0..50 {
+        let mut star = random_input(&mut rng, Strategy::Star);
+        star.query_in_anchor = rng.next() % 2 == 0;
+        let s = match plan(&star) {
+            Ok(s) => s,
+            Err(e) => panic!("{e:?}"),
+        };
+        let mut apb = star.clone();
+        apb.strategy = Strategy::Apb;
+        apb.anchor_tokens = Some(if s.settings().hosts > 1 { s.settings().block_tokens } else { 0 });
+        apb.passing_tokens = Some(0);
+        let a = plan(&apb).unwrap();
+        let layouts = |p: &apb_plan::Plan| p.hosts.iter().map(|h| h.layout.clone()).collect::<Vec<_>>();
+        assert_eq!(layouts(&s), layouts(&a));
+        assert_eq!(s.prefill_s, a.prefill_s);
+    }
+}
+
+#[test]
+fn balanced_layouts_cover_every_token_once_and_finish_together() {
+    let mut rng = Rng::fresh();
+    for _ in 0..40 {
+        let mut i = random_input(&mut rng, Strategy::Apb);
+        i.hosts = rng.range(2, 16);
+        i.context_tokens = rng.range(20_000, 400_000);
+        i.balanced = true;
+        let p = plan(&i).unwrap();
+        let sizes: Vec<u64> = p.hosts.iter().map(|h| h.layout.local_tokens).collect();
+        assert_eq!(sizes.iter().sum::<u64>(), i.context_tokens);
+        let mut next = 0;
+        for h in &p.hosts {
+            assert_eq!(h.layout.local[0].start, next);
+            next = h.layout.local[0].end;
+        }
+        let b = p.balance.as_ref().unwrap();
+        assert!(b.balanced_prefill_s <= b.even_prefill_s * 1.001, "balancing made it slower: {b:?}");
+    }
+}
+
+#[test]
+fn zigzag_gives_each_host_a_chunk_from_each_end() {
+    let p = plan(&input(16_000, 4, Strategy::RingZigzag)).unwrap();
+    let chunks: Vec<Vec<(u64, u64)>> =
+        p.hosts.iter().map(|h| h.layout.local.iter().map(|r| (r.start, r.end)).collect()).collect();
+    assert_eq!(chunks[0], vec![(0, 2000), (14_000, 16_000)]);
+    assert_eq!(chunks[3], vec![(6000, 8000), (8000, 10_000)]);
+}
+#[test]
+fn balancing_long_contexts_evens_out_host_times() {
+    for (n, hosts) in [(131_072, 8), (262_144, 4), (1_048_576, 16)] {
+        let mut i = input(n, hosts, Strategy::Apb);
+        i.balanced = true;
+        let p = plan(&i).unwrap();
+        let gain = p.balance.as_ref().unwrap().gain();
+        assert!(gain > 1.05, "{n} tokens on {hosts} hosts: gain {gain}");
+        let times: Vec<f64> = p.hosts.iter().map(|h| h.phases.compute()).collect();
+        let (lo, hi) = times.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        assert!(hi / lo < 1.03, "hosts still differ by {:.1}%", (hi / lo - 1.0) * 100.0);
+        // The first host, which has no anchor and receives nothing, takes the most tokens.
+        assert!(p.hosts[0].layout.local_tokens > p.hosts[hosts as usize - 1].layout.local_tokens);
+    }
+}
