@@ -1,0 +1,42 @@
+// @apb/planner: APB layouts and costs for every strategy, in Node and in the browser.
+export { Planner, defaultPlanner, resolveHardware, resolveModel } from "./planner.js";
+export { PlannerError, type ErrorCode, type ErrorData } from "./errors.js";
+export { modelFromHfConfig, type HfModel } from "./hf-config.js";
+export {
+  DEFAULT_HARDWARE,
+  HARDWARE_PRESETS,
+  MODEL_PRESETS,
+  type HardwarePresetName,
+  type ModelPreset,
+  type ModelPresetName,
+} from "./presets.js";
+export {
+  SCORERS,
+  STRATEGIES,
+  type CompareRequest,
+  type HardwareProfile,
+  type ModelShape,
+  type PlanRequest,
+  type RecommendRequest,
+  type Strategy,
+} from "./schema.js";
+export type * from "./types.js";
+
+import { defaultPlanner } from "./planner.js";
+import type { CompareRequest, PlanRequest, RecommendRequest } from "./schema.js";
+import type { Comparison, Plan, Recommendation } from "./types.js";
+
+/** Plans one strategy: per-host layout, costs and predicted times. */
+export async function plan(request: PlanRequest): Promise<Plan> {
+  return (await defaultPlanner()).plan(request);
+}
+
+/** Plans every strategy (or those listed) on the same input, with speedups over full attention. */
+export async function compare(request: CompareRequest): Promise<Comparison> {
+  return (await defaultPlanner()).compare(request);
+}
+
+/** Searches hosts and block settings for the least predicted time to first token that fits. */
+export async function recommend(request: RecommendRequest): Promise<Recommendation> {
+  return (await defaultPlanner()).recommend(request);
+}

@@ -1,0 +1,116 @@
+import { readFile } from "node:fs/promises";
+import { describe, expect, it } from "vitest";
+import { compare, HARDWARE_PRESETS, MODEL_PRESETS, Planner, plan, PlannerError, recommend, type PlanRequest } from "./index.js";
+
+const base = { model: "llama-3.1-8b", contextTokens: 131_072, hosts: 8 } as const;
+
+async function errorOf(request: unknown): Promise<PlannerError> {
+  try {
+    await plan(request as PlanRequest);
+  } catch (e) {
+    expect(e).toBeInstanceOf(PlannerError);
+    return e as PlannerError;
+  }
+  throw new Error(`no error for ${JSON.stringify(request)}`);
+}
+
+describe("plan", () => {
+  it("uses the paper's defaults for 128K tokens on 8 hosts", async () => {
+    const p = await plan(base);
+    expect([p.blockTokens, p.anchorTokens, p.passingTokens]).toEqual([16_384, 4096, 2048]);
+    expect(p.hostPlans).toHaveLength(8);
+    expect(p.hostPlans[7]!.passing).toMatchObject({ fromHosts: 7, receives: 7 * 2048, sends: 0 });
+    expect(p.summary.ttftMs).toBeGreaterThan(p.summary.prefillMs);
+  });
+
+  it("plans every model preset on every hardware preset", async () => {
+    for (const model of Object.keys(MODEL_PRESETS)) {
+      for (const hardware of Object.keys(HARDWARE_PRESETS)) {
+        const p = await plan({ ...base, model, hardware });
+        expect(p.summary.prefillMs, `${model} on ${hardware}`).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it("accepts a model shape and a hardware profile instead of preset names", async () => {
+    const p = await plan({
+      contextTokens: 4096,
+      hosts: 2,
+      model: { layers: 2, hidden: 64, heads: 4, kvHeads: 2, headDim: 16, intermediate: 128, vocab: 1000, bytesPerWeight: 4 },
+      hardware: { matmulTflops: 1, attentionTflops: 1, hbmGBs: 50, linkGBs: 1, linkLatencyUs: 50, memoryGiB: 16 },
+    });
+    expect(p.hostPlans.map((h) => h.localRanges)).toEqual([[[0, 2048]], [[2048, 4096]]]);
+  });
+
+  it("reports balanced sizing and its predicted gain", async () => {
+    const p = await plan({ ...base, balanced: true });
+    expect(p.balance!.gain).toBeGreaterThan(1.05);
+    expect(p.hostPlans.reduce((n, h) => n + h.localTokens, 0)).toBe(131_072);
+  });
+});
+
+describe("bad input gets one clear error naming the field and the allowed range", () => {
+  const cases: [string, unknown, string, string, RegExp][] = [
+    ["zero length", { ...base, contextTokens: 0 }, "OUT_OF_RANGE", "contextTokens", /between 1 and 2147483647, got 0/],
+    ["negative length", { ...base, contextTokens: -8 }, "OUT_OF_RANGE", "contextTokens", /got -8/],
+    ["NaN", { ...base, contextTokens: Number.NaN }, "WRONG_TYPE", "contextTokens", /got NaN/],
+    ["a fraction", { ...base, hosts: 2.5 }, "WRONG_TYPE", "hosts", /whole number/],
+    ["over 32 bits", { ...base, contextTokens: 2 ** 32 }, "OUT_OF_RANGE", "contextTokens", /2147483647/],
+    ["more hosts than tokens", { ...base, contextTokens: 10, hosts: 11 }, "INFEASIBLE", "hosts", /at most 10 hosts/],
+    ["l_p > l_b", { ...base, passingTokens: 20_000 }, "OUT_OF_RANGE", "passingTokens", /at most the block length l_b = 16384/],
+    ["l_a > l_b", { ...base, anchorTokens: 20_000 }, "OUT_OF_RANGE", "anchorTokens", /at most the block length/],
+    ["unknown strategy", { ...base, strategy: "warp" }, "OUT_OF_RANGE", "strategy", /one of apb, star/],
+    ["a typo", { ...base, host: 8 }, "UNKNOWN_FIELD", "host", /not a known field/],
+    ["no model", { contextTokens: 100 }, "MISSING_FIELD", "model", /required/],
+    ["unknown preset", { ...base, model: "gpt-9" }, "OUT_OF_RANGE", "model", /presets: llama-3.1-8b/],
+    ["bad model field", { ...base, model: { ...MODEL_PRESETS["llama-3.1-8b"].shape, kvHeads: 7 } }, "OUT_OF_RANGE", "model.kvHeads", /divide heads/],
+    ["negative memory", { ...base, hardware: { ...HARDWARE_PRESETS["h100-ib"].profile, memoryGiB: -1 } }, "OUT_OF_RANGE", "hardware.memoryGiB", /greater than 0/],
+  ];
+  for (const [name, request, code, path, message] of cases) {
+    it(name, async () => {
+      const e = await errorOf(request);
+      expect({ code: e.code, path: e.path }).toEqual({ code, path });
+      expect(e.message).toMatch(message);
+    });
+  }
+});
+
+describe("compare and recommend", () => {
+  it("compares every strategy with speedups over full attention", async () => {
+    const c = await compare(base);
+    const rows = c.strategies.filter((r) => "summary" in r);
+    expect(rows.map((r) => r.strategy)).toEqual(["apb", "star", "ring", "ring-zigzag", "ulysses", "full"]);
+    const ttft = Object.fromEntries(rows.map((r) => [r.strategy, r.summary.ttftMs]));
+    expect(ttft.apb).toBeLessThan(ttft.star!);
+    expect(ttft.star).toBeLessThan(ttft.full!);
+  });
+
+  it("recommends within memory and never below the paper's ratios", async () => {
+    const r = await recommend({ model: "llama-3.1-8b", contextTokens: 131_072, maxHosts: 16 });
+    expect(r.best).not.toBeNull();
+    for (const c of r.candidates) {
+      expect(c.summary.fits).toBe(true);
+      if (c.hosts > 1) {
+        expect(c.anchorTokens).toBeGreaterThanOrEqual(c.blockTokens / 4);
+        expect(c.passingTokens).toBeGreaterThanOrEqual(c.blockTokens / 8);
+      }
+    }
+    const ttfts = r.candidates.map((c) => c.summary.ttftMs);
+    expect(ttfts).toEqual([...ttfts].sort((a, b) => a - b));
+  });
+
+  it("says when nothing fits", async () => {
+    const r = await recommend({ model: "yi-34b-200k", contextTokens: 1_000_000, maxHosts: 1 });
+    expect(r.best).toBeNull();
+    expect(r.reason).toMatch(/fits in device memory/);
+  });
+});
+
+describe("Planner.create", () => {
+  it("loads from bytes, as a browser that fetched the module would", async () => {
+    const bytes = await readFile(new URL("../wasm/apb_plan.wasm", import.meta.url));
+    const planner = await Planner.create(bytes);
+    expect(planner.version()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(planner.plan(base).anchorTokens).toBe(4096);
+  });
+});

@@ -1,0 +1,102 @@
+// The planner API: checks requests with zod, fills in presets, and runs the Rust planner
+// compiled to wasm. Layouts and costs are computed only there.
+import type { z } from "zod";
+import { fromZod, PlannerError } from "./errors.js";
+import { DEFAULT_HARDWARE, HARDWARE_PRESETS, MODEL_PRESETS } from "./presets.js";
+import {
+  compareRequestSchema,
+  type CompareRequest,
+  type HardwareProfile,
+  type ModelShape,
+  planRequestSchema,
+  type PlanRequest,
+  recommendRequestSchema,
+  type RecommendRequest,
+} from "./schema.js";
+import type { Comparison, Plan, Recommendation } from "./types.js";
+import { type Op, WasmPlanner, type WasmSource } from "./wasm.js";
+
+function check<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
+  const parsed = schema.safeParse(request);
+  if (!parsed.success) throw fromZod(parsed.error, request);
+  return parsed.data;
+}
+
+function presetNames(presets: object): string {
+  return Object.keys(presets).join(", ");
+}
+
+export function resolveModel(model: string | ModelShape): ModelShape {
+  if (typeof model !== "string") return model;
+  const preset = (MODEL_PRESETS as Record<string, { shape: ModelShape }>)[model.toLowerCase()];
+  if (!preset) {
+    throw new PlannerError({
+      code: "OUT_OF_RANGE",
+      path: "model",
+      message: `model "${model}" is not a preset; presets: ${presetNames(MODEL_PRESETS)} (or give a config.json)`,
+    });
+  }
+  return preset.shape;
+}
+
+export function resolveHardware(hardware: string | HardwareProfile | undefined): HardwareProfile {
+  if (hardware === undefined) return HARDWARE_PRESETS[DEFAULT_HARDWARE].profile;
+  if (typeof hardware !== "string") return hardware;
+  const preset = (HARDWARE_PRESETS as Record<string, { profile: HardwareProfile }>)[hardware.toLowerCase()];
+  if (!preset) {
+    throw new PlannerError({
+      code: "OUT_OF_RANGE",
+      path: "hardware",
+      message: `hardware "${hardware}" is not a preset; presets: ${presetNames(HARDWARE_PRESETS)}`,
+    });
+  }
+  return preset.profile;
+}
+
+/** The request as the Rust planner reads it: presets expanded, nothing else changed. */
+function wire<T extends { model: string | ModelShape; hardware?: string | HardwareProfile | undefined }>(request: T) {
+  return { ...request, model: resolveModel(request.model), hardware: resolveHardware(request.hardware) };
+}
+
+export class Planner {
+  private constructor(private readonly wasm: WasmPlanner) {}
+
+  /** Loads the wasm module: from this package by default, or from bytes or a URL. */
+  static async create(source?: WasmSource): Promise<Planner> {
+    return new Planner(await WasmPlanner.load(source));
+  }
+
+  plan(request: PlanRequest): Plan {
+    return this.run("plan", wire(check(planRequestSchema, request)));
+  }
+
+  compare(request: CompareRequest): Comparison {
+    return this.run("compare", wire(check(compareRequestSchema, request)));
+  }
+
+  recommend(request: RecommendRequest): Recommendation {
+    return this.run("recommend", wire(check(recommendRequestSchema, request)));
+  }
+
+  version(): string {
+    return this.run<{ version: string }>("version", {}).version;
+  }
+
+  /** The exact JSON the Rust planner receives for a request (for parity checks and bug reports). */
+  static wireInput(op: "plan" | "compare" | "recommend", request: unknown): unknown {
+    const schema = { plan: planRequestSchema, compare: compareRequestSchema, recommend: recommendRequestSchema }[op];
+    return wire(check(schema, request) as PlanRequest);
+  }
+
+  private run<T>(op: Op, input: unknown): T {
+    return this.wasm.call<T>(op, input);
+  }
+}
+
+let shared: Promise<Planner> | undefined;
+
+/** A planner loaded once per process (or page) and reused. */
+export function defaultPlanner(): Promise<Planner> {
+  shared ??= Planner.create();
+  return shared;
+}

@@ -1,0 +1,61 @@
+import type { HardwareProfile, ModelShape } from "./schema.js";
+
+export interface ModelPreset {
+  shape: ModelShape;
+  /** The longest context the model was trained or extended for, in tokens. */
+  contextLimitTokens: number;
+  source: string;
+}
+
+/** Published shapes of the models APB users run (from each model's config.json). */
+export const MODEL_PRESETS = {
+  "llama-3.1-8b": {
+    shape: { layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, intermediate: 14336, vocab: 128256, bytesPerWeight: 2 },
+    contextLimitTokens: 131_072,
+    source: "meta-llama/Llama-3.1-8B",
+  },
+  "qwen-2.5-14b": {
+    shape: { layers: 48, hidden: 5120, heads: 40, kvHeads: 8, headDim: 128, intermediate: 13824, vocab: 152064, bytesPerWeight: 2 },
+    contextLimitTokens: 131_072,
+    source: "Qwen/Qwen2.5-14B (128K with YaRN)",
+  },
+  "yi-34b-200k": {
+    shape: { layers: 60, hidden: 7168, heads: 56, kvHeads: 8, headDim: 128, intermediate: 20480, vocab: 64000, bytesPerWeight: 2 },
+    contextLimitTokens: 200_000,
+    source: "01-ai/Yi-34B-200K",
+  },
+  "llama-3-8b-1m": {
+    shape: { layers: 32, hidden: 4096, heads: 32, kvHeads: 8, headDim: 128, intermediate: 14336, vocab: 128256, bytesPerWeight: 2 },
+    contextLimitTokens: 1_048_576,
+    source: "gradientai/Llama-3-8B-Instruct-Gradient-1048k",
+  },
+} as const satisfies Record<string, ModelPreset>;
+
+export type ModelPresetName = keyof typeof MODEL_PRESETS;
+
+/**
+ * Hardware profiles. Attention and GEMM rates are what kernels reach on these GPUs, not
+ * datasheet peaks: on an H100 (bf16, 32/8 heads, d 128) FlashAttention-2 runs at 317-351
+ * TFLOP/s and an 8192^3 GEMM at 775; model-shaped GEMMs run lower. Links are per GPU.
+ */
+export const HARDWARE_PRESETS = {
+  "h100-ib": {
+    description: "one H100 SXM 80GB per host, 400 Gb/s InfiniBand",
+    profile: { matmulTflops: 700, attentionTflops: 330, hbmGBs: 3000, linkGBs: 45, linkLatencyUs: 10, memoryGiB: 79 },
+  },
+  "h100-nvlink": {
+    description: "H100 SXM 80GB GPUs in one NVLink node",
+    profile: { matmulTflops: 700, attentionTflops: 330, hbmGBs: 3000, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 79 },
+  },
+  "h200-nvlink": {
+    description: "H200 141GB GPUs in one NVLink node",
+    profile: { matmulTflops: 720, attentionTflops: 340, hbmGBs: 4300, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 139 },
+  },
+  "a100-ib": {
+    description: "one A100 SXM 80GB per host, 200 Gb/s InfiniBand",
+    profile: { matmulTflops: 270, attentionTflops: 190, hbmGBs: 1800, linkGBs: 22, linkLatencyUs: 10, memoryGiB: 79 },
+  },
+} as const satisfies Record<string, { description: string; profile: HardwareProfile }>;
+
+export type HardwarePresetName = keyof typeof HARDWARE_PRESETS;
+export const DEFAULT_HARDWARE: HardwarePresetName = "h100-ib";
