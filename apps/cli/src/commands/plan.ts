@@ -1,0 +1,148 @@
+// `apb plan`: the planner's layout and predicted costs, per host, or all strategies side by side.
+import type { Command } from "commander";
+import { type Comparison, defaultPlanner, MODEL_PRESETS, type Plan, type PlanRequest, STRATEGIES } from "@apb/planner";
+import { UsageError } from "../errors.js";
+import { parseModel, parseTokens, parseWhole } from "../parse.js";
+import { gib, ms, tflop, tokens } from "../render/format.js";
+import { LEGEND, layoutPicture } from "../render/picture.js";
+import { formatTable } from "../render/table.js";
+
+interface PlanOptions {
+  model: string;
+  length: string;
+  hosts: string;
+  queryLength?: string;
+  prefixLength?: string;
+  strategy: string;
+  anchor?: string;
+  passing?: string;
+  balanced?: boolean;
+  hardware: string;
+  json?: boolean;
+}
+
+export function registerPlan(program: Command): void {
+  program
+    .command("plan")
+    .description("Lay out a prompt across hosts and predict its prefill time, memory and traffic")
+    .requiredOption("--model <name|config.json|dir>", `a preset (${Object.keys(MODEL_PRESETS).join(", ")}) or a HF config.json`)
+    .requiredOption("--length <tokens>", "context length in tokens (131072 or 128K)")
+    .option("--hosts <n>", "hosts (one GPU each)", "8")
+    .option("--query-length <tokens>", "query tokens embedded in the anchor (default 128)")
+    .option("--prefix-length <tokens>", "BOS/system tokens kept ahead of the query (default 1)")
+    .option("--strategy <name>", `${STRATEGIES.join("|")}|all`, "apb")
+    .option("--anchor <tokens>", "anchor length l_a (default l_b/4, multiple of 128)")
+    .option("--passing <tokens>", "passing length l_p per host (default l_b/8, multiple of 128)")
+    .option("--balanced", "size blocks so all hosts finish together")
+    .option("--hardware <preset>", "h100-ib|h100-nvlink|h200-nvlink|a100-ib", "h100-ib")
+    .option("--json", "print JSON only")
+    .action(async (options: PlanOptions) => {
+      const { model, label } = parseModel(options.model);
+      const request = toRequest(options, model);
+      const planner = await defaultPlanner();
+      if (options.strategy === "all") {
+        const comparison = planner.compare(request);
+        print(options.json ? JSON.stringify(comparison, null, 2) : renderComparison(comparison, label, options.hardware));
+      } else {
+        const plan = planner.plan(request);
+        print(options.json ? JSON.stringify(plan, null, 2) : renderPlan(plan, label, options.hardware));
+      }
+    });
+}
+
+function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function toRequest(o: PlanOptions, model: PlanRequest["model"]): PlanRequest {
+  if (o.strategy !== "all" && !(STRATEGIES as readonly string[]).includes(o.strategy)) {
+    throw new UsageError(`--strategy must be one of ${STRATEGIES.join(", ")}, all; got '${o.strategy}'`);
+  }
+  const request: PlanRequest = {
+    model,
+    hardware: o.hardware,
+    contextTokens: parseTokens("--length", o.length),
+    hosts: parseWhole("--hosts", o.hosts),
+  };
+  if (o.strategy !== "all") request.strategy = o.strategy as PlanRequest["strategy"];
+  if (o.queryLength !== undefined) request.queryTokens = parseTokens("--query-length", o.queryLength);
+  if (o.prefixLength !== undefined) request.prefixTokens = parseTokens("--prefix-length", o.prefixLength);
+  if (o.anchor !== undefined) request.anchorTokens = parseTokens("--anchor", o.anchor);
+  if (o.passing !== undefined) request.passingTokens = parseTokens("--passing", o.passing);
+  if (o.balanced) request.balanced = true;
+  return request;
+}
+
+function heading(p: Plan, label: string, hardware: string): string {
+  return [
+    `${p.strategy} · ${label} · ${p.contextTokens} tokens (+${p.queryTokens} query) on ${p.hosts} host${p.hosts > 1 ? "s" : ""} · ${hardware}`,
+    `block l_b ${p.blockTokens} · anchor l_a ${p.anchorTokens} · passing l_p ${p.passingTokens} · padding ${p.paddingTokens}`,
+  ].join("\n");
+}
+
+export function renderPlan(p: Plan, label: string, hardware: string): string {
+  const rows = p.hostPlans.map((h) => [
+    h.host,
+    h.localRanges.map(([s, e]) => `${s}-${e}`).join(","),
+    h.localTokens,
+    h.anchor.kind === "none" ? "-" : `${h.anchor.kind} ${h.anchor.tokens}`,
+    h.passing.receives,
+    h.passing.sends,
+    tflop(h.flops.total),
+    gib(h.memory.total),
+    ms(h.timeMs.attention),
+    ms(h.timeMs.communication),
+    ms(h.timeMs.total),
+  ]);
+  const table = formatTable(
+    ["host", "local range", "tokens", "anchor", "pass in", "pass out", "TFLOP", "mem GiB", "attn ms", "comm ms", "prefill ms"],
+    rows,
+  );
+  const s = p.summary;
+  const lines = [
+    heading(p, label, hardware),
+    "",
+    table,
+    "",
+    `predicted: prefill ${ms(s.prefillMs)} ms · query ${ms(s.queryMs)} ms · time to first token ${ms(s.ttftMs)} ms · slowest host ${s.slowestHost}`,
+    `memory: peak ${gib(s.memoryPeakBytes)} of ${gib(s.memoryLimitBytes)} GiB per host${s.fits ? "" : "  ** DOES NOT FIT **"}`,
+  ];
+  if (p.balance) {
+    lines.push(`balanced: ${ms(p.balance.evenPrefillMs)} ms even -> ${ms(p.balance.balancedPrefillMs)} ms balanced (gain ${p.balance.gain.toFixed(2)}x)`);
+  }
+  for (const w of p.warnings) lines.push(`warning: ${w}`);
+  lines.push("", `layout (${LEGEND}):`, layoutPicture(p));
+  return lines.join("\n");
+}
+
+export function renderComparison(c: Comparison, label: string, hardware: string): string {
+  const rows = [];
+  const failures = [];
+  for (const r of c.strategies) {
+    if ("error" in r) {
+      failures.push(`${r.strategy}: ${r.error.message}`);
+      continue;
+    }
+    const s = r.summary;
+    rows.push([
+      r.strategy,
+      r.hosts,
+      r.anchorTokens,
+      r.passingTokens,
+      ms(s.prefillMs),
+      ms(s.queryMs),
+      ms(s.ttftMs),
+      r.speedupVsFull === null ? "-" : `${r.speedupVsFull.toFixed(2)}x`,
+      gib(s.memoryPeakBytes),
+      s.fits ? "yes" : "NO",
+    ]);
+  }
+  const lines = [
+    `${tokens(c.contextTokens)} tokens (+${c.queryTokens} query) · ${label} · ${c.hosts} hosts · ${hardware}`,
+    "",
+    formatTable(["strategy", "hosts", "l_a", "l_p", "prefill ms", "query ms", "TTFT ms", "vs full", "peak GiB", "fits"], rows),
+  ];
+  for (const f of failures) lines.push(`not possible: ${f}`);
+  lines.push("", "Predicted by the planner's cost model (docs/PLANNER.md); measured numbers come from npm run bench.");
+  return lines.join("\n");
+}

@@ -1,0 +1,33 @@
+// Option values as typed on the command line, turned into numbers and models.
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { modelFromHfConfig, type ModelShape } from "@apb/planner";
+import { UsageError } from "./errors.js";
+
+const SUFFIX: Record<string, number> = { "": 1, k: 1024, m: 1024 * 1024 };
+
+/** Token counts: "131072", "128K" or "1M" (binary multiples, as context lengths are quoted). */
+export function parseTokens(flag: string, text: string): number {
+  const m = /^\s*(\d+)\s*([kKmM]?)\s*$/.exec(text);
+  if (!m) throw new UsageError(`${flag} must be a whole number of tokens such as 131072 or 128K, got '${text}'`);
+  return Number(m[1]) * SUFFIX[(m[2] ?? "").toLowerCase()]!;
+}
+
+export function parseWhole(flag: string, text: string): number {
+  if (!/^\s*\d+\s*$/.test(text)) throw new UsageError(`${flag} must be a whole number, got '${text}'`);
+  return Number(text);
+}
+
+/** A preset name, a config.json, or a model directory holding one. */
+export function parseModel(text: string): { model: string | ModelShape; label: string } {
+  const looksLikePath = text.includes("/") || text.endsWith(".json") || existsSync(text);
+  if (!looksLikePath) return { model: text, label: text };
+  const file = existsSync(text) && statSync(text).isDirectory() ? join(text, "config.json") : text;
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UsageError(`--model: cannot read ${file}: ${(e as Error).message}`);
+  }
+  return { model: modelFromHfConfig(config).shape, label: file };
+}

@@ -1,0 +1,29 @@
+import { Command, CommanderError } from "commander";
+import { registerPlan } from "./commands/plan.js";
+import { describe } from "./errors.js";
+
+export function buildProgram(): Command {
+  const program = new Command("apb")
+    .description("Fast long-context prefill across GPU hosts with APB (anchor and passing blocks)")
+    .version("0.1.0")
+    .showHelpAfterError("(run apb --help for usage)")
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`apb: ${text.replace(/^error: /, "")}`) });
+  registerPlan(program);
+  return program;
+}
+
+/** Runs the CLI and returns the exit code; never throws. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    const { line, exitCode } = describe(error);
+    process.stderr.write(`${line}\n`);
+    return exitCode;
+  }
+}
