@@ -33,8 +33,8 @@ impl PlanError {
             "error",
             Json::obj(vec![
                 ("code", Json::str(self.code)),
-                ("message", Json::str(&self.message)),
-                ("path", Json::str(&self.path)),
+                ("message", Json::string(self.message.clone())),
+                ("path", Json::string(self.path.clone())),
             ]),
         )])
     }

@@ -111,7 +111,7 @@ pub struct PlanInput {
 /// (usually typos) are reported instead of silently ignored.
 pub struct Fields<'a> {
     path: String,
-    fields: &'a [(String, Json)],
+    fields: &'a [(crate::json::Key, Json)],
     used: Vec<&'static str>,
 }
 
@@ -137,7 +137,7 @@ impl<'a> Fields<'a> {
 
     fn raw(&mut self, name: &'static str) -> Option<&'a Json> {
         self.used.push(name);
-        let fields: &'a [(String, Json)] = self.fields;
+        let fields: &'a [(crate::json::Key, Json)] = self.fields;
         fields.iter().find(|(k, _)| k == name).map(|(_, v)| v).filter(|v| **v != Json::Null)
     }
 
@@ -221,7 +221,7 @@ impl<'a> Fields<'a> {
         let list = allowed.join(", ");
         match self.raw(name) {
             None => Ok(None),
-            Some(Json::Str(s)) if allowed.contains(&s.as_str()) => Ok(Some(s.clone())),
+            Some(Json::Str(s)) if allowed.contains(&s.as_ref()) => Ok(Some(s.to_string())),
             Some(Json::Str(s)) => {
                 Err(PlanError::new(code::OUT_OF_RANGE, &p, format!("{p} must be one of {list}, got '{s}'")))
             }
@@ -242,7 +242,7 @@ impl<'a> Fields<'a> {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Json::Str(s) if allowed.contains(&s.as_str()) => out.push(s.clone()),
+                        Json::Str(s) if allowed.contains(&s.as_ref()) => out.push(s.to_string()),
                         _ => {
                             return Err(PlanError::new(
                                 code::OUT_OF_RANGE,

@@ -1,24 +1,33 @@
 //! A small JSON value, parser and writer. The crate must build with Rust 1.63 and no
 //! external crates (the wasm toolchain here cannot fetch any), so serde is not an option.
 
+use std::borrow::Cow;
+
+/// Object keys: borrowed when the planner writes them, owned when parsed.
+pub type Key = Cow<'static, str>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
     Null,
     Bool(bool),
     Num(f64),
-    Str(String),
+    Str(Cow<'static, str>),
     Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
+    Obj(Vec<(Key, Json)>),
 }
 
 const MAX_DEPTH: usize = 64;
 
 impl Json {
-    pub fn obj(fields: Vec<(&str, Json)>) -> Json {
-        Json::Obj(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    pub fn obj(fields: Vec<(&'static str, Json)>) -> Json {
+        Json::Obj(fields.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect())
     }
-    pub fn str(s: &str) -> Json {
-        Json::Str(s.to_string())
+    /// A string the planner writes: static names are borrowed, not copied.
+    pub fn str(s: &'static str) -> Json {
+        Json::Str(Cow::Borrowed(s))
+    }
+    pub fn string(s: String) -> Json {
+        Json::Str(Cow::Owned(s))
     }
     pub fn num<T: Into<f64>>(n: T) -> Json {
         Json::Num(n.into())
@@ -90,12 +99,33 @@ fn write_number(n: f64, out: &mut String, path: &str) -> Result<(), String> {
         return Err(format!("non-finite number at '{path}'"));
     }
     if n == n.trunc() && n.abs() < 1e15 {
-        let _ = write!(out, "{}", n as i64);
+        write_integer(n as i64, out);
     } else {
         // Rust prints the shortest digits that round-trip, and never an exponent.
         let _ = write!(out, "{n}");
     }
     Ok(())
+}
+
+/// Integers are most of a plan's numbers; this skips the formatting machinery.
+fn write_integer(n: i64, out: &mut String) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut v = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(d as char);
+    }
 }
 
 fn write_string(s: &str, out: &mut String) {
@@ -163,7 +193,7 @@ impl<'a> Parser<'a> {
             None => Err(self.fail("unexpected end of input")),
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
-            Some(b'"') => Ok(Json::Str(self.string()?)),
+            Some(b'"') => Ok(Json::Str(Cow::Owned(self.string()?))),
             Some(b't') => self.expect_word("true", Json::Bool(true)),
             Some(b'f') => self.expect_word("false", Json::Bool(false)),
             Some(b'n') => self.expect_word("null", Json::Null),
@@ -174,7 +204,7 @@ impl<'a> Parser<'a> {
 
     fn object(&mut self, depth: usize) -> Result<Json, String> {
         self.pos += 1;
-        let mut fields: Vec<(String, Json)> = Vec::new();
+        let mut fields: Vec<(Key, Json)> = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -196,7 +226,7 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             self.skip_ws();
             let v = self.value(depth + 1)?;
-            fields.push((key, v));
+            fields.push((Cow::Owned(key), v));
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -353,7 +383,7 @@ mod tests {
             Json::Num(1.0), Json::Num(2.5), Json::Num(-300.0),
             Json::Bool(true), Json::Bool(false), Json::Null,
         ])));
-        assert_eq!(v.get("b"), Some(&Json::Str("x\"y\\n\u{e9}\u{1F600}".to_string())));
+        assert_eq!(v.get("b"), Some(&Json::string("x\"y\\n\u{e9}\u{1F600}".to_string())));
         assert_eq!(parse(&v.write().unwrap()).unwrap(), v);
     }
 
@@ -370,5 +400,12 @@ mod tests {
     fn refuses_to_write_non_finite_numbers() {
         assert!(Json::obj(vec![("x", Json::Num(f64::NAN))]).write().is_err());
         assert!(Json::Num(f64::INFINITY).write().is_err());
+    }
+
+    #[test]
+    fn writes_integers_exactly() {
+        for n in [0i64, 7, -7, 10, 999_999_999_999_999, -123_456_789] {
+            assert_eq!(Json::Num(n as f64).write().unwrap(), n.to_string());
+        }
     }
 }

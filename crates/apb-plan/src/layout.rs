@@ -21,6 +21,9 @@ impl Range {
     pub fn len(&self) -> u64 {
         self.end - self.start
     }
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
     fn overlap(&self, other: &Range) -> u64 {
         let s = self.start.max(other.start);
         let e = self.end.min(other.end);
@@ -251,7 +254,7 @@ fn anchored_segments(host: &HostLayout) -> Vec<QueryRange> {
 fn ring_segments(host: &HostLayout) -> Vec<QueryRange> {
     let mut out = Vec::new();
     let mut row = 0;
-    for r in host.local.iter().filter(|r| r.len() > 0) {
+    for r in host.local.iter().filter(|r| !r.is_empty()) {
         let mut keys = Vec::new();
         if r.start > 0 {
             keys.push(KeySegment { source: KeySource::Document, start: 0, count: r.start, mask: Mask::Full });

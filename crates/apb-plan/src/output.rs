@@ -211,7 +211,7 @@ pub fn plan_json(p: &Plan) -> Json {
         ]),
     };
     fields.push(("balance", balance));
-    let warnings = p.settings().warnings.iter().map(|w| Json::str(w)).collect();
+    let warnings = p.settings().warnings.iter().map(|w| Json::string(w.clone())).collect();
     fields.push(("warnings", Json::Arr(warnings)));
     fields.push(("hostPlans", Json::Arr(p.hosts.iter().map(|h| host_json(p, h)).collect())));
     Json::obj(fields)

@@ -134,8 +134,8 @@ fn ring_attention_steps(input: &PlanInput, layout: &Layout) -> f64 {
 /// ranges of another host, in document order: earlier keys in full, the same range causal.
 fn visible_pairs(queries: &[Range], keys: &[Range]) -> f64 {
     let mut pairs = 0.0;
-    for q in queries.iter().filter(|r| r.len() > 0) {
-        for k in keys.iter().filter(|r| r.len() > 0) {
+    for q in queries.iter().filter(|r| !r.is_empty()) {
+        for k in keys.iter().filter(|r| !r.is_empty()) {
             if k.end <= q.start {
                 pairs += cost::attention_pairs(q.len(), k.len(), Mask::Full);
             } else if k.start == q.start {

@@ -15,7 +15,7 @@ fn error_of(op: &str, input: &str) -> (String, String, String) {
     let out = parse(&call(op, input)).expect("output is JSON");
     let e = out.get("error").unwrap_or_else(|| panic!("expected an error for {input}"));
     let s = |k: &str| match e.get(k) {
-        Some(Json::Str(s)) => s.clone(),
+        Some(Json::Str(s)) => s.to_string(),
         _ => panic!("error lacks {k}"),
     };
     (s("code"), s("path"), s("message"))
@@ -82,7 +82,7 @@ fn no_input_crashes_or_yields_nan() {
         let value = values[((seed >> 20) % values.len() as u64) as usize];
         let input = if base.contains(&format!("\"{field}\":")) {
             let start = base.find(&format!("\"{field}\":")).unwrap() + field.len() + 3;
-            let end = start + base[start..].find(|c| c == ',' || c == '}').unwrap();
+            let end = start + base[start..].find([',', '}']).unwrap();
             format!("{}{}{}", &base[..start], value, &base[end..])
         } else {
             base.replacen('{', &format!("{{\"{field}\":{value},"), 1)

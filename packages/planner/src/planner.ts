@@ -82,7 +82,13 @@ export class Planner {
     return this.run<{ version: string }>("version", {}).version;
   }
 
-  /** The exact JSON the Rust planner receives for a request (for parity checks and bug reports). */
+  /** Runs an operation on JSON as the Rust planner reads it and returns its JSON text
+   * unchanged (errors included): for parity checks against the native build and for bug reports. */
+  raw(op: Op, inputJson: string): string {
+    return this.wasm.callRaw(op, inputJson);
+  }
+
+  /** The exact JSON the Rust planner receives for a request. */
   static wireInput(op: "plan" | "compare" | "recommend", request: unknown): unknown {
     const schema = { plan: planRequestSchema, compare: compareRequestSchema, recommend: recommendRequestSchema }[op];
     return wire(check(schema, request) as PlanRequest);

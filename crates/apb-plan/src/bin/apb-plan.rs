@@ -58,15 +58,21 @@ fn bench(op: &str, iterations: &str) -> i32 {
         eprintln!("apb-plan: {first}");
         return 1;
     }
-    let (mut total, mut min) = (0.0f64, f64::MAX);
+    let (mut total, mut min, mut bytes) = (0.0f64, f64::MAX, 0usize);
     for _ in 0..n {
         let t = Instant::now();
         let out = apb_plan::call(op, &input);
         let us = t.elapsed().as_secs_f64() * 1e6;
-        std::hint::black_box(out);
+        // Using the output keeps the call from being optimised away.
+        bytes += out.len();
         total += us;
         min = min.min(us);
     }
-    println!("{{\"op\":\"{op}\",\"iterations\":{n},\"meanUs\":{:.3},\"minUs\":{:.3}}}", total / n as f64, min);
+    println!(
+        "{{\"op\":\"{op}\",\"iterations\":{n},\"meanUs\":{:.3},\"minUs\":{:.3},\"outputBytes\":{}}}",
+        total / n as f64,
+        min,
+        bytes / n as usize
+    );
     0
 }
