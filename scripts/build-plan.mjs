@@ -8,36 +8,18 @@
 // 1.63 (rustc + libstd-rust-dev-wasm32), linked as `rustup toolchain link debian /usr`
 // or found at /usr/bin/rustc.
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { findWasmRustc, INSTALL_HINT, WASM_TARGET } from "./toolchain.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const crate = join(root, "crates", "apb-plan");
 const pkg = join(crate, "pkg");
-const WASM_TARGET = "wasm32-unknown-unknown";
-const INSTALL_HINT =
-  "install one: `sudo apt-get install rustc libstd-rust-dev-wasm32` (Debian) or `rustup target add wasm32-unknown-unknown`";
 
 function fail(message) {
   console.error(`apb-plan build: ${message}`);
   process.exit(1);
-}
-
-function run(cmd, args, options = {}) {
-  const r = spawnSync(cmd, args, { encoding: "utf8", ...options });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
-/** A rustc whose sysroot holds the wasm32 standard library, as [command, ...leadingArgs]. */
-function findWasmRustc() {
-  const candidates = [["rustc"], ["rustc", "+debian"], ["/usr/bin/rustc"]];
-  for (const [cmd, ...lead] of candidates) {
-    const libdir = run(cmd, [...lead, "--print", "target-libdir", "--target", WASM_TARGET]);
-    if (!libdir || !existsSync(libdir)) continue;
-    if (readdirSync(libdir).some((f) => f.startsWith("libstd-"))) return [cmd, ...lead];
-  }
-  return null;
 }
 
 function crateVersion() {

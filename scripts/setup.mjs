@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// First step of `npm test`, `npm run demo` and `npm run bench`: brings a fresh clone to a
+// buildable state, so those commands work with nothing typed before them. Installs the npm
+// dependencies when they are missing or stale, and Debian's Rust with the wasm32 standard
+// library when no wasm32 toolchain is found (apt, as root or through sudo without a
+// password). Fast when everything is in place.
+import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DEBIAN_PACKAGES, findWasmRustc, hasCargo, INSTALL_HINT, run } from "./toolchain.mjs";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+function fail(message) {
+  console.error(`apb setup: ${message}`);
+  process.exit(1);
+}
+
+function npmDependenciesStale() {
+  const installed = join(root, "node_modules", ".package-lock.json");
+  if (!existsSync(installed)) return true;
+  return statSync(join(root, "package-lock.json")).mtimeMs > statSync(installed).mtimeMs;
+}
+
+function installNpmDependencies() {
+  console.log("apb setup: installing npm dependencies (npm ci)");
+  const r = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  if (r.status !== 0) fail("npm ci failed (see above)");
+}
+
+function installDebianRust() {
+  if (run("apt-get", ["--version"]) === null) fail(`no Rust toolchain with the wasm32 target was found; ${INSTALL_HINT}`);
+  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  const [cmd, ...lead] = asRoot ? ["apt-get"] : ["sudo", "-n", "apt-get"];
+  console.log(`apb setup: installing ${DEBIAN_PACKAGES.join(", ")} from Debian (the wasm32 target for the planner)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const apt = (args) => spawnSync(cmd, [...lead, ...args], { stdio: "inherit", env });
+  if (apt(["update", "-qq"]).status !== 0 || apt(["install", "-y", "-qq", ...DEBIAN_PACKAGES]).status !== 0) {
+    fail(`could not install ${DEBIAN_PACKAGES.join(" ")}; ${INSTALL_HINT}`);
+  }
+  // rustup users can then say `cargo +debian`; the build itself finds /usr/bin/rustc.
+  if (run("rustup", ["--version"]) !== null) run("rustup", ["toolchain", "link", "debian", "/usr"]);
+}
+
+if (npmDependenciesStale()) installNpmDependencies();
+if (!findWasmRustc() || !hasCargo()) installDebianRust();
+if (!findWasmRustc()) fail(`the wasm32 standard library is still missing; ${INSTALL_HINT}`);
