@@ -53,6 +53,13 @@ describe("apb plan", () => {
     expect(JSON.parse(r.out).hostPlans[1].passing.receives).toBe(512);
   });
 
+  it("warns on stderr when the prompt is longer than the model's context", () => {
+    const r = apb("plan", "--model", "llama-3.1-8b", "--length", "256K", "--json");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).contextTokens).toBe(262_144);
+    expect(r.err).toMatch(/warning: llama-3.1-8b is made for up to 131072 tokens/);
+  });
+
   it("shows the balanced gain", () => {
     const r = apb("plan", "--model", "llama-3.1-8b", "--length", "128K", "--balanced");
     expect(r.out).toMatch(/balanced: \d+ ms even -> \d+ ms balanced \(gain 1\.\d\dx\)/);

@@ -1,7 +1,7 @@
 // Option values as typed on the command line, turned into numbers and models.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { modelFromHfConfig, type ModelShape } from "@apb/planner";
+import { MODEL_PRESETS, modelFromHfConfig, type ModelShape } from "@apb/planner";
 import { UsageError } from "./errors.js";
 
 const SUFFIX: Record<string, number> = { "": 1, k: 1024, m: 1024 * 1024 };
@@ -18,10 +18,20 @@ export function parseWhole(flag: string, text: string): number {
   return Number(text);
 }
 
+export interface ModelChoice {
+  model: string | ModelShape;
+  label: string;
+  /** The longest context the model is made for, when known. */
+  contextLimitTokens: number | null;
+}
+
 /** A preset name, a config.json, or a model directory holding one. */
-export function parseModel(text: string): { model: string | ModelShape; label: string } {
+export function parseModel(text: string): ModelChoice {
   const looksLikePath = text.includes("/") || text.endsWith(".json") || existsSync(text);
-  if (!looksLikePath) return { model: text, label: text };
+  if (!looksLikePath) {
+    const preset = (MODEL_PRESETS as Record<string, { contextLimitTokens: number }>)[text.toLowerCase()];
+    return { model: text, label: text, contextLimitTokens: preset?.contextLimitTokens ?? null };
+  }
   const file = existsSync(text) && statSync(text).isDirectory() ? join(text, "config.json") : text;
   let config: unknown;
   try {
@@ -29,5 +39,6 @@ export function parseModel(text: string): { model: string | ModelShape; label: s
   } catch (e) {
     throw new UsageError(`--model: cannot read ${file}: ${(e as Error).message}`);
   }
-  return { model: modelFromHfConfig(config).shape, label: file };
+  const hf = modelFromHfConfig(config);
+  return { model: hf.shape, label: file, contextLimitTokens: hf.contextLimitTokens };
 }

@@ -140,6 +140,19 @@ fn anchor_need(input: &PlanInput, query_in_anchor: bool) -> u64 {
     }
 }
 
+fn check_query_fits(input: &PlanInput, need: u64, block: u64) -> PlanResult<()> {
+    if need <= block {
+        return Ok(());
+    }
+    Err(infeasible(
+        "queryTokens",
+        format!(
+            "queryTokens ({}) plus prefixTokens ({}) must fit in the anchor, at most a block of {block} tokens; use fewer hosts or a shorter query",
+            input.query_tokens, input.prefix_tokens
+        ),
+    ))
+}
+
 fn apb_lengths(input: &PlanInput, hosts: u64, block: u64, query_in_anchor: bool) -> PlanResult<(u64, u64)> {
     if hosts == 1 {
         // One host sees its whole block exactly: nothing to anchor and nothing to pass.
@@ -166,15 +179,7 @@ fn apb_lengths(input: &PlanInput, hosts: u64, block: u64, query_in_anchor: bool)
             a
         }
         None => {
-            if need > block {
-                return Err(infeasible(
-                    "queryTokens",
-                    format!(
-                        "queryTokens ({}) plus prefixTokens ({}) must fit in the anchor, at most a block of {block} tokens; use fewer hosts or a shorter query",
-                        input.query_tokens, input.prefix_tokens
-                    ),
-                ));
-            }
+            check_query_fits(input, need, block)?;
             let a = default_anchor(block);
             if a < need {
                 (ceil_div(need, GRANULE) * GRANULE).min(block)
@@ -221,15 +226,6 @@ fn star_lengths(input: &PlanInput, hosts: u64, block: u64, query_in_anchor: bool
     if hosts == 1 {
         return Ok((0, 0));
     }
-    let need = anchor_need(input, query_in_anchor);
-    if need > block {
-        return Err(infeasible(
-            "queryTokens",
-            format!(
-                "queryTokens ({}) plus prefixTokens ({}) must fit in the anchor, a block of {block} tokens; use fewer hosts or a shorter query",
-                input.query_tokens, input.prefix_tokens
-            ),
-        ));
-    }
+    check_query_fits(input, anchor_need(input, query_in_anchor), block)?;
     Ok((block, 0))
 }

@@ -22,35 +22,29 @@ function check<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
   return parsed.data;
 }
 
-function presetNames(presets: object): string {
-  return Object.keys(presets).join(", ");
+/** A preset's value by name (case-insensitive), or an error listing the presets. */
+function fromPreset<T>(field: "model" | "hardware", name: string, presets: Record<string, T>, hint = ""): T {
+  const preset = presets[name.toLowerCase()];
+  if (preset === undefined) {
+    throw new PlannerError({
+      code: "OUT_OF_RANGE",
+      path: field,
+      message: `${field} "${name}" is not a preset; presets: ${Object.keys(presets).join(", ")}${hint}`,
+    });
+  }
+  return preset;
 }
 
 export function resolveModel(model: string | ModelShape): ModelShape {
   if (typeof model !== "string") return model;
-  const preset = (MODEL_PRESETS as Record<string, { shape: ModelShape }>)[model.toLowerCase()];
-  if (!preset) {
-    throw new PlannerError({
-      code: "OUT_OF_RANGE",
-      path: "model",
-      message: `model "${model}" is not a preset; presets: ${presetNames(MODEL_PRESETS)} (or give a config.json)`,
-    });
-  }
-  return preset.shape;
+  const presets: Record<string, { shape: ModelShape }> = MODEL_PRESETS;
+  return fromPreset("model", model, presets, " (or give a config.json)").shape;
 }
 
 export function resolveHardware(hardware: string | HardwareProfile | undefined): HardwareProfile {
-  if (hardware === undefined) return HARDWARE_PRESETS[DEFAULT_HARDWARE].profile;
-  if (typeof hardware !== "string") return hardware;
-  const preset = (HARDWARE_PRESETS as Record<string, { profile: HardwareProfile }>)[hardware.toLowerCase()];
-  if (!preset) {
-    throw new PlannerError({
-      code: "OUT_OF_RANGE",
-      path: "hardware",
-      message: `hardware "${hardware}" is not a preset; presets: ${presetNames(HARDWARE_PRESETS)}`,
-    });
-  }
-  return preset.profile;
+  if (typeof hardware === "object") return hardware;
+  const presets: Record<string, { profile: HardwareProfile }> = HARDWARE_PRESETS;
+  return fromPreset("hardware", hardware ?? DEFAULT_HARDWARE, presets).profile;
 }
 
 /** The request as the Rust planner reads it: presets expanded, nothing else changed. */

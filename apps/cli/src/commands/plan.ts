@@ -37,16 +37,21 @@ export function registerPlan(program: Command): void {
     .option("--hardware <preset>", "h100-ib|h100-nvlink|h200-nvlink|a100-ib", "h100-ib")
     .option("--json", "print JSON only")
     .action(async (options: PlanOptions) => {
-      const { model, label } = parseModel(options.model);
+      const { model, label, contextLimitTokens } = parseModel(options.model);
       const request = toRequest(options, model);
       const planner = await defaultPlanner();
+      let text: string;
       if (options.strategy === "all") {
         const comparison = planner.compare(request);
-        print(options.json ? JSON.stringify(comparison, null, 2) : renderComparison(comparison, label, options.hardware));
+        text = options.json ? JSON.stringify(comparison, null, 2) : renderComparison(comparison, label, options.hardware);
       } else {
         const plan = planner.plan(request);
-        print(options.json ? JSON.stringify(plan, null, 2) : renderPlan(plan, label, options.hardware));
+        text = options.json ? JSON.stringify(plan, null, 2) : renderPlan(plan, label, options.hardware);
       }
+      if (contextLimitTokens !== null && request.contextTokens + (request.queryTokens ?? 0) > contextLimitTokens) {
+        process.stderr.write(`apb: warning: ${label} is made for up to ${contextLimitTokens} tokens; this prompt is longer\n`);
+      }
+      print(text);
     });
 }
 
