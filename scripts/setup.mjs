@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // First step of `npm test`, `npm run demo` and `npm run bench`: brings a fresh clone to a
 // buildable state, so those commands work with nothing typed before them. Installs the npm
-// dependencies when they are missing or stale, and Debian's Rust with the wasm32 standard
-// library when no wasm32 toolchain is found (apt, as root or through sudo without a
-// password). Fast when everything is in place.
+// dependencies when they are missing or stale, Debian's Rust with the wasm32 standard
+// library when no wasm32 toolchain is found, and (with --with-browser, for the tests)
+// Debian's Chromium; apt runs as root or through sudo without a password. Fast when
+// everything is in place.
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEBIAN_PACKAGES, findWasmRustc, hasCargo, INSTALL_HINT, run } from "./toolchain.mjs";
+import { CHROMIUM, DEBIAN_BROWSER, DEBIAN_RUST, findWasmRustc, hasCargo, INSTALL_HINT, run } from "./toolchain.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -29,20 +30,33 @@ function installNpmDependencies() {
   if (r.status !== 0) fail("npm ci failed (see above)");
 }
 
-function installDebianRust() {
-  if (run("apt-get", ["--version"]) === null) fail(`no Rust toolchain with the wasm32 target was found; ${INSTALL_HINT}`);
+function aptInstall(packages, why) {
+  if (run("apt-get", ["--version"]) === null) {
+    fail(`missing ${why}, and apt-get is not here to install it; install ${packages.join(", ")} (for Rust, ${INSTALL_HINT.replace("install one: ", "")})`);
+  }
   const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
   const [cmd, ...lead] = asRoot ? ["apt-get"] : ["sudo", "-n", "apt-get"];
-  console.log(`apb setup: installing ${DEBIAN_PACKAGES.join(", ")} from Debian (the wasm32 target for the planner)`);
+  console.log(`apb setup: installing ${packages.join(", ")} from Debian (${why})`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   const apt = (args) => spawnSync(cmd, [...lead, ...args], { stdio: "inherit", env });
-  if (apt(["update", "-qq"]).status !== 0 || apt(["install", "-y", "-qq", ...DEBIAN_PACKAGES]).status !== 0) {
-    fail(`could not install ${DEBIAN_PACKAGES.join(" ")}; ${INSTALL_HINT}`);
+  if (apt(["update", "-qq"]).status !== 0 || apt(["install", "-y", "-qq", ...packages]).status !== 0) {
+    fail(`could not install ${packages.join(" ")} (needs root or passwordless sudo); install them and run again`);
   }
-  // rustup users can then say `cargo +debian`; the build itself finds /usr/bin/rustc.
-  if (run("rustup", ["--version"]) !== null) run("rustup", ["toolchain", "link", "debian", "/usr"]);
 }
 
+const wantBrowser = process.argv.includes("--with-browser");
 if (npmDependenciesStale()) installNpmDependencies();
-if (!findWasmRustc() || !hasCargo()) installDebianRust();
+const packages = [];
+const reasons = [];
+if (!findWasmRustc() || !hasCargo()) {
+  packages.push(...DEBIAN_RUST);
+  reasons.push("the wasm32 Rust target for the planner");
+}
+if (wantBrowser && !existsSync(CHROMIUM)) {
+  packages.push(...DEBIAN_BROWSER);
+  reasons.push("a real browser for the browser tests");
+}
+if (packages.length > 0) aptInstall(packages, reasons.join("; "));
+// rustup users can then say `cargo +debian`; the build itself finds /usr/bin/rustc.
+if (packages.includes("rustc") && run("rustup", ["--version"]) !== null) run("rustup", ["toolchain", "link", "debian", "/usr"]);
 if (!findWasmRustc()) fail(`the wasm32 standard library is still missing; ${INSTALL_HINT}`);

@@ -3,7 +3,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 
 export const WASM_TARGET = "wasm32-unknown-unknown";
-export const DEBIAN_PACKAGES = ["rustc", "cargo", "libstd-rust-dev-wasm32"];
+export const DEBIAN_RUST = ["rustc", "cargo", "libstd-rust-dev-wasm32"];
+export const DEBIAN_BROWSER = ["chromium"];
+export const CHROMIUM = "/usr/bin/chromium";
 export const INSTALL_HINT =
   "install one: `sudo apt-get install rustc cargo libstd-rust-dev-wasm32` (Debian) or `rustup target add wasm32-unknown-unknown`";
 
