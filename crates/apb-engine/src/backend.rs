@@ -1,0 +1,47 @@
+//! What the transformer forward needs from a device. The forward is written once against
+//! this trait; the CPU backend implements it here and the CUDA backend will beside it.
+//! Buffers hold f32 values; shapes are passed explicitly and checked by each backend.
+
+use crate::cpu::attention::Heads;
+use crate::error::Result;
+
+/// A run of keys (and their values) a range of query rows attends to, read in place.
+pub struct Segment<'a, B> {
+    pub k: &'a B,
+    pub v: &'a B,
+    pub start: usize,
+    pub count: usize,
+    /// Bottom-right aligned causal mask relative to the query rows.
+    pub causal: bool,
+}
+
+pub trait Backend: Send + Sync {
+    type Buf: Send + Sync;
+
+    fn name(&self) -> &'static str;
+    fn upload(&self, data: Vec<f32>) -> Result<Self::Buf>;
+    fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
+    fn len(&self, buf: &Self::Buf) -> usize;
+    /// A linear layer's weight as stored in checkpoints, [out][in]; the backend keeps it in
+    /// the layout its GEMM wants.
+    fn linear_weight(&self, w: Vec<f32>, outp: usize, inp: usize) -> Result<Self::Buf>;
+
+    fn embed(&self, table: &Self::Buf, hidden: usize, ids: &[u32]) -> Result<Self::Buf>;
+    fn rms_norm(&self, x: &Self::Buf, w: &Self::Buf, eps: f32) -> Result<Self::Buf>;
+    /// x [rows][inp] times W^T plus bias: [rows][outp].
+    fn linear(&self, x: &Self::Buf, inp: usize, w: &Self::Buf, outp: usize, bias: Option<&Self::Buf>) -> Result<Self::Buf>;
+    fn rope(&self, x: &mut Self::Buf, heads: usize, head_dim: usize, positions: &[u32], inv_freq: &[f64]) -> Result<()>;
+    fn silu_mul(&self, gate: &Self::Buf, up: &Self::Buf) -> Result<Self::Buf>;
+    fn silu(&self, x: &mut Self::Buf) -> Result<()>;
+    fn add(&self, x: &mut Self::Buf, y: &Self::Buf) -> Result<()>;
+    /// Attention of `q` ([rows][q_heads * head_dim]) over `segments`: (O, LSE [rows][q_heads]).
+    fn attention(&self, q: &Self::Buf, heads: Heads, segments: &[Segment<'_, Self::Buf>]) -> Result<(Self::Buf, Self::Buf)>;
+    /// Merges partial attention (o2, lse2) into (o, lse).
+    fn merge(&self, o: &mut Self::Buf, lse: &mut Self::Buf, o2: &Self::Buf, lse2: &Self::Buf, head_dim: usize) -> Result<()>;
+    /// Rows [start, start + count) of a [rows][width] buffer.
+    fn rows(&self, x: &Self::Buf, width: usize, start: usize, count: usize) -> Result<Self::Buf>;
+    fn concat_rows(&self, parts: &[&Self::Buf]) -> Result<Self::Buf>;
+    /// The query-aware passing score, [kv_heads][n], on the host.
+    fn query_scores(&self, q_rows: &Self::Buf, k: &Self::Buf, heads: Heads) -> Result<Vec<f32>>;
+    fn gather_per_head(&self, kv: &Self::Buf, picked: &[Vec<u32>], head_dim: usize) -> Result<Self::Buf>;
+}

@@ -1,0 +1,65 @@
+//! The query and each generated token after prefill: every host runs the new rows against
+//! its own KV, partial outputs are merged by LSE across hosts (the stable form), and only
+//! the last host appends the new rows' KV.
+
+use std::time::Instant;
+
+use crate::backend::{Backend, Segment};
+use crate::comm::Comm;
+use crate::error::Result;
+use crate::layer;
+use crate::model::Model;
+use crate::prefill::KvCache;
+use crate::timing::HostTimings;
+
+/// Runs `tokens` at `positions` through every layer; returns the last row's logits.
+pub fn decode<B: Backend, C: Comm>(
+    m: &Model<B>,
+    comm: &mut C,
+    cache: &mut KvCache<B>,
+    tokens: &[u32],
+    positions: &[u32],
+    phase: &str,
+    timings: &mut HostTimings,
+) -> Result<Vec<f32>> {
+    let (b, c) = (&m.backend, &m.config);
+    let appends = comm.rank() + 1 == comm.size();
+    let mut turn = comm.compute_turn();
+    let mut t = Instant::now();
+    let mut x = b.embed(&m.weights.embed, c.hidden, tokens)?;
+    for (l, w) in m.weights.layers.iter().enumerate() {
+        let mut qkv = layer::project(m, w, &x)?;
+        layer::rotate(m, &mut qkv, positions)?;
+        if appends {
+            cache.k[l] = b.concat_rows(&[&cache.k[l], &qkv.k])?;
+            cache.v[l] = b.concat_rows(&[&cache.v[l], &qkv.v])?;
+        }
+        let count = b.len(&cache.k[l]) / c.kv_width();
+        // The appending host sees its old keys in full and the new rows causally.
+        let segment = Segment { k: &cache.k[l], v: &cache.v[l], start: 0, count, causal: appends };
+        let (mut o, mut lse) = b.attention(&qkv.q, m.heads(), &[segment])?;
+        if comm.size() > 1 {
+            timings.add(phase, t);
+            drop(turn);
+            let mut payload = b.download(&o)?;
+            let o_len = payload.len();
+            payload.extend(b.download(&lse)?);
+            let t_comm = Instant::now();
+            let all = comm.all_gather(payload)?;
+            timings.add("comm", t_comm);
+            turn = comm.compute_turn();
+            t = Instant::now();
+            // Every host merges all partials in host order, so all hold the same output.
+            o = b.upload(all[0][..o_len].to_vec())?;
+            lse = b.upload(all[0][o_len..].to_vec())?;
+            for part in &all[1..] {
+                b.merge(&mut o, &mut lse, &b.upload(part[..o_len].to_vec())?, &b.upload(part[o_len..].to_vec())?, c.head_dim)?;
+            }
+        }
+        layer::finish(m, w, &mut x, &o)?;
+    }
+    let logits = layer::logits(m, &x)?;
+    timings.add(phase, t);
+    drop(turn);
+    Ok(logits)
+}

@@ -1,0 +1,207 @@
+//! Generation end to end: plan the layout, run every host's prefill, the query pass and
+//! decoding, each emulated host on its own thread.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use apb_plan::input::{Hardware, PlanInput, Scorer, Strategy};
+
+use crate::backend::Backend;
+use crate::comm::{Comm, InProcess};
+use crate::decode::decode;
+use crate::error::{code, EngineError, Result};
+use crate::host::host_rows;
+use crate::model::Model;
+use crate::prefill::{prefill, HostPrefill};
+use crate::sample::{Sampler, Sampling};
+use crate::timing::HostTimings;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// BOS/system prefix followed by the document.
+    pub context: Vec<u32>,
+    /// Tokens of `context` that form the BOS/system prefix (kept ahead of the query in the anchor).
+    pub prefix_tokens: usize,
+    /// The question and whatever the chat template puts after it.
+    pub query: Vec<u32>,
+    pub strategy: Strategy,
+    pub hosts: usize,
+    pub anchor_tokens: Option<usize>,
+    pub passing_tokens: Option<usize>,
+    pub balanced: bool,
+    pub scorer: Scorer,
+    pub max_new_tokens: usize,
+    pub stop_tokens: Vec<u32>,
+    pub sampling: Sampling,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub tokens: Vec<u32>,
+    /// Logits after the query pass: the distribution of the first generated token.
+    pub first_logits: Vec<f32>,
+    pub hosts: Vec<HostTimings>,
+    pub anchor_tokens: usize,
+    pub passing_tokens: usize,
+    pub block_tokens: usize,
+    pub prefill_wall_ms: f64,
+    pub total_wall_ms: f64,
+}
+
+/// The planner needs a hardware profile for its cost model; the engine uses only layouts.
+const LAYOUT_ONLY: Hardware =
+    Hardware { matmul_tflops: 1.0, attention_tflops: 1.0, hbm_gbs: 100.0, link_gbs: 10.0, link_latency_us: 10.0, memory_gib: 1024.0 };
+
+pub fn plan_input<B: Backend>(m: &Model<B>, r: &Request) -> PlanInput {
+    PlanInput {
+        context_tokens: r.context.len() as u64,
+        query_tokens: r.query.len() as u64,
+        prefix_tokens: r.prefix_tokens as u64,
+        hosts: r.hosts as u64,
+        strategy: r.strategy,
+        anchor_tokens: r.anchor_tokens.map(|x| x as u64),
+        passing_tokens: r.passing_tokens.map(|x| x as u64),
+        balanced: r.balanced,
+        query_in_anchor: r.strategy != Strategy::Star,
+        scorer: r.scorer,
+        kv_bytes: 4.0,
+        activation_bytes: 4.0,
+        model: m.config.plan_shape(),
+        hardware: LAYOUT_ONLY,
+    }
+}
+
+fn validate<B: Backend>(m: &Model<B>, r: &Request) -> Result<()> {
+    if r.context.is_empty() {
+        return Err(EngineError::invalid("context", "the context is empty: give a document"));
+    }
+    if r.query.is_empty() {
+        return Err(EngineError::invalid("query", "the query is empty: the first token is generated after it"));
+    }
+    if r.prefix_tokens > r.context.len() {
+        return Err(EngineError::invalid("prefixTokens", format!("prefixTokens ({}) exceeds the context ({})", r.prefix_tokens, r.context.len())));
+    }
+    if r.hosts == 0 {
+        return Err(EngineError::invalid("hosts", "hosts must be at least 1"));
+    }
+    let vocab = m.config.vocab as u32;
+    if let Some(bad) = r.context.iter().chain(&r.query).find(|&&t| t >= vocab) {
+        return Err(EngineError::invalid("tokens", format!("token id {bad} is outside the vocabulary of {vocab}")));
+    }
+    if r.scorer == Scorer::RetainingHeads && m.weights.retaining.is_none() {
+        return Err(EngineError::invalid("scorer", "scorer 'retaining-heads' needs a retaining-heads file; load one or use the query scorer"));
+    }
+    let total = r.context.len() + r.query.len() + r.max_new_tokens;
+    if total > u32::MAX as usize {
+        return Err(EngineError::invalid("context", "the prompt and generation must stay below 2^32 positions"));
+    }
+    Ok(())
+}
+
+struct HostResult {
+    timings: HostTimings,
+    tokens: Vec<u32>,
+    first_logits: Vec<f32>,
+}
+
+/// Generates up to `max_new_tokens`; `on_token` sees each token as it is chosen and may
+/// return false to stop.
+pub fn generate<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -> bool + Sync)) -> Result<Output> {
+    validate(m, r)?;
+    let input = plan_input(m, r);
+    let plan = apb_plan::plan(&input)?;
+    let layout = &plan.layout;
+    let doc = apb_plan::layout::anchor_document(&input, &layout.settings);
+    let anchor_document = doc.start as usize..doc.end as usize;
+    let started = Instant::now();
+    let results: Vec<Result<(HostResult, f64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = InProcess::group(layout.hosts.len())
+            .into_iter()
+            .map(|mut comm| {
+                let anchor_document = anchor_document.clone();
+                s.spawn(move || {
+                    let out = run_host(m, r, layout, anchor_document, &mut comm, started, on_token);
+                    if let Err(e) = &out {
+                        comm.abort(&e.message);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(EngineError::new(code::INTERNAL, "", "a host thread panicked"))))
+            .collect()
+    });
+    let total_wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    // Report the host's own failure, not the others' "stopped because another host failed".
+    if let Some(e) = results.iter().filter_map(|x| x.as_ref().err()).min_by_key(|e| e.code == code::COMM) {
+        return Err(e.clone());
+    }
+    let mut hosts = Vec::new();
+    let mut last = None;
+    let mut prefill_wall_ms: f64 = 0.0;
+    for res in results.into_iter().flatten() {
+        prefill_wall_ms = prefill_wall_ms.max(res.1);
+        hosts.push(res.0.timings.clone());
+        last = Some(res.0);
+    }
+    let last = last.ok_or_else(|| EngineError::new(code::INTERNAL, "", "no host finished"))?;
+    let s = &layout.settings;
+    Ok(Output {
+        tokens: last.tokens,
+        first_logits: last.first_logits,
+        hosts,
+        anchor_tokens: s.anchor_tokens as usize,
+        passing_tokens: s.passing_tokens as usize,
+        block_tokens: s.block_tokens as usize,
+        prefill_wall_ms,
+        total_wall_ms,
+    })
+}
+
+fn run_host<B: Backend, C: Comm>(
+    m: &Model<B>,
+    r: &Request,
+    layout: &apb_plan::layout::Layout,
+    anchor_document: Range<usize>,
+    comm: &mut C,
+    started: Instant,
+    on_token: &(dyn Fn(u32) -> bool + Sync),
+) -> Result<(HostResult, f64)> {
+    let host = comm.rank();
+    let is_last = host + 1 == comm.size();
+    let rows = host_rows(&layout.hosts[host], &r.context, &r.query, anchor_document);
+    let mut timings = HostTimings::new(host);
+    let p = HostPrefill { layout, host, rows: &rows, scorer: r.scorer };
+    let mut cache = prefill(m, comm, &p, &mut timings)?;
+    let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
+    let n = r.context.len() as u32;
+    let positions: Vec<u32> = (n..n + r.query.len() as u32).collect();
+    let mut logits = decode(m, comm, &mut cache, &r.query, &positions, "query", &mut timings)?;
+    let first_logits = logits.clone();
+    let mut sampler = Sampler::new(r.sampling);
+    let mut tokens = Vec::new();
+    let mut position = n + r.query.len() as u32;
+    while tokens.len() < r.max_new_tokens {
+        // The last host chooses; the others take its token (and whether to go on).
+        let mut choice = vec![0.0f32, 0.0];
+        if is_last {
+            let token = sampler.next(&logits);
+            let go_on = on_token(token) && !r.stop_tokens.contains(&token);
+            choice = vec![token as f32, if go_on { 1.0 } else { 0.0 }];
+        }
+        if comm.size() > 1 {
+            let t = Instant::now();
+            choice = comm.all_gather(choice)?[comm.size() - 1].as_ref().clone();
+            timings.add("comm", t);
+        }
+        tokens.push(choice[0] as u32);
+        if choice[1] == 0.0 || tokens.len() == r.max_new_tokens {
+            break;
+        }
+        logits = decode(m, comm, &mut cache, &[choice[0] as u32], &[position], "decode", &mut timings)?;
+        position += 1;
+    }
+    Ok((HostResult { timings, tokens, first_logits }, prefill_ms))
+}

@@ -1,0 +1,25 @@
+//! apb-engine: a Llama-family transformer forward, generic over a `Backend` (CPU here; CUDA
+//! next) and a `Comm` (in-process emulation of H hosts here; NCCL and TCP next), running
+//! full, APB, Star and Ring prefill with the planner's layouts, then merged decoding.
+
+pub mod backend;
+pub mod comm;
+pub mod config;
+pub mod cpu;
+pub mod decode;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod layer;
+pub mod model;
+pub mod prefill;
+pub mod rope;
+pub mod safetensors;
+pub mod sample;
+pub mod timing;
+pub mod weights;
+
+pub use config::{Architecture, Llama3Scaling, ModelConfig};
+pub use engine::{generate, Output, Request};
+pub use error::{EngineError, Result};
+pub use model::Model;

@@ -1,0 +1,248 @@
+//! Prefill on one host, for every strategy, as the plan lays it out. Written SPMD: every
+//! host runs this with its own rank; collectives go through `Comm`.
+
+use std::time::Instant;
+
+use apb_plan::input::{Scorer, Strategy};
+use apb_plan::layout::{HostLayout, KeySource, Layout, Mask, Range as DocRange};
+
+use crate::backend::{Backend, Segment};
+use crate::comm::Comm;
+use crate::cpu::select;
+use crate::error::{EngineError, Result};
+use crate::host::HostRows;
+use crate::layer::{self, Qkv};
+use crate::model::Model;
+use crate::timing::HostTimings;
+
+/// The KV a host keeps after prefill: its local block, per layer, [tokens][kv_width].
+pub struct KvCache<B: Backend> {
+    pub k: Vec<B::Buf>,
+    pub v: Vec<B::Buf>,
+}
+
+pub struct HostPrefill<'a> {
+    pub layout: &'a Layout,
+    pub host: usize,
+    pub rows: &'a HostRows,
+    pub scorer: Scorer,
+}
+
+pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill, timings: &mut HostTimings) -> Result<KvCache<B>> {
+    let (b, c) = (&m.backend, &m.config);
+    let me = &p.layout.hosts[p.host];
+    let (a, n) = (p.rows.anchor_rows, me.local_tokens as usize);
+    timings.prefill_rows = a + n;
+    let mut x = {
+        let _turn = comm.compute_turn();
+        let t = Instant::now();
+        let x = b.embed(&m.weights.embed, c.hidden, &p.rows.tokens)?;
+        timings.add("embed", t);
+        x
+    };
+    let mut cache = KvCache { k: Vec::with_capacity(c.layers), v: Vec::with_capacity(c.layers) };
+    for (l, w) in m.weights.layers.iter().enumerate() {
+        let turn = comm.compute_turn();
+        let t = Instant::now();
+        let mut qkv = layer::project(m, w, &x)?;
+        let retaining = if me.passing.sends > 0 && p.scorer == Scorer::RetainingHeads { Some(retaining_scores(m, l, &qkv, a, n)?) } else { None };
+        layer::rotate(m, &mut qkv, &p.rows.positions)?;
+        timings.add("qkv", t);
+        let block = if me.passing.sends > 0 {
+            let t = Instant::now();
+            let block = passing_block(m, p, &qkv, retaining)?;
+            timings.add("scoring", t);
+            Some(block)
+        } else {
+            None
+        };
+        drop(turn);
+        let attention = match p.layout.settings.strategy {
+            Strategy::Ring | Strategy::RingZigzag => ring_attention(m, comm, p, &qkv, timings)?,
+            Strategy::Ulysses => return Err(EngineError::invalid("strategy", "ulysses is planned but not run by this engine yet; use full, apb, star or ring")),
+            _ => {
+                let passing = exchange_passing(m, comm, p, block, timings)?;
+                let _turn = comm.compute_turn();
+                let t = Instant::now();
+                let out = anchored_attention(m, me, &qkv, a, passing.as_ref())?;
+                timings.add("attention", t);
+                out
+            }
+        };
+        let _turn = comm.compute_turn();
+        let t = Instant::now();
+        layer::finish(m, w, &mut x, &attention)?;
+        cache.k.push(b.rows(&qkv.k, c.kv_width(), a, n)?);
+        cache.v.push(b.rows(&qkv.v, c.kv_width(), a, n)?);
+        timings.add("ffn", t);
+    }
+    Ok(cache)
+}
+
+/// Locret: fc2(act(fc1([q; k; v]))) per local token, before RoPE, as [kv_heads][n].
+fn retaining_scores<B: Backend>(m: &Model<B>, layer: usize, qkv: &Qkv<B>, a: usize, n: usize) -> Result<Vec<f32>> {
+    let (b, c) = (&m.backend, &m.config);
+    let heads = m.weights.retaining.as_ref().ok_or_else(|| {
+        EngineError::invalid("scorer", "scorer 'retaining-heads' needs a retaining-heads file; load one or use the query scorer")
+    })?;
+    let head = &heads[layer];
+    let (qw, kvw) = (c.q_width(), c.kv_width());
+    let (q, k, v) = (b.download(&qkv.q)?, b.download(&qkv.k)?, b.download(&qkv.v)?);
+    let width = qw + 2 * kvw;
+    let mut cat = Vec::with_capacity(n * width);
+    for r in a..a + n {
+        cat.extend_from_slice(&q[r * qw..(r + 1) * qw]);
+        cat.extend_from_slice(&k[r * kvw..(r + 1) * kvw]);
+        cat.extend_from_slice(&v[r * kvw..(r + 1) * kvw]);
+    }
+    let mut hidden = b.linear(&b.upload(cat)?, width, &head.fc1, head.hidden, head.fc1_bias.as_ref())?;
+    b.silu(&mut hidden)?;
+    let per_token = b.download(&b.linear(&hidden, head.hidden, &head.fc2, c.kv_heads, head.fc2_bias.as_ref())?)?;
+    let mut scores = vec![0.0; c.kv_heads * n];
+    for j in 0..n {
+        for g in 0..c.kv_heads {
+            scores[g * n + j] = per_token[j * c.kv_heads + g];
+        }
+    }
+    Ok(scores)
+}
+
+/// This host's passing block: [K rows; V rows] of its top-l_p local keys per KV head.
+fn passing_block<B: Backend>(m: &Model<B>, p: &HostPrefill, qkv: &Qkv<B>, retaining: Option<Vec<f32>>) -> Result<Vec<f32>> {
+    let (b, c) = (&m.backend, &m.config);
+    let me = &p.layout.hosts[p.host];
+    let (a, n) = (p.rows.anchor_rows, me.local_tokens as usize);
+    let k_local = b.rows(&qkv.k, c.kv_width(), a, n)?;
+    let mut scores = match retaining {
+        Some(s) => s,
+        // Passing every eligible token needs no ranking (and the plan gives no query rows).
+        None if me.passing.sends >= me.passing.candidates => vec![0.0; c.kv_heads * n],
+        None => {
+            let rows = p.rows.query_rows.clone().ok_or_else(|| EngineError::invalid("queryTokens", "the query-aware scorer needs query tokens"))?;
+            let q_rows = b.rows(&qkv.q, c.q_width(), rows.start, rows.len())?;
+            b.query_scores(&q_rows, &k_local, m.heads())?
+        }
+    };
+    select::max_pool5(&mut scores, n);
+    let picked = select::top_k(&scores, n, me.passing.sends as usize, p.rows.excluded_local.clone());
+    let v_local = b.rows(&qkv.v, c.kv_width(), a, n)?;
+    let mut block = b.download(&b.gather_per_head(&k_local, &picked, c.head_dim)?)?;
+    block.extend(b.download(&b.gather_per_head(&v_local, &picked, c.head_dim)?)?);
+    Ok(block)
+}
+
+/// One all-gather per layer; this host keeps the blocks of the hosts before it.
+fn exchange_passing<B: Backend, C: Comm>(
+    m: &Model<B>,
+    comm: &mut C,
+    p: &HostPrefill,
+    block: Option<Vec<f32>>,
+    timings: &mut HostTimings,
+) -> Result<Option<(B::Buf, B::Buf)>> {
+    let s = &p.layout.settings;
+    if s.strategy != Strategy::Apb || s.hosts < 2 || s.passing_tokens == 0 {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let all = comm.all_gather(block.unwrap_or_default())?;
+    timings.add("comm", t);
+    let me = &p.layout.hosts[p.host];
+    if me.passing.from_hosts == 0 {
+        return Ok(None);
+    }
+    let (mut k, mut v) = (Vec::new(), Vec::new());
+    for block in &all[..me.passing.from_hosts as usize] {
+        let half = block.len() / 2;
+        k.extend_from_slice(&block[..half]);
+        v.extend_from_slice(&block[half..]);
+    }
+    Ok(Some((m.backend.upload(k)?, m.backend.upload(v)?)))
+}
+
+/// Attention for apb, star and full: each query range of the plan over its key segments.
+fn anchored_attention<B: Backend>(m: &Model<B>, me: &HostLayout, qkv: &Qkv<B>, a: usize, passing: Option<&(B::Buf, B::Buf)>) -> Result<B::Buf> {
+    let (b, c) = (&m.backend, &m.config);
+    let mut parts = Vec::with_capacity(me.segments.len());
+    for range in &me.segments {
+        let q = b.rows(&qkv.q, c.q_width(), range.row_start as usize, range.row_count as usize)?;
+        let mut segments = Vec::with_capacity(range.keys.len());
+        for key in &range.keys {
+            let (k, v, base) = match key.source {
+                KeySource::Passing => {
+                    let (pk, pv) = passing.ok_or_else(|| EngineError::new(crate::error::code::INTERNAL, "passing", "plan expects passing keys that never arrived"))?;
+                    (pk, pv, 0)
+                }
+                KeySource::Anchor => (&qkv.k, &qkv.v, 0),
+                KeySource::Local => (&qkv.k, &qkv.v, a),
+                KeySource::Document => return Err(EngineError::new(crate::error::code::INTERNAL, "segments", "document keys belong to ring strategies")),
+            };
+            segments.push(Segment { k, v, start: base + key.start as usize, count: key.count as usize, causal: key.mask == Mask::Causal });
+        }
+        parts.push(b.attention(&q, m.heads(), &segments)?.0);
+    }
+    b.concat_rows(&parts.iter().collect::<Vec<_>>())
+}
+
+/// Ring attention: H steps; at step s this host holds the block that started on host
+/// (h - s) mod H, attends to what of it is visible, and merges partial results by LSE.
+fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill, qkv: &Qkv<B>, timings: &mut HostTimings) -> Result<B::Buf> {
+    let (b, c) = (&m.backend, &m.config);
+    let hosts = p.layout.hosts.len();
+    let me = &p.layout.hosts[p.host];
+    let mut held = (b.download(&qkv.k)?, b.download(&qkv.v)?);
+    let mut acc: Option<(B::Buf, B::Buf)> = None;
+    for step in 0..hosts {
+        if step > 0 {
+            let t = Instant::now();
+            let mut payload = std::mem::take(&mut held.0);
+            payload.extend_from_slice(&held.1);
+            let got = comm.ring_pass(payload)?;
+            let half = got.len() / 2;
+            held = (got[..half].to_vec(), got[half..].to_vec());
+            timings.add("comm", t);
+        }
+        let _turn = comm.compute_turn();
+        let t = Instant::now();
+        let source = &p.layout.hosts[(p.host + hosts - step) % hosts];
+        let (k, v) = (b.upload(held.0.clone())?, b.upload(held.1.clone())?);
+        let (o, lse) = ring_partial(m, &qkv.q, &me.local, &k, &v, &source.local)?;
+        acc = Some(match acc {
+            None => (o, lse),
+            Some((mut ao, mut al)) => {
+                b.merge(&mut ao, &mut al, &o, &lse, c.head_dim)?;
+                (ao, al)
+            }
+        });
+        timings.add("attention", t);
+    }
+    acc.map(|(o, _)| o).ok_or_else(|| EngineError::new(crate::error::code::INTERNAL, "ring", "no ring steps"))
+}
+
+/// Partial attention of this host's query chunks over another host's key chunks (both
+/// stacked in document order): earlier chunks in full, the same chunk causally.
+fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, queries: &[DocRange], k: &B::Buf, v: &B::Buf, keys: &[DocRange]) -> Result<(B::Buf, B::Buf)> {
+    let (b, c) = (&m.backend, &m.config);
+    let (mut outs, mut lses) = (Vec::new(), Vec::new());
+    let mut row = 0usize;
+    for qc in queries.iter().filter(|r| !r.is_empty()) {
+        let rows = qc.len() as usize;
+        let mut segments = Vec::new();
+        let mut key_row = 0usize;
+        for kc in keys.iter().filter(|r| !r.is_empty()) {
+            if kc.end <= qc.start || kc.start == qc.start {
+                segments.push(Segment { k, v, start: key_row, count: kc.len() as usize, causal: kc.start == qc.start });
+            }
+            key_row += kc.len() as usize;
+        }
+        let q_rows = b.rows(q, c.q_width(), row, rows)?;
+        let (o, lse) = if segments.is_empty() {
+            (b.upload(vec![0.0; rows * c.q_width()])?, b.upload(vec![f32::NEG_INFINITY; rows * c.heads])?)
+        } else {
+            b.attention(&q_rows, m.heads(), &segments)?
+        };
+        outs.push(o);
+        lses.push(lse);
+        row += rows;
+    }
+    Ok((b.concat_rows(&outs.iter().collect::<Vec<_>>())?, b.concat_rows(&lses.iter().collect::<Vec<_>>())?))
+}

@@ -1,0 +1,125 @@
+//! Tensors read in place from safetensors files: each file is memory-mapped once, and a
+//! tensor's bytes are converted to f32 straight from the map. The runtime package parses
+//! and checks the headers; the offsets it sends are checked again here against the file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+
+use memmap2::Mmap;
+
+use crate::error::{code, EngineError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    BF16,
+    F16,
+    F32,
+}
+
+impl DType {
+    pub fn size_bytes(self) -> usize {
+        match self {
+            DType::BF16 | DType::F16 => 2,
+            DType::F32 => 4,
+        }
+    }
+    pub fn parse(s: &str) -> Option<DType> {
+        match s {
+            "BF16" => Some(DType::BF16),
+            "F16" => Some(DType::F16),
+            "F32" => Some(DType::F32),
+            _ => None,
+        }
+    }
+}
+
+/// Where one tensor's bytes are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorEntry {
+    pub name: String,
+    pub file: PathBuf,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub offset_bytes: usize,
+    pub byte_length: usize,
+}
+
+impl TensorEntry {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Tensors by name, with the files they live in mapped on first use.
+pub struct TensorFiles {
+    entries: HashMap<String, TensorEntry>,
+    maps: HashMap<PathBuf, Mmap>,
+}
+
+impl TensorFiles {
+    pub fn new(entries: Vec<TensorEntry>) -> TensorFiles {
+        TensorFiles { entries: entries.into_iter().map(|e| (e.name.clone(), e)).collect(), maps: HashMap::new() }
+    }
+
+    pub fn entry(&self, name: &str) -> Option<&TensorEntry> {
+        self.entries.get(name)
+    }
+
+    fn map(&mut self, file: &PathBuf) -> Result<&Mmap> {
+        if !self.maps.contains_key(file) {
+            let f = File::open(file).map_err(|e| {
+                EngineError::new(code::MODEL_FILE, file.display().to_string(), format!("cannot open {}: {e}", file.display()))
+            })?;
+            // SAFETY: the map is read-only and lives as long as `self`; the model files are
+            // not expected to change while loaded (a concurrent truncation would be the
+            // caller's error, as with any mapped file).
+            let map = unsafe { Mmap::map(&f) }.map_err(|e| {
+                EngineError::new(code::MODEL_FILE, file.display().to_string(), format!("cannot map {}: {e}", file.display()))
+            })?;
+            self.maps.insert(file.clone(), map);
+        }
+        Ok(&self.maps[file])
+    }
+
+    /// The tensor as f32, checked against the expected shape.
+    pub fn read(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let e = self
+            .entries
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::new(code::TENSOR_MISSING, name, format!("tensor {name} is missing from the checkpoint")))?;
+        if e.shape != shape {
+            return Err(EngineError::new(
+                code::TENSOR_SHAPE,
+                name,
+                format!("tensor {name} in {} has shape {:?}, expected {:?}", e.file.display(), e.shape, shape),
+            ));
+        }
+        if e.byte_length != e.elements() * e.dtype.size_bytes() {
+            return Err(EngineError::new(
+                code::TENSOR_SHAPE,
+                name,
+                format!("tensor {name} has {} bytes, but {:?} {:?} needs {}", e.byte_length, e.dtype, e.shape, e.elements() * e.dtype.size_bytes()),
+            ));
+        }
+        let map = self.map(&e.file)?;
+        let end = e.offset_bytes.checked_add(e.byte_length).filter(|&end| end <= map.len()).ok_or_else(|| {
+            EngineError::new(
+                code::MODEL_FILE,
+                name,
+                format!("tensor {name} lies beyond the end of {} ({} bytes): the file is truncated", e.file.display(), map.len()),
+            )
+        })?;
+        Ok(convert(&map[e.offset_bytes..end], e.dtype))
+    }
+}
+
+/// Little-endian bytes to f32.
+pub fn convert(bytes: &[u8], dtype: DType) -> Vec<f32> {
+    match dtype {
+        DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        DType::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        DType::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+    }
+}

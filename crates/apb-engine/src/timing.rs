@@ -1,0 +1,33 @@
+//! Per-host, per-phase wall time. With emulated hosts, compute phases are timed while the
+//! host holds its compute turn, so each host's numbers are its own work.
+
+use std::time::Instant;
+
+pub const PHASES: [&str; 8] = ["embed", "qkv", "scoring", "attention", "ffn", "comm", "query", "decode"];
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostTimings {
+    pub host: usize,
+    /// Milliseconds per phase, in the order of `PHASES`.
+    pub ms: [f64; 8],
+    /// Tokens this host computed rows for during prefill (anchor or probe + local).
+    pub prefill_rows: usize,
+}
+
+impl HostTimings {
+    pub fn new(host: usize) -> HostTimings {
+        HostTimings { host, ..HostTimings::default() }
+    }
+    pub fn add(&mut self, phase: &str, started: Instant) {
+        if let Some(i) = PHASES.iter().position(|p| *p == phase) {
+            self.ms[i] += started.elapsed().as_secs_f64() * 1e3;
+        }
+    }
+    pub fn get(&self, phase: &str) -> f64 {
+        PHASES.iter().position(|p| *p == phase).map_or(0.0, |i| self.ms[i])
+    }
+    /// Prefill time: every phase before the query pass.
+    pub fn prefill_ms(&self) -> f64 {
+        ["embed", "qkv", "scoring", "attention", "ffn", "comm"].iter().map(|p| self.get(p)).sum()
+    }
+}

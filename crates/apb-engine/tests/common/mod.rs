@@ -1,0 +1,236 @@
+//! Test helpers: a seeded PRNG, random Llama-family models, and an independent float64
+//! reference forward written as plainly as possible.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use apb_engine::config::{Architecture, Llama3Scaling, ModelConfig};
+use apb_engine::cpu::backend::Cpu;
+use apb_engine::weights::TensorSource;
+use apb_engine::{EngineError, Model};
+
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn fresh() -> Rng {
+        let seed = std::env::var("APB_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
+        });
+        eprintln!("APB_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform().max(1e-300), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+    pub fn vec(&mut self, n: usize, scale: f64) -> Vec<f32> {
+        (0..n).map(|_| (self.normal() * scale) as f32).collect()
+    }
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo + 1) as u64) as usize
+    }
+    pub fn tokens(&mut self, n: usize, vocab: usize) -> Vec<u32> {
+        (0..n).map(|_| (self.next() % vocab as u64) as u32).collect()
+    }
+}
+
+pub fn tiny_config(architecture: Architecture) -> ModelConfig {
+    ModelConfig {
+        architecture,
+        vocab: 97,
+        hidden: 32,
+        layers: 2,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 8,
+        intermediate: 64,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10_000.0,
+        rope_scaling: None,
+        tied_embeddings: false,
+        attention_bias: architecture == Architecture::Qwen2,
+        max_positions: 4096,
+    }
+}
+
+pub fn llama31_scaling() -> Option<Llama3Scaling> {
+    Some(Llama3Scaling { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_positions: 64.0 })
+}
+
+/// Named tensors in memory, as a checkpoint would hold them ([out][in]).
+pub struct Tensors(pub HashMap<String, Vec<f32>>);
+
+impl TensorSource for Tensors {
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, EngineError> {
+        let t = self.0.get(name).ok_or_else(|| EngineError::new("TENSOR_MISSING", name, format!("missing {name}")))?;
+        assert_eq!(t.len(), shape.iter().product::<usize>(), "{name}");
+        Ok(t.clone())
+    }
+    fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}
+
+pub fn random_tensors(c: &ModelConfig, rng: &mut Rng) -> Tensors {
+    let mut t = HashMap::new();
+    let (d, qw, kvw, f, v) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim, c.intermediate, c.vocab);
+    let w = 1.0 / (d as f64).sqrt();
+    t.insert("model.embed_tokens.weight".to_string(), rng.vec(v * d, 1.0));
+    if !c.tied_embeddings {
+        t.insert("lm_head.weight".to_string(), rng.vec(v * d, w));
+    }
+    let norm = |rng: &mut Rng, n: usize| (0..n).map(|_| (1.0 + 0.1 * rng.normal()) as f32).collect::<Vec<f32>>();
+    for i in 0..c.layers {
+        let p = format!("model.layers.{i}");
+        t.insert(format!("{p}.input_layernorm.weight"), norm(rng, d));
+        t.insert(format!("{p}.post_attention_layernorm.weight"), norm(rng, d));
+        t.insert(format!("{p}.self_attn.q_proj.weight"), rng.vec(qw * d, w));
+        t.insert(format!("{p}.self_attn.k_proj.weight"), rng.vec(kvw * d, w));
+        t.insert(format!("{p}.self_attn.v_proj.weight"), rng.vec(kvw * d, w));
+        t.insert(format!("{p}.self_attn.o_proj.weight"), rng.vec(d * qw, 1.0 / (qw as f64).sqrt()));
+        if c.attention_bias {
+            t.insert(format!("{p}.self_attn.q_proj.bias"), rng.vec(qw, 0.1));
+            t.insert(format!("{p}.self_attn.k_proj.bias"), rng.vec(kvw, 0.1));
+            t.insert(format!("{p}.self_attn.v_proj.bias"), rng.vec(kvw, 0.1));
+        }
+        t.insert(format!("{p}.mlp.gate_proj.weight"), rng.vec(f * d, w));
+        t.insert(format!("{p}.mlp.up_proj.weight"), rng.vec(f * d, w));
+        t.insert(format!("{p}.mlp.down_proj.weight"), rng.vec(d * f, 1.0 / (f as f64).sqrt()));
+    }
+    t.insert("model.norm.weight".to_string(), norm(rng, d));
+    Tensors(t)
+}
+
+pub fn cpu_model(c: &ModelConfig, tensors: &Tensors) -> Model<Cpu> {
+    let mut source = Tensors(tensors.0.clone());
+    Model::load(Cpu, c.clone(), &mut source, &mut |_, _| {}).expect("model loads")
+}
+
+// ---- The float64 reference forward: plain loops, an explicit causal mask, no tricks. ----
+
+fn matvec(w: &[f32], out: usize, inp: usize, x: &[f64]) -> Vec<f64> {
+    (0..out).map(|o| (0..inp).map(|i| w[o * inp + i] as f64 * x[i]).sum()).collect()
+}
+
+fn rms(x: &[f64], w: &[f32], eps: f64) -> Vec<f64> {
+    let ms = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
+    x.iter().zip(w).map(|(v, g)| v / (ms + eps).sqrt() * *g as f64).collect()
+}
+
+pub fn reference_inv_freq(c: &ModelConfig) -> Vec<f64> {
+    let d = c.head_dim as f64;
+    (0..c.head_dim / 2)
+        .map(|i| {
+            let f = c.rope_theta.powf(-(2.0 * i as f64) / d);
+            match c.rope_scaling {
+                None => f,
+                Some(s) => {
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    let (lo, hi) = (s.original_max_positions / s.low_freq_factor, s.original_max_positions / s.high_freq_factor);
+                    if wavelen < hi {
+                        f
+                    } else if wavelen > lo {
+                        f / s.factor
+                    } else {
+                        let smooth = (s.original_max_positions / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+                        (1.0 - smooth) * f / s.factor + smooth * f
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+pub fn reference_rope(x: &mut [f64], heads: usize, d: usize, pos: f64, inv_freq: &[f64]) {
+    for h in 0..heads {
+        let v = &mut x[h * d..(h + 1) * d];
+        let orig = v.to_vec();
+        for i in 0..d {
+            let (j, sign) = if i < d / 2 { (i + d / 2, -1.0) } else { (i - d / 2, 1.0) };
+            let angle = pos * inv_freq[i % (d / 2)];
+            v[i] = orig[i] * angle.cos() + sign * orig[j] * angle.sin();
+        }
+    }
+}
+
+/// Logits of the last token of `tokens` under full causal attention, in float64.
+pub fn reference_logits(c: &ModelConfig, t: &Tensors, tokens: &[u32]) -> Vec<f64> {
+    let g = |name: &str| t.0.get(name).unwrap_or_else(|| panic!("{name}"));
+    let (d, hd, nq, nkv) = (c.hidden, c.head_dim, c.heads, c.kv_heads);
+    let inv_freq = reference_inv_freq(c);
+    let eps = c.rms_norm_eps as f64;
+    let embed = g("model.embed_tokens.weight");
+    let mut x: Vec<Vec<f64>> = tokens.iter().map(|&id| embed[id as usize * d..(id as usize + 1) * d].iter().map(|v| *v as f64).collect()).collect();
+    for l in 0..c.layers {
+        let p = format!("model.layers.{l}");
+        let (mut qs, mut ks, mut vs) = (Vec::new(), Vec::new(), Vec::new());
+        for (pos, row) in x.iter().enumerate() {
+            let h = rms(row, g(&format!("{p}.input_layernorm.weight")), eps);
+            let mut q = matvec(g(&format!("{p}.self_attn.q_proj.weight")), nq * hd, d, &h);
+            let mut k = matvec(g(&format!("{p}.self_attn.k_proj.weight")), nkv * hd, d, &h);
+            let mut v = matvec(g(&format!("{p}.self_attn.v_proj.weight")), nkv * hd, d, &h);
+            if c.attention_bias {
+                for (name, vec) in [("q", &mut q), ("k", &mut k), ("v", &mut v)] {
+                    for (a, b) in vec.iter_mut().zip(g(&format!("{p}.self_attn.{name}_proj.bias"))) {
+                        *a += *b as f64;
+                    }
+                }
+            }
+            reference_rope(&mut q, nq, hd, pos as f64, &inv_freq);
+            reference_rope(&mut k, nkv, hd, pos as f64, &inv_freq);
+            qs.push(q);
+            ks.push(k);
+            vs.push(v);
+        }
+        for i in 0..x.len() {
+            let mut attn = vec![0.0f64; nq * hd];
+            for h in 0..nq {
+                let kvh = h / (nq / nkv);
+                let scores: Vec<f64> = (0..=i)
+                    .map(|j| (0..hd).map(|e| qs[i][h * hd + e] * ks[j][kvh * hd + e]).sum::<f64>() / (hd as f64).sqrt())
+                    .collect();
+                let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
+                for (j, s) in scores.iter().enumerate() {
+                    for e in 0..hd {
+                        attn[h * hd + e] += (s - m).exp() / z * vs[j][kvh * hd + e];
+                    }
+                }
+            }
+            let o = matvec(g(&format!("{p}.self_attn.o_proj.weight")), d, nq * hd, &attn);
+            for (a, b) in x[i].iter_mut().zip(o) {
+                *a += b;
+            }
+            let h = rms(&x[i], g(&format!("{p}.post_attention_layernorm.weight")), eps);
+            let gate = matvec(g(&format!("{p}.mlp.gate_proj.weight")), c.intermediate, d, &h);
+            let up = matvec(g(&format!("{p}.mlp.up_proj.weight")), c.intermediate, d, &h);
+            let act: Vec<f64> = gate.iter().zip(&up).map(|(a, b)| a / (1.0 + (-a).exp()) * b).collect();
+            let down = matvec(g(&format!("{p}.mlp.down_proj.weight")), d, c.intermediate, &act);
+            for (a, b) in x[i].iter_mut().zip(down) {
+                *a += b;
+            }
+        }
+    }
+    let last = rms(x.last().expect("tokens"), g("model.norm.weight"), eps);
+    let head = if c.tied_embeddings { embed } else { g("lm_head.weight") };
+    matvec(head, c.vocab, d, &last)
+}
+
+pub fn rel_error(a: &[f32], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - y).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| y * y).sum();
+    (num / den).sqrt()
+}
+
+pub fn rel_error32(a: &[f32], b: &[f32]) -> f64 {
+    rel_error(a, &b.iter().map(|v| *v as f64).collect::<Vec<_>>())
+}
