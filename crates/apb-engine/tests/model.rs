@@ -93,6 +93,7 @@ fn stop_tokens_and_the_token_limit_end_generation() {
     let first_stop = free.tokens.iter().position(|t| *t == free.tokens[2]).unwrap();
     assert_eq!(stopped.tokens, free.tokens[..=first_stop].to_vec());
     // The caller can stop it too.
+    r.stop_tokens.clear();
     let seen = std::sync::atomic::AtomicUsize::new(0);
     let out = generate(&model, &r, &|_| seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 1).unwrap();
     assert_eq!(out.tokens.len(), 2);
