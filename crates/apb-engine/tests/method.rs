@@ -13,10 +13,6 @@ use apb_engine::{generate, Model, Output, Request};
 use apb_plan::input::Strategy;
 use common::*;
 
-#[path = "model.rs"]
-#[allow(dead_code)]
-mod model_tests;
-use model_tests::full_request;
 
 fn run(model: &Model<Cpu>, r: &Request) -> Output {
     generate(model, r, &|_| true).unwrap_or_else(|e| panic!("{e:?}"))

@@ -8,23 +8,6 @@ use apb_engine::{generate, Request};
 use apb_plan::input::{Scorer, Strategy};
 use common::*;
 
-pub fn full_request(context: Vec<u32>, query: Vec<u32>) -> Request {
-    Request {
-        context,
-        prefix_tokens: 1,
-        query,
-        strategy: Strategy::Full,
-        hosts: 1,
-        anchor_tokens: None,
-        passing_tokens: None,
-        balanced: false,
-        scorer: Scorer::Query,
-        max_new_tokens: 0,
-        stop_tokens: vec![],
-        sampling: Sampling::default(),
-    }
-}
-
 #[test]
 fn full_prefill_logits_match_the_float64_reference() {
     let mut rng = Rng::fresh();

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use apb_engine::config::{Architecture, Llama3Scaling, ModelConfig};
 use apb_engine::cpu::backend::Cpu;
 use apb_engine::weights::TensorSource;
-use apb_engine::{EngineError, Model};
+use apb_engine::sample::Sampling;
+use apb_engine::{EngineError, Model, Request};
+use apb_plan::input::{Scorer, Strategy};
 
 pub struct Rng(u64);
 
@@ -234,3 +236,22 @@ pub fn rel_error(a: &[f32], b: &[f64]) -> f64 {
 pub fn rel_error32(a: &[f32], b: &[f32]) -> f64 {
     rel_error(a, &b.iter().map(|v| *v as f64).collect::<Vec<_>>())
 }
+
+/// A full-attention request on one host that only prefills and runs the query.
+pub fn full_request(context: Vec<u32>, query: Vec<u32>) -> Request {
+    Request {
+        context,
+        prefix_tokens: 1,
+        query,
+        strategy: Strategy::Full,
+        hosts: 1,
+        anchor_tokens: None,
+        passing_tokens: None,
+        balanced: false,
+        scorer: Scorer::Query,
+        max_new_tokens: 0,
+        stop_tokens: vec![],
+        sampling: Sampling::default(),
+    }
+}
+
