@@ -1,1 +1,368 @@
-//! placeholder
+//! The Node addon: napi-rs bindings over apb-engine, kept apart from the engine crate.
+//! Long calls run on libuv's thread pool (AsyncTask) and resolve promises; progress and
+//! tokens reach JS through thread-safe functions. Errors cross as JS errors whose message
+//! is `APB_ERROR:` + JSON `{code, message, path}`; panics are caught and reported as
+//! INTERNAL errors, never unwound across FFI.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use apb_engine::config::{Architecture, Llama3Scaling, ModelConfig};
+use apb_engine::cpu::backend::Cpu;
+use apb_engine::error::code;
+use apb_engine::safetensors::{DType, TensorEntry, TensorFiles};
+use apb_engine::sample::Sampling;
+use apb_engine::timing::PHASES;
+use apb_engine::{EngineError, Model, Request};
+use apb_plan::input::{Scorer, Strategy};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+const ERROR_PREFIX: &str = "APB_ERROR:";
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn to_js(e: EngineError) -> Error {
+    let body = format!(
+        "{{\"code\":{},\"message\":{},\"path\":{}}}",
+        json_string(e.code),
+        json_string(&e.message),
+        json_string(&e.path)
+    );
+    Error::new(Status::GenericFailure, format!("{ERROR_PREFIX}{body}"))
+}
+
+/// Runs `f`, turning a panic into an INTERNAL error instead of unwinding into Node.
+fn guarded<T>(what: &str, f: impl FnOnce() -> apb_engine::Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(to_js),
+        Err(panic) => {
+            let detail = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            Err(to_js(EngineError::new(code::INTERNAL, what, format!("{what} failed unexpectedly: {}", detail.unwrap_or_default()))))
+        }
+    }
+}
+
+#[napi(object)]
+pub struct RopeScalingSpec {
+    #[napi(js_name = "type")]
+    pub kind: String,
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_positions: f64,
+}
+
+#[napi(object)]
+pub struct ConfigSpec {
+    pub architecture: String,
+    pub vocab: u32,
+    pub hidden: u32,
+    pub layers: u32,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub intermediate: u32,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: Option<RopeScalingSpec>,
+    pub tied_embeddings: bool,
+    pub attention_bias: bool,
+    pub max_positions: u32,
+}
+
+#[napi(object)]
+pub struct TensorSpec {
+    pub name: String,
+    pub file: String,
+    pub dtype: String,
+    pub shape: Vec<u32>,
+    /// Absolute byte offset of the tensor's data in `file`.
+    pub offset: f64,
+    pub byte_length: f64,
+}
+
+#[napi(object)]
+pub struct ModelSpec {
+    pub config: ConfigSpec,
+    pub tensors: Vec<TensorSpec>,
+    /// Locret retaining heads, if any.
+    pub retaining: Option<Vec<TensorSpec>>,
+    /// "cpu" (the only backend in this build).
+    pub backend: Option<String>,
+}
+
+fn config_of(c: &ConfigSpec) -> apb_engine::Result<ModelConfig> {
+    let architecture = match c.architecture.as_str() {
+        "llama" => Architecture::Llama,
+        "mistral" => Architecture::Mistral,
+        "qwen2" => Architecture::Qwen2,
+        other => return Err(EngineError::invalid("config.architecture", format!("architecture '{other}' is not supported; use llama, mistral or qwen2"))),
+    };
+    let rope_scaling = match &c.rope_scaling {
+        None => None,
+        Some(s) if s.kind == "llama3" => Some(Llama3Scaling {
+            factor: s.factor,
+            low_freq_factor: s.low_freq_factor,
+            high_freq_factor: s.high_freq_factor,
+            original_max_positions: s.original_max_positions,
+        }),
+        Some(s) => return Err(EngineError::invalid("config.ropeScaling.type", format!("rope scaling '{}' is not supported; only llama3", s.kind))),
+    };
+    let config = ModelConfig {
+        architecture,
+        vocab: c.vocab as usize,
+        hidden: c.hidden as usize,
+        layers: c.layers as usize,
+        heads: c.heads as usize,
+        kv_heads: c.kv_heads as usize,
+        head_dim: c.head_dim as usize,
+        intermediate: c.intermediate as usize,
+        rms_norm_eps: c.rms_norm_eps as f32,
+        rope_theta: c.rope_theta,
+        rope_scaling,
+        tied_embeddings: c.tied_embeddings,
+        attention_bias: c.attention_bias,
+        max_positions: c.max_positions as usize,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+fn entries_of(specs: &[TensorSpec]) -> apb_engine::Result<Vec<TensorEntry>> {
+    specs
+        .iter()
+        .map(|t| {
+            let dtype = DType::parse(&t.dtype)
+                .ok_or_else(|| EngineError::new(code::TENSOR_DTYPE, &t.name, format!("tensor {} has dtype {}; supported: BF16, F16, F32", t.name, t.dtype)))?;
+            let whole = |x: f64, what: &str| {
+                if x >= 0.0 && x.fract() == 0.0 && x < 9.0e15 {
+                    Ok(x as usize)
+                } else {
+                    Err(EngineError::invalid(&t.name, format!("tensor {}: {what} must be a whole number of bytes, got {x}", t.name)))
+                }
+            };
+            Ok(TensorEntry {
+                name: t.name.clone(),
+                file: PathBuf::from(&t.file),
+                dtype,
+                shape: t.shape.iter().map(|&d| d as usize).collect(),
+                offset_bytes: whole(t.offset, "offset")?,
+                byte_length: whole(t.byte_length, "byteLength")?,
+            })
+        })
+        .collect()
+}
+
+type ProgressFn = ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false>;
+type TokenFn = ThreadsafeFunction<u32, (), u32, Status, false>;
+
+pub struct LoadTask {
+    spec: Option<ModelSpec>,
+    progress: Option<ProgressFn>,
+}
+
+impl Task for LoadTask {
+    type Output = Model<Cpu>;
+    type JsValue = Engine;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let spec = self.spec.take().ok_or_else(|| Error::from_reason("load ran twice"))?;
+        let progress = self.progress.take();
+        guarded("load", move || {
+            match spec.backend.as_deref() {
+                None | Some("cpu") => {}
+                Some(other) => {
+                    return Err(EngineError::invalid("backend", format!("backend '{other}' is not in this build; available: cpu")));
+                }
+            }
+            let config = config_of(&spec.config)?;
+            let mut files = TensorFiles::new(entries_of(&spec.tensors)?);
+            let mut report = |done: usize, total: usize| {
+                if let Some(p) = &progress {
+                    p.call((done as u32, total as u32), ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            };
+            let mut model = Model::load(Cpu, config, &mut files, &mut report)?;
+            if let Some(retaining) = &spec.retaining {
+                let fc1 = retaining.iter().find(|t| t.name.ends_with("layers.0.self_attn.fc1.weight")).ok_or_else(|| {
+                    EngineError::new(code::TENSOR_MISSING, "retaining", "the retaining-heads file has no model.layers.0.self_attn.fc1.weight")
+                })?;
+                let hidden = fc1.shape.first().copied().unwrap_or(0) as usize;
+                let mut heads = TensorFiles::new(entries_of(retaining)?);
+                model.load_retaining_heads(&mut heads, hidden)?;
+            }
+            Ok(model)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, model: Model<Cpu>) -> Result<Engine> {
+        Ok(Engine { model: Arc::new(model) })
+    }
+}
+
+#[napi(object)]
+pub struct GenerateSpec {
+    pub context: Vec<u32>,
+    pub prefix_tokens: u32,
+    pub query: Vec<u32>,
+    pub strategy: String,
+    pub hosts: u32,
+    pub anchor_tokens: Option<u32>,
+    pub passing_tokens: Option<u32>,
+    pub balanced: Option<bool>,
+    pub scorer: Option<String>,
+    pub max_new_tokens: u32,
+    pub stop_tokens: Vec<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub seed: Option<u32>,
+}
+
+#[napi(object)]
+pub struct HostTiming {
+    pub host: u32,
+    /// Milliseconds per phase: embed, qkv, scoring, attention, ffn, comm, query, decode.
+    pub phases_ms: std::collections::HashMap<String, f64>,
+    pub prefill_ms: f64,
+    pub prefill_rows: u32,
+}
+
+#[napi(object)]
+pub struct GenerateResult {
+    pub tokens: Vec<u32>,
+    pub first_logits: Float32Array,
+    pub hosts: Vec<HostTiming>,
+    pub anchor_tokens: u32,
+    pub passing_tokens: u32,
+    pub block_tokens: u32,
+    pub prefill_wall_ms: f64,
+    pub total_wall_ms: f64,
+}
+
+fn request_of(s: &GenerateSpec) -> apb_engine::Result<Request> {
+    let strategy = apb_plan::input::Strategy::from_name(&s.strategy)
+        .filter(|x| *x != Strategy::Ulysses)
+        .ok_or_else(|| EngineError::invalid("strategy", format!("strategy '{}' is not one of full, apb, star, ring, ring-zigzag", s.strategy)))?;
+    let scorer = match s.scorer.as_deref() {
+        None | Some("query") => Scorer::Query,
+        Some("retaining-heads") => Scorer::RetainingHeads,
+        Some(other) => return Err(EngineError::invalid("scorer", format!("scorer '{other}' is not one of query, retaining-heads"))),
+    };
+    let temperature = s.temperature.unwrap_or(0.0);
+    let top_p = s.top_p.unwrap_or(1.0);
+    if !(temperature.is_finite() && temperature >= 0.0) || !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(EngineError::invalid("temperature", "temperature must be >= 0 and topP in (0, 1]"));
+    }
+    Ok(Request {
+        context: s.context.clone(),
+        prefix_tokens: s.prefix_tokens as usize,
+        query: s.query.clone(),
+        strategy,
+        hosts: s.hosts as usize,
+        anchor_tokens: s.anchor_tokens.map(|x| x as usize),
+        passing_tokens: s.passing_tokens.map(|x| x as usize),
+        balanced: s.balanced.unwrap_or(false),
+        scorer,
+        max_new_tokens: s.max_new_tokens as usize,
+        stop_tokens: s.stop_tokens.clone(),
+        sampling: Sampling { temperature: temperature as f32, top_p: top_p as f32, seed: s.seed.unwrap_or(0) as u64 },
+    })
+}
+
+pub struct GenerateTask {
+    model: Arc<Model<Cpu>>,
+    spec: GenerateSpec,
+    on_token: Option<TokenFn>,
+}
+
+impl Task for GenerateTask {
+    type Output = apb_engine::Output;
+    type JsValue = GenerateResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let model = self.model.clone();
+        let on_token = self.on_token.take();
+        let spec = &self.spec;
+        guarded("generate", move || {
+            let request = request_of(spec)?;
+            let notify = |token: u32| {
+                if let Some(f) = &on_token {
+                    f.call(token, ThreadsafeFunctionCallMode::NonBlocking);
+                }
+                true
+            };
+            apb_engine::generate(&model, &request, &notify)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, out: apb_engine::Output) -> Result<GenerateResult> {
+        let hosts = out
+            .hosts
+            .iter()
+            .map(|h| HostTiming {
+                host: h.host as u32,
+                phases_ms: PHASES.iter().zip(h.ms.iter()).map(|(p, ms)| (p.to_string(), *ms)).collect(),
+                prefill_ms: h.prefill_ms(),
+                prefill_rows: h.prefill_rows as u32,
+            })
+            .collect();
+        Ok(GenerateResult {
+            tokens: out.tokens,
+            first_logits: Float32Array::new(out.first_logits),
+            hosts,
+            anchor_tokens: out.anchor_tokens as u32,
+            passing_tokens: out.passing_tokens as u32,
+            block_tokens: out.block_tokens as u32,
+            prefill_wall_ms: out.prefill_wall_ms,
+            total_wall_ms: out.total_wall_ms,
+        })
+    }
+}
+
+/// A loaded model.
+#[napi]
+pub struct Engine {
+    model: Arc<Model<Cpu>>,
+}
+
+#[napi]
+impl Engine {
+    /// Loads a model; `onProgress(done, total)` is called as weights are read.
+    #[napi(ts_return_type = "Promise<Engine>")]
+    pub fn load(spec: ModelSpec, on_progress: Option<ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false>>) -> AsyncTask<LoadTask> {
+        AsyncTask::new(LoadTask { spec: Some(spec), progress: on_progress })
+    }
+
+    /// Prefills with the chosen strategy, runs the query, and generates; `onToken(id)` sees
+    /// each token as it is chosen.
+    #[napi(ts_return_type = "Promise<GenerateResult>")]
+    pub fn generate(&self, spec: GenerateSpec, on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>) -> AsyncTask<GenerateTask> {
+        AsyncTask::new(GenerateTask { model: self.model.clone(), spec, on_token })
+    }
+
+    #[napi(getter)]
+    pub fn backend(&self) -> String {
+        apb_engine::backend::Backend::name(&self.model.backend).to_string()
+    }
+}
+
+/// Backends this build of the addon can run.
+#[napi]
+pub fn backends() -> Vec<String> {
+    vec!["cpu".to_string()]
+}

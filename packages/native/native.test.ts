@@ -1,0 +1,106 @@
+// The addon's edge: errors cross as JS errors carrying {code, message, path}, never as
+// crashes; a missing or truncated file is reported, not mapped blindly.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { backends, Engine, type ModelSpec } from "./index.js";
+
+const PREFIX = "APB_ERROR:";
+
+function errorData(e: unknown): { code: string; message: string; path: string } {
+  const message = (e as Error).message;
+  expect(message.startsWith(PREFIX), message).toBe(true);
+  return JSON.parse(message.slice(PREFIX.length));
+}
+
+const config = {
+  architecture: "llama", vocab: 8, hidden: 4, layers: 1, heads: 2, kvHeads: 1, headDim: 2, intermediate: 8,
+  rmsNormEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true, attentionBias: false, maxPositions: 64,
+};
+
+/** One f32 tensor file holding `names` (each of `shape`), all zeros but valid. */
+function tensorFile(dir: string, entries: [string, number[]][]) {
+  const file = join(dir, "w.bin");
+  let offset = 0;
+  const tensors = entries.map(([name, shape]) => {
+    const byteLength = shape.reduce((a, b) => a * b, 1) * 4;
+    const t = { name, file, dtype: "F32", shape, offset, byteLength };
+    offset += byteLength;
+    return t;
+  });
+  writeFileSync(file, Buffer.alloc(offset));
+  return tensors;
+}
+
+function llamaTensors(dir: string) {
+  const L = "model.layers.0";
+  return tensorFile(dir, [
+    ["model.embed_tokens.weight", [8, 4]],
+    [`${L}.input_layernorm.weight`, [4]],
+    [`${L}.post_attention_layernorm.weight`, [4]],
+    [`${L}.self_attn.q_proj.weight`, [4, 4]],
+    [`${L}.self_attn.k_proj.weight`, [2, 4]],
+    [`${L}.self_attn.v_proj.weight`, [2, 4]],
+    [`${L}.self_attn.o_proj.weight`, [4, 4]],
+    [`${L}.mlp.gate_proj.weight`, [8, 4]],
+    [`${L}.mlp.up_proj.weight`, [8, 4]],
+    [`${L}.mlp.down_proj.weight`, [4, 8]],
+    ["model.norm.weight", [4]],
+  ]);
+}
+
+describe("@apb/native", () => {
+  it("lists its backends", () => {
+    expect(backends()).toContain("cpu");
+  });
+
+  it("loads weights with progress and generates", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
+    const progress: [number, number][] = [];
+    const engine = await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec, (p) => progress.push(p));
+    expect(engine.backend).toBe("cpu");
+    expect(progress.at(-1)).toEqual([3, 3]);
+    const tokens: number[] = [];
+    const out = await engine.generate(
+      { context: [1, 2, 3, 4, 5], prefixTokens: 1, query: [6], strategy: "apb", hosts: 2, maxNewTokens: 3, stopTokens: [] },
+      (t) => tokens.push(t),
+    );
+    expect(out.tokens).toHaveLength(3);
+    expect(out.firstLogits).toHaveLength(8);
+    expect(out.hosts.map((h) => h.host)).toEqual([0, 1]);
+    await new Promise((r) => setTimeout(r, 20)); // token callbacks are queued to this thread
+    expect(tokens).toEqual(out.tokens);
+  });
+
+  it("rejects a bad spec with a coded error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
+    const cases: [ModelSpec, string, RegExp][] = [
+      [{ config: { ...config, architecture: "gpt2" }, tensors: [] } as ModelSpec, "INVALID_INPUT", /architecture 'gpt2' is not supported/],
+      [{ config, tensors: [] } as ModelSpec, "TENSOR_MISSING", /model.embed_tokens.weight is missing/],
+      [{ config, tensors: llamaTensors(dir).map((t) => ({ ...t, file: join(dir, "nope.bin") })) } as ModelSpec, "MODEL_FILE", /cannot open .*nope.bin/],
+      [{ config, tensors: llamaTensors(dir).map((t) => ({ ...t, offset: t.offset + 1e6 })) } as ModelSpec, "MODEL_FILE", /truncated/],
+      [{ config, tensors: llamaTensors(dir), backend: "cuda" } as ModelSpec, "INVALID_INPUT", /backend 'cuda' is not in this build/],
+    ];
+    for (const [spec, code, message] of cases) {
+      const e = errorData(await Engine.load(spec).catch((x) => x));
+      expect(e.code).toBe(code);
+      expect(e.message).toMatch(message);
+    }
+  });
+
+  it("rejects a bad request with a coded error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
+    const engine = await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec);
+    const base = { context: [1, 2, 3], prefixTokens: 1, query: [4], strategy: "full", hosts: 1, maxNewTokens: 1, stopTokens: [] };
+    for (const [patch, path] of [
+      [{ strategy: "ulysses" }, "strategy"],
+      [{ context: [1, 99] }, "tokens"],
+      [{ query: [] }, "query"],
+      [{ hosts: 9, strategy: "apb" }, "hosts"],
+    ] as const) {
+      const e = errorData(await engine.generate({ ...base, ...patch }).catch((x) => x));
+      expect(e.path).toBe(path);
+    }
+  });
+});
