@@ -32,19 +32,27 @@ pub fn visible(seg: &KeySegment, row: usize, rows: usize) -> usize {
 
 /// `q`: [rows][q_heads * head_dim]; writes `out` (same shape) and `lse` ([rows][q_heads],
 /// natural log; -inf and a zero output for a row that sees no key).
+/// First row of a chunk, its outputs and its LSE entries.
+type RowChunk<'a> = (usize, &'a mut [f32], &'a mut [f32]);
+
 pub fn attention(q: &[f32], heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
     let qw = heads.q_heads * heads.head_dim;
     let rows = q.len() / qw;
-    // Rows are independent: split them across cores together with their LSE entries.
-    let mut lse_rows: Vec<&mut [f32]> = lse.chunks_mut(heads.q_heads).collect();
-    let per = (rows + par::threads() - 1) / par::threads().max(1);
+    // Causal rows differ in cost, so small chunks are dealt round-robin to the threads.
+    const CHUNK: usize = 8;
+    let threads = par::threads().min(rows.div_ceil(CHUNK)).max(1);
+    let mut buckets: Vec<Vec<RowChunk>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, (o, l)) in out.chunks_mut(CHUNK * qw).zip(lse.chunks_mut(CHUNK * heads.q_heads)).enumerate() {
+        buckets[i % threads].push((i * CHUNK, o, l));
+    }
     std::thread::scope(|s| {
-        for (c, (o_chunk, l_chunk)) in out.chunks_mut(per.max(1) * qw).zip(lse_rows.chunks_mut(per.max(1))).enumerate() {
-            let first = c * per.max(1);
+        for bucket in buckets {
             s.spawn(move || {
-                for (r, (o_row, l_row)) in o_chunk.chunks_mut(qw).zip(l_chunk.iter_mut()).enumerate() {
-                    let row = first + r;
-                    attend_row(&q[row * qw..(row + 1) * qw], row, rows, heads, segments, o_row, l_row);
+                for (first, o_chunk, l_chunk) in bucket {
+                    for (r, (o_row, l_row)) in o_chunk.chunks_mut(qw).zip(l_chunk.chunks_mut(heads.q_heads)).enumerate() {
+                        let row = first + r;
+                        attend_row(&q[row * qw..(row + 1) * qw], row, rows, heads, segments, o_row, l_row);
+                    }
                 }
             });
         }
@@ -52,32 +60,62 @@ pub fn attention(q: &[f32], heads: Heads, segments: &[KeySegment], out: &mut [f3
 }
 
 fn attend_row(q: &[f32], row: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { attend_row_avx2(q, row, rows, heads, segments, out, lse) };
+        return;
+    }
+    attend_row_body(q, row, rows, heads, segments, out, lse);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_row_avx2(q: &[f32], row: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
+    attend_row_body(q, row, rows, heads, segments, out, lse);
+}
+
+/// Keys scored together before one softmax rescale.
+const KEY_BLOCK: usize = 32;
+
+/// Online softmax over every visible key, one query row, all heads: keys go in blocks, so
+/// the running maximum and the accumulator are rescaled once per block, not per key.
+#[inline(always)]
+fn attend_row_body(q: &[f32], row: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
     let d = heads.head_dim;
     let kvw = heads.kv_heads * d;
     let group = heads.q_heads / heads.kv_heads;
     let scale = 1.0 / (d as f32).sqrt();
     let mut acc = vec![0.0f32; d];
+    let mut scores = [0.0f32; KEY_BLOCK];
     for h in 0..heads.q_heads {
         let qh = &q[h * d..(h + 1) * d];
         let g = h / group;
         let (mut m, mut l) = (f32::NEG_INFINITY, 0.0f32);
         acc.iter_mut().for_each(|a| *a = 0.0);
         for seg in segments {
-            for j in 0..visible(seg, row, rows) {
-                let t = seg.start + j;
-                let k = &seg.k[t * kvw + g * d..t * kvw + (g + 1) * d];
-                let s = dot(qh, k) * scale;
-                if s > m {
-                    let correction = (m - s).exp();
+            let count = visible(seg, row, rows);
+            for b0 in (0..count).step_by(KEY_BLOCK) {
+                let nb = KEY_BLOCK.min(count - b0);
+                let mut block_max = f32::NEG_INFINITY;
+                for (j, sc) in scores.iter_mut().enumerate().take(nb) {
+                    let t = seg.start + b0 + j;
+                    *sc = dot(qh, &seg.k[t * kvw + g * d..t * kvw + (g + 1) * d]) * scale;
+                    block_max = block_max.max(*sc);
+                }
+                if block_max > m {
+                    let correction = (m - block_max).exp();
                     l *= correction;
                     acc.iter_mut().for_each(|a| *a *= correction);
-                    m = s;
+                    m = block_max;
                 }
-                let p = (s - m).exp();
-                l += p;
-                let v = &seg.v[t * kvw + g * d..t * kvw + (g + 1) * d];
-                for (a, vv) in acc.iter_mut().zip(v) {
-                    *a += p * vv;
+                for (j, sc) in scores.iter().enumerate().take(nb) {
+                    let p = (sc - m).exp();
+                    l += p;
+                    let t = seg.start + b0 + j;
+                    for (a, vv) in acc.iter_mut().zip(&seg.v[t * kvw + g * d..t * kvw + (g + 1) * d]) {
+                        *a += p * vv;
+                    }
                 }
             }
         }
@@ -94,6 +132,7 @@ fn attend_row(q: &[f32], row: usize, rows: usize, heads: Heads, segments: &[KeyS
     }
 }
 
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     // Eight partial sums let the compiler vectorise the reduction.
     let mut lanes = [0.0f32; 8];

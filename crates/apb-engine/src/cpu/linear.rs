@@ -36,9 +36,29 @@ pub fn linear(x: &[f32], inp: usize, wt: &[f32], outp: usize, bias: Option<&[f32
     }
 }
 
-/// Computes columns [c0, c1) of every row of `x` into `out` ([rows][c1 - c0]).
+/// Computes columns [c0, c1) of every row of `x` into `out` ([rows][c1 - c0]), with AVX2
+/// and FMA where the CPU has them (checked at run time, so one build runs everywhere).
 #[allow(clippy::too_many_arguments)]
 fn tile_rows(x: &[f32], inp: usize, wt: &[f32], outp: usize, c0: usize, c1: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        unsafe { tile_rows_avx2(x, inp, wt, outp, c0, c1, bias, out) };
+        return;
+    }
+    tile_rows_body::<false>(x, inp, wt, outp, c0, c1, bias, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_rows_avx2(x: &[f32], inp: usize, wt: &[f32], outp: usize, c0: usize, c1: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    tile_rows_body::<true>(x, inp, wt, outp, c0, c1, bias, out);
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile_rows_body<const FMA: bool>(x: &[f32], inp: usize, wt: &[f32], outp: usize, c0: usize, c1: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let rows = x.len() / inp;
     let width = c1 - c0;
     let mut acc = vec![0.0f32; ROW_TILE * COL_TILE];
@@ -58,7 +78,7 @@ fn tile_rows(x: &[f32], inp: usize, wt: &[f32], outp: usize, c0: usize, c1: usiz
                     let xv = x[(r0 + i) * inp + k];
                     let a = &mut acc[i * COL_TILE..i * COL_TILE + nc];
                     for (av, wv) in a.iter_mut().zip(w) {
-                        *av += xv * wv;
+                        *av = if FMA { xv.mul_add(*wv, *av) } else { *av + xv * wv };
                     }
                 }
             }

@@ -6,4 +6,5 @@ pub mod elementwise;
 pub mod linear;
 pub mod par;
 pub mod select;
+pub mod simd;
 pub mod backend;
