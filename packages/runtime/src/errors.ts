@@ -15,7 +15,12 @@ export type ErrorCode =
   | "TENSOR_SHAPE"
   | "TENSOR_DTYPE"
   | "UNSUPPORTED_ARCHITECTURE" // a model (or a feature of one) the engine does not run
-  | "TOKENIZER";
+  | "TOKENIZER"
+  // From the engine (crates/apb-engine/src/error.rs):
+  | "INVALID_INPUT" // a request the engine cannot run as given
+  | "PLAN" // the planner rejected the layout (its message says why)
+  | "COMM" // hosts could not exchange data
+  | "CANCELLED";
 
 /**
  * Errors are data: a stable code, a message that names the file or tensor, what was expected,

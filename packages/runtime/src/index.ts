@@ -9,3 +9,5 @@ export { splitPrompt, DOCUMENT_QUERY_SEPARATOR, type PromptInput, type PromptTok
 export { writeTinyModel, writeTinyRetainingHeads, seededNormal, seededUniform, type TinyModel, type TinyModelOptions } from "./tiny-model.js";
 export { SPECIAL_TOKENS, TINY_CHAT_TEMPLATE, type SpecialToken } from "./tiny-tokenizer.js";
 export { openModelDir, type ModelDir, type OpenOptions } from "./model-dir.js";
+export { loadModel, Model, STRATEGIES, type Generation, type GenerateOptions, type HostTiming, type LoadOptions, type Strategy } from "./engine.js";
+export { fromNative } from "./native-errors.js";

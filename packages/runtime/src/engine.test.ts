@@ -1,0 +1,98 @@
+// The runtime API end to end on tiny models written to disk: tokenize, load with progress,
+// prefill with each strategy, generate, stop tokens, chat template, errors.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadModel, RuntimeError, writeTinyModel, type Model } from "./index.js";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+async function tiny(options: Parameters<typeof writeTinyModel>[1] = {}): Promise<Model> {
+  const dir = mkdtempSync(join(tmpdir(), "apb-engine-test-"));
+  dirs.push(dir);
+  await writeTinyModel(dir, { seed: Date.now() % 100_000, ...options });
+  return loadModel(dir);
+}
+
+const document = "The quick brown fox jumps over the lazy dog. ".repeat(30) + "The secret word is lantern. " + "Filler text goes on. ".repeat(20);
+const query = "What is the secret word?";
+
+function relError(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+describe("loadModel and generate", () => {
+  it("loads with progress and generates with every strategy; exact strategies agree with full", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-engine-test-"));
+    dirs.push(dir);
+    await writeTinyModel(dir, { seed: 11, layers: 2 });
+    const steps: number[] = [];
+    const model = await loadModel(dir, { onProgress: (done, total) => steps.push(done / total) });
+    expect(model.backend).toBe("cpu");
+    expect(steps.at(-1)).toBe(1);
+    const full = await model.generate({ document, query, strategy: "full", maxTokens: 6 });
+    expect(full.tokens.length).toBeGreaterThan(0);
+    expect(full.promptTokens.document).toBeGreaterThan(500);
+    for (const strategy of ["ring", "ring-zigzag"] as const) {
+      const out = await model.generate({ document, query, strategy, hosts: 3, maxTokens: 6 });
+      expect(relError(out.firstLogits, full.firstLogits), strategy).toBeLessThan(1e-5);
+      expect(out.tokens, strategy).toEqual(full.tokens);
+    }
+    const apb = await model.generate({ document, query, strategy: "apb", hosts: 4, maxTokens: 6 });
+    expect(apb.layout).toMatchObject({ strategy: "apb", hosts: 4 });
+    expect(apb.layout.anchorTokens).toBeGreaterThan(0);
+    expect(apb.timings.hosts).toHaveLength(4);
+    expect(apb.timings.prefillMs).toBeGreaterThan(0);
+    const passAll = await model.generate({ document, query, strategy: "apb", hosts: 4, anchorTokens: 0, passingTokens: apb.layout.blockTokens, maxTokens: 6 });
+    expect(relError(passAll.firstLogits, full.firstLogits)).toBeLessThan(1e-5);
+  });
+
+  it("streams token text that adds up to the answer, and stops at EOS or the limit", async () => {
+    const model = await tiny();
+    const pieces: string[] = [];
+    const out = await model.generate({ document, query, strategy: "apb", hosts: 2, maxTokens: 8, onToken: (text) => pieces.push(text) });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(pieces.join("")).toBe(out.text);
+    expect(out.finishReason === "length" ? out.tokens.length : 8).toBe(8);
+    const first = out.tokens[0]!;
+    const stopped = await model.generate({ document, query, strategy: "apb", hosts: 2, maxTokens: 8, stopTokenIds: [first] });
+    expect(stopped.tokens).toEqual([first]);
+    expect(stopped.finishReason).toBe("stop");
+  });
+
+  it("uses the chat template to split prefix, document and query", async () => {
+    const model = await tiny({ chatTemplate: true });
+    const prompt = model.tokenize(document, query);
+    expect(prompt.prefix.length).toBeGreaterThan(1);
+    const tail = model.dir.tokenizer.decode(prompt.query);
+    expect(tail).toContain(query);
+    expect(tail).toMatch(/assistant/);
+    const out = await model.generate({ document, query, strategy: "star", hosts: 2, maxTokens: 2 });
+    expect(out.layout.passingTokens).toBe(0);
+  });
+
+  it("rejects bad options with coded errors", async () => {
+    const model = await tiny();
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ document, query, strategy: "warp" }, "OUT_OF_RANGE", "strategy"],
+      [{ document, query, hosts: 0 }, "OUT_OF_RANGE", "hosts"],
+      [{ document, query: "" }, "OUT_OF_RANGE", "query"],
+      [{ document: "", query, strategy: "full", hosts: 1 }, "INVALID_INPUT", "document"],
+      [{ document: "ab", query, strategy: "apb", hosts: 500 }, "PLAN", "hosts"],
+      [{ document, query, scorer: "retaining-heads", hosts: 2 }, "INVALID_INPUT", "scorer"],
+    ];
+    for (const [options, code, path] of cases) {
+      const e = await model.generate(options as never).catch((x: unknown) => x);
+      expect(e, JSON.stringify(options)).toBeInstanceOf(RuntimeError);
+      expect({ code: (e as RuntimeError).code, path: (e as RuntimeError).path }).toEqual({ code, path });
+    }
+  });
+});
