@@ -1,5 +1,8 @@
 import { Command, CommanderError } from "commander";
+import { registerDemo } from "./commands/demo.js";
+import { registerMakeTinyModel } from "./commands/make-tiny-model.js";
 import { registerPlan } from "./commands/plan.js";
+import { registerRun } from "./commands/run.js";
 import { describe } from "./errors.js";
 
 export function buildProgram(): Command {
@@ -10,6 +13,9 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`apb: ${text.replace(/^error: /, "")}`) });
   registerPlan(program);
+  registerRun(program);
+  registerMakeTinyModel(program);
+  registerDemo(program);
   return program;
 }
 

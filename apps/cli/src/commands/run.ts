@@ -1,0 +1,99 @@
+// `apb run`: prefill a document with a strategy and answer a query about it.
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { loadModel, STRATEGIES, type Strategy } from "@apb/runtime";
+import { SingleBar } from "cli-progress";
+import { UsageError } from "../errors.js";
+import { parseTokens, parseWhole } from "../parse.js";
+import { summaryLine, timingTable } from "../render/run.js";
+
+interface Options {
+  model: string;
+  promptFile: string;
+  query: string;
+  strategy: string;
+  hosts: string;
+  anchor?: string;
+  passing?: string;
+  balanced?: boolean;
+  backend: string;
+  maxTokens: string;
+  temperature: string;
+  topP: string;
+  seed: string;
+  retainingHeads?: string;
+  json?: boolean;
+}
+
+function number(flag: string, text: string): number {
+  const v = Number(text);
+  if (!Number.isFinite(v)) throw new UsageError(`${flag} must be a number, got '${text}'`);
+  return v;
+}
+
+function readPrompt(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(`--prompt-file: cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("Prefill a document across emulated hosts and answer a query about it")
+    .requiredOption("--model <dir>", "a Hugging Face model directory (config.json, safetensors, tokenizer.json)")
+    .requiredOption("--prompt-file <file>", "the document (long context) as text")
+    .requiredOption("--query <text>", "the question about the document")
+    .option("--strategy <name>", STRATEGIES.join("|"), "apb")
+    .option("--hosts <n>", "emulated hosts", "4")
+    .option("--anchor <tokens>", "anchor length l_a (default l_b/4)")
+    .option("--passing <tokens>", "passing length l_p (default l_b/8)")
+    .option("--balanced", "size blocks so all hosts finish together")
+    .option("--backend <name>", "cpu", "cpu")
+    .option("--max-tokens <n>", "tokens to generate", "32")
+    .option("--temperature <t>", "0 for greedy", "0")
+    .option("--top-p <p>", "nucleus sampling mass", "1")
+    .option("--seed <n>", "sampling seed", "0")
+    .option("--retaining-heads <file>", "Locret retaining heads (safetensors) to score passing blocks")
+    .option("--json", "print JSON only")
+    .action(async (o: Options) => {
+      if (!(STRATEGIES as readonly string[]).includes(o.strategy)) {
+        throw new UsageError(`--strategy must be one of ${STRATEGIES.join(", ")}; got '${o.strategy}'`);
+      }
+      if (o.backend !== "cpu") throw new UsageError(`--backend '${o.backend}' is not in this build; available: cpu`);
+      const document = readPrompt(o.promptFile);
+      const bar = !o.json && process.stderr.isTTY ? new SingleBar({ format: "loading weights [{bar}] {value}/{total}", stream: process.stderr }) : null;
+      const model = await loadModel(o.model, {
+        backend: "cpu",
+        ...(o.retainingHeads ? { retainingHeads: o.retainingHeads } : {}),
+        onProgress: (done, total) => {
+          if (!bar) return;
+          if (done <= 1) bar.start(total, done);
+          else bar.update(done);
+          if (done === total) bar.stop();
+        },
+      });
+      const generation = await model.generate({
+        document,
+        query: o.query,
+        strategy: o.strategy as Strategy,
+        hosts: parseWhole("--hosts", o.hosts),
+        ...(o.anchor !== undefined ? { anchorTokens: parseTokens("--anchor", o.anchor) } : {}),
+        ...(o.passing !== undefined ? { passingTokens: parseTokens("--passing", o.passing) } : {}),
+        ...(o.balanced ? { balanced: true } : {}),
+        ...(o.retainingHeads ? { scorer: "retaining-heads" as const } : {}),
+        maxTokens: parseWhole("--max-tokens", o.maxTokens),
+        temperature: number("--temperature", o.temperature),
+        topP: number("--top-p", o.topP),
+        seed: parseWhole("--seed", o.seed),
+      });
+      if (o.json) {
+        const { firstLogits: _logits, ...rest } = generation;
+        process.stdout.write(`${JSON.stringify(rest, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`answer: ${JSON.stringify(generation.text)}\n\n${summaryLine(generation)}\n\n${timingTable(generation)}\n`);
+    });
+}

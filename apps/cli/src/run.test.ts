@@ -1,0 +1,58 @@
+// `apb make-tiny-model` and `apb run` as a user runs them: real processes, a model on disk.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const BIN = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
+const apb = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+let dir: string;
+let promptFile: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "apb-cli-run-"));
+  promptFile = join(dir, "doc.txt");
+  writeFileSync(promptFile, "Alpha beta gamma delta. ".repeat(60) + "The key is 42. " + "Epsilon zeta eta. ".repeat(40));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("apb make-tiny-model and apb run", () => {
+  it("writes a model that apb run answers with, as text and as JSON", () => {
+    const model = join(dir, "tiny");
+    const made = apb("make-tiny-model", model, "--layers", "2", "--shards", "2", "--seed", "5");
+    expect(made.code, made.err).toBe(0);
+    expect(made.out).toMatch(/wrote .*tiny: llama, 2 layers/);
+
+    const text = apb("run", "--model", model, "--prompt-file", promptFile, "--query", "What is the key?", "--strategy", "apb", "--hosts", "3", "--max-tokens", "4");
+    expect(text.code, text.err).toBe(0);
+    expect(text.out).toMatch(/^answer: ".*"/m);
+    expect(text.out).toMatch(/apb on 3 hosts \(block \d+, anchor \d+, passing \d+\): prefill [\d.]+ ms/);
+    expect(text.out.split("\n").filter((l) => /^\s+\d\s+\d+\s/.test(l))).toHaveLength(3);
+
+    const full = JSON.parse(apb("run", "--model", model, "--prompt-file", promptFile, "--query", "What is the key?", "--strategy", "full", "--max-tokens", "4", "--json").out);
+    const ring = JSON.parse(apb("run", "--model", model, "--prompt-file", promptFile, "--query", "What is the key?", "--strategy", "ring", "--hosts", "2", "--max-tokens", "4", "--json").out);
+    expect(ring.tokens).toEqual(full.tokens);
+    expect(full.layout.hosts).toBe(1);
+  });
+
+  it("reports bad input in one line and exits 2", () => {
+    const cases: [string[], RegExp][] = [
+      [["run", "--model", join(dir, "missing"), "--prompt-file", promptFile, "--query", "q"], /model directory .*missing does not exist \[MODEL_FILE\]/],
+      [["run", "--model", join(dir, "tiny"), "--prompt-file", join(dir, "nope.txt"), "--query", "q"], /--prompt-file: cannot read/],
+      [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--strategy", "ulysses"], /--strategy must be one of full, apb, star, ring, ring-zigzag/],
+      [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--backend", "cuda"], /--backend 'cuda' is not in this build/],
+      [["make-tiny-model", join(dir, "x"), "--architecture", "gpt2"], /--architecture must be one of llama, qwen2, mistral/],
+    ];
+    for (const [args, message] of cases) {
+      const r = apb(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+      expect(r.err).toMatch(message);
+    }
+  });
+});
