@@ -14,7 +14,7 @@ fn main() {
     println!("linear {rows}x{inp}x{outp}: {:.1} GFLOP/s", 2.0 * (rows * inp * outp) as f64 / s / 1e9);
 
     let heads = Heads { q_heads: 12, kv_heads: 4, head_dim: 64 };
-    let n = 2048;
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2048);
     let q = vec![0.01f32; n * 12 * 64];
     let k = vec![0.01f32; n * 4 * 64];
     let v = vec![0.01f32; n * 4 * 64];

@@ -265,7 +265,8 @@ fn request_of(s: &GenerateSpec) -> apb_engine::Result<Request> {
     };
     let temperature = s.temperature.unwrap_or(0.0);
     let top_p = s.top_p.unwrap_or(1.0);
-    if !(temperature.is_finite() && temperature >= 0.0) || !(top_p > 0.0 && top_p <= 1.0) {
+    let valid = temperature.is_finite() && temperature >= 0.0 && top_p > 0.0 && top_p <= 1.0;
+    if !valid {
         return Err(EngineError::invalid("temperature", "temperature must be >= 0 and topP in (0, 1]"));
     }
     Ok(Request {
@@ -344,6 +345,7 @@ pub struct Engine {
 impl Engine {
     /// Loads a model; `onProgress(done, total)` is called as weights are read.
     #[napi(ts_return_type = "Promise<Engine>")]
+    #[allow(clippy::type_complexity)] // spelled out so napi's typings show the callback's arguments
     pub fn load(spec: ModelSpec, on_progress: Option<ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false>>) -> AsyncTask<LoadTask> {
         AsyncTask::new(LoadTask { spec: Some(spec), progress: on_progress })
     }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadModel, RuntimeError, writeTinyModel, type Model } from "./index.js";
+import { loadModel, RuntimeError, writeTinyModel, writeTinyRetainingHeads, type Model } from "./index.js";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -77,6 +77,36 @@ describe("loadModel and generate", () => {
     expect(tail).toMatch(/assistant/);
     const out = await model.generate({ document, query, strategy: "star", hosts: 2, maxTokens: 2 });
     expect(out.layout.passingTokens).toBe(0);
+  });
+
+  it("scores passing blocks with Locret retaining heads when given them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-engine-test-"));
+    dirs.push(dir);
+    const tinyModel = await writeTinyModel(dir, { seed: 4 });
+    for (const bias of [false, true]) {
+      const heads = join(dir, `heads-${bias}.safetensors`);
+      await writeTinyRetainingHeads(heads, tinyModel.config, { intermediate: 16, seed: 9, bias });
+      const model = await loadModel(dir, { retainingHeads: heads });
+      const byHeads = await model.generate({ document, query, strategy: "apb", hosts: 3, scorer: "retaining-heads", maxTokens: 3 });
+      const byQuery = await model.generate({ document, query, strategy: "apb", hosts: 3, maxTokens: 3 });
+      expect(byHeads.tokens).toHaveLength(3);
+      // Different scorers choose different passing keys, so the logits differ.
+      expect(relError(byHeads.firstLogits, byQuery.firstLogits)).toBeGreaterThan(0);
+    }
+  });
+
+  it("loads bf16, f16 and sharded checkpoints to the same model, up to rounding", async () => {
+    const logits: Float32Array[] = [];
+    for (const [dtype, shards] of [["float32", 1], ["bfloat16", 2], ["float16", 3]] as const) {
+      const dir = mkdtempSync(join(tmpdir(), "apb-engine-test-"));
+      dirs.push(dir);
+      await writeTinyModel(dir, { seed: 21, dtype, shards });
+      const model = await loadModel(dir);
+      logits.push((await model.generate({ document, query, strategy: "full", maxTokens: 0 })).firstLogits);
+    }
+    expect(relError(logits[1]!, logits[0]!)).toBeLessThan(3e-2);
+    expect(relError(logits[2]!, logits[0]!)).toBeLessThan(5e-3);
+    expect(relError(logits[1]!, logits[0]!)).toBeGreaterThan(0);
   });
 
   it("rejects bad options with coded errors", async () => {

@@ -88,7 +88,7 @@ describe("openModelDir", () => {
     await writeTinyRetainingHeads(file, model.config, { intermediate: 8, seed: freshSeed() });
     const opened = await openModelDir(model.dir, { retainingHeads: file });
     expect(opened.retaining?.intermediate).toBe(8);
-    expect(opened.retaining?.tensors).toHaveLength(model.config.layers * 4);
+    expect(opened.retaining?.tensors).toHaveLength(model.config.layers * 2);
     expect(opened.retaining?.tensors.every((t) => t.file === file)).toBe(true);
   });
 });

@@ -148,9 +148,14 @@ export async function writeTinyModel(dir: string, options: TinyModelOptions = {}
 }
 
 /** Writes random Locret retaining heads for `config` (fc1 [R, (heads+2*kvHeads)*headDim], fc2 [kvHeads, R]). */
-export async function writeTinyRetainingHeads(file: string, config: EngineConfig, options: { intermediate?: number; dtype?: TinyModelOptions["dtype"]; seed?: number } = {}): Promise<void> {
+export async function writeTinyRetainingHeads(
+  file: string,
+  config: EngineConfig,
+  options: { intermediate?: number; dtype?: TinyModelOptions["dtype"]; seed?: number; bias?: boolean } = {},
+): Promise<void> {
   const normal = seededNormal(options.seed ?? 2);
   const dtype = DTYPES[options.dtype ?? "float32"];
-  const tensors = expectedRetainingTensors(config, options.intermediate ?? 16).map((t) => randomTensor(t, dtype, normal, 0.05));
+  const expected = expectedRetainingTensors(config, options.intermediate ?? 16, { bias: options.bias ?? false });
+  const tensors = expected.map((t) => randomTensor(t, dtype, normal, 0.05));
   await writeFile(file, encodeSafetensors(tensors));
 }

@@ -124,8 +124,13 @@ describe("buildWeightSpec", () => {
 
 describe("buildRetainingHeads", () => {
   // fc1 reads [q; k; v] of a token: (heads + 2*kvHeads) * headDim = (4 + 4) * 8 = 64 inputs.
-  it("infers R from layer 0's fc1 and lists fc1/fc2 per layer", () => {
+  it("reads APB's released heads, which have no biases", () => {
     const heads = buildRetainingHeads(config, entries(expectedRetainingTensors(config, 24)));
+    expect(heads.tensors.map((t) => t.name)).toEqual([0, 1].flatMap((i) => [`model.layers.${i}.self_attn.fc1.weight`, `model.layers.${i}.self_attn.fc2.weight`]));
+  });
+
+  it("infers R from layer 0's fc1 and lists fc1/fc2 per layer, with biases when the file has them", () => {
+    const heads = buildRetainingHeads(config, entries(expectedRetainingTensors(config, 24, { bias: true })));
     expect(heads.intermediate).toBe(24);
     expect(heads.tensors.map((t) => `${t.name} [${t.shape.join(", ")}]`)).toEqual([0, 1].flatMap((i) => [
       `model.layers.${i}.self_attn.fc1.weight [24, 64]`,
@@ -136,12 +141,12 @@ describe("buildRetainingHeads", () => {
   });
 
   it("names a layer whose R differs, a missing piece, and a file without retaining heads", () => {
-    const mixed = [...expectedRetainingTensors(config, 24).slice(0, 4), ...expectedRetainingTensors(config, 12).slice(4)];
+    const mixed = [...expectedRetainingTensors(config, 24, { bias: true }).slice(0, 4), ...expectedRetainingTensors(config, 12, { bias: true }).slice(4)];
     expect(failure(() => buildRetainingHeads(config, entries(mixed, "/locret/heads.safetensors")))).toMatchObject({
       code: "TENSOR_SHAPE", path: "model.layers.1.self_attn.fc1.weight",
       message: expect.stringMatching(/^model.layers.1.self_attn.fc1.weight in heads.safetensors has shape \[12, 64\] but .* implies \[24, 64\]/),
     });
-    const noBias = expectedRetainingTensors(config, 24).filter((t) => t.name !== "model.layers.1.self_attn.fc2.bias");
+    const noBias = expectedRetainingTensors(config, 24, { bias: true }).filter((t) => t.name !== "model.layers.1.self_attn.fc2.bias");
     expect(failure(() => buildRetainingHeads(config, entries(noBias)))).toMatchObject({ code: "TENSOR_MISSING", path: "model.layers.1.self_attn.fc2.bias" });
     expect(failure(() => buildRetainingHeads(config, entries(expectedTensors(config), "/m/model.safetensors")))).toMatchObject({
       code: "TENSOR_MISSING", message: expect.stringContaining("(expected shape [R, 64], [R, (heads+2*kvHeads)*headDim]) is missing from model.safetensors"),

@@ -95,16 +95,21 @@ export interface RetainingHeads {
   tensors: TensorEntry[];
 }
 
-export function expectedRetainingTensors(config: EngineConfig, intermediate: number): ExpectedTensor[] {
+/** Locret's heads: fc1 and fc2 per layer. APB's released heads have no biases; files that
+ * have them (`bias: true`) must have them for every layer. */
+export function expectedRetainingTensors(config: EngineConfig, intermediate: number, options: { bias?: boolean } = {}): ExpectedTensor[] {
   const input = (config.heads + 2 * config.kvHeads) * config.headDim;
   return Array.from({ length: config.layers }, (_, i) => {
     const p = `model.layers.${i}.self_attn`;
-    return [
+    const weights: ExpectedTensor[] = [
       { name: `${p}.fc1.weight`, shape: [intermediate, input], formula: "[R, (heads+2*kvHeads)*headDim]" },
-      { name: `${p}.fc1.bias`, shape: [intermediate], formula: "[R]" },
       { name: `${p}.fc2.weight`, shape: [config.kvHeads, intermediate], formula: "[kvHeads, R]" },
+    ];
+    const biases: ExpectedTensor[] = [
+      { name: `${p}.fc1.bias`, shape: [intermediate], formula: "[R]" },
       { name: `${p}.fc2.bias`, shape: [config.kvHeads], formula: "[kvHeads]" },
     ];
+    return options.bias ? [weights[0]!, biases[0]!, weights[1]!, biases[1]!] : weights;
   }).flat();
 }
 
@@ -128,6 +133,7 @@ export function buildRetainingHeads(config: EngineConfig, tensors: readonly Tens
       message: `${firstName} in ${basename(first.file)} has shape ${shapeText(first.shape)} but needs [R, ${input}] with R >= 1`,
     });
   }
-  const hint = () => `retaining heads need fc1 and fc2 (weight and bias) for each of the model's ${config.layers} layers; check that the file was trained for this model`;
-  return { intermediate, tensors: pick(expectedRetainingTensors(config, intermediate), tensors, "config.json (with R from layer 0's fc1)", hint) };
+  const bias = tensors.some((t) => t.name === "model.layers.0.self_attn.fc1.bias");
+  const hint = () => `retaining heads need fc1 and fc2 (weights${bias ? " and biases" : ""}) for each of the model's ${config.layers} layers; check that the file was trained for this model`;
+  return { intermediate, tensors: pick(expectedRetainingTensors(config, intermediate, { bias }), tensors, "config.json (with R from layer 0's fc1)", hint) };
 }

@@ -35,99 +35,112 @@ pub fn visible(seg: &KeySegment, row: usize, rows: usize) -> usize {
 /// First row of a chunk, its outputs and its LSE entries.
 type RowChunk<'a> = (usize, &'a mut [f32], &'a mut [f32]);
 
+/// Query rows attended together: each key block is loaded once for all of them (the
+/// FlashAttention tiling), so long contexts stay compute-bound rather than memory-bound.
+const ROW_BLOCK: usize = 16;
+/// Keys scored together before one softmax rescale per row.
+const KEY_BLOCK: usize = 64;
+
 pub fn attention(q: &[f32], heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
     let qw = heads.q_heads * heads.head_dim;
     let rows = q.len() / qw;
-    // Causal rows differ in cost, so small chunks are dealt round-robin to the threads.
-    const CHUNK: usize = 8;
-    let threads = par::threads().min(rows.div_ceil(CHUNK)).max(1);
+    // Causal rows differ in cost, so row blocks are dealt round-robin to the threads.
+    let threads = par::threads().min(rows.div_ceil(ROW_BLOCK)).max(1);
     let mut buckets: Vec<Vec<RowChunk>> = (0..threads).map(|_| Vec::new()).collect();
-    for (i, (o, l)) in out.chunks_mut(CHUNK * qw).zip(lse.chunks_mut(CHUNK * heads.q_heads)).enumerate() {
-        buckets[i % threads].push((i * CHUNK, o, l));
+    for (i, (o, l)) in out.chunks_mut(ROW_BLOCK * qw).zip(lse.chunks_mut(ROW_BLOCK * heads.q_heads)).enumerate() {
+        buckets[i % threads].push((i * ROW_BLOCK, o, l));
     }
     std::thread::scope(|s| {
         for bucket in buckets {
             s.spawn(move || {
                 for (first, o_chunk, l_chunk) in bucket {
-                    for (r, (o_row, l_row)) in o_chunk.chunks_mut(qw).zip(l_chunk.chunks_mut(heads.q_heads)).enumerate() {
-                        let row = first + r;
-                        attend_row(&q[row * qw..(row + 1) * qw], row, rows, heads, segments, o_row, l_row);
-                    }
+                    attend_rows(q, first, rows, heads, segments, o_chunk, l_chunk);
                 }
             });
         }
     });
 }
 
-fn attend_row(q: &[f32], row: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
+fn attend_rows(q: &[f32], first: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if super::simd::has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { attend_row_avx2(q, row, rows, heads, segments, out, lse) };
+        unsafe { attend_rows_avx2(q, first, rows, heads, segments, out, lse) };
         return;
     }
-    attend_row_body(q, row, rows, heads, segments, out, lse);
+    attend_rows_body(q, first, rows, heads, segments, out, lse);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attend_row_avx2(q: &[f32], row: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
-    attend_row_body(q, row, rows, heads, segments, out, lse);
+unsafe fn attend_rows_avx2(q: &[f32], first: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
+    attend_rows_body(q, first, rows, heads, segments, out, lse);
 }
 
-/// Keys scored together before one softmax rescale.
-const KEY_BLOCK: usize = 32;
-
-/// Online softmax over every visible key, one query row, all heads: keys go in blocks, so
-/// the running maximum and the accumulator are rescaled once per block, not per key.
+/// Online softmax for a block of query rows (all heads): per head, each key block is scored
+/// for every row of the block before moving on; each row rescales once per key block.
 #[inline(always)]
-fn attend_row_body(q: &[f32], row: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
+fn attend_rows_body(q: &[f32], first: usize, rows: usize, heads: Heads, segments: &[KeySegment], out: &mut [f32], lse: &mut [f32]) {
     let d = heads.head_dim;
-    let kvw = heads.kv_heads * d;
+    let (qw, kvw) = (heads.q_heads * d, heads.kv_heads * d);
+    let n = out.len() / qw;
     let group = heads.q_heads / heads.kv_heads;
     let scale = 1.0 / (d as f32).sqrt();
-    let mut acc = vec![0.0f32; d];
+    let mut acc = vec![0.0f32; n * d];
+    let mut m = vec![f32::NEG_INFINITY; n];
+    let mut l = vec![0.0f32; n];
     let mut scores = [0.0f32; KEY_BLOCK];
     for h in 0..heads.q_heads {
-        let qh = &q[h * d..(h + 1) * d];
         let g = h / group;
-        let (mut m, mut l) = (f32::NEG_INFINITY, 0.0f32);
         acc.iter_mut().for_each(|a| *a = 0.0);
+        m.iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
+        l.iter_mut().for_each(|x| *x = 0.0);
         for seg in segments {
-            let count = visible(seg, row, rows);
-            for b0 in (0..count).step_by(KEY_BLOCK) {
-                let nb = KEY_BLOCK.min(count - b0);
-                let mut block_max = f32::NEG_INFINITY;
-                for (j, sc) in scores.iter_mut().enumerate().take(nb) {
-                    let t = seg.start + b0 + j;
-                    *sc = dot(qh, &seg.k[t * kvw + g * d..t * kvw + (g + 1) * d]) * scale;
-                    block_max = block_max.max(*sc);
-                }
-                if block_max > m {
-                    let correction = (m - block_max).exp();
-                    l *= correction;
-                    acc.iter_mut().for_each(|a| *a *= correction);
-                    m = block_max;
-                }
-                for (j, sc) in scores.iter().enumerate().take(nb) {
-                    let p = (sc - m).exp();
-                    l += p;
-                    let t = seg.start + b0 + j;
-                    for (a, vv) in acc.iter_mut().zip(&seg.v[t * kvw + g * d..t * kvw + (g + 1) * d]) {
-                        *a += p * vv;
+            let most = visible(seg, first + n - 1, rows);
+            for b0 in (0..most).step_by(KEY_BLOCK) {
+                for r in 0..n {
+                    let seen = visible(seg, first + r, rows);
+                    if b0 >= seen {
+                        continue;
+                    }
+                    let nb = KEY_BLOCK.min(seen - b0);
+                    let row = first + r;
+                    let qh = &q[row * qw + h * d..row * qw + (h + 1) * d];
+                    let mut block_max = f32::NEG_INFINITY;
+                    for (j, sc) in scores.iter_mut().enumerate().take(nb) {
+                        let t = seg.start + b0 + j;
+                        *sc = dot(qh, &seg.k[t * kvw + g * d..t * kvw + (g + 1) * d]) * scale;
+                        block_max = block_max.max(*sc);
+                    }
+                    let a = &mut acc[r * d..(r + 1) * d];
+                    if block_max > m[r] {
+                        let correction = (m[r] - block_max).exp();
+                        l[r] *= correction;
+                        a.iter_mut().for_each(|x| *x *= correction);
+                        m[r] = block_max;
+                    }
+                    for (j, sc) in scores.iter().enumerate().take(nb) {
+                        let p = (sc - m[r]).exp();
+                        l[r] += p;
+                        let t = seg.start + b0 + j;
+                        for (x, vv) in a.iter_mut().zip(&seg.v[t * kvw + g * d..t * kvw + (g + 1) * d]) {
+                            *x += p * vv;
+                        }
                     }
                 }
             }
         }
-        let o = &mut out[h * d..(h + 1) * d];
-        if l > 0.0 {
-            for (o, a) in o.iter_mut().zip(&acc) {
-                *o = a / l;
+        for r in 0..n {
+            let o = &mut out[r * qw + h * d..r * qw + (h + 1) * d];
+            if l[r] > 0.0 {
+                for (o, a) in o.iter_mut().zip(&acc[r * d..(r + 1) * d]) {
+                    *o = a / l[r];
+                }
+                lse[r * heads.q_heads + h] = m[r] + l[r].ln();
+            } else {
+                o.iter_mut().for_each(|v| *v = 0.0);
+                lse[r * heads.q_heads + h] = f32::NEG_INFINITY;
             }
-            lse[h] = m + l.ln();
-        } else {
-            o.iter_mut().for_each(|v| *v = 0.0);
-            lse[h] = f32::NEG_INFINITY;
         }
     }
 }
