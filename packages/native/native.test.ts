@@ -60,7 +60,8 @@ describe("@apb/native", () => {
     const progress: [number, number][] = [];
     const engine = await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec, (p) => progress.push(p));
     expect(engine.backend).toBe("cpu");
-    expect(progress.at(-1)).toEqual([3, 3]);
+    for (let waited = 0; progress.length < 3 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+    expect(progress).toEqual([[1, 3], [2, 3], [3, 3]]);
     const tokens: number[] = [];
     const out = await engine.generate(
       { context: [1, 2, 3, 4, 5], prefixTokens: 1, query: [6], strategy: "apb", hosts: 2, maxNewTokens: 3, stopTokens: [] },
@@ -69,7 +70,8 @@ describe("@apb/native", () => {
     expect(out.tokens).toHaveLength(3);
     expect(out.firstLogits).toHaveLength(8);
     expect(out.hosts.map((h) => h.host)).toEqual([0, 1]);
-    await new Promise((r) => setTimeout(r, 20)); // token callbacks are queued to this thread
+    // Token callbacks are queued to this thread and may land after the promise resolves.
+    for (let waited = 0; tokens.length < out.tokens.length && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
     expect(tokens).toEqual(out.tokens);
   });
 

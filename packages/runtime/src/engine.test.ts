@@ -38,6 +38,7 @@ describe("loadModel and generate", () => {
     const model = await loadModel(dir, { onProgress: (done, total) => steps.push(done / total) });
     expect(model.backend).toBe("cpu");
     expect(steps.at(-1)).toBe(1);
+    expect(steps).toEqual([...steps].sort((a, b) => a - b));
     const full = await model.generate({ document, query, strategy: "full", maxTokens: 6 });
     expect(full.tokens.length).toBeGreaterThan(0);
     expect(full.promptTokens.document).toBeGreaterThan(500);
@@ -58,8 +59,9 @@ describe("loadModel and generate", () => {
   it("streams token text that adds up to the answer, and stops at EOS or the limit", async () => {
     const model = await tiny();
     const pieces: string[] = [];
-    const out = await model.generate({ document, query, strategy: "apb", hosts: 2, maxTokens: 8, onToken: (text) => pieces.push(text) });
-    await new Promise((r) => setTimeout(r, 20));
+    const ids: number[] = [];
+    const out = await model.generate({ document, query, strategy: "apb", hosts: 2, maxTokens: 8, onToken: (text, id) => (pieces.push(text), ids.push(id)) });
+    expect(ids).toEqual(out.tokens);
     expect(pieces.join("")).toBe(out.text);
     expect(out.finishReason === "length" ? out.tokens.length : 8).toBe(8);
     const first = out.tokens[0]!;

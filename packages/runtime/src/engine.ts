@@ -98,6 +98,10 @@ export class Model {
   static async load(path: string, options: LoadOptions = {}): Promise<Model> {
     const dir = await openModelDir(path, options.retainingHeads === undefined ? {} : { retainingHeads: options.retainingHeads });
     const progress = options.onProgress;
+    // Progress arrives through a queue that may drain after the load resolves; the last
+    // step is reported here, once the weights really are loaded.
+    const steps = dir.config.layers + 2;
+    let lastDone = 0;
     const engine = await native(() =>
       NativeEngine.load(
         {
@@ -106,9 +110,17 @@ export class Model {
           ...(dir.retaining ? { retaining: dir.retaining.tensors } : {}),
           backend: options.backend ?? "cpu",
         },
-        progress ? ([done, total]) => progress(done, total) : undefined,
+        progress
+          ? ([done, total]) => {
+              if (done > lastDone && done < steps) {
+                lastDone = done;
+                progress(done, total);
+              }
+            }
+          : undefined,
       ),
     );
+    progress?.(steps, steps);
     return new Model(dir, engine);
   }
 
@@ -132,16 +144,18 @@ export class Model {
     }
     const stop = o.stopTokenIds ?? this.dir.config.eosTokenIds;
     const tokenizer = this.dir.tokenizer;
+    // Tokens arrive through a queue that may drain after generation resolves: whatever has
+    // not arrived by then is delivered in order before generate() returns, exactly once.
     const streamed: number[] = [];
     let shown = "";
-    const onToken = options.onToken
-      ? (id: number) => {
-          streamed.push(id);
-          const text = tokenizer.decode(streamed, { skipSpecialTokens: true });
-          options.onToken!(text.slice(shown.length), id);
-          shown = text;
-        }
-      : undefined;
+    let finished = false;
+    const emit = (id: number) => {
+      streamed.push(id);
+      const text = tokenizer.decode(streamed, { skipSpecialTokens: true });
+      options.onToken!(text.slice(shown.length), id);
+      shown = text;
+    };
+    const onToken = options.onToken ? (id: number) => void (finished || emit(id)) : undefined;
     const result = await native(() =>
       this.engine.generate(
         {
@@ -163,6 +177,8 @@ export class Model {
         onToken,
       ),
     );
+    finished = true;
+    if (options.onToken) result.tokens.slice(streamed.length).forEach(emit);
     return this.describe(result, o.strategy, prompt, stop);
   }
 
