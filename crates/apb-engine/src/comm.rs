@@ -22,6 +22,11 @@ pub trait Comm: Send {
     fn compute_turn(&self) -> Option<MutexGuard<'_, ()>>;
     /// Tells the other hosts this one failed, so none waits forever at a collective.
     fn abort(&self, reason: &str);
+    /// The timing phase for time spent in collectives: "comm" where data really moves,
+    /// "wait" where hosts are emulated and a collective only waits for the others' turns.
+    fn collective_phase(&self) -> &'static str {
+        "comm"
+    }
 }
 
 struct State {
@@ -108,6 +113,10 @@ impl Comm for InProcess {
     fn compute_turn(&self) -> Option<MutexGuard<'_, ()>> {
         // A poisoned lock only means another host panicked; the turn itself is still valid.
         Some(self.shared.compute.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn collective_phase(&self) -> &'static str {
+        "wait"
     }
 
     fn abort(&self, reason: &str) {

@@ -46,7 +46,7 @@ pub fn decode<B: Backend, C: Comm>(
             payload.extend(b.download(&lse)?);
             let t_comm = Instant::now();
             let all = comm.all_gather(payload)?;
-            timings.add("comm", t_comm);
+            timings.add(comm.collective_phase(), t_comm);
             turn = comm.compute_turn();
             t = Instant::now();
             // Every host merges all partials in host order, so all hold the same output.

@@ -145,7 +145,7 @@ fn exchange_passing<B: Backend, C: Comm>(
     }
     let t = Instant::now();
     let all = comm.all_gather(block.unwrap_or_default())?;
-    timings.add("comm", t);
+    timings.add(comm.collective_phase(), t);
     let me = &p.layout.hosts[p.host];
     if me.passing.from_hosts == 0 {
         return Ok(None);
@@ -199,7 +199,7 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
             let got = comm.ring_pass(payload)?;
             let half = got.len() / 2;
             held = (got[..half].to_vec(), got[half..].to_vec());
-            timings.add("comm", t);
+            timings.add(comm.collective_phase(), t);
         }
         let _turn = comm.compute_turn();
         let t = Instant::now();

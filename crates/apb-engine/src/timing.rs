@@ -3,13 +3,15 @@
 
 use std::time::Instant;
 
-pub const PHASES: [&str; 8] = ["embed", "qkv", "scoring", "attention", "ffn", "comm", "query", "decode"];
+/// `comm` is time spent moving data between hosts; `wait` is time an emulated host spent
+/// waiting for the others to take their compute turns (an artefact of emulation, not work).
+pub const PHASES: [&str; 9] = ["embed", "qkv", "scoring", "attention", "ffn", "comm", "wait", "query", "decode"];
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostTimings {
     pub host: usize,
     /// Milliseconds per phase, in the order of `PHASES`.
-    pub ms: [f64; 8],
+    pub ms: [f64; 9],
     /// Tokens this host computed rows for during prefill (anchor or probe + local).
     pub prefill_rows: usize,
 }
@@ -26,7 +28,7 @@ impl HostTimings {
     pub fn get(&self, phase: &str) -> f64 {
         PHASES.iter().position(|p| *p == phase).map_or(0.0, |i| self.ms[i])
     }
-    /// Prefill time: every phase before the query pass.
+    /// Prefill time: this host's own prefill work and data movement (not emulation waits).
     pub fn prefill_ms(&self) -> f64 {
         ["embed", "qkv", "scoring", "attention", "ffn", "comm"].iter().map(|p| self.get(p)).sum()
     }

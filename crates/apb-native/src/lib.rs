@@ -236,7 +236,7 @@ pub struct GenerateSpec {
 #[napi(object)]
 pub struct HostTiming {
     pub host: u32,
-    /// Milliseconds per phase: embed, qkv, scoring, attention, ffn, comm, query, decode.
+    /// Milliseconds per phase: embed, qkv, scoring, attention, ffn, comm, wait, query, decode.
     pub phases_ms: std::collections::HashMap<String, f64>,
     pub prefill_ms: f64,
     pub prefill_rows: u32,

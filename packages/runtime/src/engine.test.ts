@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadModel, RuntimeError, writeTinyModel, writeTinyRetainingHeads, type Model } from "./index.js";
+import { loadModel, logitAgreement, RuntimeError, writeTinyModel, writeTinyRetainingHeads, type Model } from "./index.js";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -19,15 +19,7 @@ async function tiny(options: Parameters<typeof writeTinyModel>[1] = {}): Promise
 const document = "The quick brown fox jumps over the lazy dog. ".repeat(30) + "The secret word is lantern. " + "Filler text goes on. ".repeat(20);
 const query = "What is the secret word?";
 
-function relError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+const relError = (a: Float32Array, b: Float32Array) => logitAgreement(a, b).relativeError;
 
 describe("loadModel and generate", () => {
   it("loads with progress and generates with every strategy; exact strategies agree with full", async () => {

@@ -11,3 +11,4 @@ export { SPECIAL_TOKENS, TINY_CHAT_TEMPLATE, type SpecialToken } from "./tiny-to
 export { openModelDir, type ModelDir, type OpenOptions } from "./model-dir.js";
 export { loadModel, Model, STRATEGIES, type Generation, type GenerateOptions, type HostTiming, type LoadOptions, type Strategy } from "./engine.js";
 export { fromNative } from "./native-errors.js";
+export { agreeingPrefix, argmax, logitAgreement, type Agreement } from "./agreement.js";

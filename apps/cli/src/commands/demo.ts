@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { defaultPlanner } from "@apb/planner";
-import { loadModel, writeTinyModel, type Generation, type Model, type Strategy } from "@apb/runtime";
+import { agreeingPrefix, loadModel, logitAgreement, writeTinyModel, type Generation, type Model, type Strategy } from "@apb/runtime";
 import { parseWhole } from "../parse.js";
 import { ms } from "../render/format.js";
 import { formatTable } from "../render/table.js";
@@ -35,28 +35,6 @@ function documentOf(words: number): string {
     count += s.split(" ").length;
   }
   return out.join(" ");
-}
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
-}
-
-function relError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function agreeingPrefix(a: number[], b: number[]): number {
-  let n = 0;
-  while (n < a.length && n < b.length && a[n] === b[n]) n++;
-  return n;
 }
 
 async function run(model: Model, strategy: Strategy, hosts: number, document: string, query: string): Promise<Generation> {
@@ -90,6 +68,7 @@ export function registerDemo(program: Command): void {
       const answers: string[] = [];
       for (const strategy of ["full", "apb", "star", "ring"] as const) {
         const g = strategy === "full" ? full : await run(model, strategy, hosts, document, query);
+        const agreement = logitAgreement(g.firstLogits, full.firstLogits);
         rows.push([
           strategy,
           g.layout.hosts,
@@ -97,8 +76,8 @@ export function registerDemo(program: Command): void {
           g.layout.passingTokens,
           ms(g.timings.prefillMs),
           ((prompt.prefix + prompt.document) / (g.timings.prefillMs / 1000)).toFixed(0),
-          argmax(g.firstLogits) === argmax(full.firstLogits) ? "yes" : "no",
-          relError(g.firstLogits, full.firstLogits).toExponential(1),
+          agreement.sameTop1 ? "yes" : "no",
+          agreement.relativeError.toExponential(1),
           `${agreeingPrefix(g.tokens, full.tokens)}/${full.tokens.length}`,
         ]);
         answers.push(`${strategy.padEnd(5)} ${JSON.stringify(g.text)} (token ids ${g.tokens.join(" ")})`);

@@ -3,7 +3,7 @@ import type { Generation } from "@apb/runtime";
 import { ms } from "./format.js";
 import { formatTable } from "./table.js";
 
-const PHASES = ["embed", "qkv", "scoring", "attention", "ffn", "comm", "query", "decode"];
+const PHASES = ["embed", "qkv", "scoring", "attention", "ffn", "comm", "wait", "query", "decode"];
 
 export function timingTable(g: Generation): string {
   const rows = g.timings.hosts.map((h) => [h.host, h.prefillRows, ...PHASES.map((p) => ms(h.phasesMs[p] ?? 0)), ms(h.prefillMs)]);
