@@ -1,0 +1,284 @@
+// APB attention, FlashAttention-2 style on tensor cores (mma.sync m16n8k16, bf16 in, fp32
+// accumulate). A block of 4 warps owns 64 query rows of one query head; each warp owns 16.
+// Keys stream in tiles of 64 through shared memory from each segment in place (passing
+// blocks, anchor, local block: no concatenation); a tile no row of the block can see is
+// never loaded. Softmax runs online in the log2 domain; O is normalised at the end and LSE
+// is written in natural log (-inf and zeros for a row that sees no key).
+//
+// This is the first, portable version (sm_80+ instructions). The Hopper version (wgmma,
+// TMA, warp specialisation) replaces the inner loop; the interface and checks stay.
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "attention.h"
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kBlockRows = 16 * kWarps;  // query rows per block
+constexpr int kBlockKeys = 64;           // keys per tile
+constexpr int kPad = 8;                  // bf16 elements of padding per smem row (16 bytes)
+
+static_assert(kBlockRows == kBlockKeys, "load_tile serves the Q and K/V tiles alike");
+
+__device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+struct Segments {
+  apb_segment s[APB_MAX_SEGMENTS];
+  int n;
+};
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  // Out-of-range rows are zero-filled (src-size 0) so masked lanes never read garbage.
+  int bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Keys of `seg` that query row `row` (of `rows`) may see.
+__device__ __forceinline__ int64_t visible(const apb_segment& seg, int64_t row, int64_t rows) {
+  if (!seg.causal) return seg.count;
+  int64_t limit = row + 1 + seg.count - rows;
+  return limit < 0 ? 0 : (limit > seg.count ? seg.count : limit);
+}
+
+// Copies `n` rows (the rest zero) of one head into a [rows][D + kPad] smem tile.
+template <int D>
+__device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat16* src, int64_t first, int n,
+                                          int64_t row_stride) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  for (int c = threadIdx.x; c < kBlockKeys * kChunks; c += kThreads) {
+    int r = c / kChunks, k = (c % kChunks) * 8;
+    bool valid = r < n;
+    const __nv_bfloat16* g = src + (valid ? (first + r) * row_stride + k : 0);
+    cp_async16(tile + r * (D + kPad) + k, g, valid);
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16* __restrict__ q,
+                                                             __nv_bfloat16* __restrict__ o, float* __restrict__ lse,
+                                                             int64_t rows, int q_heads, int kv_heads, Segments segs) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* sK = sQ + kBlockRows * (D + kPad);
+  __nv_bfloat16* sV = sK + kBlockKeys * (D + kPad);
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int head = blockIdx.y, kv_head = head / (q_heads / kv_heads);
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kBlockRows;
+  const int64_t q_stride = static_cast<int64_t>(q_heads) * D;
+  const int64_t kv_stride = static_cast<int64_t>(kv_heads) * D;
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D));
+
+  // Q tile -> smem -> A fragments held for the whole kernel.
+  {
+    int n = static_cast<int>(lmin(kBlockRows, rows - row0));
+    load_tile<D>(sQ, q + head * D, row0, n, q_stride);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+  }
+  uint32_t qf[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    int r = warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+    int c = kk * 16 + (lane / 16) * 8;
+    ldmatrix_x4(qf[kk], sQ + r * (D + kPad) + c);
+  }
+
+  float acc[D / 8][4];
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  // This thread's two rows (lane/4 and lane/4 + 8 of the warp's 16).
+  const int64_t my_row[2] = {row0 + warp * 16 + lane / 4, row0 + warp * 16 + lane / 4 + 8};
+  const int64_t last_row = lmin(row0 + kBlockRows, rows) - 1;
+
+  for (int si = 0; si < segs.n; ++si) {
+    const apb_segment seg = segs.s[si];
+    const int64_t seen_by_block = visible(seg, last_row, rows);  // later rows see the most
+    const __nv_bfloat16* kbase = static_cast<const __nv_bfloat16*>(seg.k) + kv_head * D;
+    const __nv_bfloat16* vbase = static_cast<const __nv_bfloat16*>(seg.v) + kv_head * D;
+    for (int64_t t0 = 0; t0 < seen_by_block; t0 += kBlockKeys) {
+      const int n = static_cast<int>(lmin(kBlockKeys, seg.count - t0));
+      __syncthreads();  // previous tile fully consumed
+      load_tile<D>(sK, kbase, seg.start + t0, n, kv_stride);
+      cp_async_commit();
+      load_tile<D>(sV, vbase, seg.start + t0, n, kv_stride);
+      cp_async_commit();
+      cp_async_wait<1>();  // K landed; V may still be in flight
+      __syncthreads();
+
+      // S = Q K^T for this warp's 16 rows x 64 keys.
+      float s[kBlockKeys / 8][4];
+#pragma unroll
+      for (int j = 0; j < kBlockKeys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+        for (int j = 0; j < kBlockKeys / 8; j += 2) {
+          uint32_t b[4];
+          int key = j * 8 + (lane % 8) + (lane / 16) * 8;
+          int dim = kk * 16 + ((lane / 8) % 2) * 8;
+          ldmatrix_x4(b, sK + key * (D + kPad) + dim);
+          mma_bf16(s[j], qf[kk], b[0], b[1]);
+          mma_bf16(s[j + 1], qf[kk], b[2], b[3]);
+        }
+      }
+
+      // Mask, then the online softmax update per row.
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t limit = lmin(visible(seg, my_row[h], rows) - t0, n);
+        float tile_max = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < kBlockKeys / 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            int key = j * 8 + (lane % 4) * 2 + e;
+            float v = (key < limit && my_row[h] < rows) ? s[j][h * 2 + e] * scale_log2 : -INFINITY;
+            s[j][h * 2 + e] = v;
+            tile_max = fmaxf(tile_max, v);
+          }
+        }
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
+        const float m_new = fmaxf(m[h], tile_max);
+        // A row that has seen nothing yet keeps m = -inf; exp2 of (-inf) - (-inf) is avoided.
+        const float base = m_new == -INFINITY ? 0.f : m_new;
+        const float correction = exp2f(m[h] - base);
+        float row_sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < kBlockKeys / 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float p = exp2f(s[j][h * 2 + e] - base);
+            s[j][h * 2 + e] = p;
+            row_sum += p;
+          }
+        }
+        row_sum += __shfl_xor_sync(0xffffffff, row_sum, 1);
+        row_sum += __shfl_xor_sync(0xffffffff, row_sum, 2);
+        l[h] = l[h] * correction + row_sum;
+        m[h] = m_new;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+          acc[j][h * 2] *= correction;
+          acc[j][h * 2 + 1] *= correction;
+        }
+      }
+
+      cp_async_wait<0>();  // V landed
+      __syncthreads();
+      // O += P V: P's accumulator layout is already the A-fragment layout of the next mma.
+#pragma unroll
+      for (int kk = 0; kk < kBlockKeys / 16; ++kk) {
+        uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                         pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int j = 0; j < D / 8; j += 2) {
+          uint32_t b[4];
+          int key = kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+          int dim = j * 8 + (lane / 16) * 8;
+          ldmatrix_x4_trans(b, sV + key * (D + kPad) + dim);
+          mma_bf16(acc[j], a, b[0], b[1]);
+          mma_bf16(acc[j + 1], a, b[2], b[3]);
+        }
+      }
+    }
+  }
+
+  // Normalise and write O and LSE.
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = my_row[h];
+    if (row >= rows) continue;
+    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+    __nv_bfloat16* out = o + row * q_stride + head * D;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      int dim = j * 8 + (lane % 4) * 2;
+      *reinterpret_cast<__nv_bfloat162*>(out + dim) =
+          __floats2bfloat162_rn(acc[j][h * 2] * inv, acc[j][h * 2 + 1] * inv);
+    }
+    if (lane % 4 == 0) {
+      lse[row * q_heads + head] = l[h] > 0.f ? (m[h] + log2f(l[h])) * 0.6931471805599453f : -INFINITY;
+    }
+  }
+}
+
+template <int D>
+int launch(const apb_attention_args* a, cudaStream_t stream) {
+  Segments segs;
+  segs.n = a->segment_count;
+  for (int i = 0; i < a->segment_count; ++i) segs.s[i] = a->segments[i];
+  const size_t smem = (kBlockRows + 2 * kBlockKeys) * (D + kPad) * sizeof(__nv_bfloat16);
+  cudaError_t e = cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (e != cudaSuccess) return APB_LAUNCH_FAILED;
+  dim3 grid(static_cast<unsigned>((a->rows + kBlockRows - 1) / kBlockRows), static_cast<unsigned>(a->q_heads));
+  attention_kernel<D><<<grid, kThreads, smem, stream>>>(static_cast<const __nv_bfloat16*>(a->q),
+                                                        static_cast<__nv_bfloat16*>(a->o), a->lse, a->rows, a->q_heads,
+                                                        a->kv_heads, segs);
+  return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED;
+}
+
+}  // namespace
+
+extern "C" int apb_attention_bf16(const apb_attention_args* a, void* stream) {
+  if (!a || !a->q || !a->o || !a->lse) return APB_BAD_POINTER;
+  if (a->head_dim != 64 && a->head_dim != 128) return APB_BAD_HEAD_DIM;
+  if (a->q_heads <= 0 || a->kv_heads <= 0 || a->q_heads % a->kv_heads != 0 || a->rows < 0) return APB_BAD_HEADS;
+  if (a->segment_count < 0 || a->segment_count > APB_MAX_SEGMENTS) return APB_BAD_SEGMENTS;
+  for (int i = 0; i < a->segment_count; ++i) {
+    const apb_segment& s = a->segments[i];
+    if (s.start < 0 || s.count < 0 || (s.count > 0 && (!s.k || !s.v))) return APB_BAD_SEGMENTS;
+    if (s.causal && i != a->segment_count - 1) return APB_BAD_SEGMENTS;
+  }
+  if (a->rows == 0) return APB_OK;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  return a->head_dim == 64 ? launch<64>(a, st) : launch<128>(a, st);
+}
+
+extern "C" const char* apb_error_text(int code) {
+  switch (code) {
+    case APB_OK: return "ok";
+    case APB_BAD_HEAD_DIM: return "head_dim must be 64 or 128";
+    case APB_BAD_HEADS: return "q_heads and kv_heads must be positive and kv_heads must divide q_heads";
+    case APB_BAD_SEGMENTS: return "segments: at most 4, non-negative ranges with K/V pointers, the causal one last";
+    case APB_BAD_POINTER: return "q, o and lse must be device pointers";
+    case APB_LAUNCH_FAILED: return "the kernel launch failed (see cudaGetLastError)";
+    default: return "unknown error";
+  }
+}

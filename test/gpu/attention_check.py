@@ -1,0 +1,257 @@
+"""GPU checks and benchmark of cuda/attention.cu, run on a GPU host with PyTorch.
+
+Builds the kernel with the host's nvcc into a shared library, calls it through ctypes on
+PyTorch tensors, and
+  - checks O and LSE against a float64 reference on small shapes and a chunked float32
+    reference on APB-sized ones (fresh random inputs every run; outputs poisoned first);
+  - times it beside PyTorch SDPA's FlashAttention-2 and cuDNN backends on the same shapes,
+    counting FLOPs as FlashAttention does (causal rows as half).
+Writes attention.json and attention.md to $OUT (or the current directory).
+
+usage: python3 test/gpu/attention_check.py [--checks-only] [--bench-only] [--quick]
+"""
+import ctypes
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.environ.get("OUT", ".")
+
+
+class Segment(ctypes.Structure):
+    _fields_ = [("k", ctypes.c_void_p), ("v", ctypes.c_void_p), ("start", ctypes.c_int64),
+                ("count", ctypes.c_int64), ("causal", ctypes.c_int32)]
+
+
+class Args(ctypes.Structure):
+    _fields_ = [("q", ctypes.c_void_p), ("o", ctypes.c_void_p), ("lse", ctypes.c_void_p),
+                ("rows", ctypes.c_int64), ("q_heads", ctypes.c_int32), ("kv_heads", ctypes.c_int32),
+                ("head_dim", ctypes.c_int32), ("segment_count", ctypes.c_int32), ("segments", Segment * 4)]
+
+
+def build():
+    so = "/tmp/libapb_attention.so"
+    cmd = ["nvcc", "-O3", "-std=c++17", "-lineinfo", "--use_fast_math",
+           "-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_90,code=compute_90",
+           "-Xptxas=-v", "-shared", "-Xcompiler", "-fPIC", os.path.join(ROOT, "cuda", "attention.cu"), "-o", so]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    regs = [l for l in r.stderr.splitlines() if "registers" in l or "spill" in l]
+    print("\n".join(regs[-4:]))
+    if r.returncode != 0:
+        print(r.stderr)
+        sys.exit("nvcc failed")
+    lib = ctypes.CDLL(so)
+    lib.apb_attention_bf16.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p]
+    lib.apb_error_text.restype = ctypes.c_char_p
+    return lib
+
+
+def apb_attention(lib, q, segments, q_heads, kv_heads, d, o=None, lse=None):
+    """q: [rows, q_heads*d] bf16; segments: [(k, v, start, count, causal)] with k/v [tokens, kv_heads*d]."""
+    rows = q.shape[0]
+    o = torch.full_like(q, float("nan")) if o is None else o
+    lse = torch.full((rows, q_heads), float("nan"), device=q.device, dtype=torch.float32) if lse is None else lse
+    a = Args(q.data_ptr(), o.data_ptr(), lse.data_ptr(), rows, q_heads, kv_heads, d, len(segments))
+    for i, (k, v, start, count, causal) in enumerate(segments):
+        a.segments[i] = Segment(k.data_ptr(), v.data_ptr(), start, count, int(causal))
+    code = lib.apb_attention_bf16(ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+    if code != 0:
+        raise RuntimeError(lib.apb_error_text(code).decode())
+    return o, lse
+
+
+def visible_mask(segments, rows, device):
+    """[rows, total_keys] bool: which concatenated keys each row sees."""
+    parts = []
+    i = torch.arange(rows, device=device)[:, None]
+    for (_, _, _, count, causal) in segments:
+        j = torch.arange(count, device=device)[None, :]
+        parts.append(j <= i + (count - rows) if causal else torch.ones(rows, count, dtype=torch.bool, device=device))
+    return torch.cat(parts, dim=1)
+
+
+def reference(q, segments, q_heads, kv_heads, d, dtype, row_chunk=None):
+    """O and LSE in `dtype` from the bf16 inputs, by explicit masked softmax (rows in chunks)."""
+    rows = q.shape[0]
+    k = torch.cat([k[s:s + c] for (k, _, s, c, _) in segments]).to(dtype).view(-1, kv_heads, d)
+    v = torch.cat([v[s:s + c] for (_, v, s, c, _) in segments]).to(dtype).view(-1, kv_heads, d)
+    group = q_heads // kv_heads
+    k = k.repeat_interleave(group, dim=1).transpose(0, 1)  # [h, keys, d]
+    v = v.repeat_interleave(group, dim=1).transpose(0, 1)
+    qf = q.to(dtype).view(rows, q_heads, d).transpose(0, 1)  # [h, rows, d]
+    mask = visible_mask(segments, rows, q.device)
+    o = torch.empty(q_heads, rows, d, dtype=dtype, device=q.device)
+    lse = torch.empty(q_heads, rows, dtype=dtype, device=q.device)
+    step = row_chunk or rows
+    for r0 in range(0, rows, step):
+        s = qf[:, r0:r0 + step] @ k.transpose(1, 2) / math.sqrt(d)
+        s = s.masked_fill(~mask[r0:r0 + step][None], float("-inf"))
+        l = torch.logsumexp(s, dim=-1)
+        p = torch.exp(s - l[..., None]).nan_to_num(0.0)
+        o[:, r0:r0 + step] = p @ v
+        lse[:, r0:r0 + step] = l
+        del s, p
+    return o.transpose(0, 1).reshape(rows, q_heads * d), lse.transpose(0, 1)
+
+
+def rand(*shape):
+    return torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+
+
+def make_case(rows, seg_specs, q_heads, kv_heads, d):
+    """seg_specs: [(buffer_tokens, start, count, causal)]; returns q and segments on fresh data."""
+    q = rand(rows, q_heads * d)
+    segs = []
+    for (tokens, start, count, causal) in seg_specs:
+        segs.append((rand(tokens, kv_heads * d), rand(tokens, kv_heads * d), start, count, causal))
+    return q, segs
+
+
+def compare(lib, q, segs, hq, hkv, d, dtype, row_chunk=None):
+    o, lse = apb_attention(lib, q, segs, hq, hkv, d)
+    torch.cuda.synchronize()
+    ro, rl = reference(q, segs, hq, hkv, d, dtype, row_chunk)
+    finite = torch.isfinite(rl)
+    ok_poison = bool(torch.isfinite(o).all()) and not bool(torch.isnan(lse).any())
+    o_err = ((o.to(dtype) - ro).norm() / ro.norm().clamp_min(1e-30)).item()
+    lse_err = (lse.to(dtype)[finite] - rl[finite]).abs().max().item() if finite.any() else 0.0
+    same_empty = bool((~torch.isfinite(lse) == ~finite).all()) and bool((o.view(-1, hq, d)[~finite] == 0).all())
+    return {"o_rel_err": o_err, "lse_max_abs_err": lse_err, "outputs_written": ok_poison, "empty_rows_ok": same_empty}
+
+
+def checks(lib, quick):
+    results = []
+    torch.manual_seed(int(time.time()))
+    cases = []
+    # Small shapes against float64: anchor rows (causal), apb local rows (passing, anchor, local causal),
+    # odd lengths, rows that see nothing (causal over fewer keys than rows).
+    for hq, hkv in [(32, 8), (28, 4), (40, 8)]:
+        for d in [128, 64]:
+            cases.append(("anchor rows", 77, [(77, 0, 77, True)], hq, hkv, d))
+            cases.append(("apb local rows", 130, [(300, 11, 195, False), (96, 0, 96, False), (140, 5, 130, True)], hq, hkv, d))
+            cases.append(("empty rows", 50, [(64, 0, 20, True)], hq, hkv, d))
+            cases.append(("one row", 1, [(33, 3, 29, False), (9, 0, 1, True)], hq, hkv, d))
+    for name, rows, specs, hq, hkv, d in cases:
+        q, segs = make_case(rows, specs, hq, hkv, d)
+        r = compare(lib, q, segs, hq, hkv, d, torch.float64)
+        r.update(case=name, rows=rows, heads=f"{hq}/{hkv}", d=d, reference="float64")
+        results.append(r)
+    # APB-sized: host 7 of 128K on 8 hosts (passing 7x2K, anchor 4K, local 16K), 32/8 d128.
+    big = [("apb host 7 local rows", 16384, [(14336, 0, 14336, False), (4096, 0, 4096, False), (16384, 0, 16384, True)])]
+    if quick:
+        big = [("apb host 3 local rows (quick)", 4096, [(6144, 0, 6144, False), (1024, 0, 1024, False), (4096, 0, 4096, True)])]
+    for name, rows, specs in big:
+        q, segs = make_case(rows, specs, 32, 8, 128)
+        r = compare(lib, q, segs, 32, 8, 128, torch.float32, row_chunk=1024)
+        r.update(case=name, rows=rows, heads="32/8", d=128, reference="float32 chunked")
+        results.append(r)
+    for r in results:
+        r["pass"] = r["o_rel_err"] < 1e-2 and r["lse_max_abs_err"] < 1e-3 and r["outputs_written"] and r["empty_rows_ok"]
+        print(json.dumps(r))
+    return results
+
+
+def time_ms(fn, warmup=2, iters=5):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / iters
+
+
+def flops(rows, full_keys, causal_keys, hq, d):
+    # FlashAttention's count: 4 * heads * rows * (fully visible keys + causal keys / 2) * d.
+    return 4 * hq * rows * (full_keys + causal_keys / 2) * d
+
+
+def bench(lib, quick):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention.bias import causal_lower_right
+
+    hq, hkv, d = 32, 8, 128
+    shapes = [("full causal 8K", 8192, [])]
+    if not quick:
+        shapes += [("full causal 32K", 32768, []), ("full causal 128K", 131072, [])]
+    for p in ([0, 3, 7] if quick else range(8)):
+        shapes.append((f"apb local 16K + anchor 4K + passing {p}x2K", 16384, [p * 2048, 4096]))
+    rows_out = []
+    for name, rows, prefix in shapes:
+        q = rand(rows, hq * d)
+        k_local, v_local = rand(rows, hkv * d), rand(rows, hkv * d)
+        segs = [(rand(n, hkv * d), rand(n, hkv * d), 0, n, False) for n in prefix if n > 0]
+        segs.append((k_local, v_local, 0, rows, True))
+        full_keys = sum(prefix)
+        f = flops(rows, full_keys, rows, hq, d)
+        o = torch.empty_like(q)
+        lse = torch.empty(rows, hq, device="cuda", dtype=torch.float32)
+        ours = time_ms(lambda: apb_attention(lib, q, segs, hq, hkv, d, o, lse))
+        # Peers get the keys concatenated (the copy is not timed) and lower-right causal.
+        keys = full_keys + rows
+        kc = torch.cat([s[0] for s in segs]).view(1, keys, hkv, d).transpose(1, 2)
+        vc = torch.cat([s[1] for s in segs]).view(1, keys, hkv, d).transpose(1, 2)
+        qc = q.view(1, rows, hq, d).transpose(1, 2)
+        row = {"shape": name, "rows": rows, "keys": keys, "apb_ms": ours, "apb_tflops": f / ours / 1e9}
+        for label, backend in [("fa2", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]:
+            try:
+                with sdpa_kernel([backend]):
+                    if full_keys == 0:
+                        fn = lambda: torch.nn.functional.scaled_dot_product_attention(qc, kc, vc, is_causal=True, enable_gqa=True)
+                    else:
+                        bias = causal_lower_right(rows, keys)
+                        fn = lambda: torch.nn.functional.scaled_dot_product_attention(qc, kc, vc, attn_mask=bias, enable_gqa=True)
+                    ms = time_ms(fn)
+                row[f"{label}_ms"] = ms
+                row[f"{label}_tflops"] = f / ms / 1e9
+            except Exception as e:  # a backend that refuses a shape is reported, not fatal
+                row[f"{label}_error"] = str(e).splitlines()[0][:160]
+        print(json.dumps(row))
+        rows_out.append(row)
+        del q, k_local, v_local, segs, kc, vc, qc, o, lse
+        torch.cuda.empty_cache()
+    return rows_out
+
+
+def main():
+    quick = "--quick" in sys.argv
+    lib = build()
+    props = torch.cuda.get_device_properties(0)
+    report = {"date": datetime.date.today().isoformat(), "gpu": props.name, "torch": torch.__version__}
+    if "--bench-only" not in sys.argv:
+        report["checks"] = checks(lib, quick)
+    if "--checks-only" not in sys.argv:
+        report["bench"] = bench(lib, quick)
+    with open(os.path.join(OUT, "attention.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    lines = [f"# APB attention kernel ({report['date']}, {report['gpu']}, torch {report['torch']})", ""]
+    if "checks" in report:
+        lines += ["| check | rows | heads | d | O rel. err | LSE max abs err | pass |", "|---|---:|---|---:|---:|---:|---|"]
+        lines += [f"| {c['case']} ({c['reference']}) | {c['rows']} | {c['heads']} | {c['d']} | {c['o_rel_err']:.2e} | {c['lse_max_abs_err']:.2e} | {c['pass']} |" for c in report["checks"]]
+        lines.append("")
+    if "bench" in report:
+        lines += ["| shape (32/8 heads, d 128) | apb TFLOP/s | FA2 TFLOP/s | cuDNN TFLOP/s | apb / FA2 | apb / cuDNN |", "|---|---:|---:|---:|---:|---:|"]
+        for b in report["bench"]:
+            fa2, cud = b.get("fa2_tflops"), b.get("cudnn_tflops")
+            fmt = lambda x: f"{x:.0f}" if x else "n/a"
+            ratio = lambda x: f"{b['apb_tflops'] / x:.2f}" if x else "n/a"
+            lines.append(f"| {b['shape']} | {b['apb_tflops']:.0f} | {fmt(fa2)} | {fmt(cud)} | {ratio(fa2)} | {ratio(cud)} |")
+    with open(os.path.join(OUT, "attention.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    failed = [c for c in report.get("checks", []) if not c["pass"]]
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
