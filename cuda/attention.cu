@@ -2,7 +2,8 @@
 // accumulate). A block of 4 warps owns 64 query rows of one query head; each warp owns 16.
 // Keys stream in tiles of 64 through shared memory from each segment in place (passing
 // blocks, anchor, local block: no concatenation); a tile no row of the block can see is
-// never loaded. Softmax runs online in the log2 domain; O is normalised at the end and LSE
+// never loaded. The next tile's K is fetched while this tile's softmax and P V run, and its
+// V while the next S = Q K^T runs. Softmax runs online in the log2 domain; O is normalised at the end and LSE
 // is written in natural log (-inf and zeros for a row that sees no key).
 //
 // This is the first, portable version (sm_80+ instructions). The Hopper version (wgmma,
@@ -19,8 +20,6 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kBlockRows = 16 * kWarps;  // query rows per block
 constexpr int kBlockKeys = 64;           // keys per tile
 constexpr int kPad = 8;                  // bf16 elements of padding per smem row (16 bytes)
-
-static_assert(kBlockRows == kBlockKeys, "load_tile serves the Q and K/V tiles alike");
 
 __device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -73,12 +72,12 @@ __device__ __forceinline__ int64_t visible(const apb_segment& seg, int64_t row, 
   return limit < 0 ? 0 : (limit > seg.count ? seg.count : limit);
 }
 
-// Copies `n` rows (the rest zero) of one head into a [rows][D + kPad] smem tile.
-template <int D>
+// Copies `n` of `kRows` rows (the rest zero) of one head into a [kRows][D + kPad] smem tile.
+template <int D, int kRows>
 __device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat16* src, int64_t first, int n,
                                           int64_t row_stride) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
-  for (int c = threadIdx.x; c < kBlockKeys * kChunks; c += kThreads) {
+  for (int c = threadIdx.x; c < kRows * kChunks; c += kThreads) {
     int r = c / kChunks, k = (c % kChunks) * 8;
     bool valid = r < n;
     const __nv_bfloat16* g = src + (valid ? (first + r) * row_stride + k : 0);
@@ -97,7 +96,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int head = blockIdx.y, kv_head = head / (q_heads / kv_heads);
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kBlockRows;
+  // Causal blocks further down see more keys: start them first so the tail stays short.
+  const int64_t row0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * kBlockRows;
   const int64_t q_stride = static_cast<int64_t>(q_heads) * D;
   const int64_t kv_stride = static_cast<int64_t>(kv_heads) * D;
   const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D));
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16
   // Q tile -> smem -> A fragments held for the whole kernel.
   {
     int n = static_cast<int>(lmin(kBlockRows, rows - row0));
-    load_tile<D>(sQ, q + head * D, row0, n, q_stride);
+    load_tile<D, kBlockRows>(sQ, q + head * D, row0, n, q_stride);
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
@@ -126,98 +126,120 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16
   const int64_t my_row[2] = {row0 + warp * 16 + lane / 4, row0 + warp * 16 + lane / 4 + 8};
   const int64_t last_row = lmin(row0 + kBlockRows, rows) - 1;
 
-  for (int si = 0; si < segs.n; ++si) {
+  // Tiles are visited segment by segment; `seen` is how many keys of a segment any row of
+  // this block sees (the last row sees the most), so unseen tiles are never loaded.
+  auto seen = [&](int si) { return visible(segs.s[si], last_row, rows); };
+  int si = 0;
+  int64_t t0 = 0;
+  while (si < segs.n && seen(si) == 0) ++si;
+  auto issue = [&](__nv_bfloat16* tile, bool keys, int sj, int64_t tj) {
+    const apb_segment& g = segs.s[sj];
+    const __nv_bfloat16* base = static_cast<const __nv_bfloat16*>(keys ? g.k : g.v) + kv_head * D;
+    load_tile<D, kBlockKeys>(tile, base, g.start + tj, static_cast<int>(lmin(kBlockKeys, g.count - tj)), kv_stride);
+  };
+  if (si < segs.n) {
+    issue(sK, true, si, 0);
+    cp_async_commit();
+    issue(sV, false, si, 0);
+    cp_async_commit();
+  }
+  while (si < segs.n) {
     const apb_segment seg = segs.s[si];
-    const int64_t seen_by_block = visible(seg, last_row, rows);  // later rows see the most
-    const __nv_bfloat16* kbase = static_cast<const __nv_bfloat16*>(seg.k) + kv_head * D;
-    const __nv_bfloat16* vbase = static_cast<const __nv_bfloat16*>(seg.v) + kv_head * D;
-    for (int64_t t0 = 0; t0 < seen_by_block; t0 += kBlockKeys) {
-      const int n = static_cast<int>(lmin(kBlockKeys, seg.count - t0));
-      __syncthreads();  // previous tile fully consumed
-      load_tile<D>(sK, kbase, seg.start + t0, n, kv_stride);
-      cp_async_commit();
-      load_tile<D>(sV, vbase, seg.start + t0, n, kv_stride);
-      cp_async_commit();
-      cp_async_wait<1>();  // K landed; V may still be in flight
-      __syncthreads();
+    const int n = static_cast<int>(lmin(kBlockKeys, seg.count - t0));
+    int next_si = si;
+    int64_t next_t0 = t0 + kBlockKeys;
+    if (next_t0 >= seen(si)) {
+      next_t0 = 0;
+      do ++next_si; while (next_si < segs.n && seen(next_si) == 0);
+    }
+    const bool has_next = next_si < segs.n;
+    cp_async_wait<1>();  // K of this tile landed; its V may still be in flight
+    __syncthreads();
 
-      // S = Q K^T for this warp's 16 rows x 64 keys.
-      float s[kBlockKeys / 8][4];
+    // S = Q K^T for this warp's 16 rows x 64 keys.
+    float s[kBlockKeys / 8][4];
 #pragma unroll
-      for (int j = 0; j < kBlockKeys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    for (int j = 0; j < kBlockKeys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
+    for (int kk = 0; kk < D / 16; ++kk) {
 #pragma unroll
-        for (int j = 0; j < kBlockKeys / 8; j += 2) {
-          uint32_t b[4];
-          int key = j * 8 + (lane % 8) + (lane / 16) * 8;
-          int dim = kk * 16 + ((lane / 8) % 2) * 8;
-          ldmatrix_x4(b, sK + key * (D + kPad) + dim);
-          mma_bf16(s[j], qf[kk], b[0], b[1]);
-          mma_bf16(s[j + 1], qf[kk], b[2], b[3]);
-        }
-      }
-
-      // Mask, then the online softmax update per row.
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int64_t limit = lmin(visible(seg, my_row[h], rows) - t0, n);
-        float tile_max = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < kBlockKeys / 8; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            int key = j * 8 + (lane % 4) * 2 + e;
-            float v = (key < limit && my_row[h] < rows) ? s[j][h * 2 + e] * scale_log2 : -INFINITY;
-            s[j][h * 2 + e] = v;
-            tile_max = fmaxf(tile_max, v);
-          }
-        }
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
-        const float m_new = fmaxf(m[h], tile_max);
-        // A row that has seen nothing yet keeps m = -inf; exp2 of (-inf) - (-inf) is avoided.
-        const float base = m_new == -INFINITY ? 0.f : m_new;
-        const float correction = exp2f(m[h] - base);
-        float row_sum = 0.f;
-#pragma unroll
-        for (int j = 0; j < kBlockKeys / 8; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float p = exp2f(s[j][h * 2 + e] - base);
-            s[j][h * 2 + e] = p;
-            row_sum += p;
-          }
-        }
-        row_sum += __shfl_xor_sync(0xffffffff, row_sum, 1);
-        row_sum += __shfl_xor_sync(0xffffffff, row_sum, 2);
-        l[h] = l[h] * correction + row_sum;
-        m[h] = m_new;
-#pragma unroll
-        for (int j = 0; j < D / 8; ++j) {
-          acc[j][h * 2] *= correction;
-          acc[j][h * 2 + 1] *= correction;
-        }
-      }
-
-      cp_async_wait<0>();  // V landed
-      __syncthreads();
-      // O += P V: P's accumulator layout is already the A-fragment layout of the next mma.
-#pragma unroll
-      for (int kk = 0; kk < kBlockKeys / 16; ++kk) {
-        uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                         pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-        for (int j = 0; j < D / 8; j += 2) {
-          uint32_t b[4];
-          int key = kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-          int dim = j * 8 + (lane / 16) * 8;
-          ldmatrix_x4_trans(b, sV + key * (D + kPad) + dim);
-          mma_bf16(acc[j], a, b[0], b[1]);
-          mma_bf16(acc[j + 1], a, b[2], b[3]);
-        }
+      for (int j = 0; j < kBlockKeys / 8; j += 2) {
+        uint32_t b[4];
+        int key = j * 8 + (lane % 8) + (lane / 16) * 8;
+        int dim = kk * 16 + ((lane / 8) % 2) * 8;
+        ldmatrix_x4(b, sK + key * (D + kPad) + dim);
+        mma_bf16(s[j], qf[kk], b[0], b[1]);
+        mma_bf16(s[j + 1], qf[kk], b[2], b[3]);
       }
     }
+    __syncthreads();  // every warp is done with sK: fetch the next tile's keys into it
+    if (has_next) issue(sK, true, next_si, next_t0);
+    cp_async_commit();
+
+    // Mask, then the online softmax update per row.
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t limit = lmin(visible(seg, my_row[h], rows) - t0, n);
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kBlockKeys / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          int key = j * 8 + (lane % 4) * 2 + e;
+          float v = (key < limit && my_row[h] < rows) ? s[j][h * 2 + e] * scale_log2 : -INFINITY;
+          s[j][h * 2 + e] = v;
+          tile_max = fmaxf(tile_max, v);
+        }
+      }
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
+      const float m_new = fmaxf(m[h], tile_max);
+      // A row that has seen nothing yet keeps m = -inf; exp2 of (-inf) - (-inf) is avoided.
+      const float base = m_new == -INFINITY ? 0.f : m_new;
+      const float correction = exp2f(m[h] - base);
+      float row_sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < kBlockKeys / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float p = exp2f(s[j][h * 2 + e] - base);
+          s[j][h * 2 + e] = p;
+          row_sum += p;
+        }
+      }
+      row_sum += __shfl_xor_sync(0xffffffff, row_sum, 1);
+      row_sum += __shfl_xor_sync(0xffffffff, row_sum, 2);
+      l[h] = l[h] * correction + row_sum;
+      m[h] = m_new;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        acc[j][h * 2] *= correction;
+        acc[j][h * 2 + 1] *= correction;
+      }
+    }
+
+    cp_async_wait<1>();  // this tile's V landed; the next K may still be in flight
+    __syncthreads();
+    // O += P V: P's accumulator layout is already the A-fragment layout of the next mma.
+#pragma unroll
+    for (int kk = 0; kk < kBlockKeys / 16; ++kk) {
+      uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                       pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int j = 0; j < D / 8; j += 2) {
+        uint32_t b[4];
+        int key = kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+        int dim = j * 8 + (lane / 16) * 8;
+        ldmatrix_x4_trans(b, sV + key * (D + kPad) + dim);
+        mma_bf16(acc[j], a, b[0], b[1]);
+        mma_bf16(acc[j + 1], a, b[2], b[3]);
+      }
+    }
+    __syncthreads();  // every warp is done with sV: fetch the next tile's values into it
+    if (has_next) issue(sV, false, next_si, next_t0);
+    cp_async_commit();
+    si = next_si;
+    t0 = next_t0;
   }
 
   // Normalise and write O and LSE.
