@@ -2,13 +2,15 @@
 // First step of `npm test`, `npm run demo` and `npm run bench`: brings a fresh clone to a
 // buildable state, so those commands work with nothing typed before them. Installs the npm
 // dependencies when they are missing or stale, Debian's Rust with the wasm32 standard
-// library when no wasm32 toolchain is found, and (with --with-browser, for the tests)
-// Debian's Chromium; apt runs as root or through sudo without a password. Fast when
-// everything is in place.
+// library when no wasm32 toolchain is found, (with --with-browser, for the tests) Debian's
+// Chromium, and (with --with-cuda) CUDA's compiler from pinned PyPI wheels so the kernels
+// compile even where there is no GPU; apt runs as root or through sudo without a password.
+// Fast when everything is in place.
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { findNvcc, installWheels } from "./cuda-toolchain.mjs";
 import { CHROMIUM, DEBIAN_BROWSER, DEBIAN_RUST, findWasmRustc, hasCargo, INSTALL_HINT, run } from "./toolchain.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -60,3 +62,8 @@ if (packages.length > 0) aptInstall(packages, reasons.join("; "));
 // rustup users can then say `cargo +debian`; the build itself finds /usr/bin/rustc.
 if (packages.includes("rustc") && run("rustup", ["--version"]) !== null) run("rustup", ["toolchain", "link", "debian", "/usr"]);
 if (!findWasmRustc()) fail(`the wasm32 standard library is still missing; ${INSTALL_HINT}`);
+if (process.argv.includes("--with-cuda") && !findNvcc()) {
+  console.log("apb setup: installing CUDA's compiler from pinned PyPI wheels into .cuda-toolchain/");
+  const problem = installWheels();
+  if (problem) fail(`${problem}; set CUDA_HOME to a CUDA 13 toolkit instead`);
+}
