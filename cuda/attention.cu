@@ -1,5 +1,6 @@
 // APB attention, FlashAttention-2 style on tensor cores (mma.sync m16n8k16, bf16 in, fp32
-// accumulate). A block of 4 warps owns 64 query rows of one query head; each warp owns 16.
+// accumulate). A block of 4 warps owns 128 query rows of one query head; each warp owns 32
+// (two m16 tiles), so every K and V fragment read from shared memory feeds two mma's.
 // Keys stream in tiles of 64 through shared memory from each segment in place (passing
 // blocks, anchor, local block: no concatenation); a tile no row of the block can see is
 // never loaded. The next tile's K is fetched while this tile's softmax and P V run, and its
@@ -17,7 +18,8 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kBlockRows = 16 * kWarps;  // query rows per block
+constexpr int kMTiles = 2;                          // m16 row tiles per warp
+constexpr int kBlockRows = 16 * kMTiles * kWarps;   // query rows per block
 constexpr int kBlockKeys = 64;           // keys per tile
 constexpr int kPad = 8;                  // bf16 elements of padding per smem row (16 bytes)
 
@@ -101,29 +103,29 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16
   const int64_t q_stride = static_cast<int64_t>(q_heads) * D;
   const int64_t kv_stride = static_cast<int64_t>(kv_heads) * D;
   const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D));
+  const int warp_row = warp * 16 * kMTiles;  // first of this warp's rows within the block
 
-  // Q tile -> smem -> A fragments held for the whole kernel.
   {
     int n = static_cast<int>(lmin(kBlockRows, rows - row0));
     load_tile<D, kBlockRows>(sQ, q + head * D, row0, n, q_stride);
     cp_async_commit();
-    cp_async_wait<0>();
-    __syncthreads();
-  }
-  uint32_t qf[D / 16][4];
-#pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk) {
-    int r = warp * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-    int c = kk * 16 + (lane / 16) * 8;
-    ldmatrix_x4(qf[kk], sQ + r * (D + kPad) + c);
   }
 
-  float acc[D / 8][4];
+  float acc[kMTiles][D / 8][4];
 #pragma unroll
-  for (int j = 0; j < D / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  // This thread's two rows (lane/4 and lane/4 + 8 of the warp's 16).
-  const int64_t my_row[2] = {row0 + warp * 16 + lane / 4, row0 + warp * 16 + lane / 4 + 8};
+  for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
+  float m[kMTiles][2], l[kMTiles][2];
+  int64_t my_row[kMTiles][2];  // this thread's rows: lane/4 and lane/4 + 8 of each m16 tile
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      m[mt][h] = -INFINITY;
+      l[mt][h] = 0.f;
+      my_row[mt][h] = row0 + warp_row + mt * 16 + lane / 4 + h * 8;
+    }
   const int64_t last_row = lmin(row0 + kBlockRows, rows) - 1;
 
   // Tiles are visited segment by segment; `seen` is how many keys of a segment any row of
@@ -153,23 +155,35 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16
       do ++next_si; while (next_si < segs.n && seen(next_si) == 0);
     }
     const bool has_next = next_si < segs.n;
-    cp_async_wait<1>();  // K of this tile landed; its V may still be in flight
+    cp_async_wait<1>();  // Q and this tile's K landed; its V may still be in flight
     __syncthreads();
 
-    // S = Q K^T for this warp's 16 rows x 64 keys.
-    float s[kBlockKeys / 8][4];
+    // S = Q K^T for this warp's 16 * kMTiles rows x 64 keys; each K fragment serves every
+    // m16 tile of the warp, Q fragments are read from smem as they are needed.
+    float s[kMTiles][kBlockKeys / 8][4];
 #pragma unroll
-    for (int j = 0; j < kBlockKeys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+      for (int j = 0; j < kBlockKeys / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+        int r = warp_row + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+        ldmatrix_x4(qa[mt], sQ + r * (D + kPad) + kk * 16 + (lane / 16) * 8);
+      }
 #pragma unroll
       for (int j = 0; j < kBlockKeys / 8; j += 2) {
         uint32_t b[4];
         int key = j * 8 + (lane % 8) + (lane / 16) * 8;
         int dim = kk * 16 + ((lane / 8) % 2) * 8;
         ldmatrix_x4(b, sK + key * (D + kPad) + dim);
-        mma_bf16(s[j], qf[kk], b[0], b[1]);
-        mma_bf16(s[j + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          mma_bf16(s[mt][j], qa[mt], b[0], b[1]);
+          mma_bf16(s[mt][j + 1], qa[mt], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // every warp is done with sK: fetch the next tile's keys into it
@@ -178,61 +192,74 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16
 
     // Mask, then the online softmax update per row.
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t limit = lmin(visible(seg, my_row[h], rows) - t0, n);
-      float tile_max = -INFINITY;
+    for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
-      for (int j = 0; j < kBlockKeys / 8; ++j) {
+      for (int h = 0; h < 2; ++h) {
+        const int64_t limit = lmin(visible(seg, my_row[mt][h], rows) - t0, n);
+        float tile_max = -INFINITY;
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          int key = j * 8 + (lane % 4) * 2 + e;
-          float v = (key < limit && my_row[h] < rows) ? s[j][h * 2 + e] * scale_log2 : -INFINITY;
-          s[j][h * 2 + e] = v;
-          tile_max = fmaxf(tile_max, v);
+        for (int j = 0; j < kBlockKeys / 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            int key = j * 8 + (lane % 4) * 2 + e;
+            float v = (key < limit && my_row[mt][h] < rows) ? s[mt][j][h * 2 + e] * scale_log2 : -INFINITY;
+            s[mt][j][h * 2 + e] = v;
+            tile_max = fmaxf(tile_max, v);
+          }
         }
-      }
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
-      const float m_new = fmaxf(m[h], tile_max);
-      // A row that has seen nothing yet keeps m = -inf; exp2 of (-inf) - (-inf) is avoided.
-      const float base = m_new == -INFINITY ? 0.f : m_new;
-      const float correction = exp2f(m[h] - base);
-      float row_sum = 0.f;
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
+        const float m_new = fmaxf(m[mt][h], tile_max);
+        // A row that has seen nothing yet keeps m = -inf; exp2 of (-inf) - (-inf) is avoided.
+        const float base = m_new == -INFINITY ? 0.f : m_new;
+        const float correction = exp2f(m[mt][h] - base);
+        float row_sum = 0.f;
 #pragma unroll
-      for (int j = 0; j < kBlockKeys / 8; ++j) {
+        for (int j = 0; j < kBlockKeys / 8; ++j) {
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float p = exp2f(s[j][h * 2 + e] - base);
-          s[j][h * 2 + e] = p;
-          row_sum += p;
+          for (int e = 0; e < 2; ++e) {
+            float p = exp2f(s[mt][j][h * 2 + e] - base);
+            s[mt][j][h * 2 + e] = p;
+            row_sum += p;
+          }
         }
-      }
-      row_sum += __shfl_xor_sync(0xffffffff, row_sum, 1);
-      row_sum += __shfl_xor_sync(0xffffffff, row_sum, 2);
-      l[h] = l[h] * correction + row_sum;
-      m[h] = m_new;
+        row_sum += __shfl_xor_sync(0xffffffff, row_sum, 1);
+        row_sum += __shfl_xor_sync(0xffffffff, row_sum, 2);
+        l[mt][h] = l[mt][h] * correction + row_sum;
+        m[mt][h] = m_new;
 #pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        acc[j][h * 2] *= correction;
-        acc[j][h * 2 + 1] *= correction;
+        for (int j = 0; j < D / 8; ++j) {
+          acc[mt][j][h * 2] *= correction;
+          acc[mt][j][h * 2 + 1] *= correction;
+        }
       }
     }
 
     cp_async_wait<1>();  // this tile's V landed; the next K may still be in flight
     __syncthreads();
-    // O += P V: P's accumulator layout is already the A-fragment layout of the next mma.
+    // O += P V: P's accumulator layout is already the A-fragment layout of the next mma,
+    // and each V fragment serves every m16 tile of the warp.
 #pragma unroll
     for (int kk = 0; kk < kBlockKeys / 16; ++kk) {
-      uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                       pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t pa[kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+        pa[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pa[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pa[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pa[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int j = 0; j < D / 8; j += 2) {
         uint32_t b[4];
         int key = kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
         int dim = j * 8 + (lane / 16) * 8;
         ldmatrix_x4_trans(b, sV + key * (D + kPad) + dim);
-        mma_bf16(acc[j], a, b[0], b[1]);
-        mma_bf16(acc[j + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          mma_bf16(acc[mt][j], pa[mt], b[0], b[1]);
+          mma_bf16(acc[mt][j + 1], pa[mt], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // every warp is done with sV: fetch the next tile's values into it
@@ -242,21 +269,26 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16
     t0 = next_t0;
   }
 
+  cp_async_wait<0>();  // nothing left in flight (a block that saw no key never waited on Q)
+
   // Normalise and write O and LSE.
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int64_t row = my_row[h];
-    if (row >= rows) continue;
-    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
-    __nv_bfloat16* out = o + row * q_stride + head * D;
+  for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-      int dim = j * 8 + (lane % 4) * 2;
-      *reinterpret_cast<__nv_bfloat162*>(out + dim) =
-          __floats2bfloat162_rn(acc[j][h * 2] * inv, acc[j][h * 2 + 1] * inv);
-    }
-    if (lane % 4 == 0) {
-      lse[row * q_heads + head] = l[h] > 0.f ? (m[h] + log2f(l[h])) * 0.6931471805599453f : -INFINITY;
+    for (int h = 0; h < 2; ++h) {
+      const int64_t row = my_row[mt][h];
+      if (row >= rows) continue;
+      const float inv = l[mt][h] > 0.f ? 1.f / l[mt][h] : 0.f;
+      __nv_bfloat16* out = o + row * q_stride + head * D;
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        int dim = j * 8 + (lane % 4) * 2;
+        *reinterpret_cast<__nv_bfloat162*>(out + dim) =
+            __floats2bfloat162_rn(acc[mt][j][h * 2] * inv, acc[mt][j][h * 2 + 1] * inv);
+      }
+      if (lane % 4 == 0) {
+        lse[row * q_heads + head] = l[mt][h] > 0.f ? (m[mt][h] + log2f(l[mt][h])) * 0.6931471805599453f : -INFINITY;
+      }
     }
   }
 }
