@@ -47,10 +47,13 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         let mut qkv = layer::project(m, w, &x)?;
         let retaining = if me.passing.sends > 0 && p.scorer == Scorer::RetainingHeads { Some(retaining_scores(m, l, &qkv, a, n)?) } else { None };
         layer::rotate(m, &mut qkv, &p.rows.positions)?;
+        // The local block's keys and values: what this host keeps, and what it may pass.
+        let k_local = b.rows(&qkv.k, c.kv_width(), a, n)?;
+        let v_local = b.rows(&qkv.v, c.kv_width(), a, n)?;
         timings.add("qkv", t);
         let block = if me.passing.sends > 0 {
             let t = Instant::now();
-            let block = passing_block(m, p, &qkv, retaining)?;
+            let block = passing_block(m, p, &qkv.q, (&k_local, &v_local), retaining)?;
             timings.add("scoring", t);
             Some(block)
         } else {
@@ -72,8 +75,8 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         let _turn = comm.compute_turn();
         let t = Instant::now();
         layer::finish(m, w, &mut x, &attention)?;
-        cache.k.push(b.rows(&qkv.k, c.kv_width(), a, n)?);
-        cache.v.push(b.rows(&qkv.v, c.kv_width(), a, n)?);
+        cache.k.push(k_local);
+        cache.v.push(v_local);
         timings.add("ffn", t);
     }
     Ok(cache)
@@ -108,26 +111,30 @@ fn retaining_scores<B: Backend>(m: &Model<B>, layer: usize, qkv: &Qkv<B>, a: usi
 }
 
 /// This host's passing block: [K rows; V rows] of its top-l_p local keys per KV head.
-fn passing_block<B: Backend>(m: &Model<B>, p: &HostPrefill, qkv: &Qkv<B>, retaining: Option<Vec<f32>>) -> Result<Vec<f32>> {
+fn passing_block<B: Backend>(
+    m: &Model<B>,
+    p: &HostPrefill,
+    q: &B::Buf,
+    (k_local, v_local): (&B::Buf, &B::Buf),
+    retaining: Option<Vec<f32>>,
+) -> Result<Vec<f32>> {
     let (b, c) = (&m.backend, &m.config);
     let me = &p.layout.hosts[p.host];
-    let (a, n) = (p.rows.anchor_rows, me.local_tokens as usize);
-    let k_local = b.rows(&qkv.k, c.kv_width(), a, n)?;
+    let n = me.local_tokens as usize;
     let mut scores = match retaining {
         Some(s) => s,
         // Passing every eligible token needs no ranking (and the plan gives no query rows).
         None if me.passing.sends >= me.passing.candidates => vec![0.0; c.kv_heads * n],
         None => {
             let rows = p.rows.query_rows.clone().ok_or_else(|| EngineError::invalid("queryTokens", "the query-aware scorer needs query tokens"))?;
-            let q_rows = b.rows(&qkv.q, c.q_width(), rows.start, rows.len())?;
-            b.query_scores(&q_rows, &k_local, m.heads())?
+            let q_rows = b.rows(q, c.q_width(), rows.start, rows.len())?;
+            b.query_scores(&q_rows, k_local, m.heads())?
         }
     };
     select::max_pool5(&mut scores, n);
     let picked = select::top_k(&scores, n, me.passing.sends as usize, p.rows.excluded_local.clone());
-    let v_local = b.rows(&qkv.v, c.kv_width(), a, n)?;
-    let mut block = b.download(&b.gather_per_head(&k_local, &picked, c.head_dim)?)?;
-    block.extend(b.download(&b.gather_per_head(&v_local, &picked, c.head_dim)?)?);
+    let mut block = b.download(&b.gather_per_head(k_local, &picked, c.head_dim)?)?;
+    block.extend(b.download(&b.gather_per_head(v_local, &picked, c.head_dim)?)?);
     Ok(block)
 }
 
