@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Compiles cuda/*.cu into one fatbin: machine code for Hopper (sm_90a) plus PTX that the
-// driver compiles for other GPUs (compute_80: the kernels use cp.async, ldmatrix and
+// Compiles each cuda/*.cu into a fatbin (cuda/build/<name>.fatbin): machine code for Hopper
+// (sm_90a) plus PTX that the driver compiles for other GPUs (compute_80: the kernels use cp.async, ldmatrix and
 // mma.sync). Without nvcc it says so in one line and builds nothing: the CPU engine does
 // not need the kernels.
 import { spawnSync } from "node:child_process";
@@ -18,16 +18,20 @@ if (!toolchain) {
   process.exit(0);
 }
 mkdirSync(out, { recursive: true });
-const sources = readdirSync(cudaDir).filter((f) => f.endsWith(".cu")).map((f) => join(cudaDir, f));
-const fatbin = join(out, "apb_kernels.fatbin");
-const args = [
-  "-O3", "-std=c++17", "--use_fast_math", "-lineinfo", `-I${toolchain.include}`,
-  "--fatbin", "-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_80,code=compute_80",
-  "-Xptxas=-warn-spills", ...sources, "-o", fatbin,
-];
-const r = spawnSync(toolchain.nvcc, args, { stdio: "inherit" });
-if (r.status !== 0) {
-  console.error(`apb kernels: nvcc (${toolchain.source}) failed on ${sources.map((s) => s.slice(root.length)).join(", ")}`);
-  process.exit(1);
+const sources = readdirSync(cudaDir).filter((f) => f.endsWith(".cu"));
+let bytes = 0;
+for (const source of sources) {
+  const fatbin = join(out, source.replace(/\.cu$/, ".fatbin"));
+  const args = [
+    "-O3", "-std=c++17", "--use_fast_math", "-lineinfo", `-I${toolchain.include}`,
+    "--fatbin", "-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_80,code=compute_80",
+    "-Xptxas=-warn-spills", join(cudaDir, source), "-o", fatbin,
+  ];
+  const r = spawnSync(toolchain.nvcc, args, { stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`apb kernels: nvcc (${toolchain.source}) failed on cuda/${source}`);
+    process.exit(1);
+  }
+  bytes += statSync(fatbin).size;
 }
-console.log(`apb kernels: ${(statSync(fatbin).size / 1024).toFixed(0)} KiB fatbin (sm_90a + compute_80 PTX) with nvcc from ${toolchain.source}`);
+console.log(`apb kernels: ${sources.length} fatbins, ${(bytes / 1024).toFixed(0)} KiB (sm_90a + compute_80 PTX), nvcc from ${toolchain.source}`);

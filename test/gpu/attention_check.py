@@ -1,4 +1,4 @@
-"""GPU checks and benchmark of cuda/attention.cu, run on a GPU host with PyTorch.
+"""GPU checks and benchmark of cuda/attention.cu and cuda/merge.cu, run on a GPU host with PyTorch.
 
 Builds the kernel with the host's nvcc into a shared library, calls it through ctypes on
 PyTorch tensors, and
@@ -30,6 +30,12 @@ class Segment(ctypes.Structure):
                 ("count", ctypes.c_int64), ("causal", ctypes.c_int32)]
 
 
+class MergeArgs(ctypes.Structure):
+    _fields_ = [("o", ctypes.c_void_p * 16), ("lse", ctypes.c_void_p * 16), ("parts", ctypes.c_int32),
+                ("out_o", ctypes.c_void_p), ("out_lse", ctypes.c_void_p), ("rows", ctypes.c_int64),
+                ("heads", ctypes.c_int32), ("head_dim", ctypes.c_int32)]
+
+
 class Args(ctypes.Structure):
     _fields_ = [("q", ctypes.c_void_p), ("o", ctypes.c_void_p), ("lse", ctypes.c_void_p),
                 ("rows", ctypes.c_int64), ("q_heads", ctypes.c_int32), ("kv_heads", ctypes.c_int32),
@@ -40,7 +46,8 @@ def build():
     so = "/tmp/libapb_attention.so"
     cmd = ["nvcc", "-O3", "-std=c++17", "-lineinfo", "--use_fast_math",
            "-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_90,code=compute_90",
-           "-Xptxas=-v", "-shared", "-Xcompiler", "-fPIC", os.path.join(ROOT, "cuda", "attention.cu"), "-o", so]
+           "-Xptxas=-v", "-shared", "-Xcompiler", "-fPIC", os.path.join(ROOT, "cuda", "attention.cu"),
+           os.path.join(ROOT, "cuda", "merge.cu"), "-o", so]
     r = subprocess.run(cmd, capture_output=True, text=True)
     regs = [l for l in r.stderr.splitlines() if "registers" in l or "spill" in l]
     print("\n".join(regs[-4:]))
@@ -50,7 +57,71 @@ def build():
     lib = ctypes.CDLL(so)
     lib.apb_attention_bf16.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p]
     lib.apb_error_text.restype = ctypes.c_char_p
+    lib.apb_merge_bf16.argtypes = [ctypes.POINTER(MergeArgs), ctypes.c_void_p]
     return lib
+
+
+def apb_merge(lib, parts):
+    """parts: [(o [rows, heads*d] bf16, lse [rows, heads] f32)]; returns merged (o, lse)."""
+    rows, heads = parts[0][1].shape
+    d = parts[0][0].shape[1] // heads
+    out_o = torch.full_like(parts[0][0], float("nan"))
+    out_lse = torch.full_like(parts[0][1], float("nan"))
+    a = MergeArgs()
+    for i, (o, l) in enumerate(parts):
+        a.o[i], a.lse[i] = o.data_ptr(), l.data_ptr()
+    a.parts, a.out_o, a.out_lse, a.rows, a.heads, a.head_dim = len(parts), out_o.data_ptr(), out_lse.data_ptr(), rows, heads, d
+    code = lib.apb_merge_bf16(ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+    if code != 0:
+        raise RuntimeError(f"apb_merge_bf16 failed with code {code}")
+    return out_o, out_lse
+
+
+def merge_checks(lib):
+    """The merge kernel against the float64 formula (with -inf parts and rows), and attention
+    over three segments == the merge of attention over each segment alone."""
+    results = []
+    for parts_n in [1, 2, 3, 8, 16]:
+        rows, heads, d = 257, 8, 128
+        parts = [(rand(rows, heads * d), torch.randn(rows, heads, device="cuda") * 3) for _ in range(parts_n)]
+        for i, (_, l) in enumerate(parts):
+            l[i::7] = float("-inf")  # some parts saw nothing for some rows
+        for _, l in parts:
+            l[5] = float("-inf")  # row 5: no part saw anything
+        o, lse = apb_merge(lib, parts)
+        torch.cuda.synchronize()
+        L = torch.stack([l.double() for _, l in parts])  # [parts, rows, heads]
+        m = L.max(dim=0).values
+        w = torch.exp(L - torch.where(torch.isinf(m), torch.zeros_like(m), m)).nan_to_num(0.0)
+        O = torch.stack([x.double().view(rows, heads, d) for x, _ in parts])
+        ref_o = (w[..., None] * O).sum(0) / w.sum(0).clamp_min(1e-300)[..., None]
+        ref_lse = torch.where(w.sum(0) > 0, m + torch.log(w.sum(0)), torch.full_like(m, float("-inf")))
+        finite = torch.isfinite(ref_lse)
+        r = {
+            "case": f"merge of {parts_n} parts", "o_rel_err": ((o.double().view(rows, heads, d) - ref_o).norm() / ref_o.norm()).item(),
+            "lse_max_abs_err": (lse.double()[finite] - ref_lse[finite]).abs().max().item(),
+            "empty_rows_ok": bool(torch.isneginf(lse[~finite]).all()) and bool((o.view(rows, heads, d)[~finite] == 0).all()),
+            "outputs_written": not bool(torch.isnan(o).any() or torch.isnan(lse).any()),
+        }
+        results.append(r)
+    # Splitting keys into segments and merging equals one call over all of them.
+    hq, hkv, d, rows = 32, 8, 128, 300
+    q, segs = make_case(rows, [(700, 10, 600, False), (200, 0, 200, False), (320, 7, 310, True)], hq, hkv, d)
+    whole_o, whole_l = apb_attention(lib, q, segs, hq, hkv, d)
+    parts = [apb_attention(lib, q, [s], hq, hkv, d) for s in segs]
+    o, lse = apb_merge(lib, parts)
+    torch.cuda.synchronize()
+    finite = torch.isfinite(whole_l)
+    results.append({
+        "case": "attention split by segment, then merged", "o_rel_err": ((o.float() - whole_o.float()).norm() / whole_o.float().norm()).item(),
+        "lse_max_abs_err": (lse[finite] - whole_l[finite]).abs().max().item(),
+        "empty_rows_ok": bool(torch.equal(torch.isfinite(lse), finite)), "outputs_written": not bool(torch.isnan(o).any()),
+    })
+    for r in results:
+        r.update(rows=257 if "parts" in r["case"] else rows, heads="8" if "parts" in r["case"] else "32/8", d=128, reference="float64" if "parts" in r["case"] else "one call")
+        r["pass"] = r["o_rel_err"] < 1e-2 and r["lse_max_abs_err"] < 1e-3 and r["empty_rows_ok"] and r["outputs_written"]
+        print(json.dumps(r))
+    return results
 
 
 def apb_attention(lib, q, segments, q_heads, kv_heads, d, o=None, lse=None):
@@ -229,7 +300,7 @@ def main():
     props = torch.cuda.get_device_properties(0)
     report = {"date": datetime.date.today().isoformat(), "gpu": props.name, "torch": torch.__version__}
     if "--bench-only" not in sys.argv:
-        report["checks"] = checks(lib, quick)
+        report["checks"] = checks(lib, quick) + merge_checks(lib)
     if "--checks-only" not in sys.argv:
         report["bench"] = bench(lib, quick)
     with open(os.path.join(OUT, "attention.json"), "w") as f:

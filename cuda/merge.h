@@ -1,0 +1,29 @@
+// Merging partial attention outputs by their log-sum-exp: decode and ring attention combine
+// what each host (or ring step) computed over its own keys.
+#pragma once
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define APB_MAX_MERGE_PARTS 16
+
+typedef struct {
+  const void* o[APB_MAX_MERGE_PARTS];     // each [rows][heads][head_dim] bf16
+  const float* lse[APB_MAX_MERGE_PARTS];  // each [rows][heads], natural log, -inf for "saw nothing"
+  int32_t parts;
+  void* out_o;       // [rows][heads][head_dim] bf16
+  float* out_lse;    // [rows][heads]
+  int64_t rows;
+  int32_t heads;
+  int32_t head_dim;  // a multiple of 8
+} apb_merge_args;
+
+// 0 ok; 1 bad shape (head_dim not a multiple of 8, parts outside 1..16, rows or heads
+// negative); 2 a null pointer; 3 the launch failed.
+int apb_merge_bf16(const apb_merge_args* args, void* stream);
+
+#ifdef __cplusplus
+}
+#endif
