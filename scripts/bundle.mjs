@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// Writes a self-contained folder that runs `apb` and the GPU checks on a machine with no
+// Node, npm or Rust toolchain (a GPU host): the Node runtime, the CLI bundled into one ES
+// module, the planner's wasm, the native addon, the kernels and the GPU check script.
+//
+//   node scripts/bundle.mjs [outDir] [--xz]     (npm run bundle builds everything first)
+//
+// Layout: bin/node, bin/apb, lib/apb.mjs, wasm/apb_plan.wasm, node_modules/@apb/native/,
+// kernels/*.fatbin, cuda/ (sources, for the checks' own build), test/gpu/.
+import { spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const args = process.argv.slice(2);
+const out = resolve(args.find((a) => !a.startsWith("--")) ?? join(root, "bundle"));
+const from = (...p) => join(root, ...p);
+
+function need(path, hint) {
+  if (!existsSync(path)) {
+    console.error(`apb bundle: ${path.slice(root.length)} is missing; ${hint}`);
+    process.exit(1);
+  }
+}
+
+need(from("apps", "cli", "dist", "bin.js"), "run `npm run build` first");
+need(from("packages", "planner", "wasm", "apb_plan.wasm"), "run `npm run build` first");
+const addon = readdirSync(from("packages", "native")).filter((f) => f.endsWith(".node"));
+if (addon.length === 0) need(from("packages", "native", "apb-native.node"), "run `npm run build` first");
+
+rmSync(out, { recursive: true, force: true });
+for (const dir of ["bin", "lib", "wasm", "kernels", "node_modules/@apb/native"]) mkdirSync(join(out, dir), { recursive: true });
+
+await build({
+  entryPoints: [from("apps", "cli", "dist", "bin.js")],
+  outfile: join(out, "lib", "apb.mjs"),
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  // The addon finds its .node file next to its own loader, so it stays a package.
+  external: ["@apb/native"],
+  // Bundled CommonJS dependencies call require(); give the ES module one.
+  banner: { js: 'import { createRequire as __apbRequire } from "node:module"; const require = __apbRequire(import.meta.url);' },
+  logLevel: "warning",
+});
+copyFileSync(from("packages", "planner", "wasm", "apb_plan.wasm"), join(out, "wasm", "apb_plan.wasm"));
+for (const f of ["index.js", "package.json", ...addon]) copyFileSync(from("packages", "native", f), join(out, "node_modules", "@apb", "native", f));
+if (existsSync(from("cuda", "build"))) cpSync(from("cuda", "build"), join(out, "kernels"), { recursive: true });
+cpSync(from("cuda"), join(out, "cuda"), { recursive: true, filter: (src) => !src.includes(`${join("cuda", "build")}`) && !src.endsWith("package.json") && !src.endsWith("turbo.json") });
+cpSync(from("test", "gpu"), join(out, "test", "gpu"), { recursive: true });
+
+copyFileSync(process.execPath, join(out, "bin", "node"));
+chmodSync(join(out, "bin", "node"), 0o755);
+writeFileSync(join(out, "bin", "apb"), '#!/bin/sh\nhere="$(cd "$(dirname "$0")" && pwd)"\nexec "$here/node" "$here/../lib/apb.mjs" "$@"\n');
+chmodSync(join(out, "bin", "apb"), 0o755);
+
+if (args.includes("--xz")) {
+  const archive = `${out}.tar.xz`;
+  const r = spawnSync("tar", ["-cJf", archive, "-C", dirname(out), out.slice(dirname(out).length + 1)], { stdio: "inherit", env: { ...process.env, XZ_OPT: "-6 -T0" } });
+  if (r.status !== 0) process.exit(1);
+  console.log(`apb bundle: ${archive}`);
+}
+console.log(`apb bundle: ${out} (run ${join(out, "bin", "apb")} --help)`);
