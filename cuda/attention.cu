@@ -25,10 +25,7 @@ constexpr int kPad = 8;                  // bf16 elements of padding per smem ro
 
 __device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
 
-struct Segments {
-  apb_segment s[APB_MAX_SEGMENTS];
-  int n;
-};
+using Segments = apb_segment_list;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -87,10 +84,13 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat
   }
 }
 
+static_assert(kBlockRows == APB_ATTENTION_BLOCK_ROWS && kThreads == APB_ATTENTION_THREADS && kPad == APB_ATTENTION_PAD,
+              "attention.h describes the launch shape");
+
 template <int D>
-__global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16* __restrict__ q,
-                                                             __nv_bfloat16* __restrict__ o, float* __restrict__ lse,
-                                                             int64_t rows, int q_heads, int kv_heads, Segments segs) {
+__device__ __forceinline__ void attention_body(const __nv_bfloat16* __restrict__ q, __nv_bfloat16* __restrict__ o,
+                                               float* __restrict__ lse, int64_t rows, int q_heads, int kv_heads,
+                                               const Segments& segs) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(smem_raw);
   __nv_bfloat16* sK = sQ + kBlockRows * (D + kPad);
@@ -293,18 +293,33 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const __nv_bfloat16
   }
 }
 
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_attention_d64(const __nv_bfloat16* q, __nv_bfloat16* o, float* lse, int64_t rows, int32_t q_heads,
+                      int32_t kv_heads, apb_segment_list segs) {
+  attention_body<64>(q, o, lse, rows, q_heads, kv_heads, segs);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_attention_d128(const __nv_bfloat16* q, __nv_bfloat16* o, float* lse, int64_t rows, int32_t q_heads,
+                       int32_t kv_heads, apb_segment_list segs) {
+  attention_body<128>(q, o, lse, rows, q_heads, kv_heads, segs);
+}
+
+namespace {
+
 template <int D>
 int launch(const apb_attention_args* a, cudaStream_t stream) {
   Segments segs;
   segs.n = a->segment_count;
   for (int i = 0; i < a->segment_count; ++i) segs.s[i] = a->segments[i];
-  const size_t smem = (kBlockRows + 2 * kBlockKeys) * (D + kPad) * sizeof(__nv_bfloat16);
-  cudaError_t e = cudaFuncSetAttribute(attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (e != cudaSuccess) return APB_LAUNCH_FAILED;
+  auto kernel = D == 64 ? apb_attention_d64 : apb_attention_d128;
+  const int smem = apb_attention_smem_bytes(D);
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess) return APB_LAUNCH_FAILED;
   dim3 grid(static_cast<unsigned>((a->rows + kBlockRows - 1) / kBlockRows), static_cast<unsigned>(a->q_heads));
-  attention_kernel<D><<<grid, kThreads, smem, stream>>>(static_cast<const __nv_bfloat16*>(a->q),
-                                                        static_cast<__nv_bfloat16*>(a->o), a->lse, a->rows, a->q_heads,
-                                                        a->kv_heads, segs);
+  kernel<<<grid, kThreads, smem, stream>>>(static_cast<const __nv_bfloat16*>(a->q), static_cast<__nv_bfloat16*>(a->o),
+                                           a->lse, a->rows, a->q_heads, a->kv_heads, segs);
   return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED;
 }
 

@@ -21,6 +21,12 @@ typedef struct {
   int32_t causal;
 } apb_segment;
 
+// The segments as the kernels take them (by value), for launches through the driver API.
+typedef struct {
+  apb_segment s[APB_MAX_SEGMENTS];
+  int32_t n;
+} apb_segment_list;
+
 typedef struct {
   const void* q;  // [rows][q_heads][head_dim] bf16
   void* o;        // [rows][q_heads][head_dim] bf16
@@ -44,6 +50,16 @@ enum {
 };
 
 int apb_attention_bf16(const apb_attention_args* args, void* stream);
+
+// Kernel entry points (extern "C", so the driver API finds them by name): grid
+// (ceil(rows / APB_ATTENTION_BLOCK_ROWS), q_heads), APB_ATTENTION_THREADS threads,
+// apb_attention_smem_bytes(head_dim) bytes of dynamic shared memory. Parameters:
+// (const bf16* q, bf16* o, float* lse, int64_t rows, int32_t q_heads, int32_t kv_heads,
+//  apb_segment_list segments). Entry names: apb_attention_d64, apb_attention_d128.
+#define APB_ATTENTION_BLOCK_ROWS 128
+#define APB_ATTENTION_THREADS 128
+#define APB_ATTENTION_PAD 8
+#define apb_attention_smem_bytes(head_dim) ((APB_ATTENTION_BLOCK_ROWS + 2 * 64) * ((head_dim) + APB_ATTENTION_PAD) * 2)
 const char* apb_error_text(int code);
 
 #ifdef __cplusplus

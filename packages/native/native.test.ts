@@ -106,3 +106,23 @@ describe("@apb/native", () => {
     }
   });
 });
+
+describe("the CUDA kernels through the addon", () => {
+  it("are built in, and either run and match the CPU reference or say why not", async () => {
+    const { cudaAttentionCheck } = await import("./index.js");
+    expect(backends()).toContain("cuda");
+    let result: { oRelErr: number; lseMaxAbsErr: number } | null = null;
+    try {
+      result = cudaAttentionCheck({ rows: 150, qHeads: 8, kvHeads: 2, headDim: 64, prefix: [70, 33] });
+    } catch (e) {
+      // No GPU here (as in CI): a coded error naming what is missing, not a crash.
+      const data = errorData(e);
+      expect(data.code).toBe("CUDA_UNAVAILABLE");
+      expect(data.message).toMatch(/no CUDA driver|no CUDA kernels/);
+    }
+    if (result) {
+      expect(result.oRelErr).toBeLessThan(1e-2);
+      expect(result.lseMaxAbsErr).toBeLessThan(1e-3);
+    }
+  });
+});
