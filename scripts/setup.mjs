@@ -3,7 +3,8 @@
 // buildable state, so those commands work with nothing typed before them. Installs the npm
 // dependencies when they are missing or stale, Debian's Rust with the wasm32 standard
 // library when no wasm32 toolchain is found, (with --with-browser, for the tests) Debian's
-// Chromium, and (with --with-cuda) CUDA's compiler from pinned PyPI wheels so the kernels
+// Chromium, and (with --with-cuda, which every npm script passes so that builds agree on
+// whether the addon carries kernels) CUDA's compiler from pinned PyPI wheels, so the kernels
 // compile even where there is no GPU; apt runs as root or through sudo without a password.
 // Fast when everything is in place.
 import { spawnSync } from "node:child_process";
