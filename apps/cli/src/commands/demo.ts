@@ -18,7 +18,9 @@ interface Options {
   hosts: string;
 }
 
-const TINY = { architecture: "llama", dtype: "float32", layers: 4, hidden: 128, heads: 8, kvHeads: 2, intermediate: 256, vocab: 512, seed: 7, chatTemplate: true } as const;
+// The vocabulary is the tiny tokenizer's own size (bytes, merges, specials), so every token
+// the random model picks decodes to text.
+const TINY = { architecture: "llama", dtype: "float32", layers: 4, hidden: 128, heads: 8, kvHeads: 2, intermediate: 256, vocab: 271, seed: 7, chatTemplate: true } as const;
 
 function documentOf(words: number): string {
   const sentences = [
@@ -45,7 +47,7 @@ export function registerDemo(program: Command): void {
   program
     .command("demo")
     .description("Plan a 128K prompt on 8 hosts, then run full, APB, Star and Ring prefill on a tiny model")
-    .option("--dir <dir>", "where the tiny model is written", join(tmpdir(), "apb-demo-model"))
+    .option("--dir <dir>", "where the tiny model is written", join(tmpdir(), `apb-demo-model-${TINY.layers}x${TINY.hidden}-v${TINY.vocab}`))
     .option("--words <n>", "document length in words", "2500")
     .option("--hosts <n>", "emulated hosts", "4")
     .action(async (o: Options) => {
