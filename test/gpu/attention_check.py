@@ -23,6 +23,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.environ.get("OUT", ".")
+# Which entry point to check: the portable kernel, or the Hopper one (--kernel sm90, d 128).
+KERNEL = "apb_attention_sm90_bf16" if "--kernel=sm90" in sys.argv else "apb_attention_bf16"
 
 
 class Segment(ctypes.Structure):
@@ -47,7 +49,7 @@ def build():
     cmd = ["nvcc", "-O3", "-std=c++17", "-lineinfo", "--use_fast_math",
            "-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_90,code=compute_90",
            "-Xptxas=-v", "-shared", "-Xcompiler", "-fPIC", os.path.join(ROOT, "cuda", "attention.cu"),
-           os.path.join(ROOT, "cuda", "merge.cu"), "-o", so]
+           os.path.join(ROOT, "cuda", "merge.cu"), os.path.join(ROOT, "cuda", "attention_sm90.cu"), "-o", so]
     r = subprocess.run(cmd, capture_output=True, text=True)
     regs = [l for l in r.stderr.splitlines() if "registers" in l or "spill" in l]
     print("\n".join(regs[-4:]))
@@ -56,6 +58,7 @@ def build():
         sys.exit("nvcc failed")
     lib = ctypes.CDLL(so)
     lib.apb_attention_bf16.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p]
+    lib.apb_attention_sm90_bf16.argtypes = [ctypes.POINTER(Args), ctypes.c_void_p]
     lib.apb_error_text.restype = ctypes.c_char_p
     lib.apb_merge_bf16.argtypes = [ctypes.POINTER(MergeArgs), ctypes.c_void_p]
     return lib
@@ -132,7 +135,7 @@ def apb_attention(lib, q, segments, q_heads, kv_heads, d, o=None, lse=None):
     a = Args(q.data_ptr(), o.data_ptr(), lse.data_ptr(), rows, q_heads, kv_heads, d, len(segments))
     for i, (k, v, start, count, causal) in enumerate(segments):
         a.segments[i] = Segment(k.data_ptr(), v.data_ptr(), start, count, int(causal))
-    code = lib.apb_attention_bf16(ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+    code = getattr(lib, KERNEL)(ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
     if code != 0:
         raise RuntimeError(lib.apb_error_text(code).decode())
     return o, lse
@@ -204,7 +207,7 @@ def checks(lib, quick):
     # Small shapes against float64: anchor rows (causal), apb local rows (passing, anchor, local causal),
     # odd lengths, rows that see nothing (causal over fewer keys than rows).
     for hq, hkv in [(32, 8), (28, 4), (40, 8)]:
-        for d in [128, 64]:
+        for d in ([128] if "sm90" in KERNEL else [128, 64]):
             cases.append(("anchor rows", 77, [(77, 0, 77, True)], hq, hkv, d))
             cases.append(("apb local rows", 130, [(300, 11, 195, False), (96, 0, 96, False), (140, 5, 130, True)], hq, hkv, d))
             cases.append(("empty rows", 50, [(64, 0, 20, True)], hq, hkv, d))
@@ -298,14 +301,14 @@ def main():
     quick = "--quick" in sys.argv
     lib = build()
     props = torch.cuda.get_device_properties(0)
-    report = {"date": datetime.date.today().isoformat(), "gpu": props.name, "torch": torch.__version__}
+    report = {"date": datetime.date.today().isoformat(), "gpu": props.name, "torch": torch.__version__, "kernel": KERNEL}
     if "--bench-only" not in sys.argv:
         report["checks"] = checks(lib, quick) + merge_checks(lib)
     if "--checks-only" not in sys.argv:
         report["bench"] = bench(lib, quick)
     with open(os.path.join(OUT, "attention.json"), "w") as f:
         json.dump(report, f, indent=2)
-    lines = [f"# APB attention kernel ({report['date']}, {report['gpu']}, torch {report['torch']})", ""]
+    lines = [f"# APB attention kernel {KERNEL} ({report['date']}, {report['gpu']}, torch {report['torch']})", ""]
     if "checks" in report:
         lines += ["| check | rows | heads | d | O rel. err | LSE max abs err | pass |", "|---|---:|---|---:|---:|---:|---|"]
         lines += [f"| {c['case']} ({c['reference']}) | {c['rows']} | {c['heads']} | {c['d']} | {c['o_rel_err']:.2e} | {c['lse_max_abs_err']:.2e} | {c['pass']} |" for c in report["checks"]]
