@@ -4,17 +4,20 @@
 // Keys stream in tiles of 64 through shared memory from each segment in place (passing
 // blocks, anchor, local block: no concatenation); a tile no row of the block can see is
 // never loaded. The next tile's K is fetched while this tile's softmax and P V run, and its
-// V while the next S = Q K^T runs. Softmax runs online in the log2 domain; O is normalised at the end and LSE
-// is written in natural log (-inf and zeros for a row that sees no key).
+// V while the next S = Q K^T runs. Softmax runs online in the log2 domain; O is normalised
+// at the end and LSE is written in natural log (-inf and zeros for a row that sees no key).
 //
-// This is the first, portable version (sm_80+ instructions). The Hopper version (wgmma,
-// TMA, warp specialisation) replaces the inner loop; the interface and checks stay.
+// This is the portable version (sm_80+ instructions) and the one in use; attention_sm90.cu
+// holds the Hopper (wgmma) work in progress behind the same interface and checks.
 #include <cuda_bf16.h>
 #include <stdint.h>
 
 #include "attention.h"
+#include "common.cuh"
 
 namespace {
+
+using namespace apb;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -23,22 +26,7 @@ constexpr int kBlockRows = 16 * kMTiles * kWarps;   // query rows per block
 constexpr int kBlockKeys = 64;           // keys per tile
 constexpr int kPad = 8;                  // bf16 elements of padding per smem row (16 bytes)
 
-__device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
-
 using Segments = apb_segment_list;
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  // Out-of-range rows are zero-filled (src-size 0) so masked lanes never read garbage.
-  int bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -59,18 +47,6 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-
-// Keys of `seg` that query row `row` (of `rows`) may see.
-__device__ __forceinline__ int64_t visible(const apb_segment& seg, int64_t row, int64_t rows) {
-  if (!seg.causal) return seg.count;
-  int64_t limit = row + 1 + seg.count - rows;
-  return limit < 0 ? 0 : (limit > seg.count ? seg.count : limit);
-}
-
 // Copies `n` of `kRows` rows (the rest zero) of one head into a [kRows][D + kPad] smem tile.
 template <int D, int kRows>
 __device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat16* src, int64_t first, int n,
@@ -80,7 +56,7 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat
     int r = c / kChunks, k = (c % kChunks) * 8;
     bool valid = r < n;
     const __nv_bfloat16* g = src + (valid ? (first + r) * row_stride + k : 0);
-    cp_async16(tile + r * (D + kPad) + k, g, valid);
+    cp_async16(smem_addr(tile + r * (D + kPad) + k), g, valid);
   }
 }
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "attention.h"
+#include "common.cuh"
 
 // Other targets (the compute_80 PTX) get a stub that traps: this kernel is Hopper-only.
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -24,21 +25,13 @@
 
 namespace sm90 {
 
+using namespace apb;
+
 constexpr int kD = 128;
 constexpr int kRows = 64;    // query rows per block (one warpgroup)
 constexpr int kKeys = 64;    // keys per tile
 constexpr int kThreads = 128;
 constexpr int kSubTile = 64 * 128;  // bytes of one [64 rows][64 bf16] swizzled sub-tile
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
-
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // [64 rows][128 dims] of one head into two swizzled [64][64] sub-tiles; rows >= n are zero.
 __device__ __forceinline__ void load_swizzled(unsigned char* tile, const __nv_bfloat16* src, int64_t first, int n,
@@ -102,17 +95,6 @@ __device__ __forceinline__ void wgmma_o(float (&d)[64], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 #endif
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-
-__device__ __forceinline__ int64_t visible(const apb_segment& seg, int64_t row, int64_t rows) {
-  if (!seg.causal) return seg.count;
-  int64_t limit = row + 1 + seg.count - rows;
-  return limit < 0 ? 0 : (limit > seg.count ? seg.count : limit);
-}
 
 }  // namespace sm90
 
