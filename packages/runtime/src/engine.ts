@@ -54,7 +54,9 @@ export interface GenerateOptions {
   seed?: number;
   /** Token ids that end generation; defaults to the model's EOS ids. */
   stopTokenIds?: number[];
-  /** Sees each token's text as it is generated. */
+  /** Called once per generated token, in order, with the text it completes (possibly ""; a
+   * character split across tokens appears once complete). If generation ends inside a
+   * character, one more call with the last id delivers the rest. The pieces join to `text`. */
   onToken?: (text: string, id: number) => void;
 }
 
@@ -146,14 +148,17 @@ export class Model {
     const tokenizer = this.dir.tokenizer;
     // Tokens arrive through a queue that may drain after generation resolves: whatever has
     // not arrived by then is delivered in order before generate() returns, exactly once.
+    // Byte-level tokens can end inside a UTF-8 character, which decodes to U+FFFD until the
+    // next token completes it, so a trailing U+FFFD is held back rather than shown.
     const streamed: number[] = [];
     let shown = "";
     let finished = false;
     const emit = (id: number) => {
       streamed.push(id);
-      const text = tokenizer.decode(streamed, { skipSpecialTokens: true });
-      options.onToken!(text.slice(shown.length), id);
-      shown = text;
+      const stable = tokenizer.decode(streamed, { skipSpecialTokens: true }).replace(/\uFFFD+$/, "");
+      const fresh = stable.startsWith(shown) ? stable.slice(shown.length) : "";
+      if (fresh) shown = stable;
+      options.onToken!(fresh, id);
     };
     const onToken = options.onToken ? (id: number) => void (finished || emit(id)) : undefined;
     const result = await native(() =>
@@ -178,7 +183,13 @@ export class Model {
       ),
     );
     finished = true;
-    if (options.onToken) result.tokens.slice(streamed.length).forEach(emit);
+    if (options.onToken) {
+      result.tokens.slice(streamed.length).forEach(emit);
+      // Generation ended inside a character: its last call delivers what was held back.
+      const text = tokenizer.decode(result.tokens, { skipSpecialTokens: true });
+      const last = result.tokens.at(-1);
+      if (last !== undefined && text !== shown && text.startsWith(shown)) options.onToken(text.slice(shown.length), last);
+    }
     return this.describe(result, o.strategy, prompt, stop);
   }
 
