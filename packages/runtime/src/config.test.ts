@@ -1,17 +1,11 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { engineConfigFromHf, readEngineConfig } from "./config.js";
+import { tempDirs } from "./temp-dirs.test-helper.js";
 
 // Each test gets its own directory; all are removed when the file's tests end.
-const madeDirs: string[] = [];
-async function freshDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "apb-runtime-config-"));
-  madeDirs.push(dir);
-  return dir;
-}
-afterAll(() => Promise.all(madeDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+const freshDir = tempDirs("config");
 
 // Trimmed from meta-llama/Llama-3.1-8B-Instruct's config.json.
 const llama31 = {

@@ -1,17 +1,14 @@
 // The runtime API end to end on tiny models written to disk: tokenize, load with progress,
 // prefill with each strategy, generate, stop tokens, chat template, errors.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { tempDirs } from "./temp-dirs.test-helper.js";
 import { loadModel, logitAgreement, RuntimeError, writeTinyModel, writeTinyRetainingHeads, type Model } from "./index.js";
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const freshDir = tempDirs("engine");
 
 async function tiny(options: Parameters<typeof writeTinyModel>[1] = {}): Promise<Model> {
-  const dir = mkdtempSync(join(tmpdir(), "apb-engine-test-"));
-  dirs.push(dir);
+  const dir = await freshDir();
   await writeTinyModel(dir, { seed: Date.now() % 100_000, ...options });
   return loadModel(dir);
 }
@@ -23,8 +20,7 @@ const relError = (a: Float32Array, b: Float32Array) => logitAgreement(a, b).rela
 
 describe("loadModel and generate", () => {
   it("loads with progress and generates with every strategy; exact strategies agree with full", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "apb-engine-test-"));
-    dirs.push(dir);
+    const dir = await freshDir();
     await writeTinyModel(dir, { seed: 11, layers: 2 });
     const steps: number[] = [];
     const model = await loadModel(dir, { onProgress: (done, total) => steps.push(done / total) });
@@ -76,8 +72,7 @@ describe("loadModel and generate", () => {
   });
 
   it("scores passing blocks with Locret retaining heads when given them", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "apb-engine-test-"));
-    dirs.push(dir);
+    const dir = await freshDir();
     const tinyModel = await writeTinyModel(dir, { seed: 4 });
     for (const bias of [false, true]) {
       const heads = join(dir, `heads-${bias}.safetensors`);
@@ -94,8 +89,7 @@ describe("loadModel and generate", () => {
   it("loads bf16, f16 and sharded checkpoints to the same model, up to rounding", async () => {
     const logits: Float32Array[] = [];
     for (const [dtype, shards] of [["float32", 1], ["bfloat16", 2], ["float16", 3]] as const) {
-      const dir = mkdtempSync(join(tmpdir(), "apb-engine-test-"));
-      dirs.push(dir);
+      const dir = await freshDir();
       await writeTinyModel(dir, { seed: 21, dtype, shards });
       const model = await loadModel(dir);
       logits.push((await model.generate({ document, query, strategy: "full", maxTokens: 0 })).firstLogits);

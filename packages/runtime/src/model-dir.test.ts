@@ -1,19 +1,12 @@
-import { mkdtemp, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openModelDir, splitPrompt, writeTinyModel, writeTinyRetainingHeads, type TinyModelOptions } from "./index.js";
+import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
 
 // Each test gets its own directory; all are removed when the file's tests end.
-const madeDirs: string[] = [];
-async function freshDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "apb-runtime-dir-"));
-  madeDirs.push(dir);
-  return dir;
-}
-afterAll(() => Promise.all(madeDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+const freshDir = tempDirs("dir");
 
-const freshSeed = () => Math.floor(Math.random() * 2 ** 32);
 
 async function tinyModel(options: TinyModelOptions = {}) {
   const dir = await freshDir();

@@ -1,18 +1,12 @@
-import { mkdir, mkdtemp, open, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, open, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readSafetensorsDir, readSafetensorsFile } from "./safetensors.js";
 import { encodeSafetensors, encodeTensorData, type TensorToWrite } from "./safetensors-writer.js";
+import { tempDirs } from "./temp-dirs.test-helper.js";
 
 // Each test gets its own directory; all are removed when the file's tests end.
-const madeDirs: string[] = [];
-async function freshDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "apb-runtime-st-"));
-  madeDirs.push(dir);
-  return dir;
-}
-afterAll(() => Promise.all(madeDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+const freshDir = tempDirs("st");
 
 
 /** A file with `header` as its JSON (no padding) and `dataByteLength` zero bytes of data. */

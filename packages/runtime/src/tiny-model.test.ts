@@ -1,24 +1,17 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readEngineConfig } from "./config.js";
 import { readSafetensorsDir, readSafetensorsFile, type TensorEntry } from "./safetensors.js";
 import { f32ToBf16Bits, f32ToF16Bits } from "./safetensors-writer.js";
 import { writeTinyModel, writeTinyRetainingHeads } from "./tiny-model.js";
 import { loadTokenizer } from "./tokenizer.js";
 import { buildRetainingHeads, buildWeightSpec } from "./weights.js";
+import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
 
 // Each test gets its own directory; all are removed when the file's tests end.
-const madeDirs: string[] = [];
-async function freshDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "apb-runtime-tiny-"));
-  madeDirs.push(dir);
-  return dir;
-}
-afterAll(() => Promise.all(madeDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+const freshDir = tempDirs("tiny");
 
-const freshSeed = () => Math.floor(Math.random() * 2 ** 32);
 
 async function f32Values(entry: TensorEntry): Promise<Float32Array> {
   const bytes = (await readFile(entry.file)).subarray(entry.offset, entry.offset + entry.byteLength);

@@ -1,19 +1,13 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { seededUniform } from "./tiny-model.js";
 import { tinyTokenizerFiles } from "./tiny-tokenizer.js";
 import { loadTokenizer } from "./tokenizer.js";
+import { tempDirs } from "./temp-dirs.test-helper.js";
 
 // Each test gets its own directory; all are removed when the file's tests end.
-const madeDirs: string[] = [];
-async function freshDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "apb-runtime-tok-"));
-  madeDirs.push(dir);
-  return dir;
-}
-afterAll(() => Promise.all(madeDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+const freshDir = tempDirs("tok");
 
 /** A directory with the tiny tokenizer's files, tokenizer_config.json changed by `edit`. */
 async function tokenizerDir(options: { addBos?: boolean; chatTemplate?: boolean; edit?: (config: Record<string, unknown>) => void } = {}) {
