@@ -16,33 +16,17 @@ use apb_engine::sample::Sampling;
 use apb_engine::timing::PHASES;
 use apb_engine::{EngineError, Model, Request};
 use apb_plan::input::{Scorer, Strategy};
+use apb_plan::json::Json;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 const ERROR_PREFIX: &str = "APB_ERROR:";
 
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn to_js(e: EngineError) -> Error {
-    let body = format!(
-        "{{\"code\":{},\"message\":{},\"path\":{}}}",
-        json_string(e.code),
-        json_string(&e.message),
-        json_string(&e.path)
-    );
+    let body = Json::obj(vec![("code", Json::str(e.code)), ("message", Json::string(e.message)), ("path", Json::string(e.path))])
+        .write()
+        .unwrap_or_default();
     Error::new(Status::GenericFailure, format!("{ERROR_PREFIX}{body}"))
 }
 
