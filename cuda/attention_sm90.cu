@@ -1,21 +1,25 @@
-// APB attention for Hopper (sm_90a): the same algorithm as attention.cu, with the two
-// matrix products on wgmma. One warpgroup (4 warps) owns 64 query rows of one head: S = Q K^T
-// is m64n64k16 with Q and K read from shared memory through descriptors, O += P V is
-// m64n128k16 with P from registers and V from shared memory (transposed on the fly). Tiles
-// sit in shared memory in the 128-byte-swizzled layout wgmma reads (rows of 64 bf16, the
-// 16-byte chunks of row r permuted by r % 8).
-//
-// Status: correct on the H100 (every check of test/gpu/attention_check.py --kernel=sm90
-// passes) but, as a synchronous loop (load, S, softmax, P V, each waited for), it runs at
-// 220-248 TFLOP/s: slower than attention.cu's mma.sync kernel, so nothing uses it yet. Two
-// warpgroups sharing K/V (208-235) and a two-stage cp.async pipeline (196-216) were slower
-// still. What it establishes: the swizzled layouts, descriptors and fragment mappings wgmma
-// needs. Next: FlashAttention-3's structure (a TMA producer warp, two consumer warpgroups
-// in ping-pong so one's softmax overlaps the other's wgmma).
+// APB attention for Hopper (sm_90a) in FlashAttention-3's structure. A block owns 128 query
+// rows of one head and runs three warpgroups:
+//   - a producer: one thread issues TMA copies of Q, then K and V tiles (128 keys) into a
+//     two-stage ring in shared memory, each stage guarded by a "full" and an "empty" mbarrier;
+//   - two consumers, 64 rows each: S = Q K^T and O += P V on wgmma, online softmax between.
+// Two overlaps hide the softmax: inside a consumer, S of tile i is issued together with
+// P V of tile i-1, so the exponentials of tile i run while P V computes; across consumers,
+// a pair of named barriers takes turns ("ping-pong"), so one warpgroup's matrix products
+// run while the other does its softmax.
+// Keys come as segments read in place (attention.h); a block walks only the tiles its last
+// row can see, and masks only tiles that cross a causal diagonal or a segment's end.
+// Tiles sit in shared memory in the 128-byte-swizzled layout TMA writes and wgmma reads:
+// a [128 rows][128 bf16] tile is two boxes of [128 rows][64 bf16], the 16-byte chunks of
+// row r permuted by r % 8.
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 #include <stdint.h>
 
 #include "attention.h"
+#include "attention_sm90.h"
 #include "common.cuh"
 
 // Other targets (the compute_80 PTX) get a stub that traps: this kernel is Hopper-only.
@@ -28,24 +32,62 @@ namespace sm90 {
 using namespace apb;
 
 constexpr int kD = 128;
-constexpr int kRows = 64;    // query rows per block (one warpgroup)
-constexpr int kKeys = 64;    // keys per tile
-constexpr int kThreads = 128;
-constexpr int kSubTile = 64 * 128;  // bytes of one [64 rows][64 bf16] swizzled sub-tile
+constexpr int kRows = APB_SM90_BLOCK_ROWS;   // per block; 64 per consumer warpgroup
+constexpr int kKeys = APB_SM90_TILE_KEYS;    // per K/V tile
+constexpr int kStages = 2;
+constexpr int kBoxBytes = 128 * 128;         // [128 rows][64 bf16]
+constexpr int kTileBytes = 2 * kBoxBytes;    // [128 rows][128 bf16]
+constexpr int kConsumerThreads = 256;
 
-// [64 rows][128 dims] of one head into two swizzled [64][64] sub-tiles; rows >= n are zero.
-__device__ __forceinline__ void load_swizzled(unsigned char* tile, const __nv_bfloat16* src, int64_t first, int n,
-                                              int64_t row_stride) {
-  for (int c = threadIdx.x; c < 64 * 16; c += kThreads) {
-    int r = c / 16, chunk = c % 16;
-    int sub = chunk / 8, cc = chunk % 8;
-    bool valid = r < n;
-    const __nv_bfloat16* g = src + (valid ? (first + r) * row_stride + chunk * 8 : 0);
-    uint32_t dst = smem_addr(tile + sub * kSubTile + r * 128 + ((cc ^ (r % 8)) * 16));
-    cp_async16(dst, g, valid);
-  }
+// mbarriers, one 64-bit word each, after the tiles.
+struct Barriers {
+  uint64_t q_full;
+  uint64_t k_full[kStages], k_empty[kStages];
+  uint64_t v_full[kStages], v_empty[kStages];
+};
+
+// ---- mbarrier and TMA ----------------------------------------------------------------
+__device__ __forceinline__ void bar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
+}
+__device__ __forceinline__ void bar_expect_tx(uint64_t* bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// Waits until the phase with this parity has completed. A fresh barrier counts its
+// "previous" phase (parity 1) as complete, so producers start by waiting on parity 1.
+__device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_addr(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// One [128 rows][64 bf16] box at (column, row) of the tensor `map` into `dst`; completes
+// on `bar` by transaction bytes. Rows past the tensor's end arrive as zeros.
+__device__ __forceinline__ void tma_load(unsigned char* dst, const apb_tensor_map* map, int column, int64_t row,
+                                         uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(column), "r"(static_cast<int>(row)), "r"(smem_addr(bar))
+      : "memory");
 }
 
+// Named barriers 1 and 2 order the consumers' matrix products (ping-pong); 0 is __syncthreads.
+__device__ __forceinline__ void turn_wait(int consumer) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(1 + consumer), "n"(kConsumerThreads) : "memory");
+}
+__device__ __forceinline__ void turn_pass(int consumer) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(1 + (1 - consumer)), "n"(kConsumerThreads) : "memory");
+}
+
+// ---- wgmma ------------------------------------------------------------------------------
 // Shared-memory matrix descriptor: start address, leading and stride byte offsets (all
 // >> 4), 128-byte swizzle.
 __device__ __forceinline__ uint64_t descriptor(uint32_t addr, uint32_t lbo_bytes, uint32_t sbo_bytes) {
@@ -59,40 +101,271 @@ __device__ __forceinline__ uint64_t descriptor(uint32_t addr, uint32_t lbo_bytes
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-
-#ifndef APB_NO_WGMMA
-// S[64x64] (+)= A[64x16] B[16x64], A and B K-major in shared memory.
-__device__ __forceinline__ void wgmma_s(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31},"
-      " %32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
-        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
-        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
-        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "l"(da), "l"(db), "r"(accumulate));
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Ties registers written asynchronously by wgmma to this point, so the compiler neither
+// reads them before the wait nor moves them while the product runs.
+template <int N>
+__device__ __forceinline__ void pin(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
 
-// O[64x128] += P[64x16] (registers) V[16x128] (shared memory, N-major: transposed).
-__device__ __forceinline__ void wgmma_o(float (&d)[64], const uint32_t (&a)[4], uint64_t db) {
+#define APB_ACC64                                                                                              \
+  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27," \
+  "%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53," \
+  "%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}"
+#define APB_F8(d, i)                                                                                             \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+      "+f"(d[i + 7])
+#define APB_F64(d) \
+  APB_F8(d, 0), APB_F8(d, 8), APB_F8(d, 16), APB_F8(d, 24), APB_F8(d, 32), APB_F8(d, 40), APB_F8(d, 48), APB_F8(d, 56)
+
+#ifndef APB_NO_WGMMA
+// S[64x128] (+)= Q[64x16] K^T[16x128], both K-major in shared memory.
+__device__ __forceinline__ void wgmma_qk(float (&d)[64], uint64_t dq, uint64_t dk, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " APB_ACC64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : APB_F64(d)
+      : "l"(dq), "l"(dk), "r"(accumulate));
+}
+// O[64x128] += P[64x16] (registers) V[16x128] (shared memory, read transposed).
+__device__ __forceinline__ void wgmma_pv(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint64_t dv) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
-      "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63},"
-      " {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
-        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
-        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
-        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
-        "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
-        "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
-        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
-        "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " APB_ACC64 ", {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
+      : APB_F64(d)
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(dv));
+}
+#endif
+
+// ---- which tiles a block visits ----------------------------------------------------------
+// Per segment, the tiles the block's last row can see; tile i of the walk is found by
+// counting through at most APB_MAX_SEGMENTS segments, the same way in every role.
+struct TileWalk {
+  int tiles[APB_MAX_SEGMENTS];
+  int total;
+};
+
+__device__ __forceinline__ int64_t visible_keys(const apb_sm90_params& p, int seg, int64_t row) {
+  if (!p.causal[seg]) return p.count[seg];
+  return lmax(0, lmin(p.count[seg], row + 1 + p.count[seg] - p.rows));
+}
+
+__device__ __forceinline__ TileWalk walk_for(const apb_sm90_params& p, int64_t last_row) {
+  TileWalk w;
+  w.total = 0;
+#pragma unroll
+  for (int s = 0; s < APB_MAX_SEGMENTS; ++s) {
+    w.tiles[s] = s < p.segment_count ? static_cast<int>((visible_keys(p, s, last_row) + kKeys - 1) / kKeys) : 0;
+    w.total += w.tiles[s];
+  }
+  return w;
+}
+
+__device__ __forceinline__ void tile_at(const TileWalk& w, int i, int& seg, int64_t& first_key) {
+  seg = 0;
+#pragma unroll
+  for (int s = 0; s < APB_MAX_SEGMENTS - 1; ++s) {
+    if (seg == s && i >= w.tiles[s]) {
+      i -= w.tiles[s];
+      seg = s + 1;
+    }
+  }
+  first_key = static_cast<int64_t>(i) * kKeys;
+}
+
+// ---- roles -------------------------------------------------------------------------------
+__device__ __forceinline__ void produce(const apb_sm90_params& p, const TileWalk& w, unsigned char* sQ,
+                                        unsigned char* sK, unsigned char* sV, Barriers* b, int64_t row0, int head,
+                                        int kv_head) {
+  bar_expect_tx(&b->q_full, kTileBytes);
+  tma_load(sQ, &p.q, head * kD, row0, &b->q_full);
+  tma_load(sQ + kBoxBytes, &p.q, head * kD + 64, row0, &b->q_full);
+  // K of tile i+1 goes out before V of tile i: the consumers need them in that order.
+  auto load = [&](const apb_tensor_map* maps, unsigned char* ring, uint64_t* full, uint64_t* empty, int i) {
+    int seg;
+    int64_t key0;
+    tile_at(w, i, seg, key0);
+    const int stage = i % kStages;
+    bar_wait(&empty[stage], ((i / kStages) & 1) ^ 1);
+    bar_expect_tx(&full[stage], kTileBytes);
+    tma_load(ring + stage * kTileBytes, &maps[seg], kv_head * kD, key0, &full[stage]);
+    tma_load(ring + stage * kTileBytes + kBoxBytes, &maps[seg], kv_head * kD + 64, key0, &full[stage]);
+  };
+  if (w.total > 0) load(p.k, sK, b->k_full, b->k_empty, 0);
+  for (int i = 0; i < w.total; ++i) {
+    if (i + 1 < w.total) load(p.k, sK, b->k_full, b->k_empty, i + 1);
+    load(p.v, sV, b->v_full, b->v_empty, i);
+  }
+}
+
+#ifndef APB_NO_WGMMA
+// Online softmax of one S tile for this thread's two rows: masks keys the rows may not see
+// (only on tiles that need it), updates the running max m and partial sum l, turns S into
+// P in place and returns each row's rescale factor for O.
+__device__ __forceinline__ void softmax_tile(float (&s)[64], float (&m)[2], float (&l)[2], float (&rescale)[2],
+                                             const apb_sm90_params& p, int seg, int64_t key0, int64_t first_row,
+                                             const int64_t (&row)[2], int lane, float scale_log2) {
+  const int64_t n = lmin(kKeys, p.count[seg] - key0);
+  const bool mask = n < kKeys || visible_keys(p, seg, first_row) < key0 + kKeys;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (mask) {
+      const int64_t limit = lmin(visible_keys(p, seg, row[h]) - key0, n);
+#pragma unroll
+      for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          if (j * 8 + (lane % 4) * 2 + e >= limit) s[4 * j + 2 * h + e] = -INFINITY;
+    }
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) tile_max = fmaxf(tile_max, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
+    const float m_new = fmaxf(m[h], tile_max);
+    // A row that has seen nothing yet keeps m = -inf; exponentiate against 0 so P is 0, not NaN.
+    const float base = m_new == -INFINITY ? 0.f : m_new * scale_log2;
+    rescale[h] = exp2f(m[h] * scale_log2 - base);
+    float sum = 0.f;
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float pv = exp2f(fmaf(s[4 * j + 2 * h + e], scale_log2, -base));
+        s[4 * j + 2 * h + e] = pv;
+        sum += pv;
+      }
+    l[h] = l[h] * rescale[h] + sum;  // this thread's partial sum; lanes are added at the end
+    m[h] = m_new;
+  }
+}
+
+__device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t q_addr, uint32_t k_addr) {
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    const uint32_t off = (kk / 4) * kBoxBytes + (kk % 4) * 32;
+    wgmma_qk(s, descriptor(q_addr + off, 16, 1024), descriptor(k_addr + off, 16, 1024), kk > 0);
+  }
+}
+
+// Keys 16kk..16kk+15 are rows 16kk.. of both V boxes; the second box holds dims 64..127 (the
+// leading-dimension step), each 8 keys one swizzle atom (the stride step).
+__device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&pk)[32], uint32_t v_addr) {
+#pragma unroll
+  for (int kk = 0; kk < kKeys / 16; ++kk)
+    wgmma_pv(o, pk[4 * kk], pk[4 * kk + 1], pk[4 * kk + 2], pk[4 * kk + 3],
+             descriptor(v_addr + kk * 16 * 128, kBoxBytes, 1024));
+}
+
+__device__ __forceinline__ void pack_p(uint32_t (&pk)[32], const float (&s)[64]) {
+#pragma unroll
+  for (int i = 0; i < 32; ++i) pk[i] = pack_bf16(s[2 * i], s[2 * i + 1]);
+}
+
+// One arrival per warp once its share of a wgmma is complete (the empty barriers count 8).
+__device__ __forceinline__ void release(uint64_t* bar, int lane) {
+  if (lane == 0) bar_arrive(bar);
+}
+
+__device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk& w, unsigned char* sQ,
+                                        unsigned char* sK, unsigned char* sV, Barriers* b, int64_t row0, int head,
+                                        int consumer) {
+  const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
+  const int64_t first_row = row0 + 64 * consumer;
+  const int64_t row[2] = {first_row + warp * 16 + lane / 4, first_row + warp * 16 + lane / 4 + 8};
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(kD));
+  const uint32_t q_addr = smem_addr(sQ) + consumer * 64 * 128;
+  const uint32_t k_addr = smem_addr(sK), v_addr = smem_addr(sV);
+
+  float o[64], s[64];
+  uint32_t pk[32];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, rescale[2];
+
+  if (consumer == 1) turn_pass(1);  // consumer 0 takes the first turn
+  bar_wait(&b->q_full, 0);
+  if (w.total > 0) {
+    int seg;
+    int64_t key0;
+    tile_at(w, 0, seg, key0);
+    bar_wait(&b->k_full[0], 0);
+    turn_wait(consumer);
+    wgmma_fence();
+    issue_qk(s, q_addr, k_addr);
+    wgmma_commit();
+    turn_pass(consumer);
+    wgmma_wait<0>();
+    pin(s);
+    release(&b->k_empty[0], lane);
+    softmax_tile(s, m, l, rescale, p, seg, key0, first_row, row, lane, scale_log2);
+    pack_p(pk, s);
+  }
+  for (int i = 1; i < w.total; ++i) {
+    int seg;
+    int64_t key0;
+    tile_at(w, i, seg, key0);
+    const int stage = i % kStages, prev = (i - 1) % kStages;
+    bar_wait(&b->k_full[stage], (i / kStages) & 1);
+    turn_wait(consumer);
+    wgmma_fence();
+    issue_qk(s, q_addr, k_addr + stage * kTileBytes);
+    wgmma_commit();
+    bar_wait(&b->v_full[prev], ((i - 1) / kStages) & 1);
+    issue_pv(o, pk, v_addr + prev * kTileBytes);
+    wgmma_commit();
+    turn_pass(consumer);
+    wgmma_wait<1>();  // S of tile i is ready; P V of tile i-1 still runs
+    pin(s);
+    release(&b->k_empty[stage], lane);
+    softmax_tile(s, m, l, rescale, p, seg, key0, first_row, row, lane, scale_log2);
+    wgmma_wait<0>();
+    pin(o);
+    release(&b->v_empty[prev], lane);
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      o[4 * j] *= rescale[0];
+      o[4 * j + 1] *= rescale[0];
+      o[4 * j + 2] *= rescale[1];
+      o[4 * j + 3] *= rescale[1];
+    }
+    pack_p(pk, s);
+  }
+  if (w.total > 0) {
+    const int last = (w.total - 1) % kStages;
+    bar_wait(&b->v_full[last], ((w.total - 1) / kStages) & 1);
+    turn_wait(consumer);
+    wgmma_fence();
+    issue_pv(o, pk, v_addr + last * kTileBytes);
+    wgmma_commit();
+    turn_pass(consumer);
+    wgmma_wait<0>();
+    pin(o);
+    release(&b->v_empty[last], lane);
+  }
+  if (consumer == 0) turn_wait(0);  // take consumer 1's last turn, so no arrival is left over
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffff, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
+    if (row[h] >= p.rows) continue;
+    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+    __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.o) + (row[h] * p.q_heads + head) * kD;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      const int dim = j * 8 + (lane % 4) * 2;
+      *reinterpret_cast<uint32_t*>(out + dim) = pack_bf16(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+    }
+    if (lane % 4 == 0)
+      p.lse[row[h] * p.q_heads + head] = l[h] > 0.f ? (m[h] * scale_log2 + log2f(l[h])) * 0.6931471805599453f : -INFINITY;
+  }
 }
 #endif
 
@@ -100,133 +373,73 @@ __device__ __forceinline__ void wgmma_o(float (&d)[64], const uint32_t (&a)[4], 
 
 using namespace sm90;
 
-extern "C" __global__ void __launch_bounds__(kThreads)
-    apb_attention_sm90_d128(const __nv_bfloat16* q, __nv_bfloat16* o, float* lse, int64_t rows, int32_t q_heads,
-                            int32_t kv_heads, apb_segment_list segs) {
+extern "C" __global__ void __launch_bounds__(APB_SM90_THREADS, 1)
+    apb_attention_sm90_d128(const __grid_constant__ apb_sm90_params p) {
 #ifdef APB_NO_WGMMA
   __trap();  // built only for sm_90a; other GPUs use apb_attention_d128
 #else
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
   // Swizzled tiles must start on 1024-byte boundaries (the swizzle pattern repeats there).
   unsigned char* smem = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
-  unsigned char* sQ = smem;                  // 2 sub-tiles
-  unsigned char* sK = smem + 2 * kSubTile;   // 2 sub-tiles
-  unsigned char* sV = smem + 4 * kSubTile;   // 2 sub-tiles
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int head = blockIdx.y, kv_head = head / (q_heads / kv_heads);
+  unsigned char* sQ = smem;
+  unsigned char* sK = sQ + kTileBytes;
+  unsigned char* sV = sK + kStages * kTileBytes;
+  Barriers* b = reinterpret_cast<Barriers*>(sV + kStages * kTileBytes);
+
+  const int head = blockIdx.y, kv_head = head / (p.q_heads / p.kv_heads);
+  // Blocks with the most causal work start first.
   const int64_t row0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * kRows;
-  const int64_t q_stride = static_cast<int64_t>(q_heads) * kD, kv_stride = static_cast<int64_t>(kv_heads) * kD;
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(kD));
+  const TileWalk w = walk_for(p, lmin(row0 + kRows, p.rows) - 1);
 
-  load_swizzled(sQ, q + head * kD, row0, static_cast<int>(lmin(kRows, rows - row0)), q_stride);
-  cp_async_commit();
-
-  float acc[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const int64_t my_row[2] = {row0 + warp * 16 + lane / 4, row0 + warp * 16 + lane / 4 + 8};
-  const int64_t last_row = lmin(row0 + kRows, rows) - 1;
-
-  for (int si = 0; si < segs.n; ++si) {
-    const apb_segment seg = segs.s[si];
-    const int64_t seen = visible(seg, last_row, rows);
-    const __nv_bfloat16* kbase = static_cast<const __nv_bfloat16*>(seg.k) + kv_head * kD;
-    const __nv_bfloat16* vbase = static_cast<const __nv_bfloat16*>(seg.v) + kv_head * kD;
-    for (int64_t t0 = 0; t0 < seen; t0 += kKeys) {
-      const int n = static_cast<int>(lmin(kKeys, seg.count - t0));
-      __syncthreads();
-      load_swizzled(sK, kbase, seg.start + t0, n, kv_stride);
-      cp_async_commit();
-      load_swizzled(sV, vbase, seg.start + t0, n, kv_stride);
-      cp_async_commit();
-      cp_async_wait<1>();
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-      __syncthreads();
-
-      float s[32];
-#pragma unroll
-      for (int i = 0; i < 32; ++i) s[i] = 0.f;
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) {
-        const uint32_t off = (kk / 4) * kSubTile + (kk % 4) * 32;
-        wgmma_s(s, descriptor(smem_addr(sQ) + off, 16, 1024), descriptor(smem_addr(sK) + off, 16, 1024), kk > 0);
-      }
-      wgmma_commit();
-      wgmma_wait();
-
-      // s[4j + 2h + e]: row my_row[h], key 8j + 2(lane % 4) + e (the m16n8 layout per warp).
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int64_t limit = lmin(visible(seg, my_row[h], rows) - t0, n);
-        float tile_max = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            int key = j * 8 + (lane % 4) * 2 + e;
-            float v = (key < limit && my_row[h] < rows) ? s[4 * j + 2 * h + e] * scale_log2 : -INFINITY;
-            s[4 * j + 2 * h + e] = v;
-            tile_max = fmaxf(tile_max, v);
-          }
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
-        const float m_new = fmaxf(m[h], tile_max);
-        const float base = m_new == -INFINITY ? 0.f : m_new;
-        const float correction = exp2f(m[h] - base);
-        float row_sum = 0.f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float p = exp2f(s[4 * j + 2 * h + e] - base);
-            s[4 * j + 2 * h + e] = p;
-            row_sum += p;
-          }
-        row_sum += __shfl_xor_sync(0xffffffff, row_sum, 1);
-        row_sum += __shfl_xor_sync(0xffffffff, row_sum, 2);
-        l[h] = l[h] * correction + row_sum;
-        m[h] = m_new;
-#pragma unroll
-        for (int j = 0; j < 16; ++j) {
-          acc[4 * j + 2 * h] *= correction;
-          acc[4 * j + 2 * h + 1] *= correction;
-        }
-      }
-
-      cp_async_wait<0>();
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-      __syncthreads();
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t a[4] = {pack_bf16(s[8 * kk + 0], s[8 * kk + 1]), pack_bf16(s[8 * kk + 2], s[8 * kk + 3]),
-                               pack_bf16(s[8 * kk + 4], s[8 * kk + 5]), pack_bf16(s[8 * kk + 6], s[8 * kk + 7])};
-        // Keys 16kk..16kk+15 are rows 16kk.. of both V sub-tiles; the second sub-tile holds
-        // dims 64..127 (the leading-dimension step), each 8 keys one swizzle atom (stride).
-        wgmma_o(acc, a, descriptor(smem_addr(sV) + kk * 16 * 128, kSubTile, 1024));
-      }
-      wgmma_commit();
-      wgmma_wait();
+  if (threadIdx.x == 0) {
+    bar_init(&b->q_full, 1);
+    for (int s = 0; s < kStages; ++s) {
+      bar_init(&b->k_full[s], 1);
+      bar_init(&b->v_full[s], 1);
+      bar_init(&b->k_empty[s], 8);  // one arrival per consumer warp
+      bar_init(&b->v_empty[s], 8);
     }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  cp_async_wait<0>();
+  __syncthreads();
 
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int64_t row = my_row[h];
-    if (row >= rows) continue;
-    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
-    __nv_bfloat16* out = o + row * q_stride + head * kD;
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      int dim = j * 8 + (lane % 4) * 2;
-      *reinterpret_cast<__nv_bfloat162*>(out + dim) = __floats2bfloat162_rn(acc[4 * j + 2 * h] * inv, acc[4 * j + 2 * h + 1] * inv);
-    }
-    if (lane % 4 == 0) lse[row * q_heads + head] = l[h] > 0.f ? (m[h] + log2f(l[h])) * 0.6931471805599453f : -INFINITY;
+  if (threadIdx.x < 128) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (threadIdx.x == 0) produce(p, w, sQ, sK, sV, b, row0, head, kv_head);
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    consume(p, w, sQ, sK, sV, b, row0, head, threadIdx.x / 128 - 1);
   }
 #endif
+}
+
+// ---- host side (the C ABI the GPU checks call through ctypes) ------------------------------
+static PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
+  if (!encode) {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) ==
+            cudaSuccess &&
+        found == cudaDriverEntryPointSuccess)
+      encode = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }
+  return encode;
+}
+
+// A 2-D bf16 tensor [rows][columns] (rows `row_stride_elems` apart) read in 128-byte-swizzled
+// boxes of 64 columns x 128 rows.
+static bool encode_map(apb_tensor_map* map, const void* base, uint64_t columns, uint64_t rows,
+                       uint64_t row_stride_elems) {
+  PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
+  if (!encode || rows == 0) return false;
+  cuuint64_t dims[2] = {columns, rows};
+  cuuint64_t strides[1] = {row_stride_elems * 2};
+  cuuint32_t box[2] = {64, 128};
+  cuuint32_t element_strides[2] = {1, 1};
+  return encode(reinterpret_cast<CUtensorMap*>(map), CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims,
+                strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 extern "C" int apb_attention_sm90_bf16(const apb_attention_args* a, void* stream) {
@@ -235,15 +448,32 @@ extern "C" int apb_attention_sm90_bf16(const apb_attention_args* a, void* stream
   if (a->q_heads <= 0 || a->kv_heads <= 0 || a->q_heads % a->kv_heads != 0 || a->rows < 0) return APB_BAD_HEADS;
   if (a->segment_count < 0 || a->segment_count > APB_MAX_SEGMENTS) return APB_BAD_SEGMENTS;
   if (a->rows == 0) return APB_OK;
-  apb_segment_list segs;
-  segs.n = a->segment_count;
-  for (int i = 0; i < a->segment_count; ++i) segs.s[i] = a->segments[i];
-  const int smem = 6 * kSubTile + 1024;  // + alignment slack
-  if (cudaFuncSetAttribute(apb_attention_sm90_d128, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
+  apb_sm90_params p = {};
+  const uint64_t q_cols = static_cast<uint64_t>(a->q_heads) * 128, kv_cols = static_cast<uint64_t>(a->kv_heads) * 128;
+  if (!encode_map(&p.q, a->q, q_cols, a->rows, q_cols)) return APB_LAUNCH_FAILED;
+  for (int i = 0; i < a->segment_count; ++i) {
+    const apb_segment& s = a->segments[i];
+    if (s.count < 0 || s.start < 0 || (s.causal && i + 1 != a->segment_count)) return APB_BAD_SEGMENTS;
+    if (s.count > 0 && (!s.k || !s.v)) return APB_BAD_POINTER;
+    if (s.count > 0) {
+      const size_t offset = static_cast<size_t>(s.start) * kv_cols * 2;
+      if (!encode_map(&p.k[i], static_cast<const char*>(s.k) + offset, kv_cols, s.count, kv_cols) ||
+          !encode_map(&p.v[i], static_cast<const char*>(s.v) + offset, kv_cols, s.count, kv_cols))
+        return APB_LAUNCH_FAILED;
+    }
+    p.count[i] = s.count;
+    p.causal[i] = s.causal;
+  }
+  p.o = a->o;
+  p.lse = a->lse;
+  p.rows = a->rows;
+  p.segment_count = a->segment_count;
+  p.q_heads = a->q_heads;
+  p.kv_heads = a->kv_heads;
+  if (cudaFuncSetAttribute(apb_attention_sm90_d128, cudaFuncAttributeMaxDynamicSharedMemorySize, APB_SM90_SMEM_BYTES) !=
+      cudaSuccess)
     return APB_LAUNCH_FAILED;
   dim3 grid(static_cast<unsigned>((a->rows + kRows - 1) / kRows), static_cast<unsigned>(a->q_heads));
-  apb_attention_sm90_d128<<<grid, kThreads, smem, static_cast<cudaStream_t>(stream)>>>(
-      static_cast<const __nv_bfloat16*>(a->q), static_cast<__nv_bfloat16*>(a->o), a->lse, a->rows, a->q_heads,
-      a->kv_heads, segs);
+  apb_attention_sm90_d128<<<grid, APB_SM90_THREADS, APB_SM90_SMEM_BYTES, static_cast<cudaStream_t>(stream)>>>(p);
   return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED;
 }

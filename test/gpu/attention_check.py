@@ -1,6 +1,7 @@
-"""GPU checks and benchmark of cuda/attention.cu and cuda/merge.cu, run on a GPU host with PyTorch.
+"""GPU checks and benchmark of cuda/attention.cu, cuda/attention_sm90.cu and cuda/merge.cu,
+run on a GPU host with PyTorch.
 
-Builds the kernel with the host's nvcc into a shared library, calls it through ctypes on
+Builds the kernels with the host's nvcc into a shared library, calls it through ctypes on
 PyTorch tensors, and
   - checks O and LSE against a float64 reference on small shapes and a chunked float32
     reference on APB-sized ones (fresh random inputs every run; outputs poisoned first);
@@ -8,7 +9,7 @@ PyTorch tensors, and
     counting FLOPs as FlashAttention does (causal rows as half).
 Writes attention.json and attention.md to $OUT (or the current directory).
 
-usage: python3 test/gpu/attention_check.py [--checks-only] [--bench-only] [--quick]
+usage: python3 test/gpu/attention_check.py [--checks-only] [--bench-only] [--quick] [--kernel=sm90|portable]
 """
 import ctypes
 import datetime
@@ -23,8 +24,18 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.environ.get("OUT", ".")
-# Which entry point to check: the portable kernel, or the Hopper one (--kernel sm90, d 128).
-KERNEL = "apb_attention_sm90_bf16" if "--kernel=sm90" in sys.argv else "apb_attention_bf16"
+# The entry points checked and timed: the portable mma.sync kernel, and on Hopper (compute
+# capability 9.0) the TMA + wgmma one (head dim 128). --kernel=sm90 or --kernel=portable picks one.
+PORTABLE, SM90 = "apb_attention_bf16", "apb_attention_sm90_bf16"
+
+
+def kernels():
+    hopper = torch.cuda.get_device_capability(0) == (9, 0)
+    chosen = [PORTABLE, SM90] if hopper else [PORTABLE]
+    for arg in sys.argv:
+        if arg.startswith("--kernel="):
+            chosen = [SM90 if arg.endswith("sm90") else PORTABLE]
+    return chosen
 
 
 class Segment(ctypes.Structure):
@@ -50,6 +61,7 @@ def build():
            "-gencode=arch=compute_90a,code=sm_90a", "-gencode=arch=compute_90,code=compute_90",
            "-Xptxas=-v", "-shared", "-Xcompiler", "-fPIC", os.path.join(ROOT, "cuda", "attention.cu"),
            os.path.join(ROOT, "cuda", "merge.cu"), os.path.join(ROOT, "cuda", "attention_sm90.cu"), "-o", so]
+    print(" ".join(cmd))
     r = subprocess.run(cmd, capture_output=True, text=True)
     regs = [l for l in r.stderr.splitlines() if "registers" in l or "spill" in l]
     print("\n".join(regs[-4:]))
@@ -127,7 +139,7 @@ def merge_checks(lib):
     return results
 
 
-def apb_attention(lib, q, segments, q_heads, kv_heads, d, o=None, lse=None):
+def apb_attention(lib, q, segments, q_heads, kv_heads, d, o=None, lse=None, kernel=PORTABLE):
     """q: [rows, q_heads*d] bf16; segments: [(k, v, start, count, causal)] with k/v [tokens, kv_heads*d]."""
     rows = q.shape[0]
     o = torch.full_like(q, float("nan")) if o is None else o
@@ -135,7 +147,7 @@ def apb_attention(lib, q, segments, q_heads, kv_heads, d, o=None, lse=None):
     a = Args(q.data_ptr(), o.data_ptr(), lse.data_ptr(), rows, q_heads, kv_heads, d, len(segments))
     for i, (k, v, start, count, causal) in enumerate(segments):
         a.segments[i] = Segment(k.data_ptr(), v.data_ptr(), start, count, int(causal))
-    code = getattr(lib, KERNEL)(ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+    code = getattr(lib, kernel)(ctypes.byref(a), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
     if code != 0:
         raise RuntimeError(lib.apb_error_text(code).decode())
     return o, lse
@@ -188,8 +200,8 @@ def make_case(rows, seg_specs, q_heads, kv_heads, d):
     return q, segs
 
 
-def compare(lib, q, segs, hq, hkv, d, dtype, row_chunk=None):
-    o, lse = apb_attention(lib, q, segs, hq, hkv, d)
+def compare(lib, q, segs, hq, hkv, d, dtype, row_chunk=None, kernel=PORTABLE):
+    o, lse = apb_attention(lib, q, segs, hq, hkv, d, kernel=kernel)
     torch.cuda.synchronize()
     ro, rl = reference(q, segs, hq, hkv, d, dtype, row_chunk)
     finite = torch.isfinite(rl)
@@ -200,22 +212,22 @@ def compare(lib, q, segs, hq, hkv, d, dtype, row_chunk=None):
     return {"o_rel_err": o_err, "lse_max_abs_err": lse_err, "outputs_written": ok_poison, "empty_rows_ok": same_empty}
 
 
-def checks(lib, quick):
+def checks(lib, quick, kernel):
     results = []
-    torch.manual_seed(int(time.time()))
     cases = []
     # Small shapes against float64: anchor rows (causal), apb local rows (passing, anchor, local causal),
     # odd lengths, rows that see nothing (causal over fewer keys than rows).
     for hq, hkv in [(32, 8), (28, 4), (40, 8)]:
-        for d in ([128] if "sm90" in KERNEL else [128, 64]):
+        for d in ([128] if kernel == SM90 else [128, 64]):
             cases.append(("anchor rows", 77, [(77, 0, 77, True)], hq, hkv, d))
             cases.append(("apb local rows", 130, [(300, 11, 195, False), (96, 0, 96, False), (140, 5, 130, True)], hq, hkv, d))
             cases.append(("empty rows", 50, [(64, 0, 20, True)], hq, hkv, d))
             cases.append(("one row", 1, [(33, 3, 29, False), (9, 0, 1, True)], hq, hkv, d))
+            cases.append(("4 segments, tails", 333, [(500, 3, 257, False), (130, 1, 129, False), (64, 0, 1, False), (400, 17, 383, True)], hq, hkv, d))
     for name, rows, specs, hq, hkv, d in cases:
         q, segs = make_case(rows, specs, hq, hkv, d)
-        r = compare(lib, q, segs, hq, hkv, d, torch.float64)
-        r.update(case=name, rows=rows, heads=f"{hq}/{hkv}", d=d, reference="float64")
+        r = compare(lib, q, segs, hq, hkv, d, torch.float64, kernel=kernel)
+        r.update(kernel=kernel, case=name, rows=rows, heads=f"{hq}/{hkv}", d=d, reference="float64")
         results.append(r)
     # APB-sized: host 7 of 128K on 8 hosts (passing 7x2K, anchor 4K, local 16K), 32/8 d128.
     big = [("apb host 7 local rows", 16384, [(14336, 0, 14336, False), (4096, 0, 4096, False), (16384, 0, 16384, True)])]
@@ -223,8 +235,8 @@ def checks(lib, quick):
         big = [("apb host 3 local rows (quick)", 4096, [(6144, 0, 6144, False), (1024, 0, 1024, False), (4096, 0, 4096, True)])]
     for name, rows, specs in big:
         q, segs = make_case(rows, specs, 32, 8, 128)
-        r = compare(lib, q, segs, 32, 8, 128, torch.float32, row_chunk=1024)
-        r.update(case=name, rows=rows, heads="32/8", d=128, reference="float32 chunked")
+        r = compare(lib, q, segs, 32, 8, 128, torch.float32, row_chunk=1024, kernel=kernel)
+        r.update(kernel=kernel, case=name, rows=rows, heads="32/8", d=128, reference="float32 chunked")
         results.append(r)
     for r in results:
         r["pass"] = r["o_rel_err"] < 1e-2 and r["lse_max_abs_err"] < 1e-3 and r["outputs_written"] and r["empty_rows_ok"]
@@ -232,17 +244,24 @@ def checks(lib, quick):
     return results
 
 
-def time_ms(fn, warmup=2, iters=5):
-    for _ in range(warmup):
-        fn()
+def time_ms(fn, budget_ms=300.0):
+    """Median of individually event-timed runs, after a warm-up; about budget_ms in all."""
+    fn()
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
-    for _ in range(iters):
-        fn()
+    fn()
     end.record()
     torch.cuda.synchronize()
-    return start.elapsed_time(end) / iters
+    n = int(max(5, min(50, budget_ms / max(start.elapsed_time(end), 1e-3))))
+    times = []
+    for _ in range(n):
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return sorted(times)[n // 2]
 
 
 def flops(rows, full_keys, causal_keys, hq, d):
@@ -250,7 +269,7 @@ def flops(rows, full_keys, causal_keys, hq, d):
     return 4 * hq * rows * (full_keys + causal_keys / 2) * d
 
 
-def bench(lib, quick):
+def bench(lib, quick, chosen):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.bias import causal_lower_right
 
@@ -270,13 +289,15 @@ def bench(lib, quick):
         f = flops(rows, full_keys, rows, hq, d)
         o = torch.empty_like(q)
         lse = torch.empty(rows, hq, device="cuda", dtype=torch.float32)
-        ours = time_ms(lambda: apb_attention(lib, q, segs, hq, hkv, d, o, lse))
-        # Peers get the keys concatenated (the copy is not timed) and lower-right causal.
         keys = full_keys + rows
+        row = {"shape": name, "rows": rows, "keys": keys}
+        for kernel in chosen:
+            ms = time_ms(lambda: apb_attention(lib, q, segs, hq, hkv, d, o, lse, kernel=kernel))
+            row[f"{kernel}_ms"], row[f"{kernel}_tflops"] = ms, f / ms / 1e9
+        # Peers get the keys concatenated (the copy is not timed) and lower-right causal.
         kc = torch.cat([s[0] for s in segs]).view(1, keys, hkv, d).transpose(1, 2)
         vc = torch.cat([s[1] for s in segs]).view(1, keys, hkv, d).transpose(1, 2)
         qc = q.view(1, rows, hq, d).transpose(1, 2)
-        row = {"shape": name, "rows": rows, "keys": keys, "apb_ms": ours, "apb_tflops": f / ours / 1e9}
         for label, backend in [("fa2", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]:
             try:
                 with sdpa_kernel([backend]):
@@ -297,32 +318,44 @@ def bench(lib, quick):
     return rows_out
 
 
+def markdown(report, chosen):
+    lines = [f"# APB attention kernels ({report['date']}, {report['gpu']}, torch {report['torch']})", ""]
+    if "checks" in report:
+        lines += ["| kernel | check | rows | heads | d | O rel. err | LSE max abs err | pass |", "|---|---|---:|---|---:|---:|---:|---|"]
+        lines += [f"| {c.get('kernel', 'merge')} | {c['case']} ({c['reference']}) | {c['rows']} | {c['heads']} | {c['d']} | {c['o_rel_err']:.2e} | {c['lse_max_abs_err']:.2e} | {c['pass']} |" for c in report["checks"]]
+        lines.append("")
+    if "bench" in report:
+        names = {PORTABLE: "mma.sync", SM90: "sm90 (TMA+wgmma)"}
+        head = [f"{names[k]} TFLOP/s" for k in chosen] + ["FA2 TFLOP/s", "cuDNN TFLOP/s"]
+        head += [f"{names[chosen[-1]]} / FA2", f"{names[chosen[-1]]} / cuDNN"]
+        lines += ["| shape (32/8 heads, d 128) | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+        fmt = lambda x: f"{x:.0f}" if x else "n/a"
+        for b in report["bench"]:
+            best = b[f"{chosen[-1]}_tflops"]
+            fa2, cud = b.get("fa2_tflops"), b.get("cudnn_tflops")
+            ratio = lambda x: f"{best / x:.2f}" if x else "n/a"
+            cells = [fmt(b[f"{k}_tflops"]) for k in chosen] + [fmt(fa2), fmt(cud), ratio(fa2), ratio(cud)]
+            lines.append(f"| {b['shape']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     quick = "--quick" in sys.argv
     lib = build()
+    chosen = kernels()
+    torch.manual_seed(int(time.time()))
     props = torch.cuda.get_device_properties(0)
-    report = {"date": datetime.date.today().isoformat(), "gpu": props.name, "torch": torch.__version__, "kernel": KERNEL}
+    report = {"date": datetime.date.today().isoformat(), "gpu": props.name, "torch": torch.__version__, "kernels": chosen}
     if "--bench-only" not in sys.argv:
-        report["checks"] = checks(lib, quick) + merge_checks(lib)
+        report["checks"] = [c for k in chosen for c in checks(lib, quick, k)] + merge_checks(lib)
     if "--checks-only" not in sys.argv:
-        report["bench"] = bench(lib, quick)
+        report["bench"] = bench(lib, quick, chosen)
     with open(os.path.join(OUT, "attention.json"), "w") as f:
         json.dump(report, f, indent=2)
-    lines = [f"# APB attention kernel {KERNEL} ({report['date']}, {report['gpu']}, torch {report['torch']})", ""]
-    if "checks" in report:
-        lines += ["| check | rows | heads | d | O rel. err | LSE max abs err | pass |", "|---|---:|---|---:|---:|---:|---|"]
-        lines += [f"| {c['case']} ({c['reference']}) | {c['rows']} | {c['heads']} | {c['d']} | {c['o_rel_err']:.2e} | {c['lse_max_abs_err']:.2e} | {c['pass']} |" for c in report["checks"]]
-        lines.append("")
-    if "bench" in report:
-        lines += ["| shape (32/8 heads, d 128) | apb TFLOP/s | FA2 TFLOP/s | cuDNN TFLOP/s | apb / FA2 | apb / cuDNN |", "|---|---:|---:|---:|---:|---:|"]
-        for b in report["bench"]:
-            fa2, cud = b.get("fa2_tflops"), b.get("cudnn_tflops")
-            fmt = lambda x: f"{x:.0f}" if x else "n/a"
-            ratio = lambda x: f"{b['apb_tflops'] / x:.2f}" if x else "n/a"
-            lines.append(f"| {b['shape']} | {b['apb_tflops']:.0f} | {fmt(fa2)} | {fmt(cud)} | {ratio(fa2)} | {ratio(cud)} |")
+    text = markdown(report, chosen)
     with open(os.path.join(OUT, "attention.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        f.write(text)
+    print(text)
     failed = [c for c in report.get("checks", []) if not c["pass"]]
     sys.exit(1 if failed else 0)
 
