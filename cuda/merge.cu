@@ -7,15 +7,8 @@
 
 #include "merge.h"
 
-namespace {
-
-struct Parts {
-  const __nv_bfloat16* o[APB_MAX_MERGE_PARTS];
-  const float* lse[APB_MAX_MERGE_PARTS];
-};
-
-__global__ void merge_kernel(Parts p, int parts, __nv_bfloat16* __restrict__ out_o, float* __restrict__ out_lse,
-                             int64_t pairs, int head_dim) {
+extern "C" __global__ void apb_merge_bf16_kernel(apb_merge_parts p, int32_t parts, __nv_bfloat16* __restrict__ out_o,
+                                                 float* __restrict__ out_lse, int64_t pairs, int32_t head_dim) {
   const int chunks = head_dim / 8;
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t pair = t / chunks;  // (row, head) flattened, as LSE is laid out
@@ -29,7 +22,8 @@ __global__ void merge_kernel(Parts p, int parts, __nv_bfloat16* __restrict__ out
     for (int i = 0; i < parts; ++i) {
       const float w = __expf(p.lse[i][pair] - m);
       total += w;
-      const uint4 raw = *reinterpret_cast<const uint4*>(p.o[i] + pair * head_dim + chunk * 8);
+      const uint4 raw =
+          *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(p.o[i]) + pair * head_dim + chunk * 8);
       const __nv_bfloat162* v = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
@@ -48,25 +42,23 @@ __global__ void merge_kernel(Parts p, int parts, __nv_bfloat16* __restrict__ out
   if (chunk == 0) out_lse[pair] = total > 0.f ? m + __logf(total) : -INFINITY;
 }
 
-}  // namespace
-
 extern "C" int apb_merge_bf16(const apb_merge_args* a, void* stream) {
   if (!a) return 2;
   if (a->head_dim <= 0 || a->head_dim % 8 != 0 || a->parts < 1 || a->parts > APB_MAX_MERGE_PARTS || a->rows < 0 ||
       a->heads < 0)
     return 1;
   if (!a->out_o || !a->out_lse) return 2;
-  Parts p;
+  apb_merge_parts p = {};
   for (int i = 0; i < a->parts; ++i) {
     if (!a->o[i] || !a->lse[i]) return 2;
-    p.o[i] = static_cast<const __nv_bfloat16*>(a->o[i]);
+    p.o[i] = a->o[i];
     p.lse[i] = a->lse[i];
   }
   const int64_t pairs = a->rows * a->heads;
   if (pairs == 0) return 0;
   const int64_t threads = pairs * (a->head_dim / 8);
-  const int block = 256;
-  merge_kernel<<<static_cast<unsigned>((threads + block - 1) / block), block, 0, static_cast<cudaStream_t>(stream)>>>(
+  const int block = APB_MERGE_THREADS;
+  apb_merge_bf16_kernel<<<static_cast<unsigned>((threads + block - 1) / block), block, 0, static_cast<cudaStream_t>(stream)>>>(
       p, a->parts, static_cast<__nv_bfloat16*>(a->out_o), a->out_lse, pairs, a->head_dim);
   return cudaGetLastError() == cudaSuccess ? 0 : 3;
 }

@@ -20,6 +20,17 @@ typedef struct {
   int32_t head_dim;  // a multiple of 8
 } apb_merge_args;
 
+// The kernel's parts, passed by value.
+typedef struct {
+  const void* o[APB_MAX_MERGE_PARTS];
+  const float* lse[APB_MAX_MERGE_PARTS];
+} apb_merge_parts;
+
+// Kernel entry apb_merge_bf16_kernel(apb_merge_parts parts, int32_t part_count, bf16* out_o,
+// float* out_lse, int64_t pairs (= rows * heads), int32_t head_dim): one thread per 8
+// elements of a (row, head), grid ceil(pairs * head_dim / 8 / APB_MERGE_THREADS).
+#define APB_MERGE_THREADS 256
+
 // 0 ok; 1 bad shape (head_dim not a multiple of 8, parts outside 1..16, rows or heads
 // negative); 2 a null pointer; 3 the launch failed.
 int apb_merge_bf16(const apb_merge_args* args, void* stream);

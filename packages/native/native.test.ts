@@ -108,21 +108,55 @@ describe("@apb/native", () => {
 });
 
 describe("the CUDA kernels through the addon", () => {
-  it("are built in, and either run and match the CPU reference or say why not", async () => {
-    const { cudaAttentionCheck } = await import("./index.js");
-    expect(backends()).toContain("cuda");
-    let result: { oRelErr: number; lseMaxAbsErr: number } | null = null;
+  // Each call either runs on GPU 0 and matches the CPU reference, or (no GPU, as in CI)
+  // throws a coded error naming what is missing, never crashes.
+  async function onGpuOrUnavailable<T>(call: () => T): Promise<T | null> {
     try {
-      result = cudaAttentionCheck({ rows: 150, qHeads: 8, kvHeads: 2, headDim: 64, prefix: [70, 33] });
+      return call();
     } catch (e) {
-      // No GPU here (as in CI): a coded error naming what is missing, not a crash.
       const data = errorData(e);
       expect(data.code).toBe("CUDA_UNAVAILABLE");
-      expect(data.message).toMatch(/no CUDA driver|no CUDA kernels/);
+      expect(data.message).toMatch(/no CUDA driver|no CUDA kernels|compute capability/);
+      return null;
     }
-    if (result) {
-      expect(result.oRelErr).toBeLessThan(1e-2);
-      expect(result.lseMaxAbsErr).toBeLessThan(1e-3);
+  }
+
+  it("are built in", () => {
+    expect(backends()).toContain("cuda");
+  });
+
+  it("attention matches the CPU attention, with each kernel the GPU has", async () => {
+    const { cudaAttentionCheck } = await import("./index.js");
+    const spec = { rows: 150, qHeads: 8, kvHeads: 2, headDim: 128, prefix: [70, 33], seed: Date.now() % 1e9 };
+    const auto = await onGpuOrUnavailable(() => cudaAttentionCheck(spec));
+    if (!auto) return;
+    for (const kernel of auto.kernel === "sm90" ? ["sm90", "portable"] : ["portable"]) {
+      const r = cudaAttentionCheck({ ...spec, kernel });
+      expect(r.kernel).toBe(kernel);
+      expect(r.oRelErr).toBeLessThan(1e-2);
+      expect(r.lseMaxAbsErr).toBeLessThan(1e-3);
+      expect(r.lseMismatchedRows).toBe(0);
     }
+  });
+
+  it("merge matches the CPU merge, including parts and rows that saw nothing", async () => {
+    const { cudaMergeCheck } = await import("./index.js");
+    const r = await onGpuOrUnavailable(() => cudaMergeCheck({ rows: 33, heads: 4, headDim: 64, parts: 3, seed: Date.now() % 1e9 }));
+    if (!r) return;
+    expect(r.oRelErr).toBeLessThan(1e-2);
+    expect(r.lseMaxAbsErr).toBeLessThan(1e-3);
+    expect(r.lseMismatchedRows).toBe(0);
+  });
+
+  it("rejects an unknown kernel name with a coded error, before touching the GPU", async () => {
+    const { cudaAttentionCheck } = await import("./index.js");
+    let thrown: unknown = null;
+    try {
+      cudaAttentionCheck({ rows: 8, qHeads: 8, kvHeads: 2, headDim: 128, prefix: [], kernel: "fast" });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(errorData(thrown)).toMatchObject({ code: "INVALID_INPUT", path: "kernel" });
+    expect(errorData(thrown).message).toMatch(/"sm90" or "portable"/);
   });
 });

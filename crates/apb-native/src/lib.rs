@@ -358,41 +358,5 @@ pub fn backends() -> Vec<String> {
     out
 }
 
-#[napi(object)]
-pub struct CudaAttentionCheckSpec {
-    pub rows: u32,
-    pub q_heads: u32,
-    pub kv_heads: u32,
-    pub head_dim: u32,
-    /// Lengths of the fully visible segments before the causal local block (passing, anchor).
-    pub prefix: Vec<u32>,
-    pub seed: Option<u32>,
-}
-
-#[napi(object)]
-pub struct CudaAttentionCheckResult {
-    pub gpu: String,
-    pub o_rel_err: f64,
-    pub lse_max_abs_err: f64,
-    pub ms: f64,
-    pub tflops: f64,
-}
-
-/// Runs the GPU attention kernel through the driver API on fresh random inputs and checks
-/// it against the engine's CPU attention; errors with CUDA_UNAVAILABLE where there is no
-/// GPU or no kernels.
-#[napi]
-pub fn cuda_attention_check(spec: CudaAttentionCheckSpec) -> Result<CudaAttentionCheckResult> {
-    guarded("cudaAttentionCheck", || {
-        let gpu = apb_cuda::Gpu::open(0)?;
-        let heads = apb_engine::cpu::attention::Heads {
-            q_heads: spec.q_heads as usize,
-            kv_heads: spec.kv_heads as usize,
-            head_dim: spec.head_dim as usize,
-        };
-        let prefix: Vec<usize> = spec.prefix.iter().map(|&n| n as usize).collect();
-        let seed = spec.seed.map(u64::from).unwrap_or(0x5eed);
-        let r = apb_cuda::check_attention(&gpu, spec.rows as usize, heads, &prefix, seed)?;
-        Ok(CudaAttentionCheckResult { gpu: gpu.name.clone(), o_rel_err: r.o_rel_err, lse_max_abs_err: r.lse_max_abs_err, ms: r.ms, tflops: r.tflops })
-    })
-}
+mod cuda;
+mod doctor;

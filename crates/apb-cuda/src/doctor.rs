@@ -1,0 +1,640 @@
+//! What this machine offers apb (`apb doctor`): the NVIDIA driver and the CUDA version it
+//! supports, its GPUs and which of apb's kernels each can run, and the libraries the engine
+//! loads at run time (cuBLAS, cuBLASLt, NCCL). Everything is found the way the engine will
+//! find it, through the dynamic loader, and reported as data: nothing here panics, and a
+//! machine without a GPU gets a report, not an error.
+//!
+//! The driver is probed through its own handful of long-stable entry points rather than
+//! cudarc: cudarc resolves every symbol of the CUDA release it was built for when it first
+//! opens libcuda, and panics on a driver too old to have them all, which is exactly the
+//! machine a doctor has to describe.
+
+use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::path::{Path, PathBuf};
+
+use cudarc::driver::sys::CUdevice_attribute;
+use libloading::Library;
+
+/// The CUDA release the driver must support: the kernels are compiled by nvcc 13.0
+/// (scripts/cuda-toolchain.mjs) and the driver bindings name CUDA 13.0's entry points.
+pub const CUDA_REQUIRED: (u32, u32) = (13, 0);
+/// The first NVIDIA driver branch that supports CUDA 13.0.
+const DRIVER_REQUIRED: &str = "580";
+
+pub const DRIVER_NAMES: &[&str] = &["libcuda.so.1", "libcuda.so"];
+pub const CUBLAS_NAMES: &[&str] = &["libcublas.so.13", "libcublas.so.12", "libcublas.so"];
+pub const CUBLASLT_NAMES: &[&str] = &["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"];
+pub const NCCL_NAMES: &[&str] = &["libnccl.so.2", "libnccl.so"];
+
+/// Which of apb's attention kernels a GPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Compute capability 9.0 exactly: the sm_90a machine code (TMA, wgmma).
+    Hopper,
+    /// 8.0 and newer: the portable kernel's PTX, compiled by the driver.
+    Portable,
+    /// Older than 8.0: no kernel of apb runs there.
+    None,
+}
+
+impl Kernel {
+    pub fn for_capability(major: u32, minor: u32) -> Kernel {
+        match (major, minor) {
+            (9, 0) => Kernel::Hopper,
+            (m, _) if m >= 8 => Kernel::Portable,
+            _ => Kernel::None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kernel::Hopper => "hopper",
+            Kernel::Portable => "portable",
+            Kernel::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuInfo {
+    pub index: u32,
+    pub name: String,
+    pub compute_capability: (u32, u32),
+    pub total_memory_bytes: u64,
+    pub multiprocessors: u32,
+    pub kernel: Kernel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverInfo {
+    /// Whether libcuda could be loaded.
+    pub found: bool,
+    /// The libcuda file the loader opened.
+    pub file: Option<String>,
+    /// The kernel module's version ("580.65.06"), when the system shows it.
+    pub version: Option<String>,
+    /// The newest CUDA release the driver supports ("13.0", from cuDriverGetVersion).
+    pub cuda_version: Option<String>,
+    /// Whether that is at least [`CUDA_REQUIRED`].
+    pub cuda_supported: bool,
+    /// What stops apb from using the driver, if anything.
+    pub problem: Option<String>,
+    /// How to fix it.
+    pub fix: Option<String>,
+    /// The names handed to the loader and the directories looked in.
+    pub search: Search,
+}
+
+/// A shared library the engine loads at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryInfo {
+    /// Its usual name: "cuBLAS", "cuBLASLt", "NCCL".
+    pub name: &'static str,
+    pub found: bool,
+    pub file: Option<String>,
+    /// Its own report of its version ("13.0.2").
+    pub version: Option<String>,
+    pub problem: Option<String>,
+    pub fix: Option<String>,
+    pub search: Search,
+}
+
+/// Where a library was looked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Search {
+    /// File names handed to the dynamic loader, in order.
+    pub tried: Vec<String>,
+    /// The loader's own search path (LD_LIBRARY_PATH, the ld.so cache, the system
+    /// directories), in words.
+    pub loader: String,
+    /// Further directories looked in when the loader found nothing (the CUDA toolkit's,
+    /// Python's nvidia wheels', conda's).
+    pub directories: Vec<String>,
+    /// Copies found there, outside the loader's search path.
+    pub elsewhere: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub driver: DriverInfo,
+    pub gpus: Vec<GpuInfo>,
+    pub cublas: LibraryInfo,
+    pub cublas_lt: LibraryInfo,
+    pub nccl: LibraryInfo,
+    pub kernels_built: bool,
+}
+
+/// Probes the machine. Loads the libraries it finds and keeps them loaded (the engine loads
+/// the same ones later); creates no context and allocates nothing on a GPU.
+pub fn probe() -> Report {
+    let (driver, gpus) = probe_driver();
+    Report {
+        driver,
+        gpus,
+        cublas: probe_library("cuBLAS", CUBLAS_NAMES, cublas_version, CUBLAS_INSTALL),
+        cublas_lt: probe_library("cuBLASLt", CUBLASLT_NAMES, cublaslt_version, CUBLAS_INSTALL),
+        nccl: probe_library("NCCL", NCCL_NAMES, nccl_version, NCCL_INSTALL),
+        kernels_built: crate::kernels_built(),
+    }
+}
+
+// --- the dynamic loader ----------------------------------------------------------------
+
+/// The outcome of handing `names` to the loader in turn.
+struct Opened {
+    /// The first name that loaded, and the library, kept loaded for the rest of the process:
+    /// NVIDIA's libraries register teardown work that must not run while they are unloaded
+    /// under it, and the engine opens them again anyway.
+    lib: Option<(&'static str, &'static Library)>,
+    /// The loader's complaint about a file that exists but would not load (a missing
+    /// dependency, a wrong architecture), as opposed to "no such file".
+    error: Option<String>,
+}
+
+fn open_first(names: &[&'static str]) -> Opened {
+    let mut error = None;
+    for &name in names {
+        // SAFETY: loading runs the library's initialisers. The names are those of NVIDIA's
+        // driver, cuBLAS and NCCL, whose initialisers every CUDA program runs the same way
+        // (dlopen), need nothing from the caller and touch no state of ours; nothing in the
+        // library is called until a symbol is looked up with its declared C signature.
+        match unsafe { Library::new(name) } {
+            Ok(lib) => return Opened { lib: Some((name, Box::leak(Box::new(lib)))), error },
+            Err(e) => {
+                let text = e.to_string();
+                if error.is_none() && !text.contains(&format!("{name}: cannot open shared object file")) {
+                    error = Some(text);
+                }
+            }
+        }
+    }
+    Opened { lib: None, error }
+}
+
+/// The full path of a loaded library whose file name starts with `prefix` ("libcublas.so"),
+/// from the process's memory map; None where the system has no /proc.
+fn loaded_file(prefix: &str) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|line| line.find('/').map(|at| &line[at..]))
+        .find(|path| Path::new(path).file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with(prefix)))
+        .map(str::to_string)
+}
+
+/// "libcublas.so.13" -> "libcublas.so".
+fn stem(name: &str) -> &str {
+    name.find(".so").map_or(name, |at| &name[..at + 3])
+}
+
+fn loader_search() -> String {
+    let ld = std::env::var("LD_LIBRARY_PATH").ok().filter(|v| !v.is_empty());
+    format!(
+        "the dynamic loader: LD_LIBRARY_PATH ({}), the ld.so cache (/etc/ld.so.conf), /lib and /usr/lib",
+        ld.map_or_else(|| "not set".to_string(), |v| format!("={v}"))
+    )
+}
+
+fn subdirs(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut out: Vec<PathBuf> =
+        entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(prefix)).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    out.sort();
+    out
+}
+
+/// Directories where NVIDIA's libraries are often installed but the loader does not look by
+/// default: the CUDA toolkit, Python's nvidia-* wheels (as PyTorch brings them), conda.
+fn extra_dirs() -> Vec<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let mut roots: Vec<PathBuf> = Vec::new();
+    for home in ["CUDA_HOME", "CUDA_PATH"].iter().filter_map(|k| env(k)) {
+        roots.push(home);
+    }
+    roots.extend(subdirs(Path::new("/usr/local"), "cuda"));
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for root in roots {
+        dirs.push(root.join("lib64"));
+        dirs.push(root.join("lib"));
+        dirs.push(root.join("compat"));
+        for target in subdirs(&root.join("targets"), "") {
+            dirs.push(target.join("lib"));
+        }
+    }
+    let mut prefixes: Vec<PathBuf> = vec![PathBuf::from("/usr"), PathBuf::from("/usr/local"), PathBuf::from("/opt/conda")];
+    prefixes.extend(["VIRTUAL_ENV", "CONDA_PREFIX"].iter().filter_map(|k| env(k)));
+    if let Some(home) = env("HOME") {
+        prefixes.push(home.join(".local"));
+    }
+    for prefix in prefixes {
+        dirs.push(prefix.join("lib"));
+        for python in subdirs(&prefix.join("lib"), "python3") {
+            for packages in ["site-packages", "dist-packages"] {
+                for wheel in subdirs(&python.join(packages).join("nvidia"), "") {
+                    dirs.push(wheel.join("lib"));
+                }
+            }
+        }
+    }
+    dirs.extend(["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/wsl/lib"].map(PathBuf::from));
+    let mut seen = std::collections::HashSet::new();
+    dirs.retain(|d| d.is_dir() && seen.insert(d.clone()));
+    dirs
+}
+
+/// Looks for `names` in [`extra_dirs`].
+fn search_elsewhere(names: &[&str]) -> Search {
+    let dirs = extra_dirs();
+    let elsewhere =
+        dirs.iter().flat_map(|d| names.iter().map(move |n| d.join(n))).filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
+    Search {
+        tried: names.iter().map(|n| n.to_string()).collect(),
+        loader: loader_search(),
+        directories: dirs.iter().map(|d| d.display().to_string()).collect(),
+        elsewhere,
+    }
+}
+
+/// What to do when the loader found `name`'s file but could not load it (`error`).
+fn load_fix(error: &str) -> String {
+    match error.split_once(": cannot open shared object file") {
+        Some((missing, _)) => format!("{missing} is missing: install it, or put the directory that holds it on LD_LIBRARY_PATH"),
+        None => "reinstall the library (the file found is damaged or built for another system)".to_string(),
+    }
+}
+
+fn on_path_fix(search: &Search) -> Option<String> {
+    let dir = search.elsewhere.first().and_then(|f| Path::new(f).parent()).map(|d| d.display().to_string())?;
+    Some(format!("put its directory on the loader's path: export LD_LIBRARY_PATH={dir}:$LD_LIBRARY_PATH"))
+}
+
+// --- cuBLAS, cuBLASLt, NCCL -------------------------------------------------------------
+
+const CUBLAS_INSTALL: &str = "install cuBLAS for CUDA 13: `apt install libcublas-13-0` from NVIDIA's CUDA repository, or `pip install nvidia-cublas` and put its lib directory (site-packages/nvidia/cu13/lib) on LD_LIBRARY_PATH";
+const NCCL_INSTALL: &str = "install NCCL: `apt install libnccl2` from NVIDIA's CUDA repository, or `pip install nvidia-nccl-cu13` and put its lib directory (under site-packages/nvidia/) on LD_LIBRARY_PATH";
+
+/// "major.minor.patch" from NVIDIA's packed version numbers (major*10000 + minor*100 + patch;
+/// NCCL before 2.9 packed major*1000).
+fn packed_version(v: u64) -> String {
+    if v < 10000 {
+        format!("{}.{}.{}", v / 1000, (v % 1000) / 100, v % 100)
+    } else {
+        format!("{}.{}.{}", v / 10000, (v / 100) % 100, v % 100)
+    }
+}
+
+type GetProperty = unsafe extern "C" fn(c_int, *mut c_int) -> c_int;
+type GetVersionSize = unsafe extern "C" fn() -> usize;
+type GetVersionInt = unsafe extern "C" fn(*mut c_int) -> c_int;
+
+fn cublas_version(lib: &'static Library) -> Result<String, String> {
+    // libraryPropertyType: MAJOR_VERSION 0, MINOR_VERSION 1, PATCH_LEVEL 2. cublasGetProperty
+    // needs no handle (cublasGetVersion does, and a handle needs a GPU).
+    // SAFETY: cublas_api.h declares `cublasStatus_t cublasGetProperty(libraryPropertyType,
+    // int*)`; both enums are C ints, which `GetProperty` spells. `lib` stays loaded forever.
+    let get: GetProperty = *unsafe { lib.get::<GetProperty>(b"cublasGetProperty\0") }.map_err(|e| e.to_string())?;
+    let mut parts = [0 as c_int; 3];
+    for (kind, part) in parts.iter_mut().enumerate() {
+        // SAFETY: `part` is a valid, writable int for the call's duration.
+        let status = unsafe { get(kind as c_int, part) };
+        if status != 0 {
+            return Err(format!("cublasGetProperty failed with status {status}"));
+        }
+    }
+    Ok(format!("{}.{}.{}", parts[0], parts[1], parts[2]))
+}
+
+fn cublaslt_version(lib: &'static Library) -> Result<String, String> {
+    // SAFETY: cublasLt.h declares `size_t cublasLtGetVersion(void)`, which `GetVersionSize`
+    // spells; it only returns a constant. `lib` stays loaded forever.
+    let get: GetVersionSize = *unsafe { lib.get::<GetVersionSize>(b"cublasLtGetVersion\0") }.map_err(|e| e.to_string())?;
+    // SAFETY: no arguments; see above.
+    Ok(packed_version(unsafe { get() } as u64))
+}
+
+fn nccl_version(lib: &'static Library) -> Result<String, String> {
+    // SAFETY: nccl.h declares `ncclResult_t ncclGetVersion(int*)`, ncclResult_t being a C
+    // enum (an int), which `GetVersionInt` spells. `lib` stays loaded forever.
+    let get: GetVersionInt = *unsafe { lib.get::<GetVersionInt>(b"ncclGetVersion\0") }.map_err(|e| e.to_string())?;
+    let mut v: c_int = 0;
+    // SAFETY: `v` is a valid, writable int for the call's duration.
+    let status = unsafe { get(&mut v) };
+    if status != 0 || v < 0 {
+        return Err(format!("ncclGetVersion failed with status {status}"));
+    }
+    Ok(packed_version(v as u64))
+}
+
+fn probe_library(name: &'static str, names: &[&'static str], version: fn(&'static Library) -> Result<String, String>, install: &str) -> LibraryInfo {
+    let opened = open_first(names);
+    if let Some((soname, lib)) = opened.lib {
+        let (version, problem) = match version(lib) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(format!("{soname} loaded but its version could not be read: {e}"))),
+        };
+        return LibraryInfo {
+            name,
+            found: true,
+            file: Some(loaded_file(stem(soname)).unwrap_or_else(|| soname.to_string())),
+            version,
+            problem,
+            fix: None,
+            search: Search { tried: names.iter().map(|n| n.to_string()).collect(), loader: loader_search(), ..Search::default() },
+        };
+    }
+    let search = search_elsewhere(names);
+    let (problem, fix) = match (&opened.error, on_path_fix(&search)) {
+        (Some(error), _) => (format!("{name} was found but does not load: {error}"), load_fix(error)),
+        (None, Some(fix)) => (format!("{name} is not on the loader's path (found {})", search.elsewhere.join(", ")), fix),
+        (None, None) => (format!("{name} not found ({})", names.join(", ")), install.to_string()),
+    };
+    LibraryInfo { name, found: false, file: None, version: None, problem: Some(problem), fix: Some(fix), search }
+}
+
+// --- the driver and its GPUs ------------------------------------------------------------
+
+type CuInit = unsafe extern "C" fn(c_uint) -> c_int;
+type CuIntOut = unsafe extern "C" fn(*mut c_int) -> c_int;
+type CuDeviceGet = unsafe extern "C" fn(*mut c_int, c_int) -> c_int;
+type CuDeviceGetName = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
+type CuDeviceTotalMem = unsafe extern "C" fn(*mut usize, c_int) -> c_int;
+type CuDeviceGetAttribute = unsafe extern "C" fn(*mut c_int, c_int, c_int) -> c_int;
+type CuGetErrorText = unsafe extern "C" fn(c_int, *mut *const c_char) -> c_int;
+
+/// The driver's entry points used here; all of them date from CUDA 3.2 or earlier and keep
+/// their signatures (cuda.h: CUresult and CUdevice are ints, CUdevice_attribute an enum).
+struct Cu {
+    init: CuInit,
+    driver_get_version: CuIntOut,
+    device_get_count: CuIntOut,
+    device_get: CuDeviceGet,
+    device_get_name: CuDeviceGetName,
+    device_total_mem: CuDeviceTotalMem,
+    device_get_attribute: CuDeviceGetAttribute,
+    get_error_name: Option<CuGetErrorText>,
+    get_error_string: Option<CuGetErrorText>,
+}
+
+impl Cu {
+    fn load(lib: &'static Library) -> Result<Cu, String> {
+        fn get<T: Copy>(lib: &'static Library, name: &str) -> Result<T, String> {
+            let symbol = format!("{name}\0");
+            // SAFETY: every `T` this is called with below is the C signature cuda.h declares
+            // for `name` (see the types above); `lib` stays loaded forever, so the pointer
+            // never dangles.
+            unsafe { lib.get::<T>(symbol.as_bytes()) }.map(|s| *s).map_err(|e| format!("libcuda has no {name}: {e}"))
+        }
+        Ok(Cu {
+            init: get(lib, "cuInit")?,
+            driver_get_version: get(lib, "cuDriverGetVersion")?,
+            device_get_count: get(lib, "cuDeviceGetCount")?,
+            device_get: get(lib, "cuDeviceGet")?,
+            device_get_name: get(lib, "cuDeviceGetName")?,
+            device_total_mem: get(lib, "cuDeviceTotalMem_v2")?,
+            device_get_attribute: get(lib, "cuDeviceGetAttribute")?,
+            get_error_name: get(lib, "cuGetErrorName").ok(),
+            get_error_string: get(lib, "cuGetErrorString").ok(),
+        })
+    }
+
+    /// "CUDA_ERROR_NO_DEVICE (no CUDA-capable device is detected)".
+    fn describe(&self, status: c_int) -> String {
+        let text = |f: Option<CuGetErrorText>| -> Option<String> {
+            let f = f?;
+            let mut p: *const c_char = std::ptr::null();
+            // SAFETY: cuGetErrorName/cuGetErrorString write a pointer to a static,
+            // NUL-terminated string into `p`, or fail and leave it alone.
+            if unsafe { f(status, &mut p) } != 0 || p.is_null() {
+                return None;
+            }
+            // SAFETY: `p` points at the driver's static NUL-terminated string (checked non-null).
+            Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        };
+        match (text(self.get_error_name), text(self.get_error_string)) {
+            (Some(name), Some(s)) => format!("{name} ({s})"),
+            (Some(name), None) => name,
+            _ => format!("CUDA error {status}"),
+        }
+    }
+
+    fn call(&self, what: &str, status: c_int) -> Result<(), String> {
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(format!("{what} failed: {}", self.describe(status)))
+        }
+    }
+
+    fn gpu(&self, index: c_int) -> Result<GpuInfo, String> {
+        let mut dev: c_int = 0;
+        // SAFETY: `dev` is a valid, writable CUdevice; cuInit succeeded before this is called.
+        self.call("cuDeviceGet", unsafe { (self.device_get)(&mut dev, index) })?;
+        let mut name = [0 as c_char; 256];
+        // SAFETY: the buffer holds `name.len()` chars, the length passed; the driver writes a
+        // NUL-terminated name of at most that many bytes.
+        self.call("cuDeviceGetName", unsafe { (self.device_get_name)(name.as_mut_ptr(), name.len() as c_int, dev) })?;
+        let last = name.len() - 1;
+        name[last] = 0;
+        // SAFETY: the buffer is NUL-terminated (its last element was just set to 0).
+        let name = unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().trim().to_string();
+        let mut bytes: usize = 0;
+        // SAFETY: `bytes` is a valid, writable size_t; `dev` came from cuDeviceGet.
+        self.call("cuDeviceTotalMem", unsafe { (self.device_total_mem)(&mut bytes, dev) })?;
+        let attribute = |a: CUdevice_attribute| -> Result<u32, String> {
+            let mut v: c_int = 0;
+            // SAFETY: `v` is a valid, writable int; `a` is one of cuda.h's attributes (the enum
+            // is passed by value as an int); `dev` came from cuDeviceGet.
+            self.call("cuDeviceGetAttribute", unsafe { (self.device_get_attribute)(&mut v, a as c_int, dev) })?;
+            Ok(v.max(0) as u32)
+        };
+        let major = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let multiprocessors = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+        Ok(GpuInfo {
+            index: index as u32,
+            name,
+            compute_capability: (major, minor),
+            total_memory_bytes: bytes as u64,
+            multiprocessors,
+            kernel: Kernel::for_capability(major, minor),
+        })
+    }
+}
+
+/// The kernel module's version, from sysfs or /proc (absent in some containers and on WSL).
+fn kernel_module_version() -> Option<String> {
+    let looks_like_version = |t: &str| t.split('.').count() >= 2 && t.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if let Ok(v) = std::fs::read_to_string("/sys/module/nvidia/version") {
+        let v = v.trim();
+        if looks_like_version(v) {
+            return Some(v.to_string());
+        }
+    }
+    // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 ..."
+    let text = std::fs::read_to_string("/proc/driver/nvidia/version").ok()?;
+    text.lines().find(|l| l.starts_with("NVRM"))?.split_whitespace().find(|t| looks_like_version(t)).map(str::to_string)
+}
+
+fn probe_driver() -> (DriverInfo, Vec<GpuInfo>) {
+    let opened = open_first(DRIVER_NAMES);
+    let Some((soname, lib)) = opened.lib else {
+        let search = search_elsewhere(DRIVER_NAMES);
+        let (problem, fix) = match (&opened.error, on_path_fix(&search)) {
+            (Some(error), _) => (format!("the NVIDIA driver's libcuda.so.1 does not load: {error}"), load_fix(error)),
+            (None, Some(fix)) => (format!("libcuda.so.1 is not on the loader's path (found {})", search.elsewhere.join(", ")), fix),
+            (None, None) => (
+                "no NVIDIA driver (libcuda.so.1 not found)".to_string(),
+                "install NVIDIA's driver (it provides libcuda.so.1); in a container, start it with the NVIDIA Container Toolkit (docker run --gpus all)"
+                    .to_string(),
+            ),
+        };
+        let driver = DriverInfo {
+            found: false,
+            file: None,
+            version: kernel_module_version(),
+            cuda_version: None,
+            cuda_supported: false,
+            problem: Some(problem),
+            fix: Some(fix),
+            search,
+        };
+        return (driver, Vec::new());
+    };
+    let mut driver = DriverInfo {
+        found: true,
+        file: Some(loaded_file(stem(soname)).unwrap_or_else(|| soname.to_string())),
+        version: kernel_module_version(),
+        cuda_version: None,
+        cuda_supported: false,
+        problem: None,
+        fix: None,
+        search: Search { tried: DRIVER_NAMES.iter().map(|n| n.to_string()).collect(), loader: loader_search(), ..Search::default() },
+    };
+    let cu = match Cu::load(lib) {
+        Ok(cu) => cu,
+        Err(e) => {
+            driver.problem = Some(e);
+            driver.fix = Some("reinstall NVIDIA's driver: this libcuda lacks entry points every driver has".into());
+            return (driver, Vec::new());
+        }
+    };
+    let mut v: c_int = 0;
+    // SAFETY: `v` is a valid, writable int; cuDriverGetVersion needs no cuInit.
+    if unsafe { (cu.driver_get_version)(&mut v) } == 0 && v > 0 {
+        let (major, minor) = (v as u32 / 1000, (v as u32 % 1000) / 10);
+        driver.cuda_version = Some(format!("{major}.{minor}"));
+        driver.cuda_supported = (major, minor) >= CUDA_REQUIRED;
+        if !driver.cuda_supported {
+            driver.problem = Some(format!(
+                "the driver supports CUDA {major}.{minor}; apb's kernels and driver bindings need CUDA {}.{} or newer",
+                CUDA_REQUIRED.0, CUDA_REQUIRED.1
+            ));
+            driver.fix = Some(format!("update NVIDIA's driver to {DRIVER_REQUIRED} or newer"));
+        }
+    }
+    // SAFETY: cuInit takes flags, which must be 0; it may be called more than once.
+    if let Err(e) = cu.call("cuInit", unsafe { (cu.init)(0) }) {
+        driver.fix = Some(init_fix(&e));
+        driver.problem = Some(e);
+        return (driver, Vec::new());
+    }
+    let mut count: c_int = 0;
+    // SAFETY: `count` is a valid, writable int; cuInit succeeded.
+    if let Err(e) = cu.call("cuDeviceGetCount", unsafe { (cu.device_get_count)(&mut count) }) {
+        driver.problem = Some(e);
+        return (driver, Vec::new());
+    }
+    let mut gpus = Vec::new();
+    for index in 0..count.max(0) {
+        match cu.gpu(index) {
+            Ok(g) => gpus.push(g),
+            Err(e) => {
+                driver.problem.get_or_insert(format!("GPU {index}: {e}"));
+            }
+        }
+    }
+    (driver, gpus)
+}
+
+fn init_fix(error: &str) -> String {
+    if error.contains("CUDA_ERROR_NO_DEVICE") {
+        "no GPU is visible to this process: check `nvidia-smi`, CUDA_VISIBLE_DEVICES, and in a container `--gpus all`".into()
+    } else if error.contains("MISMATCH") || error.contains("INSUFFICIENT_DRIVER") || error.contains("COMPAT") {
+        "libcuda.so.1 does not match the loaded kernel module: reinstall NVIDIA's driver (or reboot after an update)".into()
+    } else {
+        "check the driver with `nvidia-smi`".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_by_compute_capability() {
+        assert_eq!(Kernel::for_capability(9, 0), Kernel::Hopper);
+        assert_eq!(Kernel::for_capability(8, 0), Kernel::Portable);
+        assert_eq!(Kernel::for_capability(8, 9), Kernel::Portable);
+        assert_eq!(Kernel::for_capability(10, 0), Kernel::Portable);
+        assert_eq!(Kernel::for_capability(12, 0), Kernel::Portable);
+        assert_eq!(Kernel::for_capability(7, 5), Kernel::None);
+        assert_eq!(Kernel::Hopper.as_str(), "hopper");
+    }
+
+    #[test]
+    fn versions_unpack() {
+        assert_eq!(packed_version(22105), "2.21.5"); // NCCL 2.21.5
+        assert_eq!(packed_version(2708), "2.7.8"); // NCCL before 2.9
+        assert_eq!(packed_version(130002), "13.0.2"); // cuBLASLt 13.0.2
+        assert_eq!(stem("libcublas.so.13"), "libcublas.so");
+        assert_eq!(stem("libnccl.so"), "libnccl.so");
+    }
+
+    #[test]
+    fn fixes_name_what_is_missing() {
+        let fix = load_fix("libcublasLt.so.13: cannot open shared object file: No such file or directory");
+        assert!(fix.starts_with("libcublasLt.so.13 is missing"), "{fix}");
+        let s = Search { elsewhere: vec!["/opt/x/lib/libnccl.so.2".into()], ..Search::default() };
+        assert_eq!(on_path_fix(&s).as_deref(), Some("put its directory on the loader's path: export LD_LIBRARY_PATH=/opt/x/lib:$LD_LIBRARY_PATH"));
+        assert_eq!(on_path_fix(&Search::default()), None);
+    }
+
+    /// Runs anywhere: with or without a driver, GPU or library, the probe returns a report
+    /// whose parts agree with each other.
+    #[test]
+    fn probe_reports_consistently() {
+        let r = probe();
+        let d = &r.driver;
+        if d.found {
+            assert!(d.file.is_some());
+            if !d.cuda_supported {
+                assert!(d.cuda_version.is_none() || d.problem.is_some(), "an old driver must be reported: {d:?}");
+            }
+        } else {
+            assert!(r.gpus.is_empty(), "GPUs listed without a driver");
+            assert!(d.file.is_none() && d.cuda_version.is_none() && !d.cuda_supported);
+            assert!(d.problem.is_some() && d.fix.is_some());
+            assert_eq!(d.search.tried, DRIVER_NAMES);
+            if d.search.elsewhere.is_empty() && !d.problem.as_deref().unwrap_or("").contains("does not load") {
+                assert_eq!(d.problem.as_deref(), Some("no NVIDIA driver (libcuda.so.1 not found)"));
+            }
+        }
+        for (i, g) in r.gpus.iter().enumerate() {
+            assert_eq!(g.index as usize, i);
+            assert_eq!(g.kernel, Kernel::for_capability(g.compute_capability.0, g.compute_capability.1));
+        }
+        for lib in [&r.cublas, &r.cublas_lt, &r.nccl] {
+            assert_eq!(lib.found, lib.file.is_some(), "{lib:?}");
+            assert!(!lib.search.tried.is_empty() && lib.search.loader.contains("LD_LIBRARY_PATH"));
+            if lib.found {
+                assert!(lib.fix.is_none());
+            } else {
+                assert!(lib.version.is_none());
+                assert!(lib.problem.as_deref().is_some_and(|p| p.contains(lib.name)), "{lib:?}");
+                assert!(lib.fix.as_deref().is_some_and(|f| !f.is_empty()));
+            }
+        }
+        assert_eq!(r.kernels_built, crate::kernels_built());
+        // A second probe sees the same machine (libraries stay loaded; nothing is torn down).
+        assert_eq!(probe(), r);
+    }
+}

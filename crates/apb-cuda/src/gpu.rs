@@ -1,0 +1,124 @@
+//! Opening a GPU and loading the embedded kernels.
+
+use std::ffi::{c_void, CString};
+use std::sync::Arc;
+
+use apb_engine::error::{EngineError, Result};
+use cudarc::driver::{result, sys, CudaContext, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
+
+static ATTENTION_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention.fatbin"));
+static ATTENTION_SM90_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_sm90.fatbin"));
+static MERGE_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/merge.fatbin"));
+
+pub const CUDA_UNAVAILABLE: &str = "CUDA_UNAVAILABLE";
+
+pub(crate) fn unavailable(message: String) -> EngineError {
+    EngineError::new(CUDA_UNAVAILABLE, "backend", message)
+}
+
+pub(crate) fn driver(what: &str) -> impl Fn(result::DriverError) -> EngineError + '_ {
+    move |e| EngineError::new("CUDA", what, format!("{what} failed: {e:?}"))
+}
+
+/// Whether this build carries the kernels.
+pub fn kernels_built() -> bool {
+    cfg!(apb_kernels) && !ATTENTION_FATBIN.is_empty() && !ATTENTION_SM90_FATBIN.is_empty() && !MERGE_FATBIN.is_empty()
+}
+
+/// The kernel entry points, looked up once per GPU.
+pub(crate) struct Kernels {
+    /// The portable attention kernels for head_dim 64 and 128.
+    pub attention: [sys::CUfunction; 2],
+    /// The Hopper kernel (head_dim 128), on compute capability 9.0 only.
+    pub attention_sm90: Option<sys::CUfunction>,
+    pub merge: sys::CUfunction,
+}
+
+pub struct Gpu {
+    pub name: String,
+    pub compute_capability: (i32, i32),
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) kernels: Kernels,
+}
+
+// SAFETY: CUfunction handles are plain driver handles valid in `ctx`, which lives as long as
+// this value; every use binds `ctx` to the calling thread first.
+unsafe impl Send for Gpu {}
+unsafe impl Sync for Gpu {}
+
+/// Loads a fatbin and finds `name` in it, raising its dynamic shared-memory limit to `smem`.
+fn function(image: &'static [u8], name: &str, smem: usize) -> Result<sys::CUfunction> {
+    // SAFETY: the image is a complete fatbin produced by nvcc, kept alive for the whole
+    // program (a static); the module stays loaded as long as the context.
+    let module = unsafe { result::module::load_data(image.as_ptr() as *const c_void) }.map_err(driver("loading the kernels"))?;
+    // SAFETY: `module` was just loaded and `name` is one of its extern "C" entries.
+    let f = unsafe { result::module::get_function(module, CString::new(name).expect("no NUL")) }.map_err(driver("finding a kernel"))?;
+    if smem > 48 * 1024 {
+        // SAFETY: `f` is a valid function of the current context.
+        unsafe { result::function::set_function_attribute(f, sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem as i32) }
+            .map_err(driver("raising the shared-memory limit"))?;
+    }
+    Ok(f)
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal` and loads the kernels, or says why it cannot.
+    pub fn open(ordinal: usize) -> Result<Gpu> {
+        if !kernels_built() {
+            return Err(unavailable("this build has no CUDA kernels (nvcc was not found when it was built)".into()));
+        }
+        // SAFETY: only probes whether libcuda can be loaded; cudarc would panic otherwise.
+        if !unsafe { sys::is_culib_present() } {
+            return Err(unavailable("no CUDA driver found (libcuda.so.1); this machine has no NVIDIA GPU driver".into()));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(driver("opening the GPU"))?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let compute_capability = ctx.compute_capability().map_err(driver("reading the compute capability"))?;
+        if compute_capability.0 < 8 {
+            return Err(unavailable(format!("{name} has compute capability {}.{}; apb's kernels need 8.0 or newer", compute_capability.0, compute_capability.1)));
+        }
+        let stream = ctx.default_stream();
+        ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
+        let portable_smem = |d: usize| crate::attention::PORTABLE_SMEM_ROWS * (d + crate::attention::PORTABLE_PAD) * 2;
+        let kernels = Kernels {
+            attention: [
+                function(ATTENTION_FATBIN, "apb_attention_d64", portable_smem(64))?,
+                function(ATTENTION_FATBIN, "apb_attention_d128", portable_smem(128))?,
+            ],
+            attention_sm90: if compute_capability == (9, 0) {
+                Some(function(ATTENTION_SM90_FATBIN, "apb_attention_sm90_d128", crate::attention::SM90_SMEM_BYTES)?)
+            } else {
+                None
+            },
+            merge: function(MERGE_FATBIN, "apb_merge_bf16_kernel", 0)?,
+        };
+        Ok(Gpu { name, compute_capability, ctx, stream, kernels })
+    }
+
+    pub fn upload<T: DeviceRepr>(&self, data: &[T]) -> Result<CudaSlice<T>> {
+        self.stream.memcpy_stod(data).map_err(driver("copying to the GPU"))
+    }
+
+    pub fn download<T: DeviceRepr + Default + Clone>(&self, data: &CudaSlice<T>) -> Result<Vec<T>> {
+        self.stream.memcpy_dtov(data).map_err(driver("copying from the GPU"))
+    }
+
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<CudaSlice<T>> {
+        self.stream.alloc_zeros::<T>(len).map_err(driver("allocating GPU memory"))
+    }
+
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(driver("waiting for the GPU"))
+    }
+
+    /// Milliseconds `f` takes on the GPU, between two events on this GPU's stream.
+    pub fn time_ms(&self, f: impl FnOnce() -> Result<()>) -> Result<f64> {
+        let flags = Some(sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let start = self.stream.record_event(flags).map_err(driver("recording an event"))?;
+        f()?;
+        let end = self.stream.record_event(flags).map_err(driver("recording an event"))?;
+        end.synchronize().map_err(driver("waiting for an event"))?;
+        Ok(start.elapsed_ms(&end).map_err(driver("reading an event"))? as f64)
+    }
+}
