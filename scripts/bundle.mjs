@@ -50,7 +50,26 @@ copyFileSync(from("packages", "planner", "wasm", "apb_plan.wasm"), join(out, "wa
 for (const f of ["index.js", "package.json", ...addon]) copyFileSync(from("packages", "native", f), join(out, "node_modules", "@apb", "native", f));
 if (existsSync(from("cuda", "build"))) cpSync(from("cuda", "build"), join(out, "kernels"), { recursive: true });
 cpSync(from("cuda"), join(out, "cuda"), { recursive: true, filter: (src) => !src.includes(`${join("cuda", "build")}`) && !src.endsWith("package.json") && !src.endsWith("turbo.json") });
-cpSync(from("test", "gpu"), join(out, "test", "gpu"), { recursive: true });
+// The GPU checks: Python ones as they are; Node ones bundled like the CLI (they import the
+// runtime and the planner), the addon staying a package.
+mkdirSync(join(out, "test", "gpu"), { recursive: true });
+for (const f of readdirSync(from("test", "gpu"))) {
+  if (!f.endsWith(".mjs")) {
+    copyFileSync(from("test", "gpu", f), join(out, "test", "gpu", f));
+    continue;
+  }
+  await build({
+    entryPoints: [from("test", "gpu", f)],
+    outfile: join(out, "test", "gpu", f),
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external: ["@apb/native"],
+    banner: { js: 'import { createRequire as __apbRequire } from "node:module"; const require = __apbRequire(import.meta.url);' },
+    logLevel: "warning",
+  });
+}
 
 copyFileSync(process.execPath, join(out, "bin", "node"));
 chmodSync(join(out, "bin", "node"), 0o755);

@@ -7,7 +7,7 @@ fn main() {
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cuda/build");
     let mut all = true;
-    for name in ["attention", "attention_sm90", "merge"] {
+    for name in ["attention", "attention_sm90", "merge", "ops"] {
         let src = built.join(format!("{name}.fatbin"));
         println!("cargo::rerun-if-changed={}", src.display());
         let dst = Path::new(&out).join(format!("{name}.fatbin"));

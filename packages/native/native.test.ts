@@ -82,7 +82,7 @@ describe("@apb/native", () => {
       [{ config, tensors: [] } as ModelSpec, "TENSOR_MISSING", /model.embed_tokens.weight is missing/],
       [{ config, tensors: llamaTensors(dir).map((t) => ({ ...t, file: join(dir, "nope.bin") })) } as ModelSpec, "MODEL_FILE", /cannot open .*nope.bin/],
       [{ config, tensors: llamaTensors(dir).map((t) => ({ ...t, offset: t.offset + 1e6 })) } as ModelSpec, "MODEL_FILE", /truncated/],
-      [{ config, tensors: llamaTensors(dir), backend: "cuda" } as ModelSpec, "INVALID_INPUT", /backend 'cuda' is not in this build/],
+      [{ config, tensors: llamaTensors(dir), backend: "tpu" } as ModelSpec, "INVALID_INPUT", /backend 'tpu' is not one of: cpu/],
     ];
     for (const [spec, code, message] of cases) {
       const e = errorData(await Engine.load(spec).catch((x) => x));
@@ -123,6 +123,18 @@ describe("the CUDA kernels through the addon", () => {
 
   it("are built in", () => {
     expect(backends()).toContain("cuda");
+  });
+
+  it("loads a model on the CUDA backend, or says why not", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
+    const loaded = await Engine.load({ config, tensors: llamaTensors(dir), backend: "cuda" } as ModelSpec).catch((e) => e);
+    if (loaded instanceof Engine) {
+      expect(loaded.backend).toBe("cuda");
+    } else {
+      const data = errorData(loaded);
+      expect(data.code).toBe("CUDA_UNAVAILABLE");
+      expect(data.message).toMatch(/no CUDA driver|no CUDA kernels|cuBLAS not found/);
+    }
   });
 
   it("attention matches the CPU attention, with each kernel the GPU has", async () => {

@@ -45,7 +45,7 @@ describe("apb make-tiny-model and apb run", () => {
       [["run", "--model", join(dir, "missing"), "--prompt-file", promptFile, "--query", "q"], /model directory .*missing does not exist \[MODEL_FILE\]/],
       [["run", "--model", join(dir, "tiny"), "--prompt-file", join(dir, "nope.txt"), "--query", "q"], /--prompt-file: cannot read/],
       [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--strategy", "ulysses"], /--strategy must be one of full, apb, star, ring, ring-zigzag/],
-      [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--backend", "cuda"], /--backend 'cuda' is not in this build/],
+      [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--backend", "tpu"], /--backend must be one of cpu, cuda; got 'tpu'/],
       [["make-tiny-model", join(dir, "x"), "--architecture", "gpt2"], /--architecture must be one of llama, qwen2, mistral/],
     ];
     for (const [args, message] of cases) {

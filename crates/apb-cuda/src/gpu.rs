@@ -22,7 +22,7 @@ pub(crate) fn driver(what: &str) -> impl Fn(result::DriverError) -> EngineError 
 
 /// Whether this build carries the kernels.
 pub fn kernels_built() -> bool {
-    cfg!(apb_kernels) && !ATTENTION_FATBIN.is_empty() && !ATTENTION_SM90_FATBIN.is_empty() && !MERGE_FATBIN.is_empty()
+    cfg!(apb_kernels) && !ATTENTION_FATBIN.is_empty() && !ATTENTION_SM90_FATBIN.is_empty() && !MERGE_FATBIN.is_empty() && crate::ops::ops_built()
 }
 
 /// The kernel entry points, looked up once per GPU.
@@ -32,6 +32,7 @@ pub(crate) struct Kernels {
     /// The Hopper kernel (head_dim 128), on compute capability 9.0 only.
     pub attention_sm90: Option<sys::CUfunction>,
     pub merge: sys::CUfunction,
+    pub ops: crate::ops::OpsKernels,
 }
 
 pub struct Gpu {
@@ -48,7 +49,7 @@ unsafe impl Send for Gpu {}
 unsafe impl Sync for Gpu {}
 
 /// Loads a fatbin and finds `name` in it, raising its dynamic shared-memory limit to `smem`.
-fn function(image: &'static [u8], name: &str, smem: usize) -> Result<sys::CUfunction> {
+pub(crate) fn function(image: &'static [u8], name: &str, smem: usize) -> Result<sys::CUfunction> {
     // SAFETY: the image is a complete fatbin produced by nvcc, kept alive for the whole
     // program (a static); the module stays loaded as long as the context.
     let module = unsafe { result::module::load_data(image.as_ptr() as *const c_void) }.map_err(driver("loading the kernels"))?;
@@ -92,8 +93,17 @@ impl Gpu {
                 None
             },
             merge: function(MERGE_FATBIN, "apb_merge_bf16_kernel", 0)?,
+            ops: crate::ops::OpsKernels::load()?,
         };
         Ok(Gpu { name, compute_capability, ctx, stream, kernels })
+    }
+
+    pub(crate) fn ops(&self) -> &crate::ops::OpsKernels {
+        &self.kernels.ops
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
     }
 
     pub fn upload<T: DeviceRepr>(&self, data: &[T]) -> Result<CudaSlice<T>> {
@@ -106,6 +116,12 @@ impl Gpu {
 
     pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<CudaSlice<T>> {
         self.stream.alloc_zeros::<T>(len).map_err(driver("allocating GPU memory"))
+    }
+
+    /// Free and total device memory, in bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
+        result::mem_get_info().map_err(driver("reading free memory"))
     }
 
     pub fn synchronize(&self) -> Result<()> {

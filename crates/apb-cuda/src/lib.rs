@@ -8,10 +8,14 @@
 //! - [`check`]: the kernels against apb-engine's CPU reference on fresh inputs, and timing.
 
 pub mod attention;
+pub mod backend;
+pub mod blas;
 pub mod check;
 pub mod doctor;
 pub mod gpu;
+pub mod ops;
 
 pub use attention::{AttentionKernel, GpuSegment};
+pub use backend::{Cuda, GpuBuf};
 pub use check::{check_attention, check_merge, time_attention, AttentionCheck, AttentionTiming, MergeCheck};
 pub use gpu::{kernels_built, Gpu, CUDA_UNAVAILABLE};

@@ -1,6 +1,7 @@
 //! What the transformer forward needs from a device. The forward is written once against
 //! this trait; the CPU backend implements it here and the CUDA backend will beside it.
-//! Buffers hold f32 values; shapes are passed explicitly and checked by each backend.
+//! Buffers hold f32 values on the CPU and bf16 activations (fp32 LSE) on the GPU; uploads and
+//! downloads speak f32. Shapes are passed explicitly and checked by each backend.
 
 use crate::cpu::attention::Heads;
 use crate::error::Result;
@@ -20,6 +21,14 @@ pub trait Backend: Send + Sync {
 
     fn name(&self) -> &'static str;
     fn upload(&self, data: Vec<f32>) -> Result<Self::Buf>;
+    /// Uploads log-sum-exp values (kept in fp32 where activations are not).
+    fn upload_lse(&self, data: Vec<f32>) -> Result<Self::Buf> {
+        self.upload(data)
+    }
+    /// Waits until all queued work is done: phase timings of an asynchronous device end here.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
     fn len(&self, buf: &Self::Buf) -> usize;
     /// A linear layer's weight as stored in checkpoints, [out][in]; the backend keeps it in

@@ -39,6 +39,7 @@ pub fn decode<B: Backend, C: Comm>(
         let segment = Segment { k: &cache.k[l], v: &cache.v[l], start: 0, count, causal: appends };
         let (mut o, mut lse) = b.attention(&qkv.q, m.heads(), &[segment])?;
         if comm.size() > 1 {
+            b.synchronize()?;
             timings.add(phase, t);
             drop(turn);
             let mut payload = b.download(&o)?;
@@ -51,14 +52,15 @@ pub fn decode<B: Backend, C: Comm>(
             t = Instant::now();
             // Every host merges all partials in host order, so all hold the same output.
             o = b.upload(all[0][..o_len].to_vec())?;
-            lse = b.upload(all[0][o_len..].to_vec())?;
+            lse = b.upload_lse(all[0][o_len..].to_vec())?;
             for part in &all[1..] {
-                b.merge(&mut o, &mut lse, &b.upload(part[..o_len].to_vec())?, &b.upload(part[o_len..].to_vec())?, c.head_dim)?;
+                b.merge(&mut o, &mut lse, &b.upload(part[..o_len].to_vec())?, &b.upload_lse(part[o_len..].to_vec())?, c.head_dim)?;
             }
         }
         layer::finish(m, w, &mut x, &o)?;
     }
     let logits = layer::logits(m, &x)?;
+    b.synchronize()?;
     timings.add(phase, t);
     drop(turn);
     Ok(logits)

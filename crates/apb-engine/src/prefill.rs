@@ -37,6 +37,7 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         let _turn = comm.compute_turn();
         let t = Instant::now();
         let x = b.embed(&m.weights.embed, c.hidden, &p.rows.tokens)?;
+        m.backend.synchronize()?;
         timings.add("embed", t);
         x
     };
@@ -50,10 +51,12 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         // The local block's keys and values: what this host keeps, and what it may pass.
         let k_local = b.rows(&qkv.k, c.kv_width(), a, n)?;
         let v_local = b.rows(&qkv.v, c.kv_width(), a, n)?;
+        m.backend.synchronize()?;
         timings.add("qkv", t);
         let block = if me.passing.sends > 0 {
             let t = Instant::now();
             let block = passing_block(m, p, &qkv.q, (&k_local, &v_local), retaining)?;
+            m.backend.synchronize()?;
             timings.add("scoring", t);
             Some(block)
         } else {
@@ -68,6 +71,7 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
                 let _turn = comm.compute_turn();
                 let t = Instant::now();
                 let out = anchored_attention(m, me, &qkv, a, passing.as_ref())?;
+                m.backend.synchronize()?;
                 timings.add("attention", t);
                 out
             }
@@ -77,6 +81,7 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         layer::finish(m, w, &mut x, &attention)?;
         cache.k.push(k_local);
         cache.v.push(v_local);
+        m.backend.synchronize()?;
         timings.add("ffn", t);
     }
     Ok(cache)
@@ -220,6 +225,7 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
                 (ao, al)
             }
         });
+        m.backend.synchronize()?;
         timings.add("attention", t);
     }
     acc.map(|(o, _)| o).ok_or_else(|| EngineError::new(crate::error::code::INTERNAL, "ring", "no ring steps"))
@@ -243,7 +249,7 @@ fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, queries: &[DocRange], k: &
         }
         let q_rows = b.rows(q, c.q_width(), row, rows)?;
         let (o, lse) = if segments.is_empty() {
-            (b.upload(vec![0.0; rows * c.q_width()])?, b.upload(vec![f32::NEG_INFINITY; rows * c.heads])?)
+            (b.upload(vec![0.0; rows * c.q_width()])?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?)
         } else {
             b.attention(&q_rows, m.heads(), &segments)?
         };

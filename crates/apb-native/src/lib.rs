@@ -86,7 +86,7 @@ pub struct ModelSpec {
     pub tensors: Vec<TensorSpec>,
     /// Locret retaining heads, if any.
     pub retaining: Option<Vec<TensorSpec>>,
-    /// "cpu" (the only backend in this build).
+    /// "cpu" (default) or "cuda" (GPU 0; see backends()).
     pub backend: Option<String>,
 }
 
@@ -161,19 +161,13 @@ pub struct LoadTask {
 }
 
 impl Task for LoadTask {
-    type Output = Model<Cpu>;
+    type Output = Loaded;
     type JsValue = Engine;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let spec = self.spec.take().ok_or_else(|| Error::from_reason("load ran twice"))?;
         let progress = self.progress.take();
         guarded("load", move || {
-            match spec.backend.as_deref() {
-                None | Some("cpu") => {}
-                Some(other) => {
-                    return Err(EngineError::invalid("backend", format!("backend '{other}' is not in this build; available: cpu")));
-                }
-            }
             let config = config_of(&spec.config)?;
             let mut files = TensorFiles::new(entries_of(&spec.tensors)?);
             let mut report = |done: usize, total: usize| {
@@ -181,21 +175,81 @@ impl Task for LoadTask {
                     p.call((done as u32, total as u32), ThreadsafeFunctionCallMode::NonBlocking);
                 }
             };
-            let mut model = Model::load(Cpu, config, &mut files, &mut report)?;
-            if let Some(retaining) = &spec.retaining {
-                let fc1 = retaining.iter().find(|t| t.name.ends_with("layers.0.self_attn.fc1.weight")).ok_or_else(|| {
-                    EngineError::new(code::TENSOR_MISSING, "retaining", "the retaining-heads file has no model.layers.0.self_attn.fc1.weight")
-                })?;
-                let hidden = fc1.shape.first().copied().unwrap_or(0) as usize;
-                let mut heads = TensorFiles::new(entries_of(retaining)?);
-                model.load_retaining_heads(&mut heads, hidden)?;
+            match spec.backend.as_deref() {
+                None | Some("cpu") => {
+                    let mut model = Model::load(Cpu, config, &mut files, &mut report)?;
+                    load_retaining(&mut model, &spec)?;
+                    Ok(Loaded::Cpu(model))
+                }
+                Some("cuda") => {
+                    let cuda = apb_cuda::Cuda::open(0)?;
+                    check_fits(&cuda, &spec)?;
+                    let mut model = Model::load(cuda, config, &mut files, &mut report)?;
+                    load_retaining(&mut model, &spec)?;
+                    Ok(Loaded::Cuda(model))
+                }
+                Some(other) => Err(EngineError::invalid("backend", format!("backend '{other}' is not one of: {}", backends().join(", ")))),
             }
-            Ok(model)
         })
     }
 
-    fn resolve(&mut self, _env: Env, model: Model<Cpu>) -> Result<Engine> {
+    fn resolve(&mut self, _env: Env, model: Loaded) -> Result<Engine> {
         Ok(Engine { model: Arc::new(model) })
+    }
+}
+
+fn load_retaining<B: apb_engine::backend::Backend>(model: &mut Model<B>, spec: &ModelSpec) -> apb_engine::Result<()> {
+    if let Some(retaining) = &spec.retaining {
+        let fc1 = retaining.iter().find(|t| t.name.ends_with("layers.0.self_attn.fc1.weight")).ok_or_else(|| {
+            EngineError::new(code::TENSOR_MISSING, "retaining", "the retaining-heads file has no model.layers.0.self_attn.fc1.weight")
+        })?;
+        let hidden = fc1.shape.first().copied().unwrap_or(0) as usize;
+        let mut heads = TensorFiles::new(entries_of(retaining)?);
+        model.load_retaining_heads(&mut heads, hidden)?;
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is uploaded, a model whose bf16 weights (plus 1 GiB for the
+/// work of a short prompt) do not fit in the GPU's free memory.
+fn check_fits(cuda: &apb_cuda::Cuda, spec: &ModelSpec) -> apb_engine::Result<()> {
+    let elements: f64 = spec.tensors.iter().chain(spec.retaining.iter().flatten()).map(|t| t.shape.iter().map(|&d| d as f64).product::<f64>()).sum();
+    let mut needed = elements * 2.0 + (1u64 << 30) as f64;
+    if spec.config.tied_embeddings {
+        needed += spec.config.vocab as f64 * spec.config.hidden as f64 * 2.0; // the lm_head copy
+    }
+    let (free, total) = cuda.memory()?;
+    if needed > free as f64 {
+        let gib = |b: f64| b / (1u64 << 30) as f64;
+        return Err(EngineError::new(
+            "GPU_MEMORY",
+            "model",
+            format!("the model needs about {:.1} GiB on the GPU (bf16 weights + 1 GiB of work) but {} has {:.1} GiB free of {:.1} GiB", gib(needed), cuda.gpu.name, gib(free as f64), gib(total as f64)),
+        ));
+    }
+    Ok(())
+}
+
+/// A model on one of the backends.
+pub enum Loaded {
+    Cpu(Model<Cpu>),
+    Cuda(Model<apb_cuda::Cuda>),
+}
+
+impl Loaded {
+    fn generate(&self, r: &Request, on_token: &(dyn Fn(u32) -> bool + Sync)) -> apb_engine::Result<apb_engine::Output> {
+        match self {
+            Loaded::Cpu(m) => apb_engine::generate(m, r, on_token),
+            Loaded::Cuda(m) => apb_engine::generate(m, r, on_token),
+        }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        use apb_engine::backend::Backend;
+        match self {
+            Loaded::Cpu(m) => m.backend.name(),
+            Loaded::Cuda(m) => m.backend.name(),
+        }
     }
 }
 
@@ -270,7 +324,7 @@ fn request_of(s: &GenerateSpec) -> apb_engine::Result<Request> {
 }
 
 pub struct GenerateTask {
-    model: Arc<Model<Cpu>>,
+    model: Arc<Loaded>,
     spec: GenerateSpec,
     on_token: Option<TokenFn>,
 }
@@ -291,7 +345,7 @@ impl Task for GenerateTask {
                 }
                 true
             };
-            apb_engine::generate(&model, &request, &notify)
+            model.generate(&request, &notify)
         })
     }
 
@@ -322,7 +376,7 @@ impl Task for GenerateTask {
 /// A loaded model.
 #[napi]
 pub struct Engine {
-    model: Arc<Model<Cpu>>,
+    model: Arc<Loaded>,
 }
 
 #[napi]
@@ -343,7 +397,7 @@ impl Engine {
 
     #[napi(getter)]
     pub fn backend(&self) -> String {
-        apb_engine::backend::Backend::name(&self.model.backend).to_string()
+        self.model.backend_name().to_string()
     }
 }
 

@@ -11,8 +11,12 @@ import type { ChatMessage } from "./tokenizer.js";
 export const STRATEGIES = ["full", "apb", "star", "ring", "ring-zigzag"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 
+export const BACKENDS = ["cpu", "cuda"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
 export interface LoadOptions {
-  backend?: "cpu";
+  /** "cpu" (default) or "cuda" (GPU 0: bf16 weights, cuBLAS, apb's attention kernels). */
+  backend?: BackendName;
   /** A safetensors file of Locret retaining heads. */
   retainingHeads?: string;
   /** Called as weights load: `done` of `total` steps (embeddings, each layer, the final norm). */

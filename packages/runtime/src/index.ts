@@ -9,6 +9,7 @@ export { splitPrompt, DOCUMENT_QUERY_SEPARATOR, type PromptInput, type PromptTok
 export { writeTinyModel, writeTinyRetainingHeads, seededNormal, seededUniform, type TinyModel, type TinyModelOptions } from "./tiny-model.js";
 export { SPECIAL_TOKENS, TINY_CHAT_TEMPLATE, type SpecialToken } from "./tiny-tokenizer.js";
 export { openModelDir, type ModelDir, type OpenOptions } from "./model-dir.js";
-export { loadModel, Model, STRATEGIES, type Generation, type GenerateOptions, type HostTiming, type LoadOptions, type Strategy } from "./engine.js";
+export { BACKENDS, loadModel, Model, STRATEGIES, type BackendName, type Generation, type GenerateOptions, type HostTiming, type LoadOptions, type Strategy } from "./engine.js";
 export { fromNative } from "./native-errors.js";
 export { agreeingPrefix, argmax, logitAgreement, type Agreement } from "./agreement.js";
+export { doctor, type DoctorDriver, type DoctorGpu, type DoctorLibrary, type DoctorReport, type DoctorSearch, type KernelKind } from "./doctor.js";

@@ -1,7 +1,7 @@
 // `apb run`: prefill a document with a strategy and answer a query about it.
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { loadModel, STRATEGIES, type Strategy } from "@apb/runtime";
+import { BACKENDS, loadModel, STRATEGIES, type BackendName, type Strategy } from "@apb/runtime";
 import { SingleBar } from "cli-progress";
 import { UsageError } from "../errors.js";
 import { parseTokens, parseWhole } from "../parse.js";
@@ -51,7 +51,7 @@ export function registerRun(program: Command): void {
     .option("--anchor <tokens>", "anchor length l_a (default l_b/4)")
     .option("--passing <tokens>", "passing length l_p (default l_b/8)")
     .option("--balanced", "size blocks so all hosts finish together")
-    .option("--backend <name>", "cpu", "cpu")
+    .option("--backend <name>", BACKENDS.join("|"), "cpu")
     .option("--max-tokens <n>", "tokens to generate", "32")
     .option("--temperature <t>", "0 for greedy", "0")
     .option("--top-p <p>", "nucleus sampling mass", "1")
@@ -62,11 +62,13 @@ export function registerRun(program: Command): void {
       if (!(STRATEGIES as readonly string[]).includes(o.strategy)) {
         throw new UsageError(`--strategy must be one of ${STRATEGIES.join(", ")}; got '${o.strategy}'`);
       }
-      if (o.backend !== "cpu") throw new UsageError(`--backend '${o.backend}' is not in this build; available: cpu`);
+      if (!(BACKENDS as readonly string[]).includes(o.backend)) {
+        throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}; got '${o.backend}'`);
+      }
       const document = readPrompt(o.promptFile);
       const bar = !o.json && process.stderr.isTTY ? new SingleBar({ format: "loading weights [{bar}] {value}/{total}", stream: process.stderr }) : null;
       const model = await loadModel(o.model, {
-        backend: "cpu",
+        backend: o.backend as BackendName,
         ...(o.retainingHeads ? { retainingHeads: o.retainingHeads } : {}),
         onProgress: (done, total) => {
           if (!bar) return;

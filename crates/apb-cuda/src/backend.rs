@@ -1,0 +1,226 @@
+//! The engine's Backend on one GPU: activations and weights in bf16, LSE in fp32, GEMMs on
+//! cuBLAS, attention and merge on apb's kernels, the rest on cuda/ops.cu. Every op queues
+//! work on the GPU's stream; `synchronize` (called where the engine ends a timed phase)
+//! waits for it.
+
+use apb_engine::backend::{Backend, Segment};
+use apb_engine::cpu::attention::Heads;
+use apb_engine::error::{EngineError, Result};
+use cudarc::driver::{CudaSlice, DeviceRepr};
+
+use crate::blas::{Blas, OutType};
+use crate::gpu::{driver, Gpu};
+
+/// A buffer on the GPU: bf16 values (activations, weights, K/V, O) or fp32 (LSE, scores).
+pub enum GpuBuf {
+    Bf16(CudaSlice<u16>),
+    F32(CudaSlice<f32>),
+}
+
+impl GpuBuf {
+    fn len(&self) -> usize {
+        match self {
+            GpuBuf::Bf16(b) => b.len(),
+            GpuBuf::F32(b) => b.len(),
+        }
+    }
+}
+
+fn want_bf16<'a>(op: &str, b: &'a GpuBuf) -> Result<&'a CudaSlice<u16>> {
+    match b {
+        GpuBuf::Bf16(s) => Ok(s),
+        GpuBuf::F32(_) => Err(EngineError::new("INTERNAL", op, format!("{op}: expected a bf16 buffer, got fp32"))),
+    }
+}
+
+fn want_bf16_mut<'a>(op: &str, b: &'a mut GpuBuf) -> Result<&'a mut CudaSlice<u16>> {
+    match b {
+        GpuBuf::Bf16(s) => Ok(s),
+        GpuBuf::F32(_) => Err(EngineError::new("INTERNAL", op, format!("{op}: expected a bf16 buffer, got fp32"))),
+    }
+}
+
+fn want_f32<'a>(op: &str, b: &'a GpuBuf) -> Result<&'a CudaSlice<f32>> {
+    match b {
+        GpuBuf::F32(s) => Ok(s),
+        GpuBuf::Bf16(_) => Err(EngineError::new("INTERNAL", op, format!("{op}: expected an fp32 buffer, got bf16"))),
+    }
+}
+
+/// f32 -> bf16 bits (round to nearest even), on all cores for large buffers (weights).
+fn to_bf16(data: &[f32]) -> Vec<u16> {
+    let mut out = vec![0u16; data.len()];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(16);
+    let chunk = data.len().div_ceil(threads).max(1 << 16);
+    std::thread::scope(|s| {
+        for (src, dst) in data.chunks(chunk).zip(out.chunks_mut(chunk)) {
+            s.spawn(move || src.iter().zip(dst).for_each(|(x, y)| *y = half::bf16::from_f32(*x).to_bits()));
+        }
+    });
+    out
+}
+
+pub struct Cuda {
+    pub gpu: Gpu,
+    blas: Blas,
+}
+
+impl Cuda {
+    /// Opens GPU `ordinal` with its kernels and cuBLAS, or says what is missing.
+    pub fn open(ordinal: usize) -> Result<Cuda> {
+        let gpu = Gpu::open(ordinal)?;
+        let blas = Blas::new(gpu.stream())?;
+        Ok(Cuda { gpu, blas })
+    }
+
+    /// Free and total device memory, in bytes.
+    pub fn memory(&self) -> Result<(usize, usize)> {
+        self.gpu.memory()
+    }
+
+    fn alloc<T: DeviceRepr>(&self, len: usize) -> Result<CudaSlice<T>> {
+        // SAFETY: every caller fully writes the buffer (a kernel, GEMM or copy covering all
+        // of it) before anything reads it.
+        unsafe { self.gpu.stream().alloc::<T>(len) }.map_err(driver("allocating GPU memory"))
+    }
+
+    fn copy_rows<T: DeviceRepr>(&self, parts: &[(&CudaSlice<T>, usize, usize)]) -> Result<CudaSlice<T>> {
+        let total = parts.iter().map(|(_, _, n)| n).sum();
+        let mut out = self.alloc::<T>(total)?;
+        let mut at = 0;
+        for (src, start, n) in parts {
+            if *n > 0 {
+                self.gpu.stream().memcpy_dtod(&src.slice(*start..start + n), &mut out.slice_mut(at..at + n)).map_err(driver("copying on the GPU"))?;
+            }
+            at += n;
+        }
+        Ok(out)
+    }
+}
+
+impl Backend for Cuda {
+    type Buf = GpuBuf;
+
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+    fn upload(&self, data: Vec<f32>) -> Result<GpuBuf> {
+        Ok(GpuBuf::Bf16(self.gpu.upload(&to_bf16(&data))?))
+    }
+    fn upload_lse(&self, data: Vec<f32>) -> Result<GpuBuf> {
+        Ok(GpuBuf::F32(self.gpu.upload(&data)?))
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.gpu.synchronize()
+    }
+    fn download(&self, buf: &GpuBuf) -> Result<Vec<f32>> {
+        match buf {
+            GpuBuf::Bf16(b) => Ok(self.gpu.download(b)?.into_iter().map(|x| half::bf16::from_bits(x).to_f32()).collect()),
+            GpuBuf::F32(b) => self.gpu.download(b),
+        }
+    }
+    fn len(&self, buf: &GpuBuf) -> usize {
+        buf.len()
+    }
+    fn linear_weight(&self, w: Vec<f32>, outp: usize, inp: usize) -> Result<GpuBuf> {
+        if w.len() != outp * inp {
+            return Err(EngineError::new("INTERNAL", "linear_weight", format!("{} values for [{outp}][{inp}]", w.len())));
+        }
+        // cuBLAS reads the checkpoint layout [out][in] as is (see Blas::linear).
+        self.upload(w)
+    }
+
+    fn embed(&self, table: &GpuBuf, hidden: usize, ids: &[u32]) -> Result<GpuBuf> {
+        let mut out = self.alloc::<u16>(ids.len() * hidden)?;
+        self.gpu.embed(want_bf16("embed", table)?, hidden, ids, &mut out)?;
+        Ok(GpuBuf::Bf16(out))
+    }
+    fn rms_norm(&self, x: &GpuBuf, w: &GpuBuf, eps: f32) -> Result<GpuBuf> {
+        let x = want_bf16("rms_norm", x)?;
+        let mut out = self.alloc::<u16>(x.len())?;
+        self.gpu.rms_norm(x, want_bf16("rms_norm", w)?, eps, &mut out)?;
+        Ok(GpuBuf::Bf16(out))
+    }
+    fn linear(&self, x: &GpuBuf, inp: usize, w: &GpuBuf, outp: usize, bias: Option<&GpuBuf>) -> Result<GpuBuf> {
+        let x = want_bf16("linear", x)?;
+        let rows = x.len() / inp.max(1);
+        let mut y = self.alloc::<u16>(rows * outp)?;
+        self.blas.linear(self.gpu.stream(), x, want_bf16("linear", w)?, &mut y, OutType::Bf16, rows, inp, outp)?;
+        if let Some(b) = bias {
+            self.gpu.add_bias(&mut y, want_bf16("linear", b)?)?;
+        }
+        Ok(GpuBuf::Bf16(y))
+    }
+    fn rope(&self, x: &mut GpuBuf, heads: usize, head_dim: usize, positions: &[u32], inv_freq: &[f64]) -> Result<()> {
+        self.gpu.rope(want_bf16_mut("rope", x)?, heads, head_dim, positions, inv_freq)
+    }
+    fn silu_mul(&self, gate: &GpuBuf, up: &GpuBuf) -> Result<GpuBuf> {
+        let gate = want_bf16("silu_mul", gate)?;
+        let mut out = self.alloc::<u16>(gate.len())?;
+        self.gpu.silu_mul(gate, want_bf16("silu_mul", up)?, &mut out)?;
+        Ok(GpuBuf::Bf16(out))
+    }
+    fn silu(&self, x: &mut GpuBuf) -> Result<()> {
+        self.gpu.silu(want_bf16_mut("silu", x)?)
+    }
+    fn add(&self, x: &mut GpuBuf, y: &GpuBuf) -> Result<()> {
+        self.gpu.add(want_bf16_mut("add", x)?, want_bf16("add", y)?)
+    }
+    fn attention(&self, q: &GpuBuf, heads: Heads, segments: &[Segment<'_, GpuBuf>]) -> Result<(GpuBuf, GpuBuf)> {
+        let q = want_bf16("attention", q)?;
+        let segs = segments
+            .iter()
+            .map(|s| Ok((want_bf16("attention", s.k)?, want_bf16("attention", s.v)?, s.start, s.count, s.causal)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut o = self.alloc::<u16>(q.len())?;
+        let mut lse = self.alloc::<f32>(q.len() / heads.head_dim)?;
+        self.gpu.attention(q, heads, &segs, &mut o, &mut lse)?;
+        Ok((GpuBuf::Bf16(o), GpuBuf::F32(lse)))
+    }
+    fn merge(&self, o: &mut GpuBuf, lse: &mut GpuBuf, o2: &GpuBuf, lse2: &GpuBuf, head_dim: usize) -> Result<()> {
+        let (a, la) = (want_bf16("merge", o)?, want_f32("merge", lse)?);
+        let mut out_o = self.alloc::<u16>(a.len())?;
+        let mut out_lse = self.alloc::<f32>(la.len())?;
+        self.gpu.merge(&[(a, la), (want_bf16("merge", o2)?, want_f32("merge", lse2)?)], 1, head_dim, &mut out_o, &mut out_lse)?;
+        *o = GpuBuf::Bf16(out_o);
+        *lse = GpuBuf::F32(out_lse);
+        Ok(())
+    }
+    fn rows(&self, x: &GpuBuf, width: usize, start: usize, count: usize) -> Result<GpuBuf> {
+        if (start + count) * width > x.len() {
+            return Err(EngineError::new("INTERNAL", "rows", format!("rows {start}..{} of width {width} outside {} values", start + count, x.len())));
+        }
+        Ok(match x {
+            GpuBuf::Bf16(b) => GpuBuf::Bf16(self.copy_rows(&[(b, start * width, count * width)])?),
+            GpuBuf::F32(b) => GpuBuf::F32(self.copy_rows(&[(b, start * width, count * width)])?),
+        })
+    }
+    fn concat_rows(&self, parts: &[&GpuBuf]) -> Result<GpuBuf> {
+        if parts.iter().all(|p| matches!(p, GpuBuf::F32(_))) && !parts.is_empty() {
+            let list = parts.iter().map(|p| Ok((want_f32("concat_rows", p)?, 0, p.len()))).collect::<Result<Vec<_>>>()?;
+            return Ok(GpuBuf::F32(self.copy_rows(&list)?));
+        }
+        let list = parts.iter().map(|p| Ok((want_bf16("concat_rows", p)?, 0, p.len()))).collect::<Result<Vec<_>>>()?;
+        Ok(GpuBuf::Bf16(self.copy_rows(&list)?))
+    }
+    fn query_scores(&self, q_rows: &GpuBuf, k: &GpuBuf, heads: Heads) -> Result<Vec<f32>> {
+        let (q, k) = (want_bf16("query_scores", q_rows)?, want_bf16("query_scores", k)?);
+        let n = k.len() / (heads.kv_heads * heads.head_dim);
+        if n == 0 || q.is_empty() {
+            return Ok(vec![0.0; heads.kv_heads * n]);
+        }
+        // Each (row, head)'s LSE over the keys comes from the attention kernel (V unused).
+        let mut o = self.alloc::<u16>(q.len())?;
+        let mut lse = self.alloc::<f32>(q.len() / heads.head_dim)?;
+        self.gpu.attention(q, heads, &[(k, k, 0, n, false)], &mut o, &mut lse)?;
+        let mut scores = self.alloc::<f32>(heads.kv_heads * n)?;
+        self.gpu.query_scores(q, &lse, k, heads.q_heads, heads.kv_heads, heads.head_dim, &mut scores)?;
+        self.gpu.download(&scores)
+    }
+    fn gather_per_head(&self, kv: &GpuBuf, picked: &[Vec<u32>], head_dim: usize) -> Result<GpuBuf> {
+        let count = picked.first().map_or(0, |p| p.len());
+        let mut out = self.alloc::<u16>(count * picked.len() * head_dim)?;
+        self.gpu.gather_per_head(want_bf16("gather_per_head", kv)?, picked, head_dim, &mut out)?;
+        Ok(GpuBuf::Bf16(out))
+    }
+}

@@ -1,0 +1,958 @@
+// The element-wise and gather kernels of the decoder (embedding, RMSNorm, RoPE, SwiGLU, adds,
+// conversions, per-head gather) and the query-aware passing score. ops.h documents each entry
+// point's parameters and launch shape; the semantics are the CPU backend's.
+//
+// Element-wise kernels give each thread a chunk of 8 consecutive elements of one row: one
+// 16-byte access when the chunk is whole and the layout allows it (decided per launch, in
+// the kernel, so the driver-API caller need not), scalar accesses otherwise.
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "common.cuh"
+#include "ops.h"
+
+namespace {
+
+using namespace apb;
+using bf16 = __nv_bfloat16;
+
+constexpr int kThreads = APB_OPS_THREADS;
+constexpr int kWarps = kThreads / 32;
+constexpr int kChunk = APB_OPS_CHUNK;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// ---- Chunk access -------------------------------------------------------------------------
+
+__device__ __forceinline__ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Rounds like a bf16 store followed by a load: what an unfused op's output holds.
+__device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
+// `count` (1..8) values from p as fp32, the rest 0; `vec`: one 16-byte load (count == 8,
+// p aligned).
+__device__ __forceinline__ void load8(const bf16* p, int count, bool vec, float (&v)[kChunk]) {
+  if (vec) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float2 f = __bfloat1622float2(h[e]);
+      v[2 * e] = f.x;
+      v[2 * e + 1] = f.y;
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < kChunk; ++e) v[e] = e < count ? __bfloat162float(p[e]) : 0.f;
+  }
+}
+
+__device__ __forceinline__ void store8(bf16* p, int count, bool vec, const float (&v)[kChunk]) {
+  if (vec) {
+    uint4 raw;
+    raw.x = pack_bf16(v[0], v[1]);
+    raw.y = pack_bf16(v[2], v[3]);
+    raw.z = pack_bf16(v[4], v[5]);
+    raw.w = pack_bf16(v[6], v[7]);
+    *reinterpret_cast<uint4*>(p) = raw;
+  } else {
+#pragma unroll
+    for (int e = 0; e < kChunk; ++e)
+      if (e < count) p[e] = __float2bfloat16_rn(v[e]);
+  }
+}
+
+// This thread's chunk of a [rows][width] grid of chunks: false past the end.
+struct Chunk {
+  int64_t row;
+  int64_t col;  // first element within the row
+  int count;    // elements in this chunk, 1..8
+};
+
+__device__ __forceinline__ bool my_chunk(int64_t rows, int64_t width, Chunk& c) {
+  const int64_t chunks = (width + kChunk - 1) / kChunk;
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= rows * chunks) return false;
+  c.row = t / chunks;
+  c.col = (t % chunks) * kChunk;
+  c.count = static_cast<int>(lmin(kChunk, width - c.col));
+  return true;
+}
+
+// Sum over the block, the same value in every thread; a fixed order, so deterministic.
+// Uses `scratch` once: call it once per kernel.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffff, v, o);
+  if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = v;
+  __syncthreads();
+  float total = 0.f;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) total += scratch[w];
+  return total;
+}
+
+}  // namespace
+
+// ---- Embedding ----------------------------------------------------------------------------
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_embed_bf16_kernel(const bf16* table, int64_t vocab, int64_t hidden, const uint32_t* ids, int64_t rows, bf16* out,
+                          int32_t* bad_ids) {
+  Chunk c;
+  if (!my_chunk(rows, hidden, c)) return;
+  const bool vec = hidden % kChunk == 0 && aligned16(table) && aligned16(out) && c.count == kChunk;
+  const int64_t id = ids[c.row];
+  float v[kChunk];
+  if (id < vocab) {
+    load8(table + id * hidden + c.col, c.count, vec, v);
+  } else {
+#pragma unroll
+    for (int e = 0; e < kChunk; ++e) v[e] = 0.f;
+    if (bad_ids && c.col == 0) atomicAdd(bad_ids, 1);  // once per row
+  }
+  store8(out + c.row * hidden + c.col, c.count, vec, v);
+}
+
+// ---- RMSNorm ------------------------------------------------------------------------------
+
+namespace {
+
+// Rows up to 256 threads x 4 chunks x 8 = 8192 wide (and 16-byte accessible) stay in
+// registers between the sum of squares and the scaling; more chunks per thread would cost
+// occupancy on every width, as registers are allocated for the largest case.
+constexpr int kNormChunksPerThread = 4;
+
+// One row: x = bf16(x + delta) first when kAdd (x is the residual, updated in place), then
+// out = x / sqrt(mean(x^2) + eps) * w.
+template <bool kAdd>
+__device__ __forceinline__ void rms_norm_row(bf16* x, const bf16* delta, const bf16* w, bf16* out, int hidden,
+                                             float eps) {
+  __shared__ float scratch[kWarps];
+  const bool vec = hidden % kChunk == 0 && aligned16(x) && aligned16(w) && aligned16(out) && (!kAdd || aligned16(delta));
+  float sum_sq = 0.f;
+  if (vec && hidden <= kThreads * kChunk * kNormChunksPerThread) {
+    float v[kNormChunksPerThread][kChunk];
+#pragma unroll
+    for (int i = 0; i < kNormChunksPerThread; ++i) {
+      const int col = (threadIdx.x + i * kThreads) * kChunk;
+      if (col >= hidden) continue;
+      load8(x + col, kChunk, true, v[i]);
+      if (kAdd) {
+        float d[kChunk];
+        load8(delta + col, kChunk, true, d);
+#pragma unroll
+        for (int e = 0; e < kChunk; ++e) v[i][e] = round_bf16(v[i][e] + d[e]);
+        store8(x + col, kChunk, true, v[i]);
+      }
+#pragma unroll
+      for (int e = 0; e < kChunk; ++e) sum_sq += v[i][e] * v[i][e];
+    }
+    const float inv = rsqrtf(block_sum(sum_sq, scratch) / hidden + eps);
+#pragma unroll
+    for (int i = 0; i < kNormChunksPerThread; ++i) {
+      const int col = (threadIdx.x + i * kThreads) * kChunk;
+      if (col >= hidden) continue;
+      float g[kChunk];
+      load8(w + col, kChunk, true, g);
+#pragma unroll
+      for (int e = 0; e < kChunk; ++e) v[i][e] = v[i][e] * inv * g[e];
+      store8(out + col, kChunk, true, v[i]);
+    }
+  } else {
+    // Wider rows, or any width and alignment: two passes over memory (the second mostly from
+    // cache); each thread rereads only the chunks it wrote itself.
+    for (int col = threadIdx.x * kChunk; col < hidden; col += kThreads * kChunk) {
+      const int count = min(kChunk, hidden - col);
+      float v[kChunk];
+      load8(x + col, count, vec, v);
+      if (kAdd) {
+        float d[kChunk];
+        load8(delta + col, count, vec, d);
+#pragma unroll
+        for (int e = 0; e < kChunk; ++e) v[e] = round_bf16(v[e] + d[e]);
+        store8(x + col, count, vec, v);
+      }
+#pragma unroll
+      for (int e = 0; e < kChunk; ++e) sum_sq += v[e] * v[e];  // zeros past `count`
+    }
+    const float inv = rsqrtf(block_sum(sum_sq, scratch) / hidden + eps);
+    for (int col = threadIdx.x * kChunk; col < hidden; col += kThreads * kChunk) {
+      const int count = min(kChunk, hidden - col);
+      float v[kChunk], g[kChunk];
+      load8(x + col, count, vec, v);
+      load8(w + col, count, vec, g);
+#pragma unroll
+      for (int e = 0; e < kChunk; ++e) v[e] = v[e] * inv * g[e];
+      store8(out + col, count, vec, v);
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_rms_norm_bf16_kernel(const bf16* x, const bf16* w, bf16* out, int64_t rows, int32_t hidden, float eps) {
+  const int64_t row = blockIdx.x;
+  if (row >= rows) return;
+  // kAdd is false: x is only read.
+  rms_norm_row<false>(const_cast<bf16*>(x) + row * hidden, nullptr, w, out + row * hidden, hidden, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_add_rms_norm_bf16_kernel(bf16* residual, const bf16* delta, const bf16* w, bf16* out, int64_t rows,
+                                 int32_t hidden, float eps) {
+  const int64_t row = blockIdx.x;
+  if (row >= rows) return;
+  rms_norm_row<true>(residual + row * hidden, delta + row * hidden, w, out + row * hidden, hidden, eps);
+}
+
+// ---- RoPE ---------------------------------------------------------------------------------
+
+namespace {
+
+constexpr int kRopeRows = APB_ROPE_ROWS_PER_BLOCK;
+constexpr int kRopeMaxHalf = APB_ROPE_MAX_HEAD_DIM / 2;
+
+// cos and sin of pos * inv_freq as fp32, from fp64 throughout: --use_fast_math turns fp32
+// sinf into __sinf, whose error grows with the argument (positions reach 2^20), and an fp32
+// angle alone is off by up to 2^20 * 2^-24 rad. The angle is first reduced to [-pi, pi]
+// with 2 pi in two parts (the fma's keep k * 2 pi exact), so sincos takes its short path.
+__device__ __forceinline__ void rope_cos_sin(uint32_t pos, double inv_freq, float& c, float& s) {
+  constexpr double kTwoPiHi = 6.283185307179586;         // 2 pi rounded to fp64
+  constexpr double kTwoPiLo = 2.4492935982947064e-16;    // 2 pi - kTwoPiHi
+  constexpr double kInvTwoPi = 0.15915494309189535;
+  const double angle = static_cast<double>(pos) * inv_freq;
+  const double k = rint(angle * kInvTwoPi);
+  const double r = fma(-k, kTwoPiLo, fma(-k, kTwoPiHi, angle));
+  double sd, cd;
+  sincos(r, &sd, &cd);
+  c = static_cast<float>(cd);
+  s = static_cast<float>(sd);
+}
+
+// Rotates the block's rows, V (8 or 1) pairs of elements per item.
+template <int V>
+__device__ __forceinline__ void rope_rows(bf16* x, int64_t row0, int64_t rows, int heads, int head_dim,
+                                          int64_t row_stride, const float (&cos_t)[kRopeRows][kRopeMaxHalf],
+                                          const float (&sin_t)[kRopeRows][kRopeMaxHalf]) {
+  const int half = head_dim / 2;
+  const int chunks = half / V;
+  const int items = kRopeRows * heads * chunks;
+  for (int item = threadIdx.x; item < items; item += kThreads) {
+    const int r = item / (heads * chunks);
+    const int head = (item / chunks) % heads;
+    const int i0 = (item % chunks) * V;
+    const int64_t row = row0 + r;
+    if (row >= rows) continue;
+    bf16* a = x + row * row_stride + static_cast<int64_t>(head) * head_dim + i0;
+    bf16* b = a + half;
+    float va[kChunk], vb[kChunk];
+    load8(a, V, V == kChunk, va);
+    load8(b, V, V == kChunk, vb);
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      const float c = cos_t[r][i0 + e], s = sin_t[r][i0 + e];
+      const float x1 = va[e], x2 = vb[e];
+      va[e] = x1 * c - x2 * s;
+      vb[e] = x2 * c + x1 * s;
+    }
+    store8(a, V, V == kChunk, va);
+    store8(b, V, V == kChunk, vb);
+  }
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_rope_bf16_kernel(bf16* x, const uint32_t* positions, const double* inv_freq, int64_t rows, int32_t heads,
+                         int32_t head_dim, int64_t row_stride) {
+  // Each row's cos and sin are shared by all its heads: computed once per block.
+  __shared__ float cos_t[kRopeRows][kRopeMaxHalf];
+  __shared__ float sin_t[kRopeRows][kRopeMaxHalf];
+  const int half = head_dim / 2;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRopeRows;
+  for (int i = threadIdx.x; i < kRopeRows * half; i += kThreads) {
+    const int r = i / half, f = i % half;
+    if (row0 + r < rows) rope_cos_sin(positions[row0 + r], inv_freq[f], cos_t[r][f], sin_t[r][f]);
+  }
+  __syncthreads();
+  if (half % kChunk == 0 && row_stride % kChunk == 0 && aligned16(x))
+    rope_rows<kChunk>(x, row0, rows, heads, head_dim, row_stride, cos_t, sin_t);
+  else
+    rope_rows<1>(x, row0, rows, heads, head_dim, row_stride, cos_t, sin_t);
+}
+
+// ---- SwiGLU, adds -------------------------------------------------------------------------
+
+namespace {
+
+// silu(g) = g / (1 + exp(-g)), as the CPU backend writes it.
+__device__ __forceinline__ float silu(float g) { return g / (1.f + __expf(-g)); }
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_silu_mul_bf16_kernel(const bf16* gate, int64_t gate_stride, const bf16* up, int64_t up_stride, bf16* out,
+                             int64_t out_stride, int64_t rows, int64_t width) {
+  Chunk c;
+  if (!my_chunk(rows, width, c)) return;
+  const bool vec = c.count == kChunk && gate_stride % kChunk == 0 && up_stride % kChunk == 0 &&
+                   out_stride % kChunk == 0 && aligned16(gate) && aligned16(up) && aligned16(out);
+  float g[kChunk], u[kChunk];
+  load8(gate + c.row * gate_stride + c.col, c.count, vec, g);
+  load8(up + c.row * up_stride + c.col, c.count, vec, u);
+#pragma unroll
+  for (int e = 0; e < kChunk; ++e) g[e] = silu(g[e]) * u[e];
+  store8(out + c.row * out_stride + c.col, c.count, vec, g);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads) apb_silu_bf16_kernel(bf16* x, int64_t n) {
+  Chunk c;
+  if (!my_chunk(1, n, c)) return;
+  const bool vec = c.count == kChunk && aligned16(x);
+  float v[kChunk];
+  load8(x + c.col, c.count, vec, v);
+#pragma unroll
+  for (int e = 0; e < kChunk; ++e) v[e] = silu(v[e]);
+  store8(x + c.col, c.count, vec, v);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads) apb_add_bf16_kernel(bf16* x, const bf16* y, int64_t n) {
+  Chunk c;
+  if (!my_chunk(1, n, c)) return;
+  const bool vec = c.count == kChunk && aligned16(x) && aligned16(y);
+  float a[kChunk], b[kChunk];
+  load8(x + c.col, c.count, vec, a);
+  load8(y + c.col, c.count, vec, b);
+#pragma unroll
+  for (int e = 0; e < kChunk; ++e) a[e] += b[e];
+  store8(x + c.col, c.count, vec, a);
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_add_bias_bf16_kernel(bf16* x, const bf16* bias, int64_t rows, int64_t width) {
+  Chunk c;
+  if (!my_chunk(rows, width, c)) return;
+  const bool vec = c.count == kChunk && width % kChunk == 0 && aligned16(x) && aligned16(bias);
+  float a[kChunk], b[kChunk];
+  load8(x + c.row * width + c.col, c.count, vec, a);
+  load8(bias + c.col, c.count, vec, b);
+#pragma unroll
+  for (int e = 0; e < kChunk; ++e) a[e] += b[e];
+  store8(x + c.row * width + c.col, c.count, vec, a);
+}
+
+// ---- Conversions --------------------------------------------------------------------------
+
+extern "C" __global__ void __launch_bounds__(kThreads) apb_f32_to_bf16_kernel(const float* in, bf16* out, int64_t n) {
+  Chunk c;
+  if (!my_chunk(1, n, c)) return;
+  float v[kChunk];
+  if (c.count == kChunk && aligned16(in) && aligned16(out)) {
+    const float4 lo = *reinterpret_cast<const float4*>(in + c.col);
+    const float4 hi = *reinterpret_cast<const float4*>(in + c.col + 4);
+    v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+    store8(out + c.col, kChunk, true, v);
+  } else {
+    for (int e = 0; e < c.count; ++e) out[c.col + e] = __float2bfloat16_rn(in[c.col + e]);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(kThreads) apb_bf16_to_f32_kernel(const bf16* in, float* out, int64_t n) {
+  Chunk c;
+  if (!my_chunk(1, n, c)) return;
+  if (c.count == kChunk && aligned16(in) && aligned16(out)) {
+    float v[kChunk];
+    load8(in + c.col, kChunk, true, v);
+    *reinterpret_cast<float4*>(out + c.col) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(out + c.col + 4) = make_float4(v[4], v[5], v[6], v[7]);
+  } else {
+    for (int e = 0; e < c.count; ++e) out[c.col + e] = __bfloat162float(in[c.col + e]);
+  }
+}
+
+// ---- Gathering each KV head's picked tokens -----------------------------------------------
+
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_gather_per_head_bf16_kernel(const bf16* kv, int64_t n, int32_t kv_heads, int32_t head_dim,
+                                    const uint32_t* picked, int64_t count, bf16* out, int32_t* bad_ids) {
+  // Rows of the grid are (i, head) in out's order, so the writes are contiguous.
+  Chunk c;
+  if (!my_chunk(count * kv_heads, head_dim, c)) return;
+  const int64_t i = c.row / kv_heads;
+  const int head = static_cast<int>(c.row % kv_heads);
+  const bool vec = c.count == kChunk && head_dim % kChunk == 0 && aligned16(kv) && aligned16(out);
+  const int64_t token = picked[static_cast<int64_t>(head) * count + i];
+  float v[kChunk];
+  if (token < n) {
+    load8(kv + (token * kv_heads + head) * head_dim + c.col, c.count, vec, v);
+  } else {
+#pragma unroll
+    for (int e = 0; e < kChunk; ++e) v[e] = 0.f;
+    if (bad_ids && c.col == 0) atomicAdd(bad_ids, 1);  // once per (i, head)
+  }
+  store8(out + c.row * head_dim + c.col, c.count, vec, v);
+}
+
+// ---- Query-aware passing score ------------------------------------------------------------
+//
+// Both kernels see, for KV head g, "pairs" p = (query row r, head g * group + p % group) with
+// r = p / group: the query vectors whose softmax runs over g's keys. Logits are scaled into
+// log2 units (exp2 is the hardware's exponential).
+
+namespace {
+
+constexpr int kPad = 8;  // bf16 elements of padding per smem row: ldmatrix rows hit distinct banks
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// 4 bytes global -> shared (only issued for valid sources).
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src));
+}
+
+// Where pair p of KV head g sits in q (times head_dim) and in lse: r * q_heads + h.
+__device__ __forceinline__ int64_t pair_index(int64_t p, int group, int q_heads, int g) {
+  return (p / group) * q_heads + static_cast<int64_t>(g) * group + p % group;
+}
+
+// Pairs p0 .. p0 + kRows - 1 (those < pairs; the rest zero) into a [kRows][D + kPad] tile.
+template <int D, int kRows, int kBlockThreads>
+__device__ __forceinline__ void load_pairs(bf16* tile, const bf16* q, int64_t p0, int64_t pairs, int group,
+                                           int q_heads, int g) {
+  constexpr int kPieces = D / 8;  // 16-byte pieces per row
+  for (int c = threadIdx.x; c < kRows * kPieces; c += kBlockThreads) {
+    const int r = c / kPieces, col = (c % kPieces) * 8;
+    const bool valid = p0 + r < pairs;
+    const bf16* src = valid ? q + pair_index(p0 + r, group, q_heads, g) * D + col : q;
+    cp_async16(smem_addr(tile + r * (D + kPad) + col), src, valid);
+  }
+}
+
+// Rows first .. first + kRows - 1 of one head's keys (those < `valid_rows` past `first`; the
+// rest zero) into a [kRows][D + kPad] tile; `src` points at key 0 of the head.
+template <int D, int kRows, int kBlockThreads>
+__device__ __forceinline__ void load_keys(bf16* tile, const bf16* src, int64_t first, int64_t valid_rows,
+                                          int64_t row_stride) {
+  constexpr int kPieces = D / 8;
+  for (int c = threadIdx.x; c < kRows * kPieces; c += kBlockThreads) {
+    const int r = c / kPieces, col = (c % kPieces) * 8;
+    const bool valid = r < valid_rows;
+    cp_async16(smem_addr(tile + r * (D + kPad) + col), valid ? src + (first + r) * row_stride + col : src, valid);
+  }
+}
+
+// -- LSE: FlashAttention's forward without V. A block holds 128 pairs (4 warps x 2 m16 tiles)
+// and streams its key range in tiles of 64, double-buffered, keeping a running max and sum.
+constexpr int kLseWarps = 4;
+constexpr int kLseThreads = kLseWarps * 32;
+constexpr int kLseMTiles = 2;
+constexpr int kLsePairs = 16 * kLseMTiles * kLseWarps;
+constexpr int kLseKeys = APB_LSE_KEYS_PER_TILE;
+static_assert(kLsePairs == APB_LSE_PAIRS_PER_BLOCK && kLseThreads == APB_LSE_THREADS, "ops.h describes the LSE launch");
+
+template <int D>
+__device__ __forceinline__ void query_lse_body(const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                               float* __restrict__ partial, int64_t q_rows, int q_heads,
+                                               int kv_heads, int64_t n, int64_t keys_per_split) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int kStride = D + kPad;
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);  // [kLsePairs][kStride]
+  bf16* sK = sQ + kLsePairs * kStride;           // [2][kLseKeys][kStride]
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = blockIdx.z, group = q_heads / kv_heads;
+  const int64_t pairs = q_rows * group;
+  const int64_t p0 = static_cast<int64_t>(blockIdx.y) * kLsePairs;
+  const int64_t key_begin = static_cast<int64_t>(blockIdx.x) * keys_per_split;
+  const int64_t key_end = lmin(n, key_begin + keys_per_split);
+  const int64_t kv_stride = static_cast<int64_t>(kv_heads) * D;
+  const bf16* k_head = k + static_cast<int64_t>(g) * D;
+  const float scale = kLog2e / sqrtf(static_cast<float>(D));
+  const int warp_row = warp * 16 * kLseMTiles;
+
+  load_pairs<D, kLsePairs, kLseThreads>(sQ, q, p0, pairs, group, q_heads, g);
+  cp_async_commit();
+  load_keys<D, kLseKeys, kLseThreads>(sK, k_head, key_begin, key_end - key_begin, kv_stride);
+  cp_async_commit();
+
+  float m[kLseMTiles][2], l[kLseMTiles][2];
+#pragma unroll
+  for (int mt = 0; mt < kLseMTiles; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.f;
+
+  int buf = 0;
+  for (int64_t t0 = key_begin; t0 < key_end; t0 += kLseKeys, buf ^= 1) {
+    // The other buffer was last read in the previous iteration, which ended on a barrier.
+    if (t0 + kLseKeys < key_end)
+      load_keys<D, kLseKeys, kLseThreads>(sK + (buf ^ 1) * kLseKeys * kStride, k_head, t0 + kLseKeys,
+                                          key_end - t0 - kLseKeys, kv_stride);
+    cp_async_commit();
+    cp_async_wait<1>();  // Q and this tile landed; the next may still be in flight
+    __syncthreads();
+    const bf16* tile = sK + buf * kLseKeys * kStride;
+
+    float s[kLseMTiles][kLseKeys / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < kLseMTiles; ++mt)
+#pragma unroll
+      for (int j = 0; j < kLseKeys / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[kLseMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kLseMTiles; ++mt) {
+        const int r = warp_row + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+        ldmatrix_x4(qa[mt], sQ + r * kStride + kk * 16 + (lane / 16) * 8);
+      }
+#pragma unroll
+      for (int j = 0; j < kLseKeys / 8; j += 2) {
+        uint32_t b[4];
+        const int key = j * 8 + (lane % 8) + (lane / 16) * 8;
+        ldmatrix_x4(b, tile + key * kStride + kk * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+        for (int mt = 0; mt < kLseMTiles; ++mt) {
+          mma_bf16(s[mt][j], qa[mt], b[0], b[1]);
+          mma_bf16(s[mt][j + 1], qa[mt], b[2], b[3]);
+        }
+      }
+    }
+
+    // Online max and sum per pair; keys past the range are masked. Every tile has at least
+    // one valid key, so m becomes finite on the first tile and exp2(-inf - m) = 0 there.
+    const int64_t valid = key_end - t0;
+#pragma unroll
+    for (int mt = 0; mt < kLseMTiles; ++mt) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        float tile_max = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < kLseKeys / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int key = j * 8 + (lane % 4) * 2 + e;
+            const float v = key < valid ? s[mt][j][h * 2 + e] * scale : -INFINITY;
+            s[mt][j][h * 2 + e] = v;
+            tile_max = fmaxf(tile_max, v);
+          }
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
+        const float m_new = fmaxf(m[mt][h], tile_max);
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < kLseKeys / 8; ++j) sum += exp2f(s[mt][j][h * 2] - m_new) + exp2f(s[mt][j][h * 2 + 1] - m_new);
+        sum += __shfl_xor_sync(0xffffffff, sum, 1);
+        sum += __shfl_xor_sync(0xffffffff, sum, 2);
+        l[mt][h] = l[mt][h] * exp2f(m[mt][h] - m_new) + sum;
+        m[mt][h] = m_new;
+      }
+    }
+    __syncthreads();  // every warp is done with this buffer before it is refilled
+  }
+  cp_async_wait<0>();
+
+  const int64_t pairs_total = q_rows * q_heads;
+  float2* out = reinterpret_cast<float2*>(partial) + static_cast<int64_t>(blockIdx.x) * pairs_total;
+#pragma unroll
+  for (int mt = 0; mt < kLseMTiles; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t p = p0 + warp_row + mt * 16 + lane / 4 + h * 8;
+      if (p < pairs && lane % 4 == 0) out[pair_index(p, group, q_heads, g)] = make_float2(m[mt][h], l[mt][h]);
+    }
+}
+
+// -- Scores: a block holds 256 keys of one KV head as mma A operands in registers (8 warps x
+// 2 m16 tiles) and streams the head's pairs through shared memory, 64 at a time, double-
+// buffered; each key's sum over the pairs stays in the registers of the lanes that hold it.
+constexpr int kScoreWarps = 8;
+constexpr int kScoreThreads = kScoreWarps * 32;
+constexpr int kScoreMTiles = 2;
+constexpr int kScoreKeys = 16 * kScoreMTiles * kScoreWarps;
+constexpr int kScorePairs = APB_SCORES_PAIRS_PER_STEP;
+static_assert(kScoreKeys == APB_SCORES_KEYS_PER_BLOCK && kScoreThreads == APB_SCORES_THREADS,
+              "ops.h describes the scores launch");
+
+template <int D>
+__device__ __forceinline__ void query_scores_body(const bf16* __restrict__ q, const float* __restrict__ lse,
+                                                  const bf16* __restrict__ k, float* __restrict__ scores,
+                                                  int64_t q_rows, int q_heads, int kv_heads, int64_t n) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int kStride = D + kPad;
+  // The key tile is needed only until it sits in registers; then the same memory holds the
+  // pair buffers.
+  bf16* sK = reinterpret_cast<bf16*>(smem_raw);         // [kScoreKeys][kStride]
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);         // [2][kScorePairs][kStride]
+  float* sL = reinterpret_cast<float*>(sQ + 2 * kScorePairs * kStride);  // [2][kScorePairs]
+  static_assert(2 * kScorePairs * kStride * 2 + 2 * kScorePairs * 4 <= kScoreKeys * kStride * 2, "pair buffers fit");
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = blockIdx.y, group = q_heads / kv_heads;
+  const int64_t pairs = q_rows * group;
+  const int64_t key0 = static_cast<int64_t>(blockIdx.x) * kScoreKeys;
+  const int64_t kv_stride = static_cast<int64_t>(kv_heads) * D;
+  const float scale = kLog2e / sqrtf(static_cast<float>(D));
+  const int warp_key = warp * 16 * kScoreMTiles;
+
+  load_keys<D, kScoreKeys, kScoreThreads>(sK, k + static_cast<int64_t>(g) * D, key0, n - key0, kv_stride);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+  uint32_t a[kScoreMTiles][D / 16][4];
+#pragma unroll
+  for (int mt = 0; mt < kScoreMTiles; ++mt)
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int r = warp_key + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+      ldmatrix_x4(a[mt][kk], sK + r * kStride + kk * 16 + (lane / 16) * 8);
+    }
+  __syncthreads();  // the key tile is in registers: its memory now holds pairs
+
+  auto issue = [&](int64_t step, int buf) {
+    const int64_t first = step * kScorePairs;
+    load_pairs<D, kScorePairs, kScoreThreads>(sQ + buf * kScorePairs * kStride, q, first, pairs, group, q_heads, g);
+    for (int c = threadIdx.x; c < kScorePairs; c += kScoreThreads)
+      if (first + c < pairs) cp_async4(smem_addr(sL + buf * kScorePairs + c), lse + pair_index(first + c, group, q_heads, g));
+  };
+
+  float acc[kScoreMTiles][2] = {};  // per key: lane / 4 and lane / 4 + 8 of each m16 tile
+  const int64_t steps = (pairs + kScorePairs - 1) / kScorePairs;
+  if (steps > 0) issue(0, 0);
+  cp_async_commit();
+  for (int64_t step = 0; step < steps; ++step) {
+    const int buf = static_cast<int>(step & 1);
+    if (step + 1 < steps) issue(step + 1, buf ^ 1);  // read last in step - 1, which ended on a barrier
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const bf16* tile = sQ + buf * kScorePairs * kStride;
+    const float* tile_lse = sL + buf * kScorePairs;
+    const int64_t valid = pairs - step * kScorePairs;
+#pragma unroll
+    for (int j = 0; j < kScorePairs / 8; j += 2) {  // two n8 tiles of pairs at a time
+      float s[kScoreMTiles][2][4] = {};
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t b[4];
+        const int pr = j * 8 + (lane % 8) + (lane / 16) * 8;
+        ldmatrix_x4(b, tile + pr * kStride + kk * 16 + ((lane / 8) % 2) * 8);
+#pragma unroll
+        for (int mt = 0; mt < kScoreMTiles; ++mt) {
+          mma_bf16(s[mt][0], a[mt][kk], b[0], b[1]);
+          mma_bf16(s[mt][1], a[mt][kk], b[2], b[3]);
+        }
+      }
+#pragma unroll
+      for (int jn = 0; jn < 2; ++jn)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int pr = (j + jn) * 8 + (lane % 4) * 2 + e;
+          // A pair past the end weighs exp2(-inf) = 0.
+          const float lse_log2 = pr < valid ? tile_lse[pr] * kLog2e : INFINITY;
+#pragma unroll
+          for (int mt = 0; mt < kScoreMTiles; ++mt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) acc[mt][h] += exp2f(s[mt][jn][h * 2 + e] * scale - lse_log2);
+        }
+    }
+    __syncthreads();  // every warp is done with this buffer before it is refilled
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int mt = 0; mt < kScoreMTiles; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float v = acc[mt][h];
+      v += __shfl_xor_sync(0xffffffff, v, 1);
+      v += __shfl_xor_sync(0xffffffff, v, 2);
+      const int64_t key = key0 + warp_key + mt * 16 + lane / 4 + h * 8;
+      if (key < n && lane % 4 == 0) scores[static_cast<int64_t>(g) * n + key] = v;
+    }
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(kLseThreads)
+    apb_query_lse_partial_d64(const bf16* q, const bf16* k, float* partial, int64_t q_rows, int32_t q_heads,
+                              int32_t kv_heads, int64_t n, int64_t keys_per_split) {
+  query_lse_body<64>(q, k, partial, q_rows, q_heads, kv_heads, n, keys_per_split);
+}
+
+extern "C" __global__ void __launch_bounds__(kLseThreads)
+    apb_query_lse_partial_d128(const bf16* q, const bf16* k, float* partial, int64_t q_rows, int32_t q_heads,
+                               int32_t kv_heads, int64_t n, int64_t keys_per_split) {
+  query_lse_body<128>(q, k, partial, q_rows, q_heads, kv_heads, n, keys_per_split);
+}
+
+// LSE (natural log) of each pair from the ranges' (max, sum) in log2 units; -inf if no keys.
+extern "C" __global__ void __launch_bounds__(kThreads)
+    apb_query_lse_combine(const float* partial, float* lse, int64_t pairs, int32_t splits) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= pairs) return;
+  const float2* part = reinterpret_cast<const float2*>(partial);
+  float m = -INFINITY;
+  for (int s = 0; s < splits; ++s) m = fmaxf(m, part[s * pairs + i].x);
+  float sum = 0.f;
+  if (m != -INFINITY)
+    for (int s = 0; s < splits; ++s) sum += part[s * pairs + i].y * exp2f(part[s * pairs + i].x - m);
+  lse[i] = sum > 0.f ? (m + log2f(sum)) * kLn2 : -INFINITY;
+}
+
+extern "C" __global__ void __launch_bounds__(kScoreThreads, 2)
+    apb_query_scores_d64(const bf16* q, const float* lse, const bf16* k, float* scores, int64_t q_rows,
+                         int32_t q_heads, int32_t kv_heads, int64_t n) {
+  query_scores_body<64>(q, lse, k, scores, q_rows, q_heads, kv_heads, n);
+}
+
+extern "C" __global__ void __launch_bounds__(kScoreThreads, 2)
+    apb_query_scores_d128(const bf16* q, const float* lse, const bf16* k, float* scores, int64_t q_rows,
+                          int32_t q_heads, int32_t kv_heads, int64_t n) {
+  query_scores_body<128>(q, lse, k, scores, q_rows, q_heads, kv_heads, n);
+}
+
+// ---- Launchers ----------------------------------------------------------------------------
+
+namespace {
+
+constexpr int64_t kMaxGrid = 0x7fffffff;
+
+int finish_launch() { return cudaGetLastError() == cudaSuccess ? APB_OPS_OK : APB_OPS_LAUNCH_FAILED; }
+
+// Blocks for `items` threads of kThreads; 0 if the grid would be too large.
+int64_t blocks_for(int64_t items) {
+  const int64_t blocks = (items + kThreads - 1) / kThreads;
+  return blocks <= kMaxGrid ? blocks : 0;
+}
+
+// Blocks for an element-wise op over [rows][width] in chunks of 8.
+int64_t chunk_blocks(int64_t rows, int64_t width) { return blocks_for(rows * ((width + kChunk - 1) / kChunk)); }
+
+cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+// Shapes the two scoring launchers share.
+int check_scoring(const void* q, int64_t q_rows, int32_t q_heads, const void* k, int64_t n, int32_t kv_heads,
+                  int32_t head_dim) {
+  if (q_rows < 0 || n < 0 || q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0) return APB_OPS_BAD_SHAPE;
+  if (head_dim != 64 && head_dim != 128) return APB_OPS_BAD_SHAPE;
+  if ((q_rows > 0 && !q) || (n > 0 && !k)) return APB_OPS_BAD_POINTER;
+  if ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k)) & 15) return APB_OPS_BAD_POINTER;
+  return APB_OPS_OK;
+}
+
+}  // namespace
+
+extern "C" const char* apb_ops_error_text(int code) {
+  switch (code) {
+    case APB_OPS_OK: return "ok";
+    case APB_OPS_BAD_SHAPE: return "a size is out of range for this op (see cuda/ops.h)";
+    case APB_OPS_BAD_POINTER: return "a required device pointer is null (or, for the scoring ops, not 16-byte aligned)";
+    case APB_OPS_LAUNCH_FAILED: return "the kernel launch failed (see cudaGetLastError)";
+    default: return "unknown error";
+  }
+}
+
+extern "C" int apb_embed_bf16(const void* table, int64_t vocab, int64_t hidden, const uint32_t* ids, int64_t rows,
+                              void* out, int32_t* bad_ids, void* stream) {
+  if (rows < 0 || vocab < 0 || hidden <= 0) return APB_OPS_BAD_SHAPE;
+  if (rows == 0) return APB_OPS_OK;
+  if (!table || !ids || !out) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = chunk_blocks(rows, hidden);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_embed_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
+      static_cast<const bf16*>(table), vocab, hidden, ids, rows, static_cast<bf16*>(out), bad_ids);
+  return finish_launch();
+}
+
+extern "C" int apb_rms_norm_bf16(const void* x, const void* w, void* out, int64_t rows, int32_t hidden, float eps,
+                                 void* stream) {
+  if (rows < 0 || rows > kMaxGrid || hidden <= 0) return APB_OPS_BAD_SHAPE;
+  if (rows == 0) return APB_OPS_OK;
+  if (!x || !w || !out) return APB_OPS_BAD_POINTER;
+  apb_rms_norm_bf16_kernel<<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
+      static_cast<const bf16*>(x), static_cast<const bf16*>(w), static_cast<bf16*>(out), rows, hidden, eps);
+  return finish_launch();
+}
+
+extern "C" int apb_add_rms_norm_bf16(void* residual, const void* delta, const void* w, void* out, int64_t rows,
+                                     int32_t hidden, float eps, void* stream) {
+  if (rows < 0 || rows > kMaxGrid || hidden <= 0) return APB_OPS_BAD_SHAPE;
+  if (rows == 0) return APB_OPS_OK;
+  if (!residual || !delta || !w || !out) return APB_OPS_BAD_POINTER;
+  apb_add_rms_norm_bf16_kernel<<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
+      static_cast<bf16*>(residual), static_cast<const bf16*>(delta), static_cast<const bf16*>(w),
+      static_cast<bf16*>(out), rows, hidden, eps);
+  return finish_launch();
+}
+
+extern "C" int apb_rope_bf16(void* x, const uint32_t* positions, const double* inv_freq, int64_t rows, int32_t heads,
+                             int32_t head_dim, int64_t row_stride, void* stream) {
+  if (rows < 0 || heads <= 0 || head_dim < 2 || head_dim % 2 != 0 || head_dim > APB_ROPE_MAX_HEAD_DIM ||
+      row_stride < static_cast<int64_t>(heads) * head_dim)
+    return APB_OPS_BAD_SHAPE;
+  if (rows == 0) return APB_OPS_OK;
+  if (!x || !positions || !inv_freq) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = (rows + kRopeRows - 1) / kRopeRows;
+  if (blocks > kMaxGrid) return APB_OPS_BAD_SHAPE;
+  apb_rope_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
+      static_cast<bf16*>(x), positions, inv_freq, rows, heads, head_dim, row_stride);
+  return finish_launch();
+}
+
+extern "C" int apb_silu_mul_bf16(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, void* out,
+                                 int64_t out_stride, int64_t rows, int64_t width, void* stream) {
+  if (rows < 0 || width <= 0 || gate_stride < width || up_stride < width || out_stride < width)
+    return APB_OPS_BAD_SHAPE;
+  if (rows == 0) return APB_OPS_OK;
+  if (!gate || !up || !out) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = chunk_blocks(rows, width);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_silu_mul_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
+      static_cast<const bf16*>(gate), gate_stride, static_cast<const bf16*>(up), up_stride, static_cast<bf16*>(out),
+      out_stride, rows, width);
+  return finish_launch();
+}
+
+extern "C" int apb_silu_bf16(void* x, int64_t n, void* stream) {
+  if (n < 0) return APB_OPS_BAD_SHAPE;
+  if (n == 0) return APB_OPS_OK;
+  if (!x) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = chunk_blocks(1, n);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_silu_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(static_cast<bf16*>(x), n);
+  return finish_launch();
+}
+
+extern "C" int apb_add_bf16(void* x, const void* y, int64_t n, void* stream) {
+  if (n < 0) return APB_OPS_BAD_SHAPE;
+  if (n == 0) return APB_OPS_OK;
+  if (!x || !y) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = chunk_blocks(1, n);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_add_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
+      static_cast<bf16*>(x), static_cast<const bf16*>(y), n);
+  return finish_launch();
+}
+
+extern "C" int apb_add_bias_bf16(void* x, const void* bias, int64_t rows, int64_t width, void* stream) {
+  if (rows < 0 || width <= 0) return APB_OPS_BAD_SHAPE;
+  if (rows == 0) return APB_OPS_OK;
+  if (!x || !bias) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = chunk_blocks(rows, width);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_add_bias_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
+      static_cast<bf16*>(x), static_cast<const bf16*>(bias), rows, width);
+  return finish_launch();
+}
+
+extern "C" int apb_f32_to_bf16(const float* in, void* out, int64_t n, void* stream) {
+  if (n < 0) return APB_OPS_BAD_SHAPE;
+  if (n == 0) return APB_OPS_OK;
+  if (!in || !out) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = chunk_blocks(1, n);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_f32_to_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(in, static_cast<bf16*>(out), n);
+  return finish_launch();
+}
+
+extern "C" int apb_bf16_to_f32(const void* in, float* out, int64_t n, void* stream) {
+  if (n < 0) return APB_OPS_BAD_SHAPE;
+  if (n == 0) return APB_OPS_OK;
+  if (!in || !out) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = chunk_blocks(1, n);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_bf16_to_f32_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(static_cast<const bf16*>(in), out, n);
+  return finish_launch();
+}
+
+extern "C" int apb_gather_per_head_bf16(const void* kv, int64_t n, int32_t kv_heads, int32_t head_dim,
+                                        const uint32_t* picked, int64_t count, void* out, int32_t* bad_ids,
+                                        void* stream) {
+  if (n < 0 || count < 0 || kv_heads <= 0 || head_dim <= 0) return APB_OPS_BAD_SHAPE;
+  if (count == 0) return APB_OPS_OK;
+  if (!kv || !picked || !out) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = chunk_blocks(count * kv_heads, head_dim);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_gather_per_head_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
+      static_cast<const bf16*>(kv), n, kv_heads, head_dim, picked, count, static_cast<bf16*>(out), bad_ids);
+  return finish_launch();
+}
+
+extern "C" int64_t apb_query_lse_keys_per_split(int64_t q_rows, int32_t q_heads, int32_t kv_heads, int64_t n) {
+  if (q_rows < 0 || n < 0 || q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0) return 0;
+  // Enough (key range, pair block) blocks to fill the GPU a few times over, without ranges
+  // so short that reloading the block's query pairs costs more than its keys.
+  const int64_t pair_blocks = (q_rows * (q_heads / kv_heads) + kLsePairs - 1) / kLsePairs;
+  const int64_t blocks = pair_blocks * kv_heads > 0 ? pair_blocks * kv_heads : 1;
+  const int64_t target = (1024 + blocks - 1) / blocks;
+  const int64_t per = ((n + target - 1) / target + kLseKeys - 1) / kLseKeys * kLseKeys;
+  return per > 512 ? per : 512;
+}
+
+extern "C" int64_t apb_query_lse_workspace_floats(int64_t q_rows, int32_t q_heads, int32_t kv_heads, int64_t n) {
+  const int64_t per = apb_query_lse_keys_per_split(q_rows, q_heads, kv_heads, n);
+  if (per == 0) return 0;
+  return (n + per - 1) / per * q_rows * q_heads * 2;
+}
+
+extern "C" int apb_query_lse_bf16(const void* q, int64_t q_rows, int32_t q_heads, const void* k, int64_t n,
+                                  int32_t kv_heads, int32_t head_dim, float* workspace, int64_t workspace_floats,
+                                  float* lse, void* stream) {
+  const int shape = check_scoring(q, q_rows, q_heads, k, n, kv_heads, head_dim);
+  if (shape != APB_OPS_OK) return shape;
+  const int64_t pairs_total = q_rows * q_heads;
+  if (pairs_total == 0) return APB_OPS_OK;
+  if (!lse) return APB_OPS_BAD_POINTER;
+  const int64_t per = apb_query_lse_keys_per_split(q_rows, q_heads, kv_heads, n);
+  const int64_t splits = (n + per - 1) / per;
+  if (workspace_floats < splits * pairs_total * 2) return APB_OPS_BAD_SHAPE;
+  if (splits > 0 && (!workspace || (reinterpret_cast<uintptr_t>(workspace) & 7))) return APB_OPS_BAD_POINTER;
+  const int64_t pair_blocks = (q_rows * (q_heads / kv_heads) + kLsePairs - 1) / kLsePairs;
+  if (splits > kMaxGrid || pair_blocks > 65535 || kv_heads > 65535) return APB_OPS_BAD_SHAPE;
+  cudaStream_t st = as_stream(stream);
+  if (splits > 0) {
+    auto kernel = head_dim == 64 ? apb_query_lse_partial_d64 : apb_query_lse_partial_d128;
+    const int smem = apb_query_lse_smem_bytes(head_dim);
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
+      return APB_OPS_LAUNCH_FAILED;
+    const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(pair_blocks), static_cast<unsigned>(kv_heads));
+    kernel<<<grid, kLseThreads, smem, st>>>(static_cast<const bf16*>(q), static_cast<const bf16*>(k), workspace, q_rows,
+                                           q_heads, kv_heads, n, per);
+    if (cudaGetLastError() != cudaSuccess) return APB_OPS_LAUNCH_FAILED;
+  }
+  const int64_t blocks = blocks_for(pairs_total);
+  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  apb_query_lse_combine<<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(workspace, lse, pairs_total,
+                                                                          static_cast<int32_t>(splits));
+  return finish_launch();
+}
+
+extern "C" int apb_query_scores_bf16(const void* q, const float* lse, int64_t q_rows, int32_t q_heads, const void* k,
+                                     int64_t n, int32_t kv_heads, int32_t head_dim, float* scores, void* stream) {
+  const int shape = check_scoring(q, q_rows, q_heads, k, n, kv_heads, head_dim);
+  if (shape != APB_OPS_OK) return shape;
+  if (n == 0) return APB_OPS_OK;
+  if (!scores || (q_rows > 0 && !lse)) return APB_OPS_BAD_POINTER;
+  const int64_t blocks = (n + kScoreKeys - 1) / kScoreKeys;
+  if (blocks > kMaxGrid || kv_heads > 65535) return APB_OPS_BAD_SHAPE;
+  auto kernel = head_dim == 64 ? apb_query_scores_d64 : apb_query_scores_d128;
+  const int smem = apb_query_scores_smem_bytes(head_dim);
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
+    return APB_OPS_LAUNCH_FAILED;
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(kv_heads));
+  kernel<<<grid, kScoreThreads, smem, as_stream(stream)>>>(static_cast<const bf16*>(q), lse, static_cast<const bf16*>(k),
+                                                          scores, q_rows, q_heads, kv_heads, n);
+  return finish_launch();
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// The CUDA backend of the whole model, on a GPU host (run from the bundle after
+// hf_reference.py has written OUTDIR):
+//   - against Hugging Face transformers: logits of the full prefill (relative error against
+//     the float32 reference, beside transformers' own bf16 error) and greedy tokens;
+//   - against the CPU backend, every strategy (full, apb, star, ring over 4 emulated hosts);
+//   - apb with anchor 0 and passing = the whole block equals full, on CUDA as on CPU.
+// usage: bundle/bin/node bundle/test/gpu/model_check.mjs OUTDIR
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Engine } from "@apb/native";
+import { buildWeightSpec, readEngineConfig, readSafetensorsDir } from "@apb/runtime";
+
+const outDir = process.argv[2];
+const QUERY = 20;
+const PREFIX = 8;
+
+function relErr(got, want) {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i += 1) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+const argmax = (v) => v.reduce((best, x, i) => (x > v[best] ? i : best), 0);
+const agreeing = (a, b) => {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n += 1;
+  return n;
+};
+
+async function load(dir, backend) {
+  const config = await readEngineConfig(dir);
+  const tensors = buildWeightSpec(config, await readSafetensorsDir(dir));
+  return Engine.load({ config: { ...config, ropeScaling: config.ropeScaling ?? undefined }, tensors, backend });
+}
+
+function request(ids, strategy, hosts, extra = {}) {
+  return { context: ids.slice(0, -QUERY), prefixTokens: PREFIX, query: ids.slice(-QUERY), strategy, hosts, maxNewTokens: 8, stopTokens: [], ...extra };
+}
+
+let failed = 0;
+function report(row, pass) {
+  if (!pass) failed += 1;
+  console.log(JSON.stringify({ ...row, pass }));
+}
+
+for (const name of ["llama", "qwen2"]) {
+  const dir = join(outDir, name);
+  const ref = JSON.parse(readFileSync(join(dir, "reference.json"), "utf8"));
+  const [cuda, cpu] = [await load(dir, "cuda"), await load(dir, "cpu")];
+  const full = await cuda.generate(request(ref.ids, "full", 1));
+  const logits = Array.from(full.firstLogits);
+  const hfOwn = relErr(ref.bf16_logits, ref.f32_logits);
+  const ours = relErr(logits, ref.f32_logits);
+  // bf16 tolerance: within 1e-2 of the float32 reference, or no worse than twice transformers' own bf16 error.
+  report({ model: name, check: "full prefill logits vs transformers float32", relErr: ours, transformersBf16RelErr: hfOwn, vsTransformersBf16: relErr(logits, ref.bf16_logits) }, ours < Math.max(1e-2, 2 * hfOwn));
+  const first = argmax(logits) === argmax(ref.f32_logits);
+  report({ model: name, check: "greedy tokens vs transformers", ours: full.tokens, transformersBf16: ref.bf16_greedy, transformersF32: ref.f32_greedy, agreeWithF32: agreeing(full.tokens, ref.f32_greedy), agreeWithBf16: agreeing(full.tokens, ref.bf16_greedy) }, first);
+  for (const strategy of ["full", "apb", "star", "ring"]) {
+    const hosts = strategy === "full" ? 1 : 4;
+    const [g, c] = [await cuda.generate(request(ref.ids, strategy, hosts)), await cpu.generate(request(ref.ids, strategy, hosts))];
+    const e = relErr(Array.from(g.firstLogits), Array.from(c.firstLogits));
+    report({ model: name, check: `cuda vs cpu, ${strategy} over ${hosts} hosts`, relErr: e, cudaTokens: g.tokens, cpuTokens: c.tokens, agree: agreeing(g.tokens, c.tokens) }, e < 2e-2);
+  }
+  for (const [label, engine] of [["cuda", cuda], ["cpu", cpu]]) {
+    const probe = await engine.generate(request(ref.ids, "apb", 4));
+    const apbAsFull = await engine.generate(request(ref.ids, "apb", 4, { anchorTokens: 0, passingTokens: probe.blockTokens }));
+    const fullHere = await engine.generate(request(ref.ids, "full", 1));
+    const e = relErr(Array.from(apbAsFull.firstLogits), Array.from(fullHere.firstLogits));
+    report({ model: name, check: `${label}: apb with l_a = 0, l_p = l_b equals full`, relErr: e, blockTokens: probe.blockTokens }, e < (label === "cpu" ? 1e-4 : 1e-2));
+  }
+}
+process.exit(failed ? 1 : 0);
