@@ -103,6 +103,20 @@ describe("engineConfigFromHf", () => {
     expect(engineConfigFromHf({ ...llama31, rope_scaling: undefined }).ropeScaling).toBeNull();
   });
 
+  it("reads transformers 5's rope_parameters (theta and scaling together) as the old keys", () => {
+    const { rope_theta, rope_scaling, ...rest } = llama31;
+    const v5 = engineConfigFromHf({ ...rest, rope_parameters: { ...rope_scaling, rope_theta } });
+    const v4 = engineConfigFromHf(llama31);
+    expect(v5.ropeTheta).toBe(v4.ropeTheta);
+    expect(v5.ropeScaling).toEqual(v4.ropeScaling);
+    const plain = engineConfigFromHf({ ...rest, rope_parameters: { rope_type: "default", rope_theta: 1e6 } });
+    expect(plain.ropeTheta).toBe(1e6);
+    expect(plain.ropeScaling).toBeNull();
+    expect(failure({ ...rest, rope_parameters: { rope_type: "yarn", rope_theta: 1e6, factor: 4 } })).toMatchObject({ path: "rope_parameters.rope_type" });
+    const { factor: _, ...noFactor } = rope_scaling;
+    expect(failure({ ...rest, rope_parameters: { ...noFactor, rope_theta } })).toMatchObject({ code: "MISSING_FIELD", path: "rope_parameters.factor" });
+  });
+
   it.each(["linear", "dynamic", "yarn"])("rejects rope_scaling %s, naming it", (kind) => {
     expect(failure({ ...llama31, rope_scaling: { rope_type: kind, factor: 4 } })).toMatchObject({
       code: "UNSUPPORTED_ARCHITECTURE",

@@ -65,6 +65,8 @@ const hfConfigSchema = z.looseObject({
   rms_norm_eps: positive.optional(),
   rope_theta: positive.optional(),
   rope_scaling: z.looseObject({}).nullish(),
+  // transformers 5 writes rope_theta and the scaling together here instead.
+  rope_parameters: z.looseObject({ rope_theta: positive.optional() }).nullish(),
   tie_word_embeddings: z.boolean().optional(),
   attention_bias: z.boolean().optional(),
   mlp_bias: z.boolean().optional(),
@@ -91,7 +93,7 @@ function unsupported(path: string, message: string): RuntimeError {
   return new RuntimeError({ code: "UNSUPPORTED_ARCHITECTURE", path, message: `config.json: ${message}` });
 }
 
-function ropeScalingOf(raw: Record<string, unknown> | null | undefined): RopeScalingLlama3 | null {
+function ropeScalingOf(raw: Record<string, unknown> | null | undefined, key: "rope_scaling" | "rope_parameters"): RopeScalingLlama3 | null {
   if (raw === null || raw === undefined) return null;
   // transformers renamed "type" to "rope_type"; both occur in published configs.
   const field = raw.rope_type !== undefined ? "rope_type" : "type";
@@ -99,16 +101,16 @@ function ropeScalingOf(raw: Record<string, unknown> | null | undefined): RopeSca
   if (kind === "default") return null;
   if (kind !== "llama3") {
     throw unsupported(
-      `rope_scaling.${field}`,
-      `rope_scaling ${field} ${JSON.stringify(kind)} is not supported; the engine runs rope_scaling "llama3" ` +
-        `(Llama 3.1) or none. Remove rope_scaling to run at the model's original context length`,
+      `${key}.${field}`,
+      `${key} ${field} ${JSON.stringify(kind)} is not supported; the engine runs rope scaling "llama3" ` +
+        `(Llama 3.1) or none. Remove the scaling to run at the model's original context length`,
     );
   }
   // Parsed under its key so errors name "rope_scaling.factor", not "factor".
-  const input = { rope_scaling: raw };
-  const parsed = z.object({ rope_scaling: llama3ScalingSchema }).safeParse(input);
+  const input = { [key]: raw };
+  const parsed = z.object({ [key]: llama3ScalingSchema }).safeParse(input);
   if (!parsed.success) throw fromZod(parsed.error, input, "config.json");
-  const s = parsed.data.rope_scaling;
+  const s = (parsed.data as Record<string, z.infer<typeof llama3ScalingSchema>>)[key]!;
   return {
     type: "llama3",
     factor: s.factor,
@@ -184,8 +186,8 @@ export function engineConfigFromHf(config: unknown, generationConfig?: unknown):
     headDim: c.head_dim ?? Math.floor(c.hidden_size / c.num_attention_heads),
     intermediate: c.intermediate_size,
     rmsNormEps: c.rms_norm_eps ?? 1e-6,
-    ropeTheta: c.rope_theta ?? 10000,
-    ropeScaling: ropeScalingOf(c.rope_scaling),
+    ropeTheta: c.rope_theta ?? c.rope_parameters?.rope_theta ?? 10000,
+    ropeScaling: c.rope_scaling ? ropeScalingOf(c.rope_scaling, "rope_scaling") : ropeScalingOf(c.rope_parameters, "rope_parameters"),
     tiedEmbeddings: c.tie_word_embeddings ?? false,
     // Qwen2 always has q/k/v biases (transformers hard-codes bias=True); Mistral never has them.
     attentionBias: architecture === "qwen2" ? (c.attention_bias ?? true) : false,
