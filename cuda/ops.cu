@@ -97,8 +97,8 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 // ---- Embedding ----------------------------------------------------------------------------
 
 extern "C" __global__ void __launch_bounds__(kThreads)
-    apb_embed_bf16_kernel(const bf16* table, int64_t vocab, int64_t hidden, const uint32_t* ids, int64_t rows, bf16* out,
-                          int32_t* bad_ids) {
+    apb_embed_bf16_kernel(const bf16* table, int64_t vocab, int64_t hidden, const uint32_t* ids, int64_t rows,
+                          bf16* out, int32_t* bad_ids) {
   Chunk c;
   if (!my_chunk(rows, hidden, c)) return;
   const bool vec = hidden % kChunk == 0 && aligned16(table) && aligned16(out) && c.count == kChunk;
@@ -129,7 +129,8 @@ template <bool kAdd>
 __device__ __forceinline__ void rms_norm_row(bf16* x, const bf16* delta, const bf16* w, bf16* out, int hidden,
                                              float eps) {
   __shared__ float scratch[kWarps];
-  const bool vec = hidden % kChunk == 0 && aligned16(x) && aligned16(w) && aligned16(out) && (!kAdd || aligned16(delta));
+  const bool vec =
+      hidden % kChunk == 0 && aligned16(x) && aligned16(w) && aligned16(out) && (!kAdd || aligned16(delta));
   float sum_sq = 0.f;
   if (vec && hidden <= kThreads * kChunk * kNormChunksPerThread) {
     float v[kNormChunksPerThread][kChunk];
@@ -216,17 +217,19 @@ constexpr int kRopeMaxHalf = APB_ROPE_MAX_HEAD_DIM / 2;
 
 // cos and sin of pos * inv_freq as fp32, from fp64 throughout: --use_fast_math turns fp32
 // sinf into __sinf, whose error grows with the argument (positions reach 2^20), and an fp32
-// angle alone is off by up to 2^20 * 2^-24 rad. The angle is first reduced to [-pi, pi]
-// with 2 pi in two parts (the fma's keep k * 2 pi exact), so sincos takes its short path.
+// angle alone is off by up to 2^20 * 2^-24 rad. The angle is reduced to [-pi, pi] with 2 pi
+// in two parts (the fma's keep k * 2 pi exact); sincospi of r / pi then needs no further
+// reduction (sincos would carry a never-taken slow path with a stack frame).
 __device__ __forceinline__ void rope_cos_sin(uint32_t pos, double inv_freq, float& c, float& s) {
-  constexpr double kTwoPiHi = 6.283185307179586;         // 2 pi rounded to fp64
-  constexpr double kTwoPiLo = 2.4492935982947064e-16;    // 2 pi - kTwoPiHi
+  constexpr double kTwoPiHi = 6.283185307179586;       // 2 pi rounded to fp64
+  constexpr double kTwoPiLo = 2.4492935982947064e-16;  // 2 pi - kTwoPiHi
   constexpr double kInvTwoPi = 0.15915494309189535;
+  constexpr double kInvPi = 0.3183098861837907;
   const double angle = static_cast<double>(pos) * inv_freq;
   const double k = rint(angle * kInvTwoPi);
   const double r = fma(-k, kTwoPiLo, fma(-k, kTwoPiHi, angle));
   double sd, cd;
-  sincos(r, &sd, &cd);
+  sincospi(r * kInvPi, &sd, &cd);
   c = static_cast<float>(cd);
   s = static_cast<float>(sd);
 }
@@ -462,7 +465,8 @@ constexpr int kLseThreads = kLseWarps * 32;
 constexpr int kLseMTiles = 2;
 constexpr int kLsePairs = 16 * kLseMTiles * kLseWarps;
 constexpr int kLseKeys = APB_LSE_KEYS_PER_TILE;
-static_assert(kLsePairs == APB_LSE_PAIRS_PER_BLOCK && kLseThreads == APB_LSE_THREADS, "ops.h describes the LSE launch");
+static_assert(kLsePairs == APB_LSE_PAIRS_PER_BLOCK && kLseThreads == APB_LSE_THREADS && kPad == 8,
+              "ops.h describes the LSE launch and its shared memory");
 
 template <int D>
 __device__ __forceinline__ void query_lse_body(const bf16* __restrict__ q, const bf16* __restrict__ k,
@@ -552,7 +556,8 @@ __device__ __forceinline__ void query_lse_body(const bf16* __restrict__ q, const
         const float m_new = fmaxf(m[mt][h], tile_max);
         float sum = 0.f;
 #pragma unroll
-        for (int j = 0; j < kLseKeys / 8; ++j) sum += exp2f(s[mt][j][h * 2] - m_new) + exp2f(s[mt][j][h * 2 + 1] - m_new);
+        for (int j = 0; j < kLseKeys / 8; ++j)
+          sum += exp2f(s[mt][j][h * 2] - m_new) + exp2f(s[mt][j][h * 2 + 1] - m_new);
         sum += __shfl_xor_sync(0xffffffff, sum, 1);
         sum += __shfl_xor_sync(0xffffffff, sum, 2);
         l[mt][h] = l[mt][h] * exp2f(m[mt][h] - m_new) + sum;
@@ -624,7 +629,8 @@ __device__ __forceinline__ void query_scores_body(const bf16* __restrict__ q, co
     const int64_t first = step * kScorePairs;
     load_pairs<D, kScorePairs, kScoreThreads>(sQ + buf * kScorePairs * kStride, q, first, pairs, group, q_heads, g);
     for (int c = threadIdx.x; c < kScorePairs; c += kScoreThreads)
-      if (first + c < pairs) cp_async4(smem_addr(sL + buf * kScorePairs + c), lse + pair_index(first + c, group, q_heads, g));
+      if (first + c < pairs)
+        cp_async4(smem_addr(sL + buf * kScorePairs + c), lse + pair_index(first + c, group, q_heads, g));
   };
 
   float acc[kScoreMTiles][2] = {};  // per key: lane / 4 and lane / 4 + 8 of each m16 tile
@@ -863,7 +869,8 @@ extern "C" int apb_f32_to_bf16(const float* in, void* out, int64_t n, void* stre
   if (!in || !out) return APB_OPS_BAD_POINTER;
   const int64_t blocks = chunk_blocks(1, n);
   if (blocks == 0) return APB_OPS_BAD_SHAPE;
-  apb_f32_to_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(in, static_cast<bf16*>(out), n);
+  apb_f32_to_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
+      in, static_cast<bf16*>(out), n);
   return finish_launch();
 }
 
@@ -873,7 +880,8 @@ extern "C" int apb_bf16_to_f32(const void* in, float* out, int64_t n, void* stre
   if (!in || !out) return APB_OPS_BAD_POINTER;
   const int64_t blocks = chunk_blocks(1, n);
   if (blocks == 0) return APB_OPS_BAD_SHAPE;
-  apb_bf16_to_f32_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(static_cast<const bf16*>(in), out, n);
+  apb_bf16_to_f32_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
+      static_cast<const bf16*>(in), out, n);
   return finish_launch();
 }
 
@@ -952,7 +960,8 @@ extern "C" int apb_query_scores_bf16(const void* q, const float* lse, int64_t q_
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
     return APB_OPS_LAUNCH_FAILED;
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(kv_heads));
-  kernel<<<grid, kScoreThreads, smem, as_stream(stream)>>>(static_cast<const bf16*>(q), lse, static_cast<const bf16*>(k),
-                                                          scores, q_rows, q_heads, kv_heads, n);
+  kernel<<<grid, kScoreThreads, smem, as_stream(stream)>>>(static_cast<const bf16*>(q), lse,
+                                                          static_cast<const bf16*>(k), scores, q_rows, q_heads,
+                                                          kv_heads, n);
   return finish_launch();
 }

@@ -48,7 +48,7 @@ int apb_embed_bf16(const void* table, int64_t vocab, int64_t hidden, const uint3
                    int32_t* bad_ids, void* stream);
 // Entry apb_embed_bf16_kernel(const bf16* table, int64_t vocab, int64_t hidden,
 //   const uint32_t* ids, int64_t rows, bf16* out, int32_t* bad_ids)
-// grid (ceil(rows * ceil(hidden / 8) / 256)), block 256, smem 0.
+// grid (ceil(rows * ceil(hidden / 8) / 256)), block 256, dynamic smem 0.
 
 // ---- RMSNorm ----------------------------------------------------------------------------
 // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, fp32 sums, one rounding (LlamaRMSNorm as the
@@ -57,7 +57,7 @@ int apb_embed_bf16(const void* table, int64_t vocab, int64_t hidden, const uint3
 int apb_rms_norm_bf16(const void* x, const void* w, void* out, int64_t rows, int32_t hidden, float eps, void* stream);
 // Entry apb_rms_norm_bf16_kernel(const bf16* x, const bf16* w, bf16* out, int64_t rows,
 //   int32_t hidden, float eps)
-// grid (rows), block 256, smem 0 (one block per row; rows up to 2^31 - 1).
+// grid (rows), block 256, dynamic smem 0 (one block per row; rows up to 2^31 - 1).
 
 // The residual add and the next RMSNorm of a decoder layer in one pass:
 //   residual[r] = bf16(residual[r] + delta[r])   (in place, rounded exactly as apb_add_bf16)
@@ -68,15 +68,16 @@ int apb_add_rms_norm_bf16(void* residual, const void* delta, const void* w, void
                           float eps, void* stream);
 // Entry apb_add_rms_norm_bf16_kernel(bf16* residual, const bf16* delta, const bf16* w,
 //   bf16* out, int64_t rows, int32_t hidden, float eps)
-// grid (rows), block 256, smem 0.
+// grid (rows), block 256, dynamic smem 0.
 
 // ---- RoPE -------------------------------------------------------------------------------
 // In place on x: row r holds `heads` heads of head_dim values at x + r * row_stride (so the
 // q or k columns of a fused QKV output can be rotated in place: row_stride >= heads *
 // head_dim). Rotate-half convention (transformers): with half = head_dim / 2,
 //   a' = a cos - b sin,  b' = b cos + a sin   for a = x[i], b = x[i + half], i < half,
-// angle = positions[r] * inv_freq[i] computed in fp64 (positions reach 2^20; fp32 angles, or
-// fast-math fp32 sines, would be off by whole radians there), cos and sin rounded to fp32.
+// angle = positions[r] * inv_freq[i] computed and reduced in fp64 (positions reach 2^20,
+// where an fp32 angle is off by up to 0.03 rad and a fast-math fp32 sine by far more), cos
+// and sin rounded to fp32.
 // positions [rows] uint32, inv_freq [head_dim / 2] float64 (the CPU backend's f64 values,
 // Llama 3 scaling folded in; fp32 inv_freq alone would put the angle off by up to
 // 2^20 * 2^-24 rad).
@@ -88,7 +89,7 @@ int apb_rope_bf16(void* x, const uint32_t* positions, const double* inv_freq, in
                   int32_t head_dim, int64_t row_stride, void* stream);
 // Entry apb_rope_bf16_kernel(bf16* x, const uint32_t* positions, const double* inv_freq,
 //   int64_t rows, int32_t heads, int32_t head_dim, int64_t row_stride)
-// grid (ceil(rows / 4)), block 256, smem 0 (8 KiB static: the block's cos and sin tables).
+// grid (ceil(rows / 4)), block 256, dynamic smem 0 (8 KiB static: the block's cos and sin tables).
 
 // ---- SwiGLU and adds --------------------------------------------------------------------
 // out[r][c] = silu(gate[r][c]) * up[r][c] for c < width, silu(g) = g / (1 + exp(-g)); each
@@ -99,24 +100,24 @@ int apb_silu_mul_bf16(const void* gate, int64_t gate_stride, const void* up, int
                       int64_t out_stride, int64_t rows, int64_t width, void* stream);
 // Entry apb_silu_mul_bf16_kernel(const bf16* gate, int64_t gate_stride, const bf16* up,
 //   int64_t up_stride, bf16* out, int64_t out_stride, int64_t rows, int64_t width)
-// grid (ceil(rows * ceil(width / 8) / 256)), block 256, smem 0.
+// grid (ceil(rows * ceil(width / 8) / 256)), block 256, dynamic smem 0.
 
 // x[i] = silu(x[i]) for i < n (in place). Launcher checks: n >= 0, x non-null when n > 0.
 int apb_silu_bf16(void* x, int64_t n, void* stream);
 // Entry apb_silu_bf16_kernel(bf16* x, int64_t n)
-// grid (ceil(ceil(n / 8) / 256)), block 256, smem 0.
+// grid (ceil(ceil(n / 8) / 256)), block 256, dynamic smem 0.
 
 // x[i] = bf16(x[i] + y[i]) for i < n (in place; fp32 add, one rounding).
 // Launcher checks: n >= 0, pointers non-null when n > 0.
 int apb_add_bf16(void* x, const void* y, int64_t n, void* stream);
 // Entry apb_add_bf16_kernel(bf16* x, const bf16* y, int64_t n)
-// grid (ceil(ceil(n / 8) / 256)), block 256, smem 0.
+// grid (ceil(ceil(n / 8) / 256)), block 256, dynamic smem 0.
 
 // x[r][c] = bf16(x[r][c] + bias[c]): a linear layer's bias (Qwen2's q/k/v), x [rows][width].
 // Launcher checks: rows >= 0, width > 0, pointers non-null when rows > 0.
 int apb_add_bias_bf16(void* x, const void* bias, int64_t rows, int64_t width, void* stream);
 // Entry apb_add_bias_bf16_kernel(bf16* x, const bf16* bias, int64_t rows, int64_t width)
-// grid (ceil(rows * ceil(width / 8) / 256)), block 256, smem 0.
+// grid (ceil(rows * ceil(width / 8) / 256)), block 256, dynamic smem 0.
 
 // ---- Conversions ------------------------------------------------------------------------
 // n elements; float -> bf16 rounds to nearest even (NaN stays NaN), bf16 -> float is exact.
@@ -125,7 +126,7 @@ int apb_f32_to_bf16(const float* in, void* out, int64_t n, void* stream);
 int apb_bf16_to_f32(const void* in, float* out, int64_t n, void* stream);
 // Entries apb_f32_to_bf16_kernel(const float* in, bf16* out, int64_t n) and
 // apb_bf16_to_f32_kernel(const bf16* in, float* out, int64_t n):
-// grid (ceil(ceil(n / 8) / 256)), block 256, smem 0.
+// grid (ceil(ceil(n / 8) / 256)), block 256, dynamic smem 0.
 
 // ---- Query-aware passing score ----------------------------------------------------------
 // The training-free score of the passing block (cpu/select.rs: query_scores): with q the
@@ -154,7 +155,8 @@ int apb_bf16_to_f32(const void* in, float* out, int64_t n, void* stream);
 #define APB_LSE_PAIRS_PER_BLOCK 128
 #define APB_LSE_THREADS 128
 #define APB_LSE_KEYS_PER_TILE 64
-#define apb_query_lse_smem_bytes(head_dim) ((APB_LSE_PAIRS_PER_BLOCK + 2 * APB_LSE_KEYS_PER_TILE) * ((head_dim) + 8) * 2)
+#define apb_query_lse_smem_bytes(head_dim) \
+  ((APB_LSE_PAIRS_PER_BLOCK + 2 * APB_LSE_KEYS_PER_TILE) * ((head_dim) + 8) * 2)
 int64_t apb_query_lse_keys_per_split(int64_t q_rows, int32_t q_heads, int32_t kv_heads, int64_t n);
 int64_t apb_query_lse_workspace_floats(int64_t q_rows, int32_t q_heads, int32_t kv_heads, int64_t n);
 int apb_query_lse_bf16(const void* q, int64_t q_rows, int32_t q_heads, const void* k, int64_t n, int32_t kv_heads,
@@ -168,7 +170,7 @@ int apb_query_lse_bf16(const void* q, int64_t q_rows, int32_t q_heads, const voi
 // partial[s][r * q_heads + h] = (max of the range's scaled logits in log2 units, sum of
 // exp2(logit - max)), as two floats.
 // Then apb_query_lse_combine(const float* partial, float* lse, int64_t pairs, int32_t splits)
-// with pairs = q_rows * q_heads: grid (ceil(pairs / 256)), block 256, smem 0.
+// with pairs = q_rows * q_heads: grid (ceil(pairs / 256)), block 256, dynamic smem 0.
 
 // Step 2: scores [kv_heads][n] float. lse [q_rows][q_heads] as step 1 writes it. Each block
 // owns 256 keys of one KV head (held in registers as mma operands) and streams the group's
@@ -195,7 +197,7 @@ int apb_gather_per_head_bf16(const void* kv, int64_t n, int32_t kv_heads, int32_
                              int64_t count, void* out, int32_t* bad_ids, void* stream);
 // Entry apb_gather_per_head_bf16_kernel(const bf16* kv, int64_t n, int32_t kv_heads,
 //   int32_t head_dim, const uint32_t* picked, int64_t count, bf16* out, int32_t* bad_ids)
-// grid (ceil(count * kv_heads * ceil(head_dim / 8) / 256)), block 256, smem 0.
+// grid (ceil(count * kv_heads * ceil(head_dim / 8) / 256)), block 256, dynamic smem 0.
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,15 @@ describe("the bundle", () => {
     expect(JSON.parse(r.out).tokens).toHaveLength(3);
   });
 
+  it("runs doctor with nothing set in the environment", () => {
+    const r = apb("doctor", "--json");
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out);
+    expect(report.backends).toContain("cpu");
+    expect([report.cublas.name, report.nccl.name]).toEqual(["cuBLAS", "NCCL"]);
+    expect(report.driver.search.loader).toMatch(/LD_LIBRARY_PATH \(not set\)/);
+  });
+
   it("reports bad input in one line", () => {
     const r = apb("plan", "--model", "llama-3.1-8b", "--length", "0");
     expect(r.code).toBe(2);

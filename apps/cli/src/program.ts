@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerDemo } from "./commands/demo.js";
+import { registerDoctor } from "./commands/doctor.js";
 import { registerMakeTinyModel } from "./commands/make-tiny-model.js";
 import { registerPlan } from "./commands/plan.js";
 import { registerRun } from "./commands/run.js";
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerPlan(program);
   registerRun(program);
   registerMakeTinyModel(program);
+  registerDoctor(program);
   registerDemo(program);
   return program;
 }

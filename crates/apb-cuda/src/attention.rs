@@ -157,7 +157,7 @@ impl Gpu {
         if segments.len() > MAX_SEGMENTS {
             return Err(EngineError::invalid("segments", format!("at most {MAX_SEGMENTS} key segments, got {}", segments.len())));
         }
-        if q.len() % (heads.q_heads * d) != 0 {
+        if !q.len().is_multiple_of(heads.q_heads * d) {
             return Err(EngineError::invalid("q", "Q must hold whole rows of q_heads x head_dim values"));
         }
         let rows = q.len() / (heads.q_heads * d);
@@ -266,11 +266,11 @@ impl Gpu {
         if parts.is_empty() || parts.len() > MAX_MERGE_PARTS {
             return Err(EngineError::invalid("parts", format!("merge takes 1 to {MAX_MERGE_PARTS} parts, got {}", parts.len())));
         }
-        if head_dim == 0 || head_dim % 8 != 0 || heads == 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(8) || heads == 0 {
             return Err(EngineError::invalid("headDim", format!("merge needs heads > 0 and head_dim a multiple of 8, got {heads} heads of {head_dim}")));
         }
         let pairs = out_lse.len();
-        if out_o.len() != pairs * head_dim || pairs % heads != 0 || parts.iter().any(|(o, l)| o.len() != out_o.len() || l.len() != pairs) {
+        if out_o.len() != pairs * head_dim || !pairs.is_multiple_of(heads) || parts.iter().any(|(o, l)| o.len() != out_o.len() || l.len() != pairs) {
             return Err(EngineError::invalid("parts", "every part's O and LSE must have the output's shape ([rows][heads * head_dim] and [rows][heads])"));
         }
         if pairs == 0 {

@@ -85,6 +85,20 @@ pub struct DriverInfo {
     pub search: Search,
 }
 
+impl DriverInfo {
+    /// Adds a problem (and its fix) to those already found, "; "-separated.
+    fn report(&mut self, problem: String, fix: Option<String>) {
+        let join = |old: Option<String>, new: String| Some(match old {
+            Some(old) => format!("{old}; {new}"),
+            None => new,
+        });
+        self.problem = join(self.problem.take(), problem);
+        if let Some(fix) = fix {
+            self.fix = join(self.fix.take(), fix);
+        }
+    }
+}
+
 /// A shared library the engine loads at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LibraryInfo {
@@ -131,9 +145,9 @@ pub fn probe() -> Report {
     Report {
         driver,
         gpus,
-        cublas: probe_library("cuBLAS", CUBLAS_NAMES, cublas_version, CUBLAS_INSTALL),
-        cublas_lt: probe_library("cuBLASLt", CUBLASLT_NAMES, cublaslt_version, CUBLAS_INSTALL),
-        nccl: probe_library("NCCL", NCCL_NAMES, nccl_version, NCCL_INSTALL),
+        cublas: probe_library(&CUBLAS),
+        cublas_lt: probe_library(&CUBLASLT),
+        nccl: probe_library(&NCCL),
         kernels_built: crate::kernels_built(),
     }
 }
@@ -226,7 +240,9 @@ fn extra_dirs() -> Vec<PathBuf> {
         prefixes.push(home.join(".local"));
     }
     for prefix in prefixes {
-        dirs.push(prefix.join("lib"));
+        if prefix != Path::new("/usr") {
+            dirs.push(prefix.join("lib"));
+        }
         for python in subdirs(&prefix.join("lib"), "python3") {
             for packages in ["site-packages", "dist-packages"] {
                 for wheel in subdirs(&python.join(packages).join("nvidia"), "") {
@@ -235,7 +251,9 @@ fn extra_dirs() -> Vec<PathBuf> {
             }
         }
     }
-    dirs.extend(["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/wsl/lib"].map(PathBuf::from));
+    // Outside the loader's defaults on Debian-family systems (the loader reads /usr/local/lib
+    // only through the ld.so cache, refreshed by ldconfig); WSL keeps its libcuda apart.
+    dirs.extend(["/usr/lib64", "/usr/lib/wsl/lib"].map(PathBuf::from));
     let mut seen = std::collections::HashSet::new();
     dirs.retain(|d| d.is_dir() && seen.insert(d.clone()));
     dirs
@@ -324,12 +342,31 @@ fn nccl_version(lib: &'static Library) -> Result<String, String> {
     Ok(packed_version(v as u64))
 }
 
-fn probe_library(name: &'static str, names: &[&'static str], version: fn(&'static Library) -> Result<String, String>, install: &str) -> LibraryInfo {
+/// How to find one library and what apb needs of it.
+struct Wanted {
+    name: &'static str,
+    names: &'static [&'static str],
+    version: fn(&'static Library) -> Result<String, String>,
+    /// The major version apb's engine loads (cuBLAS follows the CUDA release), if it matters.
+    major: Option<u32>,
+    install: &'static str,
+}
+
+const CUBLAS: Wanted = Wanted { name: "cuBLAS", names: CUBLAS_NAMES, version: cublas_version, major: Some(CUDA_REQUIRED.0), install: CUBLAS_INSTALL };
+const CUBLASLT: Wanted = Wanted { name: "cuBLASLt", names: CUBLASLT_NAMES, version: cublaslt_version, major: Some(CUDA_REQUIRED.0), install: CUBLAS_INSTALL };
+const NCCL: Wanted = Wanted { name: "NCCL", names: NCCL_NAMES, version: nccl_version, major: None, install: NCCL_INSTALL };
+
+fn probe_library(w: &Wanted) -> LibraryInfo {
+    let (name, names) = (w.name, w.names);
     let opened = open_first(names);
     if let Some((soname, lib)) = opened.lib {
-        let (version, problem) = match version(lib) {
-            Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(format!("{soname} loaded but its version could not be read: {e}"))),
+        let (version, problem, fix) = match ((w.version)(lib), w.major) {
+            (Ok(v), Some(major)) if v.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m < major) => {
+                let problem = format!("{name} {v} belongs to an older CUDA release; apb's engine loads {name} {major} (CUDA {major})");
+                (Some(v), Some(problem), Some(w.install.to_string()))
+            }
+            (Ok(v), _) => (Some(v), None, None),
+            (Err(e), _) => (None, Some(format!("{soname} loaded but its version could not be read: {e}")), None),
         };
         return LibraryInfo {
             name,
@@ -337,7 +374,7 @@ fn probe_library(name: &'static str, names: &[&'static str], version: fn(&'stati
             file: Some(loaded_file(stem(soname)).unwrap_or_else(|| soname.to_string())),
             version,
             problem,
-            fix: None,
+            fix,
             search: Search { tried: names.iter().map(|n| n.to_string()).collect(), loader: loader_search(), ..Search::default() },
         };
     }
@@ -345,7 +382,7 @@ fn probe_library(name: &'static str, names: &[&'static str], version: fn(&'stati
     let (problem, fix) = match (&opened.error, on_path_fix(&search)) {
         (Some(error), _) => (format!("{name} was found but does not load: {error}"), load_fix(error)),
         (None, Some(fix)) => (format!("{name} is not on the loader's path (found {})", search.elsewhere.join(", ")), fix),
-        (None, None) => (format!("{name} not found ({})", names.join(", ")), install.to_string()),
+        (None, None) => (format!("{name} not found ({})", names.join(", ")), w.install.to_string()),
     };
     LibraryInfo { name, found: false, file: None, version: None, problem: Some(problem), fix: Some(fix), search }
 }
@@ -360,8 +397,9 @@ type CuDeviceTotalMem = unsafe extern "C" fn(*mut usize, c_int) -> c_int;
 type CuDeviceGetAttribute = unsafe extern "C" fn(*mut c_int, c_int, c_int) -> c_int;
 type CuGetErrorText = unsafe extern "C" fn(c_int, *mut *const c_char) -> c_int;
 
-/// The driver's entry points used here; all of them date from CUDA 3.2 or earlier and keep
-/// their signatures (cuda.h: CUresult and CUdevice are ints, CUdevice_attribute an enum).
+/// The driver's entry points used here. The required ones date from CUDA 3.2 and have kept
+/// their signatures since (cuda.h: CUresult and CUdevice are ints, CUdevice_attribute an
+/// enum); the error texts came with CUDA 6.0 and are optional.
 struct Cu {
     init: CuInit,
     driver_get_version: CuIntOut,
@@ -376,24 +414,29 @@ struct Cu {
 
 impl Cu {
     fn load(lib: &'static Library) -> Result<Cu, String> {
-        fn get<T: Copy>(lib: &'static Library, name: &str) -> Result<T, String> {
+        /// # Safety
+        /// `T` must be the C signature of the function `name` in `lib`.
+        unsafe fn get<T: Copy>(lib: &'static Library, name: &str) -> Result<T, String> {
             let symbol = format!("{name}\0");
-            // SAFETY: every `T` this is called with below is the C signature cuda.h declares
-            // for `name` (see the types above); `lib` stays loaded forever, so the pointer
+            // SAFETY: the caller vouches for `T`; `lib` is never unloaded, so the pointer
             // never dangles.
             unsafe { lib.get::<T>(symbol.as_bytes()) }.map(|s| *s).map_err(|e| format!("libcuda has no {name}: {e}"))
         }
-        Ok(Cu {
-            init: get(lib, "cuInit")?,
-            driver_get_version: get(lib, "cuDriverGetVersion")?,
-            device_get_count: get(lib, "cuDeviceGetCount")?,
-            device_get: get(lib, "cuDeviceGet")?,
-            device_get_name: get(lib, "cuDeviceGetName")?,
-            device_total_mem: get(lib, "cuDeviceTotalMem_v2")?,
-            device_get_attribute: get(lib, "cuDeviceGetAttribute")?,
-            get_error_name: get(lib, "cuGetErrorName").ok(),
-            get_error_string: get(lib, "cuGetErrorString").ok(),
-        })
+        // SAFETY: each type below is the signature cuda.h declares for that function (see
+        // the type aliases above).
+        unsafe {
+            Ok(Cu {
+                init: get::<CuInit>(lib, "cuInit")?,
+                driver_get_version: get::<CuIntOut>(lib, "cuDriverGetVersion")?,
+                device_get_count: get::<CuIntOut>(lib, "cuDeviceGetCount")?,
+                device_get: get::<CuDeviceGet>(lib, "cuDeviceGet")?,
+                device_get_name: get::<CuDeviceGetName>(lib, "cuDeviceGetName")?,
+                device_total_mem: get::<CuDeviceTotalMem>(lib, "cuDeviceTotalMem_v2")?,
+                device_get_attribute: get::<CuDeviceGetAttribute>(lib, "cuDeviceGetAttribute")?,
+                get_error_name: get::<CuGetErrorText>(lib, "cuGetErrorName").ok(),
+                get_error_string: get::<CuGetErrorText>(lib, "cuGetErrorString").ok(),
+            })
+        }
     }
 
     /// "CUDA_ERROR_NO_DEVICE (no CUDA-capable device is detected)".
@@ -512,8 +555,7 @@ fn probe_driver() -> (DriverInfo, Vec<GpuInfo>) {
     let cu = match Cu::load(lib) {
         Ok(cu) => cu,
         Err(e) => {
-            driver.problem = Some(e);
-            driver.fix = Some("reinstall NVIDIA's driver: this libcuda lacks entry points every driver has".into());
+            driver.report(e, Some("reinstall NVIDIA's driver: this libcuda lacks entry points every driver has".into()));
             return (driver, Vec::new());
         }
     };
@@ -524,32 +566,30 @@ fn probe_driver() -> (DriverInfo, Vec<GpuInfo>) {
         driver.cuda_version = Some(format!("{major}.{minor}"));
         driver.cuda_supported = (major, minor) >= CUDA_REQUIRED;
         if !driver.cuda_supported {
-            driver.problem = Some(format!(
-                "the driver supports CUDA {major}.{minor}; apb's kernels and driver bindings need CUDA {}.{} or newer",
-                CUDA_REQUIRED.0, CUDA_REQUIRED.1
-            ));
-            driver.fix = Some(format!("update NVIDIA's driver to {DRIVER_REQUIRED} or newer"));
+            let (need_major, need_minor) = CUDA_REQUIRED;
+            driver.report(
+                format!("the driver supports CUDA {major}.{minor}; apb's kernels and driver bindings need CUDA {need_major}.{need_minor} or newer"),
+                Some(format!("update NVIDIA's driver to {DRIVER_REQUIRED} or newer")),
+            );
         }
     }
     // SAFETY: cuInit takes flags, which must be 0; it may be called more than once.
     if let Err(e) = cu.call("cuInit", unsafe { (cu.init)(0) }) {
-        driver.fix = Some(init_fix(&e));
-        driver.problem = Some(e);
+        let fix = init_fix(&e);
+        driver.report(e, Some(fix));
         return (driver, Vec::new());
     }
     let mut count: c_int = 0;
     // SAFETY: `count` is a valid, writable int; cuInit succeeded.
     if let Err(e) = cu.call("cuDeviceGetCount", unsafe { (cu.device_get_count)(&mut count) }) {
-        driver.problem = Some(e);
+        driver.report(e, None);
         return (driver, Vec::new());
     }
     let mut gpus = Vec::new();
     for index in 0..count.max(0) {
         match cu.gpu(index) {
             Ok(g) => gpus.push(g),
-            Err(e) => {
-                driver.problem.get_or_insert(format!("GPU {index}: {e}"));
-            }
+            Err(e) => driver.report(format!("GPU {index}: {e}"), None),
         }
     }
     (driver, gpus)
@@ -598,6 +638,24 @@ mod tests {
         assert_eq!(on_path_fix(&Search::default()), None);
     }
 
+    #[test]
+    fn driver_problems_accumulate() {
+        let mut d = DriverInfo {
+            found: true,
+            file: None,
+            version: None,
+            cuda_version: None,
+            cuda_supported: false,
+            problem: None,
+            fix: None,
+            search: Search::default(),
+        };
+        d.report("old driver".into(), Some("update it".into()));
+        d.report("cuInit failed".into(), None);
+        assert_eq!(d.problem.as_deref(), Some("old driver; cuInit failed"));
+        assert_eq!(d.fix.as_deref(), Some("update it"));
+    }
+
     /// Runs anywhere: with or without a driver, GPU or library, the probe returns a report
     /// whose parts agree with each other.
     #[test]
@@ -626,7 +684,7 @@ mod tests {
             assert_eq!(lib.found, lib.file.is_some(), "{lib:?}");
             assert!(!lib.search.tried.is_empty() && lib.search.loader.contains("LD_LIBRARY_PATH"));
             if lib.found {
-                assert!(lib.fix.is_none());
+                assert_eq!(lib.fix.is_some(), lib.problem.as_deref().is_some_and(|p| p.contains("older CUDA release")), "{lib:?}");
             } else {
                 assert!(lib.version.is_none());
                 assert!(lib.problem.as_deref().is_some_and(|p| p.contains(lib.name)), "{lib:?}");

@@ -95,7 +95,7 @@ impl Gpu {
     /// out = x / sqrt(mean(x^2) + eps) * w, row by row.
     pub fn rms_norm(&self, x: &CudaSlice<u16>, w: &CudaSlice<u16>, eps: f32, out: &mut CudaSlice<u16>) -> Result<()> {
         let hidden = w.len();
-        if hidden == 0 || x.len() % hidden != 0 || out.len() != x.len() {
+        if hidden == 0 || !x.len().is_multiple_of(hidden) || out.len() != x.len() {
             return Err(internal("rms_norm", format!("{} values, width {hidden}, out {}", x.len(), out.len())));
         }
         let (mut xp, _g1) = x.device_ptr(&self.stream);
@@ -108,7 +108,7 @@ impl Gpu {
     /// RoPE in place on x [rows][heads][head_dim] (rotate-half), angles in fp64.
     pub fn rope(&self, x: &mut CudaSlice<u16>, heads: usize, head_dim: usize, positions: &[u32], inv_freq: &[f64]) -> Result<()> {
         let rows = positions.len();
-        if head_dim % 2 != 0 || head_dim > 512 || inv_freq.len() != head_dim / 2 || x.len() != rows * heads * head_dim {
+        if !head_dim.is_multiple_of(2) || head_dim > 512 || inv_freq.len() != head_dim / 2 || x.len() != rows * heads * head_dim {
             return Err(internal("rope", format!("{} values for {rows} rows x {heads} heads x {head_dim}, {} frequencies", x.len(), inv_freq.len())));
         }
         let pos = self.upload(positions)?;
@@ -156,7 +156,7 @@ impl Gpu {
     /// Each row of x [rows][bias.len()] += bias.
     pub fn add_bias(&self, x: &mut CudaSlice<u16>, bias: &CudaSlice<u16>) -> Result<()> {
         let width = bias.len();
-        if width == 0 || x.len() % width != 0 {
+        if width == 0 || !x.len().is_multiple_of(width) {
             return Err(internal("add_bias", format!("{} values, bias width {width}", x.len())));
         }
         let rows = x.len() / width;
@@ -172,7 +172,7 @@ impl Gpu {
     pub fn query_scores(&self, q: &CudaSlice<u16>, lse: &CudaSlice<f32>, k: &CudaSlice<u16>, q_heads: usize, kv_heads: usize, head_dim: usize, scores: &mut CudaSlice<f32>) -> Result<()> {
         let q_rows = q.len() / (q_heads * head_dim);
         let n = k.len() / (kv_heads * head_dim);
-        if (head_dim != 64 && head_dim != 128) || lse.len() != q_rows * q_heads || scores.len() != kv_heads * n || q_heads % kv_heads != 0 {
+        if (head_dim != 64 && head_dim != 128) || lse.len() != q_rows * q_heads || scores.len() != kv_heads * n || !q_heads.is_multiple_of(kv_heads) {
             return Err(internal("query_scores", format!("q {} / lse {} / k {} / scores {} values for {q_heads}/{kv_heads} heads of {head_dim}", q.len(), lse.len(), k.len(), scores.len())));
         }
         let (mut qp, _g1) = q.device_ptr(&self.stream);

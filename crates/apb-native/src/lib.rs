@@ -179,14 +179,14 @@ impl Task for LoadTask {
                 None | Some("cpu") => {
                     let mut model = Model::load(Cpu, config, &mut files, &mut report)?;
                     load_retaining(&mut model, &spec)?;
-                    Ok(Loaded::Cpu(model))
+                    Ok(Loaded::Cpu(Box::new(model)))
                 }
                 Some("cuda") => {
                     let cuda = apb_cuda::Cuda::open(0)?;
                     check_fits(&cuda, &spec)?;
                     let mut model = Model::load(cuda, config, &mut files, &mut report)?;
                     load_retaining(&mut model, &spec)?;
-                    Ok(Loaded::Cuda(model))
+                    Ok(Loaded::Cuda(Box::new(model)))
                 }
                 Some(other) => Err(EngineError::invalid("backend", format!("backend '{other}' is not one of: {}", backends().join(", ")))),
             }
@@ -232,8 +232,8 @@ fn check_fits(cuda: &apb_cuda::Cuda, spec: &ModelSpec) -> apb_engine::Result<()>
 
 /// A model on one of the backends.
 pub enum Loaded {
-    Cpu(Model<Cpu>),
-    Cuda(Model<apb_cuda::Cuda>),
+    Cpu(Box<Model<Cpu>>),
+    Cuda(Box<Model<apb_cuda::Cuda>>),
 }
 
 impl Loaded {
@@ -412,5 +412,5 @@ pub fn backends() -> Vec<String> {
     out
 }
 
-mod cuda;
-mod doctor;
+pub mod cuda;
+pub mod doctor;
