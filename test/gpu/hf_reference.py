@@ -47,12 +47,16 @@ def main():
     for name, cls, config in configs():
         with torch.device("cuda"):
             model = cls(config).to(torch.bfloat16).eval()
-        model.config.attn_implementation = "sdpa"
         path = os.path.join(out_dir, name)
         model.save_pretrained(path, safe_serialization=True)
+        del model
+        # The references load the saved files as users do: from_pretrained keeps RoPE's
+        # inv_freq in float32, while model.to(bfloat16) would have rounded it to bf16 too.
+        load = lambda dtype: cls.from_pretrained(path, dtype=dtype, attn_implementation="sdpa").cuda().eval()
         ids = torch.randint(3, config.vocab_size, (1, prompt_tokens), device="cuda")
+        model = load(torch.bfloat16)
         bf16_logits, bf16_greedy = last_logits_and_greedy(model, ids)
-        model32 = model.float()
+        model32 = load(torch.float32)
         f32_logits, f32_greedy = last_logits_and_greedy(model32, ids)
         ref = {"ids": ids[0].tolist(), "bf16_logits": bf16_logits, "f32_logits": f32_logits,
                "bf16_greedy": bf16_greedy, "f32_greedy": f32_greedy, "config": config.to_dict()}

@@ -124,6 +124,31 @@ impl Gpu {
         result::mem_get_info().map_err(driver("reading free memory"))
     }
 
+    /// Bytes of the default memory pool (where every buffer is allocated, stream-ordered):
+    /// (in use now, most in use since the last reset). `reset` starts a new high-water mark.
+    pub fn pool_usage(&self, reset: bool) -> Result<(u64, u64)> {
+        self.ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
+        let mut pool = std::ptr::null_mut();
+        // SAFETY: `pool` is a valid out-pointer and the device handle belongs to this context.
+        unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, self.ctx.cu_device()) }.result().map_err(driver("finding the memory pool"))?;
+        let read = |attr| -> Result<u64> {
+            let mut v = 0u64;
+            // SAFETY: both attributes are 64-bit values written to `v`.
+            unsafe { sys::cuMemPoolGetAttribute(pool, attr, &mut v as *mut u64 as *mut c_void) }.result().map_err(driver("reading the memory pool"))?;
+            Ok(v)
+        };
+        let now = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
+        let high = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH)?;
+        if reset {
+            let mut zero = 0u64;
+            // SAFETY: the high-water attribute is reset by writing a 64-bit zero.
+            unsafe { sys::cuMemPoolSetAttribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, &mut zero as *mut u64 as *mut c_void) }
+                .result()
+                .map_err(driver("resetting the memory pool's high-water mark"))?;
+        }
+        Ok((now, high))
+    }
+
     pub fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().map_err(driver("waiting for the GPU"))
     }

@@ -70,6 +70,8 @@ impl Gpu {
         if grid == 0 || grid_y == 0 {
             return Ok(());
         }
+        // Engine hosts are threads; each must have the context current before a raw launch.
+        self.ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
         // SAFETY: every caller passes the kernel's parameters in the order and types cuda/ops.h
         // documents, pointing at buffers it checked and that outlive the launch (stream order).
         unsafe { result::launch_kernel(f, (grid, grid_y, 1), (THREADS, 1, 1), smem as u32, self.stream.cu_stream(), params) }.map_err(driver("launching an op"))

@@ -230,6 +230,14 @@ fn check_fits(cuda: &apb_cuda::Cuda, spec: &ModelSpec) -> apb_engine::Result<()>
     Ok(())
 }
 
+#[napi(object)]
+pub struct GpuMemory {
+    pub in_use_bytes: f64,
+    pub peak_bytes: f64,
+    pub free_bytes: f64,
+    pub total_bytes: f64,
+}
+
 /// A model on one of the backends.
 pub enum Loaded {
     Cpu(Box<Model<Cpu>>),
@@ -393,6 +401,20 @@ impl Engine {
     #[napi(ts_return_type = "Promise<GenerateResult>")]
     pub fn generate(&self, spec: GenerateSpec, on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>) -> AsyncTask<GenerateTask> {
         AsyncTask::new(GenerateTask { model: self.model.clone(), spec, on_token })
+    }
+
+    /// GPU memory of a CUDA model (null on the CPU): bytes in use now and the most in use
+    /// since the last call with `reset` (weights included), plus the device's free and total.
+    #[napi]
+    pub fn gpu_memory(&self, reset: Option<bool>) -> Result<Option<GpuMemory>> {
+        guarded("gpuMemory", || match self.model.as_ref() {
+            Loaded::Cpu(_) => Ok(None),
+            Loaded::Cuda(m) => {
+                let (in_use, peak) = m.backend.gpu.pool_usage(reset.unwrap_or(false))?;
+                let (free, total) = m.backend.memory()?;
+                Ok(Some(GpuMemory { in_use_bytes: in_use as f64, peak_bytes: peak as f64, free_bytes: free as f64, total_bytes: total as f64 }))
+            }
+        })
     }
 
     #[napi(getter)]

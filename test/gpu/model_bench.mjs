@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// apb's side of the whole-model benchmark, on a GPU host, after model_bench.py wrote OUTDIR
+// (a Llama-3.1-8B-shaped model with random bf16 weights and transformers' timings):
+//   - one GPU, full prefill at each length: time to first token (prefill + the query's pass),
+//     tokens/s, peak memory, beside transformers (sdpa) measured on the same GPU;
+//   - 8 hosts emulated on the GPU at 32K/64K/128K: the slowest host's prefill for apb, star
+//     and ring beside full on one host, with the planner's predictions (8x H100, NVLink).
+// Writes model-bench.json and model-bench.md to $OUT (or the current directory).
+// usage: bundle/bin/node bundle/test/gpu/model_bench.mjs OUTDIR [--lengths 8192,32768,131072] [--hosts-lengths 32768,65536,131072]
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Engine } from "@apb/native";
+import { Planner } from "@apb/planner";
+import { buildWeightSpec, readEngineConfig, readSafetensorsDir } from "@apb/runtime";
+
+const outDir = process.argv[2];
+const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
+const lengths = arg("--lengths", "8192,32768,131072").split(",").map(Number);
+const hostLengths = arg("--hosts-lengths", "32768,65536,131072").split(",").map(Number);
+const HOSTS = 8;
+const QUERY = 64;
+const PREFIX = 1;
+const GiB = 2 ** 30;
+
+const hf = JSON.parse(readFileSync(join(outDir, "transformers.json"), "utf8"));
+const dir = join(outDir, "model");
+const config = await readEngineConfig(dir);
+const tensors = buildWeightSpec(config, await readSafetensorsDir(dir));
+let started = performance.now();
+const engine = await Engine.load({ config: { ...config, ropeScaling: config.ropeScaling ?? undefined }, tensors, backend: "cuda" });
+const loadS = (performance.now() - started) / 1e3;
+console.log(JSON.stringify({ loaded: engine.backend, loadS, memory: engine.gpuMemory(false) }));
+
+const randomIds = (n) => Array.from({ length: n }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
+async function run(n, strategy, hosts) {
+  const ids = randomIds(n);
+  engine.gpuMemory(true);
+  const r = await engine.generate({ context: ids.slice(0, -QUERY), prefixTokens: PREFIX, query: ids.slice(-QUERY), strategy, hosts, maxNewTokens: 1, stopTokens: [] });
+  const memory = engine.gpuMemory(false);
+  const slowest = r.hosts.reduce((a, b) => (b.prefillMs > a.prefillMs ? b : a));
+  const comm = Math.max(...r.hosts.map((h) => h.phasesMs.comm ?? 0));
+  const queryMs = Math.max(...r.hosts.map((h) => h.phasesMs.query ?? 0));
+  return { tokens: n, strategy, hosts, prefillMs: slowest.prefillMs, slowestHost: slowest.host, commMs: comm, queryMs, ttftMs: slowest.prefillMs + queryMs, peakBytes: memory.peakBytes, wallMs: r.prefillWallMs };
+}
+
+await run(2048, "full", 1); // warm-up: cuBLAS heuristics, module loads
+const single = [];
+for (const n of lengths) {
+  const r = await run(n, "full", 1);
+  const peer = hf.prefill.find((p) => p.tokens === n);
+  const row = { ...r, tokensPerS: (n / r.ttftMs) * 1e3, transformersMs: peer?.ms, transformersPeakBytes: peer?.peak_bytes, speedup: peer ? peer.ms / r.ttftMs : undefined };
+  console.log(JSON.stringify(row));
+  single.push(row);
+}
+
+const planner = await Planner.create(new URL("../../wasm/apb_plan.wasm", import.meta.url));
+const multi = [];
+for (const n of hostLengths) {
+  const predicted = planner.compare({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: "h100-nvlink" });
+  const full = single.find((s) => s.tokens === n) ?? (await run(n, "full", 1));
+  for (const r of [full, await run(n, "apb", HOSTS), await run(n, "star", HOSTS), await run(n, "ring", HOSTS)]) {
+    const plan = predicted.strategies.find((s) => s.strategy === r.strategy);
+    const row = { ...r, speedupVsFull: full.prefillMs / r.prefillMs, plannedPrefillMs: plan?.summary.prefillMs, plannedSpeedupVsFull: plan?.speedupVsFull };
+    console.log(JSON.stringify(row));
+    multi.push(row);
+  }
+}
+
+const date = new Date().toISOString().slice(0, 10);
+const report = { date, gpu: hf.gpu, transformers: hf.transformers, torch: hf.torch, layers: hf.layers, loadS, single, multi };
+const out = process.env.OUT ?? ".";
+writeFileSync(join(out, "model-bench.json"), JSON.stringify(report, null, 2));
+const f0 = (x) => (x === undefined ? "n/a" : x.toFixed(0));
+const f2 = (x) => (x === undefined ? "n/a" : x.toFixed(2));
+const lines = [
+  `# Whole-model prefill on one GPU (${date}, ${hf.gpu}; transformers ${hf.transformers}, torch ${hf.torch})`,
+  "",
+  `Llama-3.1-8B-shaped model, ${hf.layers} layers, random bf16 weights, loaded from safetensors in ${loadS.toFixed(1)} s.`,
+  "",
+  "| tokens | apb TTFT ms | apb tokens/s | apb peak GiB | transformers ms | transformers peak GiB | apb / transformers |",
+  "|---:|---:|---:|---:|---:|---:|---:|",
+  ...single.map((r) => `| ${r.tokens} | ${f0(r.ttftMs)} | ${f0(r.tokensPerS)} | ${f2(r.peakBytes / GiB)} | ${f0(r.transformersMs)} | ${f2(r.transformersPeakBytes / GiB)} | ${f2(r.speedup)}x |`),
+  "",
+  `## ${HOSTS} hosts emulated on the GPU (each host's work timed alone; the slowest host)`,
+  "",
+  "| tokens | strategy | prefill ms (slowest host) | of which comm ms | speedup vs full | planner prefill ms (8x H100 NVLink) | planner speedup |",
+  "|---:|---|---:|---:|---:|---:|---:|",
+  ...multi.map((r) => `| ${r.tokens} | ${r.strategy}${r.hosts > 1 ? ` x${r.hosts}` : ""} | ${f0(r.prefillMs)} | ${f0(r.commMs)} | ${f2(r.speedupVsFull)}x | ${f0(r.plannedPrefillMs)} | ${f2(r.plannedSpeedupVsFull)}x |`),
+];
+writeFileSync(join(out, "model-bench.md"), lines.join("\n") + "\n");
+console.log(lines.join("\n"));
