@@ -168,7 +168,13 @@ fn exchange_passing<B: Backend, C: Comm>(
         k.extend_from_slice(&block[..half]);
         v.extend_from_slice(&block[half..]);
     }
-    Ok(Some((m.backend.upload(k)?, m.backend.upload(v)?)))
+    // Putting received blocks on the device is part of moving them between hosts.
+    let _turn = comm.compute_turn();
+    let t = Instant::now();
+    let received = (m.backend.upload(k)?, m.backend.upload(v)?);
+    m.backend.synchronize()?;
+    timings.add("comm", t);
+    Ok(Some(received))
 }
 
 /// Attention for apb, star and full: each query range of the plan over its key segments.
@@ -201,7 +207,15 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
     let (b, c) = (&m.backend, &m.config);
     let hosts = p.layout.hosts.len();
     let me = &p.layout.hosts[p.host];
-    let mut held = (b.download(&qkv.k)?, b.download(&qkv.v)?);
+    // Blocks travel between hosts through host memory; taking them off and putting them on
+    // the device is timed as communication, the attention on them as attention.
+    let mut held = {
+        let _turn = comm.compute_turn();
+        let t = Instant::now();
+        let held = (b.download(&qkv.k)?, b.download(&qkv.v)?);
+        timings.add("comm", t);
+        held
+    };
     let mut acc: Option<(B::Buf, B::Buf)> = None;
     for step in 0..hosts {
         if step > 0 {
@@ -215,8 +229,11 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
         }
         let _turn = comm.compute_turn();
         let t = Instant::now();
-        let source = &p.layout.hosts[(p.host + hosts - step) % hosts];
         let (k, v) = (b.upload(held.0.clone())?, b.upload(held.1.clone())?);
+        m.backend.synchronize()?;
+        timings.add("comm", t);
+        let t = Instant::now();
+        let source = &p.layout.hosts[(p.host + hosts - step) % hosts];
         let (o, lse) = ring_partial(m, &qkv.q, &me.local, &k, &v, &source.local)?;
         acc = Some(match acc {
             None => (o, lse),
