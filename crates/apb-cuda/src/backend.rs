@@ -47,17 +47,28 @@ fn want_f32<'a>(op: &str, b: &'a GpuBuf) -> Result<&'a CudaSlice<f32>> {
     }
 }
 
-/// f32 -> bf16 bits (round to nearest even), on all cores for large buffers (weights).
-fn to_bf16(data: &[f32]) -> Vec<u16> {
-    let mut out = vec![0u16; data.len()];
+/// `f` over `src` into a new vector, on all cores for large buffers (weights, blocks).
+fn convert<A: Copy + Sync, B: Copy + Default + Send>(src: &[A], f: impl Fn(A) -> B + Sync) -> Vec<B> {
+    let mut out = vec![B::default(); src.len()];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(16);
-    let chunk = data.len().div_ceil(threads).max(1 << 16);
+    let chunk = src.len().div_ceil(threads).max(1 << 16);
+    let f = &f;
     std::thread::scope(|s| {
-        for (src, dst) in data.chunks(chunk).zip(out.chunks_mut(chunk)) {
-            s.spawn(move || src.iter().zip(dst).for_each(|(x, y)| *y = half::bf16::from_f32(*x).to_bits()));
+        for (from, to) in src.chunks(chunk).zip(out.chunks_mut(chunk)) {
+            s.spawn(move || from.iter().zip(to).for_each(|(x, y)| *y = f(*x)));
         }
     });
     out
+}
+
+/// f32 -> bf16 bits (round to nearest even).
+fn to_bf16(data: &[f32]) -> Vec<u16> {
+    convert(data, |x| half::bf16::from_f32(x).to_bits())
+}
+
+/// bf16 bits -> f32 (exact).
+fn to_f32(data: &[u16]) -> Vec<f32> {
+    convert(data, |x| half::bf16::from_bits(x).to_f32())
 }
 
 pub struct Cuda {
@@ -110,12 +121,15 @@ impl Backend for Cuda {
     fn upload_lse(&self, data: Vec<f32>) -> Result<GpuBuf> {
         Ok(GpuBuf::F32(self.gpu.upload(&data)?))
     }
+    fn zeros(&self, len: usize) -> Result<GpuBuf> {
+        Ok(GpuBuf::Bf16(self.gpu.zeros(len)?))
+    }
     fn synchronize(&self) -> Result<()> {
         self.gpu.synchronize()
     }
     fn download(&self, buf: &GpuBuf) -> Result<Vec<f32>> {
         match buf {
-            GpuBuf::Bf16(b) => Ok(self.gpu.download(b)?.into_iter().map(|x| half::bf16::from_bits(x).to_f32()).collect()),
+            GpuBuf::Bf16(b) => Ok(to_f32(&self.gpu.download(b)?)),
             GpuBuf::F32(b) => self.gpu.download(b),
         }
     }

@@ -25,6 +25,10 @@ pub trait Backend: Send + Sync {
     fn upload_lse(&self, data: Vec<f32>) -> Result<Self::Buf> {
         self.upload(data)
     }
+    /// A buffer of `len` zeros, made where the buffers live.
+    fn zeros(&self, len: usize) -> Result<Self::Buf> {
+        self.upload(vec![0.0; len])
+    }
     /// Waits until all queued work is done: phase timings of an asynchronous device end here.
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -55,9 +55,14 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         timings.add("qkv", t);
         let block = if me.passing.sends > 0 {
             let t = Instant::now();
-            let block = passing_block(m, p, &qkv.q, (&k_local, &v_local), retaining)?;
+            let (k, v) = passing_block(m, p, &qkv.q, (&k_local, &v_local), retaining)?;
             m.backend.synchronize()?;
             timings.add("scoring", t);
+            // Taking the block off the device is part of sending it.
+            let t = Instant::now();
+            let mut block = b.download(&k)?;
+            block.extend(b.download(&v)?);
+            timings.add("comm", t);
             Some(block)
         } else {
             None
@@ -122,7 +127,7 @@ fn passing_block<B: Backend>(
     q: &B::Buf,
     (k_local, v_local): (&B::Buf, &B::Buf),
     retaining: Option<Vec<f32>>,
-) -> Result<Vec<f32>> {
+) -> Result<(B::Buf, B::Buf)> {
     let (b, c) = (&m.backend, &m.config);
     let me = &p.layout.hosts[p.host];
     let n = me.local_tokens as usize;
@@ -138,9 +143,7 @@ fn passing_block<B: Backend>(
     };
     select::max_pool5(&mut scores, n);
     let picked = select::top_k(&scores, n, me.passing.sends as usize, p.rows.excluded_local.clone());
-    let mut block = b.download(&b.gather_per_head(k_local, &picked, c.head_dim)?)?;
-    block.extend(b.download(&b.gather_per_head(v_local, &picked, c.head_dim)?)?);
-    Ok(block)
+    Ok((b.gather_per_head(k_local, &picked, c.head_dim)?, b.gather_per_head(v_local, &picked, c.head_dim)?))
 }
 
 /// One all-gather per layer; this host keeps the blocks of the hosts before it.
@@ -266,7 +269,7 @@ fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, queries: &[DocRange], k: &
         }
         let q_rows = b.rows(q, c.q_width(), row, rows)?;
         let (o, lse) = if segments.is_empty() {
-            (b.upload(vec![0.0; rows * c.q_width()])?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?)
+            (b.zeros(rows * c.q_width())?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?)
         } else {
             b.attention(&q_rows, m.heads(), &segments)?
         };
