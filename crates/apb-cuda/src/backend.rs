@@ -121,6 +121,11 @@ impl Backend for Cuda {
     fn upload_lse(&self, data: Vec<f32>) -> Result<GpuBuf> {
         Ok(GpuBuf::F32(self.gpu.upload(&data)?))
     }
+    fn free_memory(&self) -> Result<Option<(u64, usize)>> {
+        self.gpu.synchronize()?;
+        let (free, _) = self.gpu.memory()?;
+        Ok(Some((free as u64, 2)))
+    }
     fn zeros(&self, len: usize) -> Result<GpuBuf> {
         Ok(GpuBuf::Bf16(self.gpu.zeros(len)?))
     }

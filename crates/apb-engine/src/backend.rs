@@ -29,6 +29,11 @@ pub trait Backend: Send + Sync {
     fn zeros(&self, len: usize) -> Result<Self::Buf> {
         self.upload(vec![0.0; len])
     }
+    /// Free device memory in bytes and the bytes of one stored value, where memory is
+    /// scarce enough to plan (a GPU); None where it is not checked (the CPU).
+    fn free_memory(&self) -> Result<Option<(u64, usize)>> {
+        Ok(None)
+    }
     /// Waits until all queued work is done: phase timings of an asynchronous device end here.
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -98,6 +98,39 @@ fn validate<B: Backend>(m: &Model<B>, r: &Request) -> Result<()> {
     Ok(())
 }
 
+/// Device memory a request needs beyond the weights, in values: every host's KV cache (all
+/// live at once where hosts are emulated on one device) and the largest host's layer
+/// activations (hidden states, q/k/v, attention output, the MLP's gate, up and product).
+fn working_values(m: &Model<impl Backend>, r: &Request, layout: &apb_plan::layout::Layout) -> u64 {
+    let c = &m.config;
+    let rows = |h: &apb_plan::layout::HostLayout| h.anchor.tokens + h.local_tokens + r.query.len() as u64;
+    let kv: u64 = layout.hosts.iter().map(|h| rows(h) * 2 * c.kv_width() as u64 * c.layers as u64).sum();
+    let per_row = (3 * c.hidden + 2 * c.q_width() + 2 * c.kv_width() + 3 * c.intermediate) as u64;
+    let largest = layout.hosts.iter().map(rows).max().unwrap_or(0);
+    kv + largest * per_row
+}
+
+/// Refuses, before any work, a request whose working memory does not fit the device.
+fn check_memory<B: Backend>(m: &Model<B>, r: &Request, layout: &apb_plan::layout::Layout) -> Result<()> {
+    let Some((free, bytes_per_value)) = m.backend.free_memory()? else { return Ok(()) };
+    let needed = working_values(m, r, layout) * bytes_per_value as u64;
+    if needed > free {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(EngineError::new(
+            "GPU_MEMORY",
+            "context",
+            format!(
+                "this request needs about {:.1} GiB of device memory beyond the weights (KV cache of {} tokens over {} hosts, and one host's activations) but {:.1} GiB are free; use a shorter context or more hosts",
+                gib(needed),
+                r.context.len() + r.query.len(),
+                layout.hosts.len(),
+                gib(free)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 struct HostResult {
     timings: HostTimings,
     tokens: Vec<u32>,
@@ -111,6 +144,7 @@ pub fn generate<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -
     let input = plan_input(m, r);
     let plan = apb_plan::plan(&input)?;
     let layout = &plan.layout;
+    check_memory(m, r, layout)?;
     let doc = apb_plan::layout::anchor_document(&input, &layout.settings);
     let anchor_document = doc.start as usize..doc.end as usize;
     let started = Instant::now();
