@@ -6,7 +6,8 @@
 //   - 8 hosts emulated on the GPU at 32K/64K/128K: the slowest host's prefill for apb, star
 //     and ring beside full on one host, with the planner's predictions (8x H100, NVLink).
 // Writes model-bench.json and model-bench.md to $OUT (or the current directory).
-// usage: bundle/bin/node bundle/test/gpu/model_bench.mjs OUTDIR [--lengths 8192,32768,131072] [--hosts-lengths 32768,65536,131072]
+// usage: bundle/bin/node bundle/test/gpu/model_bench.mjs OUTDIR [--lengths 8192,32768,131072]
+//          [--hosts-lengths 32768,65536,131072] [--strategies full,apb,star,ring]
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Engine } from "@apb/native";
@@ -17,6 +18,7 @@ const outDir = process.argv[2];
 const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
 const lengths = arg("--lengths", "8192,32768,131072").split(",").map(Number);
 const hostLengths = arg("--hosts-lengths", "32768,65536,131072").split(",").map(Number);
+const strategies = arg("--strategies", "full,apb,star,ring").split(",");
 const HOSTS = 8;
 const QUERY = 64;
 const PREFIX = 1;
@@ -63,7 +65,7 @@ const multi = [];
 for (const n of hostLengths) {
   const predicted = planner.compare({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: "h100-nvlink" });
   const full = single.find((s) => s.tokens === n) ?? (await run(n, "full", 1));
-  for (const strategy of ["full", "apb", "star", "ring"]) {
+  for (const strategy of strategies) {
     const r = strategy === "full" ? full : await run(n, strategy, HOSTS);
     const plan = predicted.strategies.find((s) => s.strategy === r.strategy);
     const row = { ...r, speedupVsFull: full.prefillMs / r.prefillMs, computeSpeedupVsFull: full.computeMs / r.computeMs, plannedPrefillMs: plan?.summary.prefillMs, plannedSpeedupVsFull: plan?.speedupVsFull };

@@ -68,8 +68,14 @@ for (const name of ["llama", "qwen2"]) {
     const hosts = strategy === "full" ? 1 : 4;
     const [g, c] = [await cuda.generate(request(ref.ids, strategy, hosts)), await cpu.generate(request(ref.ids, strategy, hosts))];
     const e = relErr(Array.from(g.firstLogits), Array.from(c.firstLogits));
-    const pass = strategy === "apb" ? e < 0.25 && g.tokens[0] === c.tokens[0] : e < bf16Bound;
-    report({ model: name, check: `cuda vs cpu, ${strategy} over ${hosts} hosts`, relErr: e, bound: strategy === "apb" ? 0.25 : bf16Bound, cudaTokens: g.tokens, cpuTokens: c.tokens, agree: agreeing(g.tokens, c.tokens) }, pass);
+    // A first token that differs must be a near tie in the CPU's own logits: within the
+    // measured bf16 difference (relErr x RMS of the logits) of its top choice.
+    const cpuLogits = Array.from(c.firstLogits);
+    const rms = Math.sqrt(cpuLogits.reduce((a, x) => a + x * x, 0) / cpuLogits.length);
+    const gap = cpuLogits[c.tokens[0]] - cpuLogits[g.tokens[0]];
+    const firstOk = g.tokens[0] === c.tokens[0] || gap <= 2 * e * rms;
+    const pass = strategy === "apb" ? e < 0.25 && firstOk : e < bf16Bound;
+    report({ model: name, check: `cuda vs cpu, ${strategy} over ${hosts} hosts`, relErr: e, bound: strategy === "apb" ? 0.25 : bf16Bound, firstTokenGap: gap, cudaTokens: g.tokens, cpuTokens: c.tokens, agree: agreeing(g.tokens, c.tokens) }, pass);
   }
   for (const [label, engine] of [["cuda", cuda], ["cpu", cpu]]) {
     const probe = await engine.generate(request(ref.ids, "apb", 4));

@@ -210,9 +210,17 @@ fn load_retaining<B: apb_engine::backend::Backend>(model: &mut Model<B>, spec: &
     Ok(())
 }
 
-/// Refuses, before anything is uploaded, a model whose bf16 weights (plus 1 GiB for the
-/// work of a short prompt) do not fit in the GPU's free memory.
+/// Refuses, before anything is uploaded, a model the kernels cannot run (head_dim) or whose
+/// bf16 weights (plus 1 GiB for the work of a short prompt) do not fit in the GPU's free memory.
 fn check_fits(cuda: &apb_cuda::Cuda, spec: &ModelSpec) -> apb_engine::Result<()> {
+    let d = spec.config.head_dim;
+    if d != 64 && d != 128 {
+        return Err(EngineError::new(
+            apb_cuda::CUDA_UNAVAILABLE,
+            "headDim",
+            format!("the CUDA backend's attention kernels take head_dim 64 or 128; this model has {d}. Run it with --backend cpu"),
+        ));
+    }
     let elements: f64 = spec.tensors.iter().chain(spec.retaining.iter().flatten()).map(|t| t.shape.iter().map(|&d| d as f64).product::<f64>()).sum();
     let mut needed = elements * 2.0 + (1u64 << 30) as f64;
     if spec.config.tied_embeddings {
