@@ -17,7 +17,8 @@ pub struct Segment<'a, B> {
 }
 
 pub trait Backend: Send + Sync {
-    type Buf: Send + Sync;
+    /// Owned and thread-safe, so emulated hosts can hand buffers to each other in place.
+    type Buf: Send + Sync + 'static;
 
     fn name(&self) -> &'static str;
     fn upload(&self, data: Vec<f32>) -> Result<Self::Buf>;

@@ -2,6 +2,7 @@
 //! rank and calls these collectives. `InProcess` emulates H hosts as H threads of one
 //! process; NCCL and TCP implementations come with the GPU and multi-host issues.
 
+use std::any::Any;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::error::{code, EngineError, Result};
@@ -17,6 +18,12 @@ pub trait Comm: Send {
         let from = (self.rank() + self.size() - 1) % self.size();
         Ok(all[from].as_ref().clone())
     }
+    /// Every host contributes a value that stays where it is (a device buffer) and receives
+    /// every host's, in rank order; `None` where the transport can only move bytes (then the
+    /// caller uses `all_gather`). Emulated hosts on one device hand buffers over this way.
+    fn all_gather_handoff(&mut self, _item: Handoff) -> Result<Option<Vec<Handoff>>> {
+        Ok(None)
+    }
     /// Held while this host computes. Emulated hosts take turns so that each host's timed
     /// work has the machine to itself; real hosts never wait here.
     fn compute_turn(&self) -> Option<MutexGuard<'_, ()>>;
@@ -29,19 +36,38 @@ pub trait Comm: Send {
     }
 }
 
+/// A value handed between emulated hosts without copying (device buffers, on one device).
+pub type Handoff = Arc<dyn Any + Send + Sync>;
+
+/// What one host contributes to a collective: bytes, or a shared value.
+#[derive(Clone)]
+enum Payload {
+    Bytes(Arc<Vec<f32>>),
+    Handoff(Handoff),
+}
+
 struct State {
-    slots: Vec<Option<Arc<Vec<f32>>>>,
+    slots: Vec<Option<Payload>>,
     arrived: usize,
     generation: u64,
-    last: Arc<Vec<Arc<Vec<f32>>>>,
+    last: Arc<Vec<Payload>>,
     aborted: Option<String>,
 }
 
 pub struct Shared {
     size: usize,
+    transfer: Transfer,
     state: Mutex<State>,
     changed: Condvar,
     compute: Mutex<()>,
+}
+
+/// How emulated hosts hand blocks to each other: in place (buffers stay on the device), or
+/// as bytes through host memory, as a transport between machines would carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    Handoff,
+    Bytes,
 }
 
 /// One emulated host's end of an in-process group.
@@ -51,10 +77,15 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Ends for `size` hosts, one per thread.
+    /// Ends for `size` hosts, one per thread, handing blocks over in place.
     pub fn group(size: usize) -> Vec<InProcess> {
+        InProcess::group_with(size, Transfer::Handoff)
+    }
+
+    pub fn group_with(size: usize, transfer: Transfer) -> Vec<InProcess> {
         let shared = Arc::new(Shared {
             size,
+            transfer,
             state: Mutex::new(State {
                 slots: vec![None; size],
                 arrived: 0,
@@ -66,6 +97,33 @@ impl InProcess {
             compute: Mutex::new(()),
         });
         (0..size).map(|rank| InProcess { rank, shared: shared.clone() }).collect()
+    }
+
+    /// The barrier every collective is: each host deposits its payload; the last to arrive
+    /// publishes them all and wakes the others.
+    fn gather(&mut self, payload: Payload) -> Result<Vec<Payload>> {
+        let mut s = self.lock()?;
+        if let Some(r) = &s.aborted {
+            return Err(aborted(r));
+        }
+        let generation = s.generation;
+        s.slots[self.rank] = Some(payload);
+        s.arrived += 1;
+        if s.arrived == self.shared.size {
+            let all: Vec<Payload> = s.slots.iter_mut().map(|x| x.take().unwrap_or(Payload::Bytes(Arc::default()))).collect();
+            s.last = Arc::new(all);
+            s.arrived = 0;
+            s.generation += 1;
+            self.shared.changed.notify_all();
+        } else {
+            while s.generation == generation && s.aborted.is_none() {
+                s = self.shared.changed.wait(s).map_err(|_| EngineError::new(code::COMM, "", "a host panicked inside a collective"))?;
+            }
+            if let Some(r) = &s.aborted {
+                return Err(aborted(r));
+            }
+        }
+        Ok(s.last.as_ref().clone())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
@@ -86,28 +144,16 @@ impl Comm for InProcess {
     }
 
     fn all_gather(&mut self, data: Vec<f32>) -> Result<Vec<Arc<Vec<f32>>>> {
-        let mut s = self.lock()?;
-        if let Some(r) = &s.aborted {
-            return Err(aborted(r));
+        let all = self.gather(Payload::Bytes(Arc::new(data)))?;
+        Ok(all.into_iter().map(|p| if let Payload::Bytes(b) = p { b } else { Arc::default() }).collect())
+    }
+
+    fn all_gather_handoff(&mut self, item: Handoff) -> Result<Option<Vec<Handoff>>> {
+        if self.shared.transfer == Transfer::Bytes {
+            return Ok(None);
         }
-        let generation = s.generation;
-        s.slots[self.rank] = Some(Arc::new(data));
-        s.arrived += 1;
-        if s.arrived == self.shared.size {
-            let all: Vec<Arc<Vec<f32>>> = s.slots.iter_mut().map(|x| x.take().unwrap_or_default()).collect();
-            s.last = Arc::new(all);
-            s.arrived = 0;
-            s.generation += 1;
-            self.shared.changed.notify_all();
-        } else {
-            while s.generation == generation && s.aborted.is_none() {
-                s = self.shared.changed.wait(s).map_err(|_| EngineError::new(code::COMM, "", "a host panicked inside a collective"))?;
-            }
-            if let Some(r) = &s.aborted {
-                return Err(aborted(r));
-            }
-        }
-        Ok(s.last.as_ref().clone())
+        let all = self.gather(Payload::Handoff(item))?;
+        Ok(Some(all.into_iter().filter_map(|p| if let Payload::Handoff(x) = p { Some(x) } else { None }).collect()))
     }
 
     fn compute_turn(&self) -> Option<MutexGuard<'_, ()>> {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use apb_plan::input::{Hardware, PlanInput, Scorer, Strategy};
 
 use crate::backend::Backend;
-use crate::comm::{Comm, InProcess};
+use crate::comm::{Comm, InProcess, Transfer};
 use crate::decode::decode;
 use crate::error::{code, EngineError, Result};
 use crate::host::host_rows;
@@ -140,6 +140,12 @@ struct HostResult {
 /// Generates up to `max_new_tokens`; `on_token` sees each token as it is chosen and may
 /// return false to stop.
 pub fn generate<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -> bool + Sync)) -> Result<Output> {
+    generate_with(m, r, on_token, Transfer::Handoff)
+}
+
+/// `generate` with emulated hosts handing blocks over as chosen (`Transfer::Bytes` makes
+/// them travel through host memory, as between machines).
+pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -> bool + Sync), transfer: Transfer) -> Result<Output> {
     validate(m, r)?;
     let input = plan_input(m, r);
     let plan = apb_plan::plan(&input)?;
@@ -149,7 +155,7 @@ pub fn generate<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -
     let anchor_document = doc.start as usize..doc.end as usize;
     let started = Instant::now();
     let results: Vec<Result<(HostResult, f64)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = InProcess::group(layout.hosts.len())
+        let handles: Vec<_> = InProcess::group_with(layout.hosts.len(), transfer)
             .into_iter()
             .map(|mut comm| {
                 let anchor_document = anchor_document.clone();

@@ -1,5 +1,5 @@
 //! apb-engine: a Llama-family transformer forward, generic over a `Backend` (CPU here; CUDA
-//! next) and a `Comm` (in-process emulation of H hosts here; NCCL and TCP next), running
+//! in apb-cuda) and a `Comm` (in-process emulation of H hosts here; NCCL and TCP next), running
 //! full, APB, Star and Ring prefill with the planner's layouts, then merged decoding.
 
 pub mod backend;
@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod decode;
 pub mod engine;
 pub mod error;
+pub mod exchange;
 pub mod host;
 pub mod layer;
 pub mod model;
@@ -20,6 +21,7 @@ pub mod timing;
 pub mod weights;
 
 pub use config::{Architecture, Llama3Scaling, ModelConfig};
-pub use engine::{generate, Output, Request};
+pub use comm::Transfer;
+pub use engine::{generate, generate_with, Output, Request};
 pub use error::{EngineError, Result};
 pub use model::Model;

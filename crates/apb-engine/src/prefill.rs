@@ -1,13 +1,15 @@
 //! Prefill on one host, for every strategy, as the plan lays it out. Written SPMD: every
 //! host runs this with its own rank; collectives go through `Comm`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use apb_plan::input::{Scorer, Strategy};
 use apb_plan::layout::{HostLayout, KeySource, Layout, Mask, Range as DocRange};
 
 use crate::backend::{Backend, Segment};
-use crate::comm::Comm;
+use crate::comm::{Comm, Handoff};
+use crate::exchange::{self, KvBlock};
 use crate::cpu::select;
 use crate::error::{EngineError, Result};
 use crate::host::HostRows;
@@ -55,14 +57,9 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         timings.add("qkv", t);
         let block = if me.passing.sends > 0 {
             let t = Instant::now();
-            let (k, v) = passing_block(m, p, &qkv.q, (&k_local, &v_local), retaining)?;
+            let block = passing_block(m, p, &qkv.q, (&k_local, &v_local), retaining)?;
             m.backend.synchronize()?;
             timings.add("scoring", t);
-            // Taking the block off the device is part of sending it.
-            let t = Instant::now();
-            let mut block = b.download(&k)?;
-            block.extend(b.download(&v)?);
-            timings.add("comm", t);
             Some(block)
         } else {
             None
@@ -151,33 +148,14 @@ fn exchange_passing<B: Backend, C: Comm>(
     m: &Model<B>,
     comm: &mut C,
     p: &HostPrefill,
-    block: Option<Vec<f32>>,
+    block: Option<KvBlock<B>>,
     timings: &mut HostTimings,
-) -> Result<Option<(B::Buf, B::Buf)>> {
+) -> Result<Option<KvBlock<B>>> {
     let s = &p.layout.settings;
     if s.strategy != Strategy::Apb || s.hosts < 2 || s.passing_tokens == 0 {
         return Ok(None);
     }
-    let t = Instant::now();
-    let all = comm.all_gather(block.unwrap_or_default())?;
-    timings.add(comm.collective_phase(), t);
-    let me = &p.layout.hosts[p.host];
-    if me.passing.from_hosts == 0 {
-        return Ok(None);
-    }
-    let (mut k, mut v) = (Vec::new(), Vec::new());
-    for block in &all[..me.passing.from_hosts as usize] {
-        let half = block.len() / 2;
-        k.extend_from_slice(&block[..half]);
-        v.extend_from_slice(&block[half..]);
-    }
-    // Putting received blocks on the device is part of moving them between hosts.
-    let _turn = comm.compute_turn();
-    let t = Instant::now();
-    let received = (m.backend.upload(k)?, m.backend.upload(v)?);
-    m.backend.synchronize()?;
-    timings.add("comm", t);
-    Ok(Some(received))
+    exchange::gather_passing(m, comm, block, p.layout.hosts[p.host].passing.from_hosts as usize, timings)
 }
 
 /// Attention for apb, star and full: each query range of the plan over its key segments.
@@ -210,34 +188,26 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
     let (b, c) = (&m.backend, &m.config);
     let hosts = p.layout.hosts.len();
     let me = &p.layout.hosts[p.host];
-    // Blocks travel between hosts through host memory; taking them off and putting them on
-    // the device is timed as communication, the attention on them as attention.
-    let mut held = {
+    // The block this host sends first: its own K/V, copied out of this layer's q/k/v.
+    let mut held: Handoff = {
         let _turn = comm.compute_turn();
         let t = Instant::now();
-        let held = (b.download(&qkv.k)?, b.download(&qkv.v)?);
+        let n = b.len(&qkv.k) / c.kv_width();
+        let own: KvBlock<B> = (b.rows(&qkv.k, c.kv_width(), 0, n)?, b.rows(&qkv.v, c.kv_width(), 0, n)?);
+        m.backend.synchronize()?;
         timings.add("comm", t);
-        held
+        Arc::new(own)
     };
     let mut acc: Option<(B::Buf, B::Buf)> = None;
     for step in 0..hosts {
         if step > 0 {
-            let t = Instant::now();
-            let mut payload = std::mem::take(&mut held.0);
-            payload.extend_from_slice(&held.1);
-            let got = comm.ring_pass(payload)?;
-            let half = got.len() / 2;
-            held = (got[..half].to_vec(), got[half..].to_vec());
-            timings.add(comm.collective_phase(), t);
+            held = exchange::ring_step(m, comm, held, timings)?;
         }
         let _turn = comm.compute_turn();
         let t = Instant::now();
-        let (k, v) = (b.upload(held.0.clone())?, b.upload(held.1.clone())?);
-        m.backend.synchronize()?;
-        timings.add("comm", t);
-        let t = Instant::now();
+        let (k, v) = exchange::kv_of::<B>(&held)?;
         let source = &p.layout.hosts[(p.host + hosts - step) % hosts];
-        let (o, lse) = ring_partial(m, &qkv.q, &me.local, &k, &v, &source.local)?;
+        let (o, lse) = ring_partial(m, &qkv.q, &me.local, k, v, &source.local)?;
         acc = Some(match acc {
             None => (o, lse),
             Some((mut ao, mut al)) => {

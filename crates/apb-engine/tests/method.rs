@@ -9,7 +9,7 @@ use apb_engine::cpu::backend::Cpu;
 use apb_engine::decode::decode;
 use apb_engine::prefill::KvCache;
 use apb_engine::timing::HostTimings;
-use apb_engine::{generate, Model, Output, Request};
+use apb_engine::{generate, generate_with, Model, Output, Request, Transfer};
 use apb_plan::input::Strategy;
 use common::*;
 
@@ -46,6 +46,18 @@ fn ring_and_zigzag_ring_equal_full_attention() {
             let r = Request { strategy, hosts, ..full.clone() };
             assert_same(&run(&model, &r), &expected, &format!("{strategy:?} on {hosts} hosts"));
         }
+    }
+}
+
+#[test]
+fn blocks_through_host_memory_give_what_blocks_handed_over_in_place_give() {
+    let mut rng = Rng::fresh();
+    let (model, full) = setup(&mut rng, Architecture::Llama);
+    for strategy in [Strategy::Apb, Strategy::Ring, Strategy::RingZigzag] {
+        let r = Request { strategy, hosts: rng.range(2, 5), ..full.clone() };
+        let handed = run(&model, &r);
+        let bytes = generate_with(&model, &r, &|_| true, Transfer::Bytes).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_same(&bytes, &handed, &format!("{strategy:?} on {} hosts, blocks as bytes", r.hosts));
     }
 }
 
