@@ -93,7 +93,7 @@ function write() {
     "",
     `## ${HOSTS} hosts emulated on the GPU (each host's work timed alone; the slowest host)`,
     "",
-    "Comm here is emulation's data movement (device -> host memory -> device, f32), timed apart; compute is the slowest host's own GPU work.",
+    "Emulated hosts hand K/V blocks over in place on the GPU; comm is the copies around them (stacking received blocks), timed apart; compute is the slowest host's own GPU work. The planner's column predicts 8 real H100s with NVLink (transfers included).",
     "",
     "| tokens | strategy | prefill ms (slowest host) | of which comm ms | compute ms (slowest) | speedup vs full | compute speedup | planner prefill ms (8x H100 NVLink) | planner speedup |",
     "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
