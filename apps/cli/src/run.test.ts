@@ -40,6 +40,16 @@ describe("apb make-tiny-model and apb run", () => {
     expect(full.layout.hosts).toBe(1);
   });
 
+  it("says in one line why the CUDA backend cannot run, where it cannot", () => {
+    // The tiny model's head_dim (16) is not one the GPU kernels take; without a GPU the
+    // driver is missing first. Either way: a coded one-line error, no crash.
+    const r = apb("run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--backend", "cuda");
+    expect(r.code).not.toBe(0);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toMatch(/\[CUDA_UNAVAILABLE\]/);
+    expect(r.err).toMatch(/no CUDA driver|no CUDA kernels|cuBLAS not found|head_dim 64 or 128/);
+  });
+
   it("reports bad input in one line and exits 2", () => {
     const cases: [string[], RegExp][] = [
       [["run", "--model", join(dir, "missing"), "--prompt-file", promptFile, "--query", "q"], /model directory .*missing does not exist \[MODEL_FILE\]/],
