@@ -33,19 +33,24 @@ if (addon.length === 0) need(from("packages", "native", "apb-native.node"), "run
 rmSync(out, { recursive: true, force: true });
 for (const dir of ["bin", "lib", "wasm", "kernels", "node_modules/@apb/native"]) mkdirSync(join(out, dir), { recursive: true });
 
-await build({
-  entryPoints: [from("apps", "cli", "dist", "bin.js")],
-  outfile: join(out, "lib", "apb.mjs"),
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  // The addon finds its .node file next to its own loader, so it stays a package.
-  external: ["@apb/native"],
-  // Bundled CommonJS dependencies call require(); give the ES module one.
-  banner: { js: 'import { createRequire as __apbRequire } from "node:module"; const require = __apbRequire(import.meta.url);' },
-  logLevel: "warning",
-});
+// One ES module with its dependencies inside; the addon stays a package because it finds
+// its .node file next to its own loader.
+async function bundleModule(entry, outfile) {
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external: ["@apb/native"],
+    // Bundled CommonJS dependencies call require(); give the ES module one.
+    banner: { js: 'import { createRequire as __apbRequire } from "node:module"; const require = __apbRequire(import.meta.url);' },
+    logLevel: "warning",
+  });
+}
+
+await bundleModule(from("apps", "cli", "dist", "bin.js"), join(out, "lib", "apb.mjs"));
 copyFileSync(from("packages", "planner", "wasm", "apb_plan.wasm"), join(out, "wasm", "apb_plan.wasm"));
 for (const f of ["index.js", "package.json", ...addon]) copyFileSync(from("packages", "native", f), join(out, "node_modules", "@apb", "native", f));
 if (existsSync(from("cuda", "build"))) cpSync(from("cuda", "build"), join(out, "kernels"), { recursive: true });
@@ -58,17 +63,7 @@ for (const f of readdirSync(from("test", "gpu"))) {
     copyFileSync(from("test", "gpu", f), join(out, "test", "gpu", f));
     continue;
   }
-  await build({
-    entryPoints: [from("test", "gpu", f)],
-    outfile: join(out, "test", "gpu", f),
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    external: ["@apb/native"],
-    banner: { js: 'import { createRequire as __apbRequire } from "node:module"; const require = __apbRequire(import.meta.url);' },
-    logLevel: "warning",
-  });
+  await bundleModule(from("test", "gpu", f), join(out, "test", "gpu", f));
 }
 
 copyFileSync(process.execPath, join(out, "bin", "node"));

@@ -195,15 +195,7 @@ impl Gpu {
         let (mut op, _og) = o.device_ptr_mut(&self.stream);
         let (mut lp, _lg) = lse.device_ptr_mut(&self.stream);
         let (mut rows_i, mut hq, mut hkv) = (rows as i64, heads.q_heads as i32, heads.kv_heads as i32);
-        let mut params: [*mut c_void; 7] = [
-            &mut qp as *mut _ as *mut c_void,
-            &mut op as *mut _ as *mut c_void,
-            &mut lp as *mut _ as *mut c_void,
-            &mut rows_i as *mut _ as *mut c_void,
-            &mut hq as *mut _ as *mut c_void,
-            &mut hkv as *mut _ as *mut c_void,
-            &mut list as *mut _ as *mut c_void,
-        ];
+        let mut params = args![qp, op, lp, rows_i, hq, hkv, list];
         let grid = (rows.div_ceil(PORTABLE_BLOCK_ROWS) as u32, heads.q_heads as u32, 1);
         let smem = (PORTABLE_SMEM_ROWS * (d + PORTABLE_PAD) * 2) as u32;
         let f = self.kernels.attention[if d == 64 { 0 } else { 1 }];
@@ -250,7 +242,7 @@ impl Gpu {
             p.count[i] = *count as i64;
             p.causal[i] = *causal as i32;
         }
-        let mut params: [*mut c_void; 1] = [&mut p as *mut _ as *mut c_void];
+        let mut params = args![p];
         let grid = (rows.div_ceil(SM90_BLOCK_ROWS) as u32, heads.q_heads as u32, 1);
         // SAFETY: the one parameter is apb_sm90_params by value (#[repr(C)] mirror above, the
         // tensor maps 128-byte aligned as CUtensorMap is); the maps describe buffers checked by
@@ -290,14 +282,7 @@ impl Gpu {
         let (mut oo, _og) = out_o.device_ptr_mut(&self.stream);
         let (mut ol, _lg) = out_lse.device_ptr_mut(&self.stream);
         let (mut count, mut pairs_i, mut d) = (parts.len() as i32, pairs as i64, head_dim as i32);
-        let mut params: [*mut c_void; 6] = [
-            &mut list as *mut _ as *mut c_void,
-            &mut count as *mut _ as *mut c_void,
-            &mut oo as *mut _ as *mut c_void,
-            &mut ol as *mut _ as *mut c_void,
-            &mut pairs_i as *mut _ as *mut c_void,
-            &mut d as *mut _ as *mut c_void,
-        ];
+        let mut params = args![list, count, oo, ol, pairs_i, d];
         let threads = pairs * head_dim / 8;
         let grid = (threads.div_ceil(MERGE_THREADS as usize) as u32, 1, 1);
         // SAFETY: the parameters match apb_merge_bf16_kernel in cuda/merge.h (apb_merge_parts

@@ -7,6 +7,11 @@
 //!   portable mma.sync one) and the LSE merge;
 //! - [`check`]: the kernels against apb-engine's CPU reference on fresh inputs, and timing.
 
+/// Kernel arguments as cuLaunchKernel takes them: the address of each (mutable) local.
+macro_rules! args {
+    ($($x:expr),* $(,)?) => { [$(&mut $x as *mut _ as *mut std::ffi::c_void),*] };
+}
+
 pub mod attention;
 pub mod backend;
 pub mod blas;

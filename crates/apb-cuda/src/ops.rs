@@ -60,11 +60,6 @@ fn blocks(items: usize) -> u32 {
     items.div_ceil(THREADS as usize) as u32
 }
 
-/// A kernel argument: its address, as cuLaunchKernel takes it.
-macro_rules! args {
-    ($($x:expr),* $(,)?) => { [$(&mut $x as *mut _ as *mut c_void),*] };
-}
-
 impl Gpu {
     fn launch(&self, f: sys::CUfunction, grid: u32, grid_y: u32, smem: usize, params: &mut [*mut c_void]) -> Result<()> {
         if grid == 0 || grid_y == 0 {
