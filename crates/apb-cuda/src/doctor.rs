@@ -517,7 +517,7 @@ fn kernel_module_version() -> Option<String> {
     text.lines().find(|l| l.starts_with("NVRM"))?.split_whitespace().find(|t| looks_like_version(t)).map(str::to_string)
 }
 
-fn probe_driver() -> (DriverInfo, Vec<GpuInfo>) {
+pub(crate) fn probe_driver() -> (DriverInfo, Vec<GpuInfo>) {
     let opened = open_first(DRIVER_NAMES);
     let Some((soname, lib)) = opened.lib else {
         let search = search_elsewhere(DRIVER_NAMES);

@@ -69,6 +69,17 @@ impl Gpu {
         if !kernels_built() {
             return Err(unavailable("this build has no CUDA kernels (nvcc was not found when it was built)".into()));
         }
+        // cudarc panics on a missing driver or one older than the CUDA it was built for, so
+        // the driver is probed on its own first (as `apb doctor` does).
+        let (driver_info, _) = crate::doctor::probe_driver();
+        if !driver_info.found {
+            return Err(unavailable("no CUDA driver found (libcuda.so.1); this machine has no NVIDIA GPU driver".into()));
+        }
+        if !driver_info.cuda_supported {
+            let problem = driver_info.problem.unwrap_or_else(|| "the NVIDIA driver is too old".into());
+            let fix = driver_info.fix.map(|f| format!("; {f}")).unwrap_or_default();
+            return Err(unavailable(format!("{problem}{fix}")));
+        }
         // SAFETY: only probes whether libcuda can be loaded; cudarc would panic otherwise.
         if !unsafe { sys::is_culib_present() } {
             return Err(unavailable("no CUDA driver found (libcuda.so.1); this machine has no NVIDIA GPU driver".into()));
