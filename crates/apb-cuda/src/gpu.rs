@@ -48,12 +48,18 @@ pub struct Gpu {
 unsafe impl Send for Gpu {}
 unsafe impl Sync for Gpu {}
 
-/// Loads a fatbin and finds `name` in it, raising its dynamic shared-memory limit to `smem`.
-pub(crate) fn function(image: &'static [u8], name: &str, smem: usize) -> Result<sys::CUfunction> {
+/// Loads a fatbin into the current context (once per image: on GPUs that run its PTX, each
+/// load compiles it again).
+pub(crate) fn module(image: &'static [u8]) -> Result<sys::CUmodule> {
     // SAFETY: the image is a complete fatbin produced by nvcc, kept alive for the whole
     // program (a static); the module stays loaded as long as the context.
-    let module = unsafe { result::module::load_data(image.as_ptr() as *const c_void) }.map_err(driver("loading the kernels"))?;
-    // SAFETY: `module` was just loaded and `name` is one of its extern "C" entries.
+    unsafe { result::module::load_data(image.as_ptr() as *const c_void) }.map_err(driver("loading the kernels"))
+}
+
+/// Finds `name` in a loaded module, raising its dynamic shared-memory limit to `smem`.
+pub(crate) fn function(module: sys::CUmodule, name: &str, smem: usize) -> Result<sys::CUfunction> {
+    // SAFETY: `module` was loaded by `module()` in this context and `name` is one of its
+    // extern "C" entries.
     let f = unsafe { result::module::get_function(module, CString::new(name).expect("no NUL")) }.map_err(driver("finding a kernel"))?;
     if smem > 48 * 1024 {
         // SAFETY: `f` is a valid function of the current context.
@@ -93,17 +99,18 @@ impl Gpu {
         let stream = ctx.default_stream();
         ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
         let portable_smem = |d: usize| crate::attention::PORTABLE_SMEM_ROWS * (d + crate::attention::PORTABLE_PAD) * 2;
+        let attention = module(ATTENTION_FATBIN)?;
         let kernels = Kernels {
             attention: [
-                function(ATTENTION_FATBIN, "apb_attention_d64", portable_smem(64))?,
-                function(ATTENTION_FATBIN, "apb_attention_d128", portable_smem(128))?,
+                function(attention, "apb_attention_d64", portable_smem(64))?,
+                function(attention, "apb_attention_d128", portable_smem(128))?,
             ],
             attention_sm90: if compute_capability == (9, 0) {
-                Some(function(ATTENTION_SM90_FATBIN, "apb_attention_sm90_d128", crate::attention::SM90_SMEM_BYTES)?)
+                Some(function(module(ATTENTION_SM90_FATBIN)?, "apb_attention_sm90_d128", crate::attention::SM90_SMEM_BYTES)?)
             } else {
                 None
             },
-            merge: function(MERGE_FATBIN, "apb_merge_bf16_kernel", 0)?,
+            merge: function(module(MERGE_FATBIN)?, "apb_merge_bf16_kernel", 0)?,
             ops: crate::ops::OpsKernels::load()?,
         };
         Ok(Gpu { name, compute_capability, ctx, stream, kernels })

@@ -6,7 +6,7 @@ use std::ffi::c_void;
 use apb_engine::error::{EngineError, Result};
 use cudarc::driver::{result, sys, CudaSlice, DevicePtr, DevicePtrMut};
 
-use crate::gpu::{driver, function, Gpu};
+use crate::gpu::{driver, function, module, Gpu};
 
 static OPS_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ops.fatbin"));
 
@@ -37,7 +37,8 @@ fn scores_smem(head_dim: usize) -> usize {
 
 impl OpsKernels {
     pub(crate) fn load() -> Result<OpsKernels> {
-        let f = |name: &str| function(OPS_FATBIN, name, 0);
+        let ops = module(OPS_FATBIN)?;
+        let f = |name: &str| function(ops, name, 0);
         Ok(OpsKernels {
             embed: f("apb_embed_bf16_kernel")?,
             rms_norm: f("apb_rms_norm_bf16_kernel")?,
@@ -46,7 +47,7 @@ impl OpsKernels {
             silu: f("apb_silu_bf16_kernel")?,
             add: f("apb_add_bf16_kernel")?,
             add_bias: f("apb_add_bias_bf16_kernel")?,
-            scores: [function(OPS_FATBIN, "apb_query_scores_d64", scores_smem(64))?, function(OPS_FATBIN, "apb_query_scores_d128", scores_smem(128))?],
+            scores: [function(ops, "apb_query_scores_d64", scores_smem(64))?, function(ops, "apb_query_scores_d128", scores_smem(128))?],
             gather: f("apb_gather_per_head_bf16_kernel")?,
         })
     }
