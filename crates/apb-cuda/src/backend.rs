@@ -49,9 +49,13 @@ fn want_f32<'a>(op: &str, b: &'a GpuBuf) -> Result<&'a CudaSlice<f32>> {
 
 /// `f` over `src` into a new vector, on all cores for large buffers (weights, blocks).
 fn convert<A: Copy + Sync, B: Copy + Default + Send>(src: &[A], f: impl Fn(A) -> B + Sync) -> Vec<B> {
-    let mut out = vec![B::default(); src.len()];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(16);
     let chunk = src.len().div_ceil(threads).max(1 << 16);
+    // Small buffers (decode's partial outputs, every token and layer) skip the threads.
+    if src.len() <= chunk {
+        return src.iter().map(|x| f(*x)).collect();
+    }
+    let mut out = vec![B::default(); src.len()];
     let f = &f;
     std::thread::scope(|s| {
         for (from, to) in src.chunks(chunk).zip(out.chunks_mut(chunk)) {
