@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 
 use apb_engine::cpu::attention::Heads;
 use apb_engine::error::{EngineError, Result};
-use cudarc::driver::{result, sys, CudaSlice, DevicePtr, DevicePtrMut};
+use cudarc::driver::{result, sys, CudaSlice, DevicePtr, DevicePtrMut, SyncOnDrop};
 
 use crate::gpu::{driver, Gpu};
 
@@ -180,16 +180,29 @@ impl Gpu {
         }
     }
 
+    /// Each segment's K and V device addresses, and the guards that keep them usable until
+    /// the launch is queued.
+    fn segment_addresses<'a>(&'a self, segments: &'a [GpuSegment<'_>]) -> (Vec<(u64, u64)>, Vec<SyncOnDrop<'a>>) {
+        let mut guards = Vec::with_capacity(2 * segments.len());
+        let addresses = segments
+            .iter()
+            .map(|(k, v, ..)| {
+                let (kp, kg) = k.device_ptr(&self.stream);
+                let (vp, vg) = v.device_ptr(&self.stream);
+                guards.push(kg);
+                guards.push(vg);
+                (kp, vp)
+            })
+            .collect();
+        (addresses, guards)
+    }
+
     fn launch_portable(&self, q: &CudaSlice<u16>, heads: Heads, rows: usize, segments: &[GpuSegment<'_>], o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>) -> Result<()> {
         let d = heads.head_dim;
         let mut list = SegmentList { n: segments.len() as i32, ..SegmentList::default() };
-        let mut guards = Vec::new();
-        for (i, (k, v, start, count, causal)) in segments.iter().enumerate() {
-            let (kp, kg) = k.device_ptr(&self.stream);
-            let (vp, vg) = v.device_ptr(&self.stream);
-            guards.push(kg);
-            guards.push(vg);
-            list.s[i] = Segment { k: kp, v: vp, start: *start as i64, count: *count as i64, causal: *causal as i32 };
+        let (addresses, _guards) = self.segment_addresses(segments);
+        for (i, ((k, v), (_, _, start, count, causal))) in addresses.into_iter().zip(segments).enumerate() {
+            list.s[i] = Segment { k, v, start: *start as i64, count: *count as i64, causal: *causal as i32 };
         }
         let (mut qp, _qg) = q.device_ptr(&self.stream);
         let (mut op, _og) = o.device_ptr_mut(&self.stream);
@@ -227,12 +240,8 @@ impl Gpu {
             q_heads: heads.q_heads as i32,
             kv_heads: heads.kv_heads as i32,
         };
-        let mut guards = Vec::new();
-        for (i, (k, v, start, count, causal)) in segments.iter().enumerate() {
-            let (kp, kg) = k.device_ptr(&self.stream);
-            let (vp, vg) = v.device_ptr(&self.stream);
-            guards.push(kg);
-            guards.push(vg);
+        let (addresses, _guards) = self.segment_addresses(segments);
+        for (i, ((kp, vp), (_, _, start, count, causal))) in addresses.into_iter().zip(segments).enumerate() {
             if *count > 0 {
                 // Each map starts at the segment's first row, so reads past its end are zeros.
                 let offset = (*start * kvw * 2) as u64;
