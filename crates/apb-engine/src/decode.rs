@@ -39,8 +39,7 @@ pub fn decode<B: Backend, C: Comm>(
         let segment = Segment { k: &cache.k[l], v: &cache.v[l], start: 0, count, causal: appends };
         let (mut o, mut lse) = b.attention(&qkv.q, m.heads(), &[segment])?;
         if comm.size() > 1 {
-            b.synchronize()?;
-            timings.add(phase, t);
+            timings.end(b, phase, t)?;
             drop(turn);
             let mut payload = b.download(&o)?;
             let o_len = payload.len();
@@ -60,8 +59,7 @@ pub fn decode<B: Backend, C: Comm>(
         layer::finish(m, w, &mut x, &o)?;
     }
     let logits = layer::logits(m, &x)?;
-    b.synchronize()?;
-    timings.add(phase, t);
+    timings.end(b, phase, t)?;
     drop(turn);
     Ok(logits)
 }

@@ -36,12 +36,11 @@ fn from_bytes<B: Backend>(m: &Model<B>, bytes: &[f32]) -> Result<KvBlock<B>> {
 }
 
 /// Runs `f` in this host's compute turn, timed as `comm`.
-fn moving<B: Backend, C: Comm, T>(m: &Model<B>, comm: &C, timings: &mut HostTimings, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn moving<B: Backend, C: Comm, T>(m: &Model<B>, comm: &C, timings: &mut HostTimings, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let _turn = comm.compute_turn();
     let t = Instant::now();
     let out = f()?;
-    m.backend.synchronize()?;
-    timings.add("comm", t);
+    timings.end(&m.backend, "comm", t)?;
     Ok(out)
 }
 

@@ -39,8 +39,7 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         let _turn = comm.compute_turn();
         let t = Instant::now();
         let x = b.embed(&m.weights.embed, c.hidden, &p.rows.tokens)?;
-        m.backend.synchronize()?;
-        timings.add("embed", t);
+        timings.end(&m.backend, "embed", t)?;
         x
     };
     let mut cache = KvCache { k: Vec::with_capacity(c.layers), v: Vec::with_capacity(c.layers) };
@@ -53,13 +52,11 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         // The local block's keys and values: what this host keeps, and what it may pass.
         let k_local = b.rows(&qkv.k, c.kv_width(), a, n)?;
         let v_local = b.rows(&qkv.v, c.kv_width(), a, n)?;
-        m.backend.synchronize()?;
-        timings.add("qkv", t);
+        timings.end(&m.backend, "qkv", t)?;
         let block = if me.passing.sends > 0 {
             let t = Instant::now();
             let block = passing_block(m, p, &qkv.q, (&k_local, &v_local), retaining)?;
-            m.backend.synchronize()?;
-            timings.add("scoring", t);
+            timings.end(&m.backend, "scoring", t)?;
             Some(block)
         } else {
             None
@@ -73,8 +70,7 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
                 let _turn = comm.compute_turn();
                 let t = Instant::now();
                 let out = anchored_attention(m, me, &qkv, a, passing.as_ref())?;
-                m.backend.synchronize()?;
-                timings.add("attention", t);
+                timings.end(&m.backend, "attention", t)?;
                 out
             }
         };
@@ -83,8 +79,7 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         layer::finish(m, w, &mut x, &attention)?;
         cache.k.push(k_local);
         cache.v.push(v_local);
-        m.backend.synchronize()?;
-        timings.add("ffn", t);
+        timings.end(&m.backend, "ffn", t)?;
     }
     Ok(cache)
 }
@@ -189,15 +184,11 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
     let hosts = p.layout.hosts.len();
     let me = &p.layout.hosts[p.host];
     // The block this host sends first: its own K/V, copied out of this layer's q/k/v.
-    let mut held: Handoff = {
-        let _turn = comm.compute_turn();
-        let t = Instant::now();
+    let mut held: Handoff = exchange::moving(m, comm, timings, || {
         let n = b.len(&qkv.k) / c.kv_width();
         let own: KvBlock<B> = (b.rows(&qkv.k, c.kv_width(), 0, n)?, b.rows(&qkv.v, c.kv_width(), 0, n)?);
-        m.backend.synchronize()?;
-        timings.add("comm", t);
-        Arc::new(own)
-    };
+        Ok(Arc::new(own) as Handoff)
+    })?;
     let mut acc: Option<(B::Buf, B::Buf)> = None;
     for step in 0..hosts {
         if step > 0 {
@@ -215,8 +206,7 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
                 (ao, al)
             }
         });
-        m.backend.synchronize()?;
-        timings.add("attention", t);
+        timings.end(&m.backend, "attention", t)?;
     }
     acc.map(|(o, _)| o).ok_or_else(|| EngineError::new(crate::error::code::INTERNAL, "ring", "no ring steps"))
 }

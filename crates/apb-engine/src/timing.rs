@@ -3,6 +3,9 @@
 
 use std::time::Instant;
 
+use crate::backend::Backend;
+use crate::error::Result;
+
 /// `comm` is time spent moving data between hosts; `wait` is time an emulated host spent
 /// waiting for the others to take their compute turns (an artefact of emulation, not work).
 pub const PHASES: [&str; 9] = ["embed", "qkv", "scoring", "attention", "ffn", "comm", "wait", "query", "decode"];
@@ -24,6 +27,13 @@ impl HostTimings {
         if let Some(i) = PHASES.iter().position(|p| *p == phase) {
             self.ms[i] += started.elapsed().as_secs_f64() * 1e3;
         }
+    }
+    /// Ends a phase of device work: waits for the work the backend has queued (an
+    /// asynchronous device returns before it is done), then adds the time since `started`.
+    pub fn end<B: Backend>(&mut self, backend: &B, phase: &str, started: Instant) -> Result<()> {
+        backend.synchronize()?;
+        self.add(phase, started);
+        Ok(())
     }
     pub fn get(&self, phase: &str) -> f64 {
         PHASES.iter().position(|p| *p == phase).map_or(0.0, |i| self.ms[i])
