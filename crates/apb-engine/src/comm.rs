@@ -1,6 +1,6 @@
 //! How hosts talk. The forward is written SPMD: each host runs the same code with its own
 //! rank and calls these collectives. `InProcess` emulates H hosts as H threads of one
-//! process; NCCL and TCP implementations come with the GPU and multi-host issues.
+//! process; `tcp::TcpComm` joins CPU hosts that are processes; apb-cuda's `NcclComm` joins GPUs.
 
 use std::any::Any;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -23,6 +23,13 @@ pub trait Comm: Send {
     /// caller uses `all_gather`). Emulated hosts on one device hand buffers over this way.
     fn all_gather_handoff(&mut self, _item: Handoff) -> Result<Option<Vec<Handoff>>> {
         Ok(None)
+    }
+    /// A ring step on values that stay where they are: hands `item` to the next host and
+    /// returns the previous host's; `None` where the transport can only move bytes. Device
+    /// transports (NCCL) override this with one send and one receive.
+    fn ring_pass_handoff(&mut self, item: Handoff) -> Result<Option<Handoff>> {
+        let from = (self.rank() + self.size() - 1) % self.size();
+        Ok(self.all_gather_handoff(item)?.map(|all| all[from].clone()))
     }
     /// Held while this host computes. Emulated hosts take turns so that each host's timed
     /// work has the machine to itself; real hosts never wait here.

@@ -98,22 +98,23 @@ fn validate<B: Backend>(m: &Model<B>, r: &Request) -> Result<()> {
     Ok(())
 }
 
-/// Device memory a request needs beyond the weights, in values: every host's KV cache (all
-/// live at once where hosts are emulated on one device) and the largest host's layer
-/// activations (hidden states, q/k/v, attention output, the MLP's gate, up and product).
-fn working_values(m: &Model<impl Backend>, r: &Request, layout: &apb_plan::layout::Layout) -> u64 {
+/// Device memory a request needs beyond the weights, in values, for the hosts that live on
+/// this device (all of them where hosts are emulated on one device; one on a real host):
+/// their KV caches and the largest one's layer activations (hidden states, q/k/v, attention
+/// output, the MLP's gate, up and product).
+fn working_values(m: &Model<impl Backend>, r: &Request, hosts: &[apb_plan::layout::HostLayout]) -> u64 {
     let c = &m.config;
     let rows = |h: &apb_plan::layout::HostLayout| h.anchor.tokens + h.local_tokens + r.query.len() as u64;
-    let kv: u64 = layout.hosts.iter().map(|h| rows(h) * 2 * c.kv_width() as u64 * c.layers as u64).sum();
+    let kv: u64 = hosts.iter().map(|h| rows(h) * 2 * c.kv_width() as u64 * c.layers as u64).sum();
     let per_row = (3 * c.hidden + 2 * c.q_width() + 2 * c.kv_width() + 3 * c.intermediate) as u64;
-    let largest = layout.hosts.iter().map(rows).max().unwrap_or(0);
+    let largest = hosts.iter().map(rows).max().unwrap_or(0);
     kv + largest * per_row
 }
 
 /// Refuses, before any work, a request whose working memory does not fit the device.
-fn check_memory<B: Backend>(m: &Model<B>, r: &Request, layout: &apb_plan::layout::Layout) -> Result<()> {
+fn check_memory<B: Backend>(m: &Model<B>, r: &Request, layout: &apb_plan::layout::Layout, on_device: &[apb_plan::layout::HostLayout]) -> Result<()> {
     let Some((free, bytes_per_value)) = m.backend.free_memory()? else { return Ok(()) };
-    let needed = working_values(m, r, layout) * bytes_per_value as u64;
+    let needed = working_values(m, r, on_device) * bytes_per_value as u64;
     if needed > free {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         return Err(EngineError::new(
@@ -150,7 +151,7 @@ pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u
     let input = plan_input(m, r);
     let plan = apb_plan::plan(&input)?;
     let layout = &plan.layout;
-    check_memory(m, r, layout)?;
+    check_memory(m, r, layout, &layout.hosts)?;
     let doc = apb_plan::layout::anchor_document(&input, &layout.settings);
     let anchor_document = doc.start as usize..doc.end as usize;
     let started = Instant::now();
@@ -197,6 +198,64 @@ pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u
         block_tokens: s.block_tokens as usize,
         prefill_wall_ms,
         total_wall_ms,
+    })
+}
+
+/// What one real host returns: its own tokens (every host holds the same ones), the
+/// first-token logits, its timings and the layout's sizes.
+#[derive(Debug, Clone)]
+pub struct HostOutput {
+    pub tokens: Vec<u32>,
+    pub first_logits: Vec<f32>,
+    pub timings: HostTimings,
+    pub anchor_tokens: usize,
+    pub passing_tokens: usize,
+    pub block_tokens: usize,
+    /// From this call's start to the end of this host's prefill.
+    pub prefill_wall_ms: f64,
+    pub total_wall_ms: f64,
+}
+
+/// Runs this host's part of a request: the one entry point of a host that is its own
+/// process. Every host plans the same layout from the same request, so nothing about the
+/// layout travels between hosts; `comm` joins it to the others (TCP or NCCL). Only the
+/// last host calls `on_token`.
+pub fn generate_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut C, on_token: &(dyn Fn(u32) -> bool + Sync)) -> Result<HostOutput> {
+    // Checks every host makes alike, on the same request, before touching the data plane:
+    // each refuses on its own and the group stays usable for the next request.
+    validate(m, r)?;
+    let input = plan_input(m, r);
+    let plan = apb_plan::plan(&input)?;
+    let layout = &plan.layout;
+    if layout.hosts.len() != comm.size() {
+        return Err(EngineError::invalid(
+            "hosts",
+            format!("the request plans {} hosts but this group has {}; send it with hosts = {}", layout.hosts.len(), comm.size(), comm.size()),
+        ));
+    }
+    check_memory(m, r, layout, &layout.hosts[comm.rank()..=comm.rank()])?;
+    let doc = apb_plan::layout::anchor_document(&input, &layout.settings);
+    let started = Instant::now();
+    let (host, prefill_wall_ms) = match run_host(m, r, layout, doc.start as usize..doc.end as usize, comm, started, on_token) {
+        Ok(x) => x,
+        Err(e) => {
+            // Tell the others (where the transport can) so none waits on this host at a collective.
+            if e.code != code::COMM {
+                comm.abort(&format!("host {} failed: {}", comm.rank(), e.message));
+            }
+            return Err(e);
+        }
+    };
+    let s = &layout.settings;
+    Ok(HostOutput {
+        tokens: host.tokens,
+        first_logits: host.first_logits,
+        timings: host.timings,
+        anchor_tokens: s.anchor_tokens as usize,
+        passing_tokens: s.passing_tokens as usize,
+        block_tokens: s.block_tokens as usize,
+        prefill_wall_ms,
+        total_wall_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }
 

@@ -94,11 +94,10 @@ fn blocks_stacked(blocks: &[Arc<Vec<f32>>]) -> Vec<f32> {
 
 /// One ring step: hands `held` to the next host and returns the previous host's block.
 pub fn ring_step<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, held: Handoff, timings: &mut HostTimings) -> Result<Handoff> {
-    let from = (comm.rank() + comm.size() - 1) % comm.size();
     let t = Instant::now();
-    if let Some(all) = comm.all_gather_handoff(held.clone())? {
+    if let Some(got) = comm.ring_pass_handoff(held.clone())? {
         timings.add(comm.collective_phase(), t);
-        return Ok(all[from].clone());
+        return Ok(got);
     }
     let bytes = moving(m, comm, timings, || to_bytes(m, kv_of::<B>(&held)?))?;
     let t = Instant::now();

@@ -1,5 +1,5 @@
 //! apb-engine: a Llama-family transformer forward, generic over a `Backend` (CPU here; CUDA
-//! in apb-cuda) and a `Comm` (in-process emulation of H hosts here; NCCL and TCP next), running
+//! in apb-cuda) and a `Comm` (in-process emulation of H hosts; TCP between CPU host processes; NCCL in apb-cuda), running
 //! full, APB, Star and Ring prefill with the planner's layouts, then merged decoding.
 
 pub mod backend;
@@ -17,11 +17,12 @@ pub mod prefill;
 pub mod rope;
 pub mod safetensors;
 pub mod sample;
+pub mod tcp;
 pub mod timing;
 pub mod weights;
 
 pub use config::{Architecture, Llama3Scaling, ModelConfig};
 pub use comm::Transfer;
-pub use engine::{generate, generate_with, Output, Request};
+pub use engine::{generate, generate_host, generate_with, HostOutput, Output, Request};
 pub use error::{EngineError, Result};
 pub use model::Model;
