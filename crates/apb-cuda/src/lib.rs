@@ -18,6 +18,7 @@ pub mod blas;
 pub mod check;
 pub mod doctor;
 pub mod gpu;
+pub mod nccl;
 pub mod ops;
 
 pub use attention::{AttentionKernel, GpuSegment};

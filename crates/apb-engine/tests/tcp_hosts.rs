@@ -71,7 +71,7 @@ fn a_host_that_fails_is_named_by_the_others() {
     let mut comms = tcp_group(3, "failing");
     let dead = comms.remove(2);
     drop(dead); // host 2 is gone before the request reaches it
-    let errors: Vec<_> = run_tcp(&model, &r, &mut comms).into_iter().map(|o| o.err().expect("a host whose peer is gone cannot finish")).collect();
+    let errors: Vec<_> = run_tcp(&model, &r, &mut comms).into_iter().map(|o| o.expect_err("a host whose peer is gone cannot finish")).collect();
     assert!(errors.iter().all(|e| e.code == "COMM"), "{errors:?}");
     // A survivor that lost its link to host 2 names it; the others may only see that survivor
     // shut down (the control plane names the root cause to the caller).

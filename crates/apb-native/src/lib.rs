@@ -86,8 +86,10 @@ pub struct ModelSpec {
     pub tensors: Vec<TensorSpec>,
     /// Locret retaining heads, if any.
     pub retaining: Option<Vec<TensorSpec>>,
-    /// "cpu" (default) or "cuda" (GPU 0; see backends()).
+    /// "cpu" (default) or "cuda" (see backends()).
     pub backend: Option<String>,
+    /// The GPU a CUDA model loads on (default 0): one process per GPU.
+    pub gpu: Option<u32>,
 }
 
 fn config_of(c: &ConfigSpec) -> apb_engine::Result<ModelConfig> {
@@ -182,7 +184,7 @@ impl Task for LoadTask {
                     Ok(Loaded::Cpu(Box::new(model)))
                 }
                 Some("cuda") => {
-                    let cuda = apb_cuda::Cuda::open(0)?;
+                    let cuda = apb_cuda::Cuda::open(spec.gpu.unwrap_or(0) as usize)?;
                     check_fits(&cuda, &spec)?;
                     let mut model = Model::load(cuda, config, &mut files, &mut report)?;
                     load_retaining(&mut model, &spec)?;
@@ -288,6 +290,7 @@ pub struct GenerateSpec {
 }
 
 #[napi(object)]
+#[derive(Clone)]
 pub struct HostTiming {
     pub host: u32,
     /// Milliseconds per phase: embed, qkv, scoring, attention, ffn, comm, wait, query, decode.
@@ -308,7 +311,7 @@ pub struct GenerateResult {
     pub total_wall_ms: f64,
 }
 
-fn request_of(s: &GenerateSpec) -> apb_engine::Result<Request> {
+pub(crate) fn request_of(s: &GenerateSpec) -> apb_engine::Result<Request> {
     let strategy = apb_plan::input::Strategy::from_name(&s.strategy)
         .filter(|x| *x != Strategy::Ulysses)
         .ok_or_else(|| EngineError::invalid("strategy", format!("strategy '{}' is not one of full, apb, star, ring, ring-zigzag", s.strategy)))?;
@@ -366,16 +369,7 @@ impl Task for GenerateTask {
     }
 
     fn resolve(&mut self, _env: Env, out: apb_engine::Output) -> Result<GenerateResult> {
-        let hosts = out
-            .hosts
-            .iter()
-            .map(|h| HostTiming {
-                host: h.host as u32,
-                phases_ms: PHASES.iter().zip(h.ms.iter()).map(|(p, ms)| (p.to_string(), *ms)).collect(),
-                prefill_ms: h.prefill_ms(),
-                prefill_rows: h.prefill_rows as u32,
-            })
-            .collect();
+        let hosts = out.hosts.iter().map(host_timing).collect();
         Ok(GenerateResult {
             tokens: out.tokens,
             first_logits: Float32Array::new(out.first_logits),
@@ -389,10 +383,19 @@ impl Task for GenerateTask {
     }
 }
 
+pub(crate) fn host_timing(h: &apb_engine::timing::HostTimings) -> HostTiming {
+    HostTiming {
+        host: h.host as u32,
+        phases_ms: PHASES.iter().zip(h.ms.iter()).map(|(p, ms)| (p.to_string(), *ms)).collect(),
+        prefill_ms: h.prefill_ms(),
+        prefill_rows: h.prefill_rows as u32,
+    }
+}
+
 /// A loaded model.
 #[napi]
 pub struct Engine {
-    model: Arc<Loaded>,
+    pub(crate) model: Arc<Loaded>,
 }
 
 #[napi]
@@ -444,3 +447,4 @@ pub fn backends() -> Vec<String> {
 
 pub mod cuda;
 pub mod doctor;
+pub mod hosts;

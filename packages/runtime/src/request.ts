@@ -1,0 +1,128 @@
+// A request as every host runs it: the prompt tokenized and split (prefix, document,
+// query), the strategy and its settings, sampling and stop ids. Emulated runs hand it to
+// the engine directly; a coordinator hands the same thing to every host of a group.
+import type { GenerateSpec } from "@apb/native";
+import { z } from "zod";
+import { RuntimeError } from "./errors.js";
+import type { ModelDir } from "./model-dir.js";
+import { splitPrompt, type PromptTokens } from "./prompt.js";
+import type { ChatMessage } from "./tokenizer.js";
+
+export const STRATEGIES = ["full", "apb", "star", "ring", "ring-zigzag"] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+const generateSchema = z.strictObject({
+  document: z.string({ error: "must be the document text (the long context)" }),
+  query: z.string({ error: "must be the question asked about the document" }).min(1, { error: "must not be empty" }),
+  messages: z.array(z.object({ role: z.string(), content: z.string() })).optional(),
+  strategy: z.enum(STRATEGIES, { error: `must be one of ${STRATEGIES.join(", ")}` }).default("apb"),
+  hosts: z.number().int().min(1).max(4096).default(4),
+  anchorTokens: z.number().int().min(0).optional(),
+  passingTokens: z.number().int().min(0).optional(),
+  balanced: z.boolean().optional(),
+  scorer: z.enum(["query", "retaining-heads"]).optional(),
+  maxTokens: z.number().int().min(0).max(1_000_000).default(64),
+  temperature: z.number().min(0).max(100).default(0),
+  topP: z.number().gt(0).max(1).default(1),
+  seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+  stopTokenIds: z.array(z.number().int().min(0)).optional(),
+  onToken: z.function().optional(),
+});
+
+export interface GenerateOptions {
+  document: string;
+  query: string;
+  /** Extra chat messages placed before the user turn (system prompt, earlier turns). */
+  messages?: ChatMessage[];
+  strategy?: Strategy;
+  hosts?: number;
+  anchorTokens?: number;
+  passingTokens?: number;
+  balanced?: boolean;
+  scorer?: "query" | "retaining-heads";
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  /** Token ids that end generation; defaults to the model's EOS ids. */
+  stopTokenIds?: number[];
+  /** Called once per generated token, in order, with the text it completes (possibly ""; a
+   * character split across tokens appears once complete). If generation ends inside a
+   * character, one more call with the last id delivers the rest. The pieces join to `text`. */
+  onToken?: (text: string, id: number) => void;
+}
+
+/** What every host of a group runs: token ids and settings, nothing host-specific. */
+export interface HostRequest {
+  /** BOS/system prefix followed by the document. */
+  context: number[];
+  /** Tokens of `context` that form the prefix (kept ahead of the query in the anchor). */
+  prefixTokens: number;
+  query: number[];
+  strategy: Strategy;
+  /** Hosts to plan for; a group runs it on all of its hosts. */
+  hosts: number;
+  anchorTokens?: number;
+  passingTokens?: number;
+  balanced?: boolean;
+  scorer?: "query" | "retaining-heads";
+  maxTokens: number;
+  stopTokenIds: number[];
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+
+function zodError(error: z.ZodError): RuntimeError {
+  const issue = error.issues[0]!;
+  const path = issue.path.join(".");
+  return new RuntimeError({ code: "OUT_OF_RANGE", path, message: `${path || "options"} ${issue.message}` });
+}
+
+/** Checks `options`, tokenizes the prompt with the model's tokenizer and builds the request. */
+export function buildHostRequest(dir: ModelDir, options: GenerateOptions): { request: HostRequest; prompt: PromptTokens } {
+  const parsed = generateSchema.safeParse(options);
+  if (!parsed.success) throw zodError(parsed.error);
+  const o = parsed.data;
+  const prompt = splitPrompt(dir.tokenizer, options.messages ? { document: o.document, query: o.query, messages: options.messages } : { document: o.document, query: o.query });
+  if (prompt.document.length === 0) {
+    throw new RuntimeError({ code: "INVALID_INPUT", path: "document", message: "document is empty: give the long context to read" });
+  }
+  const request: HostRequest = {
+    context: [...prompt.prefix, ...prompt.document],
+    prefixTokens: prompt.prefix.length,
+    query: prompt.query,
+    strategy: o.strategy,
+    hosts: o.strategy === "full" ? 1 : o.hosts,
+    ...(o.anchorTokens !== undefined ? { anchorTokens: o.anchorTokens } : {}),
+    ...(o.passingTokens !== undefined ? { passingTokens: o.passingTokens } : {}),
+    ...(o.balanced !== undefined ? { balanced: o.balanced } : {}),
+    ...(o.scorer !== undefined ? { scorer: o.scorer } : {}),
+    maxTokens: o.maxTokens,
+    stopTokenIds: o.stopTokenIds ?? dir.config.eosTokenIds,
+    temperature: o.temperature,
+    topP: o.topP,
+    seed: o.seed,
+  };
+  return { request, prompt };
+}
+
+/** The request as the addon takes it. */
+export function nativeSpec(r: HostRequest): GenerateSpec {
+  return {
+    context: r.context,
+    prefixTokens: r.prefixTokens,
+    query: r.query,
+    strategy: r.strategy,
+    hosts: r.hosts,
+    anchorTokens: r.anchorTokens,
+    passingTokens: r.passingTokens,
+    balanced: r.balanced,
+    scorer: r.scorer,
+    maxNewTokens: r.maxTokens,
+    stopTokens: r.stopTokenIds,
+    temperature: r.temperature,
+    topP: r.topP,
+    seed: r.seed,
+  };
+}
