@@ -27,6 +27,13 @@ export function describe(error: unknown): { line: string; exitCode: number } {
     return { line: `apb: ${message} [${error.code}]`, exitCode: error.code === "INTERNAL" ? 1 : 2 };
   }
   if (error instanceof UsageError) return { line: `apb: ${error.message}`, exitCode: 2 };
+  if (isErrorData(error)) return { line: `apb: ${error.message} [${error.code}]`, exitCode: 1 };
   const message = error instanceof Error ? error.message : String(error);
   return { line: `apb: internal error: ${message}`, exitCode: 1 };
+}
+
+/** Errors that are data from the other packages (the control plane's, a host's). */
+function isErrorData(error: unknown): error is { code: string; message: string } {
+  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
+  return typeof code === "string" && /^[A-Z_]+$/.test(code);
 }

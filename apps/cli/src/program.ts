@@ -1,9 +1,11 @@
 import { Command, CommanderError } from "commander";
+import { registerCoordinator } from "./commands/coordinator.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerMakeTinyModel } from "./commands/make-tiny-model.js";
 import { registerPlan } from "./commands/plan.js";
 import { registerRun } from "./commands/run.js";
+import { registerWorker } from "./commands/worker.js";
 import { describe } from "./errors.js";
 
 export function buildProgram(): Command {
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(`apb: ${text.replace(/^error: /, "")}`) });
   registerPlan(program);
   registerRun(program);
+  registerWorker(program);
+  registerCoordinator(program);
   registerMakeTinyModel(program);
   registerDoctor(program);
   registerDemo(program);

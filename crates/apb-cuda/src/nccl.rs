@@ -1062,6 +1062,14 @@ impl Comm for NcclComm {
         None
     }
 
+    fn check_aborted(&self) -> Result<()> {
+        if !self.shared.aborted.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let s = lock(&self.shared.state);
+        Err(self.shared.stopped("this request", &s))
+    }
+
     fn abort(&self, reason: &str) {
         self.shared.abort(reason);
     }

@@ -36,6 +36,12 @@ pub trait Comm: Send {
     fn compute_turn(&self) -> Option<MutexGuard<'_, ()>>;
     /// Tells the other hosts this one failed, so none waits forever at a collective.
     fn abort(&self, reason: &str);
+    /// An error once this end was aborted (from another thread, or by a failed exchange):
+    /// the forward checks it every layer, so an aborted request stops within one layer's
+    /// compute instead of running on until its next collective.
+    fn check_aborted(&self) -> Result<()> {
+        Ok(())
+    }
     /// The timing phase for time spent in collectives: "comm" where data really moves,
     /// "wait" where hosts are emulated and a collective only waits for the others' turns.
     fn collective_phase(&self) -> &'static str {

@@ -28,6 +28,7 @@ pub fn decode<B: Backend, C: Comm>(
     let mut t = Instant::now();
     let mut x = b.embed(&m.weights.embed, c.hidden, tokens)?;
     for (l, w) in m.weights.layers.iter().enumerate() {
+        comm.check_aborted()?;
         let mut qkv = layer::project(m, w, &x)?;
         layer::rotate(m, &mut qkv, positions)?;
         if appends {

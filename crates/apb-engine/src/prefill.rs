@@ -44,6 +44,7 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
     };
     let mut cache = KvCache { k: Vec::with_capacity(c.layers), v: Vec::with_capacity(c.layers) };
     for (l, w) in m.weights.layers.iter().enumerate() {
+        comm.check_aborted()?;
         let turn = comm.compute_turn();
         let t = Instant::now();
         let mut qkv = layer::project(m, w, &x)?;

@@ -200,6 +200,13 @@ impl Comm for TcpComm {
     fn abort(&self, reason: &str) {
         self.abort.abort(reason);
     }
+
+    fn check_aborted(&self) -> Result<()> {
+        match self.abort.reason() {
+            Some(reason) if self.abort.is_aborted() => Err(comm_error(format!("host {} stopped its data plane: {reason}", self.rank))),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn connect_until(address: &str, peer: usize, deadline: Instant) -> Result<TcpStream> {

@@ -1,0 +1,76 @@
+// `apb run --processes`: a coordinator in this process and one worker process per host on
+// this machine (one per GPU with CUDA), as torchrun --nproc-per-node starts them. Workers
+// exit when the coordinator goes away, so none outlives the run.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { Coordinator } from "@apb/control-plane";
+import type { BackendName } from "@apb/runtime";
+
+export interface LocalGroupOptions {
+  modelPath: string;
+  fingerprint: string;
+  hosts: number;
+  backend: BackendName;
+  /** How long the group may take to form (workers load the model first). */
+  formTimeoutMs: number;
+}
+
+export interface LocalGroup {
+  coordinator: Coordinator;
+  /** Waits until every worker has joined; fails naming a worker that exited first. */
+  ready(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const KEPT_LOG_LINES = 20;
+
+export async function startLocalGroup(o: LocalGroupOptions): Promise<LocalGroup> {
+  const token = randomBytes(24).toString("hex");
+  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: o.hosts, token, model: { path: o.modelPath, fingerprint: o.fingerprint } });
+  const logs: string[][] = [];
+  const workers: ChildProcess[] = [];
+  let exited: ((e: Error) => void) | null = null;
+  const firstExit = new Promise<never>((_, reject) => (exited = reject));
+  firstExit.catch(() => undefined);
+  for (let rank = 0; rank < o.hosts; rank++) {
+    const args = [process.argv[1]!, "worker", "--coordinator", coordinator.url, "--backend", o.backend, "--rank", String(rank), "--exit-with-coordinator"];
+    if (o.backend === "cuda") args.push("--gpu", String(rank));
+    const child = spawn(process.execPath, args, { env: { ...process.env, APB_TOKEN: token }, stdio: ["ignore", "ignore", "pipe"] });
+    const kept: string[] = [];
+    logs.push(kept);
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      kept.push(...chunk.split("\n").filter(Boolean));
+      kept.splice(0, Math.max(0, kept.length - KEPT_LOG_LINES));
+    });
+    child.on("exit", (code, signal) => {
+      const last = kept.at(-1) ?? "(no output)";
+      exited?.(new Error(`worker ${rank} (pid ${child.pid}) exited with ${signal ?? `code ${code}`} before the group formed: ${last}`));
+    });
+    workers.push(child);
+  }
+  let stopped = false;
+  return {
+    coordinator,
+    ready: () => Promise.race([coordinator.waitForGroup(o.formTimeoutMs), firstExit]),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      exited = null;
+      await coordinator.close();
+      await Promise.all(workers.map((w) => stopWorker(w)));
+    },
+  };
+}
+
+/** A worker exits when its coordinator closes; one that does not is killed after 5 s. */
+function stopWorker(w: ChildProcess): Promise<void> {
+  if (w.exitCode !== null || w.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => w.kill("SIGKILL"), 5000);
+    w.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    w.kill("SIGTERM");
+  });
+}

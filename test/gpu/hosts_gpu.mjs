@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+// Hosts as processes on a machine with two GPUs: a coordinator here and one `apb worker`
+// per GPU joined over NCCL, against the same hosts emulated on one GPU.
+//   --check REFDIR: on each reference model of hf_reference.py, every strategy on 2 real
+//     hosts gives the tokens of 2 emulated hosts, and first-token logits within bf16 bounds.
+//   --bench MODELDIR: a Llama-3.1-8B-shaped model (model_bench.py's) at each length: time to
+//     first token of full on one GPU, and apb, star and ring on 2 real and on 2 emulated
+//     hosts, comm per layer, the planner's prediction beside each. Writes hosts-gpu.json and
+//     hosts-gpu.md to $OUT (or the current directory).
+// usage: bundle/bin/node bundle/test/gpu/hosts_gpu.mjs [--check REFDIR] [--bench MODELDIR]
+//          [--lengths 32768,131072] [--strategies apb,star,ring]
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Coordinator } from "@apb/control-plane";
+import { Engine } from "@apb/native";
+import { Planner } from "@apb/planner";
+import { decodeLogits } from "@apb/protocol";
+import { buildWeightSpec, modelFingerprint, openModelDir, readEngineConfig, readSafetensorsDir, tinyTokenizerFiles } from "@apb/runtime";
+
+const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
+const here = dirname(fileURLToPath(import.meta.url));
+// In the bundle the CLI is lib/apb.mjs; in the repository, apps/cli/dist/bin.js.
+const cli = [join(here, "..", "..", "lib", "apb.mjs"), join(here, "..", "..", "apps", "cli", "dist", "bin.js")].find(existsSync);
+const HOSTS = 2;
+const out = process.env.OUT ?? ".";
+const results = { date: new Date().toISOString().slice(0, 10), checks: [], bench: [] };
+let failures = 0;
+
+function relErr(got, want) {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i += 1) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** Reference models carry no tokenizer; workers open model directories, which need one. */
+function ensureTokenizer(dir) {
+  if (existsSync(join(dir, "tokenizer.json"))) return;
+  const files = tinyTokenizerFiles({ addBos: true, chatTemplate: false, maxLengthTokens: 1 << 20 });
+  writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(files.tokenizerJson));
+  writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(files.tokenizerConfig));
+}
+
+/** A coordinator here and one worker process per GPU; resolves once the group has formed. */
+async function startGroup(modelDir) {
+  const token = randomBytes(16).toString("hex");
+  const dir = await openModelDir(modelDir);
+  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: HOSTS, token, model: { path: dir.dir, fingerprint: modelFingerprint(dir) } });
+  const workers = [];
+  for (let rank = 0; rank < HOSTS; rank += 1) {
+    const args = [cli, "worker", "--coordinator", coordinator.url, "--backend", "cuda", "--gpu", String(rank), "--rank", String(rank), "--exit-with-coordinator"];
+    const w = spawn(process.execPath, args, { env: { ...process.env, APB_TOKEN: token, NCCL_NVLS_ENABLE: process.env.NCCL_NVLS_ENABLE ?? "0" }, stdio: ["ignore", "inherit", "inherit"] });
+    workers.push(w);
+  }
+  const started = performance.now();
+  await coordinator.waitForGroup(600_000);
+  console.log(JSON.stringify({ group: "formed", model: modelDir, seconds: (performance.now() - started) / 1e3 }));
+  return {
+    coordinator,
+    async stop() {
+      await coordinator.close();
+      await Promise.all(workers.map((w) => (w.exitCode !== null ? null : new Promise((r) => { const k = setTimeout(() => w.kill("SIGKILL"), 5000); w.once("exit", () => { clearTimeout(k); r(); }); }))));
+    },
+  };
+}
+
+async function loadEmulated(modelDir) {
+  const config = await readEngineConfig(modelDir);
+  const tensors = buildWeightSpec(config, await readSafetensorsDir(modelDir));
+  return { config, engine: await Engine.load({ config: { ...config, ropeScaling: config.ropeScaling ?? undefined }, tensors, backend: "cuda", gpu: 0 }) };
+}
+
+const job = (ids, prefix, query, strategy, maxTokens) => ({ context: ids.slice(0, -query), prefixTokens: prefix, query: ids.slice(-query), strategy, maxTokens, stopTokenIds: [], temperature: 0, topP: 1, seed: 0 });
+const nativeSpec = (j, hosts) => ({ context: j.context, prefixTokens: j.prefixTokens, query: j.query, strategy: j.strategy, hosts, maxNewTokens: j.maxTokens, stopTokens: [] });
+
+function report(row, pass) {
+  if (!pass) failures += 1;
+  results.checks.push({ ...row, pass });
+  console.log(JSON.stringify({ ...row, pass }));
+}
+
+async function check(refDir) {
+  for (const name of readdirSync(refDir).filter((n) => existsSync(join(refDir, n, "config.json")))) {
+    const modelDir = join(refDir, name);
+    ensureTokenizer(modelDir);
+    const { config, engine } = await loadEmulated(modelDir);
+    const group = await startGroup(modelDir);
+    try {
+      for (const strategy of ["apb", "star", "ring", "ring-zigzag"]) {
+        const n = 3000 + Math.floor(Math.random() * 2000);
+        const ids = Array.from({ length: n }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
+        const j = job(ids, 4, 16, strategy, 8);
+        const emulated = await engine.generate(nativeSpec(j, HOSTS));
+        const real = await group.coordinator.submit(j);
+        const e = relErr(Array.from(decodeLogits(real.firstLogits)), Array.from(emulated.firstLogits));
+        const same = real.tokens.join(",") === emulated.tokens.join(",");
+        // The same kernels on the same data: NCCL moves bf16 blocks bit for bit, so only the
+        // order of floating-point work could differ; 2e-2 is the emulated checks' bf16 bound.
+        report({ model: name, check: `${strategy}: 2 processes over NCCL vs 2 emulated hosts`, tokens: n, relErr: e, realTokens: real.tokens, emulatedTokens: emulated.tokens, commMs: real.hosts.map((h) => h.timings.commMs) }, same && e < 2e-2);
+      }
+    } finally {
+      await group.stop();
+    }
+  }
+}
+
+async function bench(modelDir) {
+  const lengths = arg("--lengths", "32768,131072").split(",").map(Number);
+  const strategies = arg("--strategies", "apb,star,ring").split(",");
+  ensureTokenizer(modelDir);
+  const { config, engine } = await loadEmulated(modelDir);
+  const group = await startGroup(modelDir);
+  const planner = await Planner.create(new URL("../../wasm/apb_plan.wasm", import.meta.url));
+  const QUERY = 64;
+  try {
+    const ids0 = Array.from({ length: 4096 }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
+    await engine.generate(nativeSpec(job(ids0, 1, QUERY, "full", 1), 1)); // warm-up
+    await group.coordinator.submit(job(ids0, 1, QUERY, "apb", 1));
+    for (const n of lengths) {
+      const ids = Array.from({ length: n }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
+      const predicted = planner.compare({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: "h200-nvlink" });
+      const plan = (s) => predicted.strategies.find((p) => p.strategy === s);
+      const f = await engine.generate(nativeSpec(job(ids, 1, QUERY, "full", 1), 1));
+      const fh = f.hosts[0];
+      const fullTtft = fh.prefillMs + (fh.phasesMs.query ?? 0);
+      const fullRow = { tokens: n, strategy: "full", where: "1 GPU", ttftMs: fullTtft, prefillMs: fh.prefillMs, commPerLayerMs: 0, plannedPrefillMs: plan("full")?.summary.prefillMs };
+      results.bench.push(fullRow);
+      console.log(JSON.stringify(fullRow));
+      for (const strategy of strategies) {
+        const j = job(ids, 1, QUERY, strategy, 1);
+        const real = await group.coordinator.submit(j);
+        const slow = real.hosts.reduce((a, b) => (b.timings.prefillMs > a.timings.prefillMs ? b : a));
+        const realRow = {
+          tokens: n, strategy, where: "2 processes, NCCL",
+          ttftMs: real.firstTokenMs ?? real.wallMs, wallMs: real.wallMs, prefillMs: slow.timings.prefillMs, prefillWallMs: Math.max(...real.hosts.map((h) => h.timings.prefillWallMs)),
+          commMs: slow.timings.commMs, commPerLayerMs: slow.timings.commMs / config.layers, computeMs: slow.timings.computeMs,
+          speedupVsFull: fullTtft / (real.firstTokenMs ?? real.wallMs), plannedPrefillMs: plan(strategy)?.summary.prefillMs, plannedSpeedupVsFull: plan(strategy)?.speedupVsFull,
+        };
+        results.bench.push(realRow);
+        console.log(JSON.stringify(realRow));
+        const em = await engine.generate(nativeSpec(j, HOSTS));
+        const es = em.hosts.reduce((a, b) => (b.prefillMs > a.prefillMs ? b : a));
+        const emRow = {
+          tokens: n, strategy, where: "2 emulated on 1 GPU",
+          ttftMs: es.prefillMs + Math.max(...em.hosts.map((h) => h.phasesMs.query ?? 0)), prefillMs: es.prefillMs, commMs: es.phasesMs.comm ?? 0, commPerLayerMs: (es.phasesMs.comm ?? 0) / config.layers,
+          wallMs: em.totalWallMs, speedupVsFull: fullTtft / (es.prefillMs + Math.max(...em.hosts.map((h) => h.phasesMs.query ?? 0))),
+        };
+        results.bench.push(emRow);
+        console.log(JSON.stringify(emRow));
+        write();
+      }
+    }
+  } finally {
+    await group.stop();
+  }
+}
+
+function write() {
+  writeFileSync(join(out, "hosts-gpu.json"), JSON.stringify(results, null, 2));
+  const f0 = (x) => (x === undefined || x === null ? "n/a" : x.toFixed(0));
+  const f2 = (x) => (x === undefined || x === null ? "n/a" : x.toFixed(2));
+  const lines = [
+    `# Two real hosts (one process per GPU, NCCL) against two emulated hosts and one GPU (${results.date}, ${results.gpu ?? "GPU"})`,
+    "",
+    "Llama-3.1-8B-shaped model, random bf16 weights. Time to first token is wall time as the caller sees it for real hosts (the job handed out by the coordinator, prefill, the query pass, the first token streamed back); for one GPU and emulated hosts it is the slowest host's own prefill plus the query pass. The planner column predicts 2 H200s joined by NVLink.",
+    "",
+    "| tokens | strategy | hosts | time to first token ms | prefill ms (slowest host's own) | comm ms per layer | speedup vs full (TTFT) | planner prefill ms | planner speedup |",
+    "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ...results.bench.map((r) => `| ${r.tokens} | ${r.strategy} | ${r.where} | ${f0(r.ttftMs)} | ${f0(r.prefillMs)} | ${f2(r.commPerLayerMs)} | ${r.speedupVsFull ? `${f2(r.speedupVsFull)}x` : "1.00x"} | ${f0(r.plannedPrefillMs)} | ${r.plannedSpeedupVsFull ? `${f2(r.plannedSpeedupVsFull)}x` : "n/a"} |`),
+    "",
+    ...(results.checks.length ? ["## Checks", "", "| model | check | relErr | pass |", "|---|---|---:|---|", ...results.checks.map((c) => `| ${c.model} | ${c.check} | ${c.relErr.toExponential(2)} | ${c.pass} |`)] : []),
+  ];
+  writeFileSync(join(out, "hosts-gpu.md"), lines.join("\n") + "\n");
+}
+
+results.gpu = process.env.APB_GPU_NAME ?? "NVIDIA H200";
+const refDir = arg("--check", null);
+const modelDir = arg("--bench", null);
+if (refDir) await check(refDir);
+if (modelDir) await bench(modelDir);
+write();
+console.log(JSON.stringify({ failures }));
+process.exit(failures ? 1 : 0);
