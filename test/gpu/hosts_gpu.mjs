@@ -3,6 +3,9 @@
 // per GPU joined over NCCL, against the same hosts emulated on one GPU.
 //   --check REFDIR: on each reference model of hf_reference.py, every strategy on 2 real
 //     hosts gives the tokens of 2 emulated hosts, and first-token logits within bf16 bounds.
+//   --kill REFDIR: a worker killed with SIGKILL mid-job: the caller gets HOST_LOST naming it,
+//     the survivor (blocked on NCCL with a dead peer) is aborted and stays up, and after a new
+//     worker joins the next job runs.
 //   --bench MODELDIR: a Llama-3.1-8B-shaped model (model_bench.py's) at each length: time to
 //     first token of full on one GPU, and apb, star and ring on 2 real and on 2 emulated
 //     hosts, comm per layer, the planner's prediction beside each. Writes hosts-gpu.json and
@@ -48,21 +51,26 @@ function ensureTokenizer(dir) {
 }
 
 /** A coordinator here and one worker process per GPU; resolves once the group has formed. */
-async function startGroup(modelDir) {
+async function startGroup(modelDir, quiet = false) {
   const token = randomBytes(16).toString("hex");
   const dir = await openModelDir(modelDir);
   const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: HOSTS, token, model: { path: dir.dir, fingerprint: modelFingerprint(dir) } });
-  const workers = [];
-  for (let rank = 0; rank < HOSTS; rank += 1) {
+  const startWorker = (rank) => {
     const args = [cli, "worker", "--coordinator", coordinator.url, "--backend", "cuda", "--gpu", String(rank), "--rank", String(rank), "--exit-with-coordinator"];
-    const w = spawn(process.execPath, args, { env: { ...process.env, APB_TOKEN: token, NCCL_NVLS_ENABLE: process.env.NCCL_NVLS_ENABLE ?? "0" }, stdio: ["ignore", "inherit", "inherit"] });
-    workers.push(w);
-  }
+    return spawn(process.execPath, args, { env: { ...process.env, APB_TOKEN: token, NCCL_NVLS_ENABLE: process.env.NCCL_NVLS_ENABLE ?? "0" }, stdio: ["ignore", "inherit", quiet ? "ignore" : "inherit"] });
+  };
+  const workers = [];
+  for (let rank = 0; rank < HOSTS; rank += 1) workers.push(startWorker(rank));
   const started = performance.now();
   await coordinator.waitForGroup(600_000);
   console.log(JSON.stringify({ group: "formed", model: modelDir, seconds: (performance.now() - started) / 1e3 }));
   return {
     coordinator,
+    workers,
+    restart(rank) {
+      workers[rank] = startWorker(rank);
+      return workers[rank];
+    },
     async stop() {
       await coordinator.close();
       await Promise.all(workers.map((w) => (w.exitCode !== null ? null : new Promise((r) => { const k = setTimeout(() => w.kill("SIGKILL"), 5000); w.once("exit", () => { clearTimeout(k); r(); }); }))));
@@ -110,12 +118,38 @@ async function check(refDir) {
   }
 }
 
+async function kill(refDir) {
+  const modelDir = join(refDir, "llama");
+  ensureTokenizer(modelDir);
+  const { config } = await readEngineConfig(modelDir).then((c) => ({ config: c }));
+  const group = await startGroup(modelDir);
+  try {
+    const ids = Array.from({ length: 16000 }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
+    const running = group.coordinator.submit(job(ids, 4, 16, "ring", 100000)).then(() => null, (e) => e);
+    await new Promise((r) => setTimeout(r, 1500));
+    const victim = group.workers[1];
+    const killedAt = performance.now();
+    victim.kill("SIGKILL");
+    const error = await running;
+    const seconds = (performance.now() - killedAt) / 1e3;
+    const survivorUp = group.workers[0].exitCode === null;
+    report({ model: "llama", check: "worker 1 killed mid-job over NCCL: HOST_LOST names it, survivor stays up", relErr: 0, code: error?.code, message: error?.message, seconds, survivorUp }, error?.code === "HOST_LOST" && String(error?.message).includes(`pid ${victim.pid}`) && seconds < 15 && survivorUp);
+    group.restart(1);
+    await group.coordinator.waitForGroup(120_000);
+    const small = ids.slice(0, 2000);
+    const again = await group.coordinator.submit(job(small, 4, 16, "apb", 4)).then((r) => r, (e) => e);
+    report({ model: "llama", check: "after the worker joined again, the next job runs", relErr: 0, tokens: again.tokens, error: again.message }, Array.isArray(again.tokens) && again.tokens.length === 4);
+  } finally {
+    await group.stop();
+  }
+}
+
 async function bench(modelDir) {
   const lengths = arg("--lengths", "32768,131072").split(",").map(Number);
-  const strategies = arg("--strategies", "apb,star,ring").split(",");
+  const strategies = arg("--strategies", "apb,star,ring,ring-zigzag").split(",");
   ensureTokenizer(modelDir);
   const { config, engine } = await loadEmulated(modelDir);
-  const group = await startGroup(modelDir);
+  const group = await startGroup(modelDir, true);
   const planner = await Planner.create(new URL("../../wasm/apb_plan.wasm", import.meta.url));
   const QUERY = 64;
   try {
@@ -168,21 +202,23 @@ function write() {
   const lines = [
     `# Two real hosts (one process per GPU, NCCL) against two emulated hosts and one GPU (${results.date}, ${results.gpu ?? "GPU"})`,
     "",
-    "Llama-3.1-8B-shaped model, random bf16 weights. Time to first token is wall time as the caller sees it for real hosts (the job handed out by the coordinator, prefill, the query pass, the first token streamed back); for one GPU and emulated hosts it is the slowest host's own prefill plus the query pass. The planner column predicts 2 H200s joined by NVLink.",
+    "Llama-3.1-8B-shaped model, random bf16 weights. Time to first token is wall time as the caller sees it for real hosts (the job handed out by the coordinator, prefill, the query pass, the first token streamed back); for one GPU and emulated hosts it is the slowest host's own prefill plus the query pass. Prefill ms is the slowest host's own prefill (compute and comm). Comm is time inside collectives during prefill: for real hosts it includes waiting for the slower host to arrive, for emulated hosts only the copies around handed-over blocks. The planner column predicts 2 H200s joined by NVLink.",
     "",
-    "| tokens | strategy | hosts | time to first token ms | prefill ms (slowest host's own) | comm ms per layer | speedup vs full (TTFT) | planner prefill ms | planner speedup |",
+    "| tokens | strategy | hosts | time to first token ms | prefill ms (slowest host's own) | comm ms per layer (slowest host) | speedup vs full (TTFT) | planner prefill ms | planner speedup |",
     "|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ...results.bench.map((r) => `| ${r.tokens} | ${r.strategy} | ${r.where} | ${f0(r.ttftMs)} | ${f0(r.prefillMs)} | ${f2(r.commPerLayerMs)} | ${r.speedupVsFull ? `${f2(r.speedupVsFull)}x` : "1.00x"} | ${f0(r.plannedPrefillMs)} | ${r.plannedSpeedupVsFull ? `${f2(r.plannedSpeedupVsFull)}x` : "n/a"} |`),
     "",
-    ...(results.checks.length ? ["## Checks", "", "| model | check | relErr | pass |", "|---|---|---:|---|", ...results.checks.map((c) => `| ${c.model} | ${c.check} | ${c.relErr.toExponential(2)} | ${c.pass} |`)] : []),
+    ...(results.checks.length ? ["## Checks", "", "| model | check | relErr | pass |", "|---|---|---:|---|", ...results.checks.map((c) => `| ${c.model} | ${c.check} | ${c.relErr.toExponential(2)}${c.seconds !== undefined ? ` (named after ${c.seconds.toFixed(1)} s)` : ""} | ${c.pass} |`)] : []),
   ];
   writeFileSync(join(out, "hosts-gpu.md"), lines.join("\n") + "\n");
 }
 
 results.gpu = process.env.APB_GPU_NAME ?? "NVIDIA H200";
 const refDir = arg("--check", null);
+const killDir = arg("--kill", null);
 const modelDir = arg("--bench", null);
 if (refDir) await check(refDir);
+if (killDir) await kill(killDir);
 if (modelDir) await bench(modelDir);
 write();
 console.log(JSON.stringify({ failures }));

@@ -19,7 +19,7 @@ pub fn decode<B: Backend, C: Comm>(
     cache: &mut KvCache<B>,
     tokens: &[u32],
     positions: &[u32],
-    phase: &str,
+    phase: &'static str,
     timings: &mut HostTimings,
 ) -> Result<Vec<f32>> {
     let (b, c) = (&m.backend, &m.config);
@@ -47,7 +47,7 @@ pub fn decode<B: Backend, C: Comm>(
             payload.extend(b.download(&lse)?);
             let t_comm = Instant::now();
             let all = comm.all_gather(payload)?;
-            timings.add(comm.collective_phase(), t_comm);
+            timings.add(after_prefill(comm, phase), t_comm);
             turn = comm.compute_turn();
             t = Instant::now();
             // Every host merges all partials in host order, so all hold the same output.
@@ -63,4 +63,14 @@ pub fn decode<B: Backend, C: Comm>(
     timings.end(b, phase, t)?;
     drop(turn);
     Ok(logits)
+}
+
+/// Where a collective after prefill is counted: in the step that makes the token (`phase`,
+/// query or decode), not in `comm`, which belongs to prefill; emulated hosts still count
+/// their turn-taking as `wait`.
+pub(crate) fn after_prefill<C: Comm>(comm: &C, phase: &'static str) -> &'static str {
+    match comm.collective_phase() {
+        "wait" => "wait",
+        _ => phase,
+    }
 }

@@ -293,7 +293,7 @@ fn run_host<B: Backend, C: Comm>(
         if comm.size() > 1 {
             let t = Instant::now();
             choice = comm.all_gather(choice)?[comm.size() - 1].as_ref().clone();
-            timings.add(comm.collective_phase(), t);
+            timings.add(crate::decode::after_prefill(comm, "decode"), t);
         }
         tokens.push(choice[0] as u32);
         if choice[1] == 0.0 || tokens.len() == r.max_new_tokens {

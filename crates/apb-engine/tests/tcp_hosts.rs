@@ -55,6 +55,10 @@ fn every_strategy_over_tcp_equals_the_same_hosts_emulated() {
             assert!(err <= 1e-5, "{strategy:?} on {hosts} hosts: host {rank}'s first-token logits differ by {err}");
             assert_eq!(out.timings.host, rank);
             assert!(out.timings.get("wait") == 0.0, "real hosts never wait for compute turns");
+            if matches!(strategy, Strategy::Full | Strategy::Star) {
+                // Nothing moves during their prefill; the query pass's merge counts as query.
+                assert_eq!(out.timings.get("comm"), 0.0, "{strategy:?}: comm outside prefill counted as prefill");
+            }
         }
     }
 }

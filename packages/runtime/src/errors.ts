@@ -20,6 +20,7 @@ export type ErrorCode =
   | "INVALID_INPUT" // a request the engine cannot run as given
   | "PLAN" // the planner rejected the layout (its message says why)
   | "COMM" // hosts could not exchange data
+  | "NCCL_UNAVAILABLE" // joining GPU hosts needs NCCL, which this machine lacks (the message says how to fix it)
   | "CANCELLED";
 
 /**

@@ -17,6 +17,8 @@ export function summaryLine(g: Generation): string {
   return (
     `${l.strategy} on ${l.hosts} host${l.hosts > 1 ? "s" : ""} (block ${l.blockTokens}, anchor ${l.anchorTokens}, passing ${l.passingTokens}): ` +
     `prefill ${ms(g.timings.prefillMs)} ms for ${prompt} tokens (${tokensPerS.toFixed(0)} tokens/s on the slowest host), ` +
-    `${g.tokens.length} tokens generated, ${ms(g.timings.totalWallMs)} ms wall`
+    `${g.tokens.length} tokens generated, ` +
+    (g.timings.firstTokenWallMs !== undefined ? `first token after ${ms(g.timings.firstTokenWallMs)} ms wall, ` : "") +
+    `${ms(g.timings.totalWallMs)} ms wall`
   );
 }
