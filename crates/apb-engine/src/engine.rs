@@ -1,7 +1,6 @@
 //! Generation end to end: plan the layout, run every host's prefill, the query pass and
 //! decoding, each emulated host on its own thread.
 
-use std::ops::Range;
 use std::time::Instant;
 
 use apb_plan::input::{Hardware, PlanInput, Scorer, Strategy};
@@ -152,16 +151,13 @@ pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u
     let plan = apb_plan::plan(&input)?;
     let layout = &plan.layout;
     check_memory(m, r, layout, &layout.hosts)?;
-    let doc = apb_plan::layout::anchor_document(&input, &layout.settings);
-    let anchor_document = doc.start as usize..doc.end as usize;
     let started = Instant::now();
     let results: Vec<Result<(HostResult, f64)>> = std::thread::scope(|s| {
         let handles: Vec<_> = InProcess::group_with(layout.hosts.len(), transfer)
             .into_iter()
             .map(|mut comm| {
-                let anchor_document = anchor_document.clone();
                 s.spawn(move || {
-                    let out = run_host(m, r, layout, anchor_document, &mut comm, started, on_token);
+                    let out = run_host(m, r, layout, &mut comm, started, on_token);
                     if let Err(e) = &out {
                         comm.abort(&e.message);
                     }
@@ -234,9 +230,8 @@ pub fn generate_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut 
         ));
     }
     check_memory(m, r, layout, &layout.hosts[comm.rank()..=comm.rank()])?;
-    let doc = apb_plan::layout::anchor_document(&input, &layout.settings);
     let started = Instant::now();
-    let (host, prefill_wall_ms) = match run_host(m, r, layout, doc.start as usize..doc.end as usize, comm, started, on_token) {
+    let (host, prefill_wall_ms) = match run_host(m, r, layout, comm, started, on_token) {
         Ok(x) => x,
         Err(e) => {
             // Tell the others (where the transport can) so none waits on this host at a collective.
@@ -263,14 +258,13 @@ fn run_host<B: Backend, C: Comm>(
     m: &Model<B>,
     r: &Request,
     layout: &apb_plan::layout::Layout,
-    anchor_document: Range<usize>,
     comm: &mut C,
     started: Instant,
     on_token: &(dyn Fn(u32) -> bool + Sync),
 ) -> Result<(HostResult, f64)> {
     let host = comm.rank();
     let is_last = host + 1 == comm.size();
-    let rows = host_rows(&layout.hosts[host], &r.context, &r.query, anchor_document);
+    let rows = host_rows(&layout.hosts[host], &r.context, &r.query);
     let mut timings = HostTimings::new(host);
     let p = HostPrefill { layout, host, rows: &rows, scorer: r.scorer };
     let mut cache = prefill(m, comm, &p, &mut timings)?;

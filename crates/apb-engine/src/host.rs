@@ -17,7 +17,7 @@ pub struct HostRows {
     pub excluded_local: Range<usize>,
 }
 
-pub fn host_rows(layout: &HostLayout, context: &[u32], query: &[u32], anchor_document: Range<usize>) -> HostRows {
+pub fn host_rows(layout: &HostLayout, context: &[u32], query: &[u32]) -> HostRows {
     let mut tokens = Vec::new();
     let mut query_rows = None;
     for part in &layout.anchor.parts {
@@ -33,17 +33,13 @@ pub fn host_rows(layout: &HostLayout, context: &[u32], query: &[u32], anchor_doc
     let anchor_rows = tokens.len();
     // Anchor rows sit at positions 0..a, as in the paper; local rows keep document positions.
     let mut positions: Vec<u32> = (0..anchor_rows as u32).collect();
-    let mut excluded_local = 0..0;
-    let mut local_index = 0;
     for r in &layout.local {
         let (s, e) = (r.start as usize, r.end as usize);
         tokens.extend_from_slice(&context[s..e]);
         positions.extend(s as u32..e as u32);
-        let (lo, hi) = (s.max(anchor_document.start), e.min(anchor_document.end));
-        if lo < hi {
-            excluded_local = local_index + lo - s..local_index + hi - s;
-        }
-        local_index += e - s;
     }
+    // The plan computes these rows where it counts the passing candidates, so the two agree.
+    let excluded = layout.passing.excluded;
+    let excluded_local = excluded.start as usize..excluded.end as usize;
     HostRows { tokens, positions, anchor_rows, query_rows, excluded_local }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use apb_plan::input::{Scorer, Strategy};
-use apb_plan::layout::{HostLayout, KeySource, Layout, Mask, Range as DocRange};
+use apb_plan::layout::{HostLayout, KeySource, Layout, Mask, QueryRange};
 
 use crate::backend::{Backend, Segment};
 use crate::comm::{Comm, Handoff};
@@ -169,7 +169,9 @@ fn anchored_attention<B: Backend>(m: &Model<B>, me: &HostLayout, qkv: &Qkv<B>, a
                 }
                 KeySource::Anchor => (&qkv.k, &qkv.v, 0),
                 KeySource::Local => (&qkv.k, &qkv.v, a),
-                KeySource::Document => return Err(EngineError::new(crate::error::code::INTERNAL, "segments", "document keys belong to ring strategies")),
+                KeySource::Document | KeySource::Held => {
+                    return Err(EngineError::new(crate::error::code::INTERNAL, "segments", "document and held keys belong to ring strategies"))
+                }
             };
             segments.push(Segment { k, v, start: base + key.start as usize, count: key.count as usize, causal: key.mask == Mask::Causal });
         }
@@ -179,11 +181,18 @@ fn anchored_attention<B: Backend>(m: &Model<B>, me: &HostLayout, qkv: &Qkv<B>, a
 }
 
 /// Ring attention: H steps; at step s this host holds the block that started on host
-/// (h - s) mod H, attends to what of it is visible, and merges partial results by LSE.
+/// (h - s) mod H, attends to what of it the plan's ring step lists, and merges partial
+/// results by LSE.
 fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill, qkv: &Qkv<B>, timings: &mut HostTimings) -> Result<B::Buf> {
     let (b, c) = (&m.backend, &m.config);
     let hosts = p.layout.hosts.len();
     let me = &p.layout.hosts[p.host];
+    // Every host passes its block on at each step; a schedule of another length would leave
+    // the ring waiting, so refuse it before the first transfer.
+    let steps: u64 = me.ring_steps.iter().map(|r| r.steps).sum();
+    if steps != hosts as u64 {
+        return Err(EngineError::new(crate::error::code::INTERNAL, "ring", format!("the plan gives {steps} ring steps for {hosts} hosts")));
+    }
     // The block this host sends first: its own K/V, copied out of this layer's q/k/v.
     let mut held: Handoff = exchange::moving(m, comm, timings, || {
         let n = b.len(&qkv.k) / c.kv_width();
@@ -191,15 +200,14 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
         Ok(Arc::new(own) as Handoff)
     })?;
     let mut acc: Option<(B::Buf, B::Buf)> = None;
-    for step in 0..hosts {
+    for (step, (_source, ranges)) in me.ring_schedule().enumerate() {
         if step > 0 {
             held = exchange::ring_step(m, comm, held, timings)?;
         }
         let _turn = comm.compute_turn();
         let t = Instant::now();
         let (k, v) = exchange::kv_of::<B>(&held)?;
-        let source = &p.layout.hosts[(p.host + hosts - step) % hosts];
-        let (o, lse) = ring_partial(m, &qkv.q, &me.local, k, v, &source.local)?;
+        let (o, lse) = ring_partial(m, &qkv.q, ranges, k, v)?;
         acc = Some(match acc {
             None => (o, lse),
             Some((mut ao, mut al)) => {
@@ -212,23 +220,22 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
     acc.map(|(o, _)| o).ok_or_else(|| EngineError::new(crate::error::code::INTERNAL, "ring", "no ring steps"))
 }
 
-/// Partial attention of this host's query chunks over another host's key chunks (both
-/// stacked in document order): earlier chunks in full, the same chunk causally.
-fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, queries: &[DocRange], k: &B::Buf, v: &B::Buf, keys: &[DocRange]) -> Result<(B::Buf, B::Buf)> {
+/// Partial attention of this host's query ranges over the held block, as one ring step of
+/// the plan lists it (keys are rows of the held block). A range that sees none of the block
+/// gets output 0 with LSE -inf, so merging leaves it as it was.
+fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, ranges: &[QueryRange], k: &B::Buf, v: &B::Buf) -> Result<(B::Buf, B::Buf)> {
     let (b, c) = (&m.backend, &m.config);
-    let (mut outs, mut lses) = (Vec::new(), Vec::new());
-    let mut row = 0usize;
-    for qc in queries.iter().filter(|r| !r.is_empty()) {
-        let rows = qc.len() as usize;
-        let mut segments = Vec::new();
-        let mut key_row = 0usize;
-        for kc in keys.iter().filter(|r| !r.is_empty()) {
-            if kc.end <= qc.start || kc.start == qc.start {
-                segments.push(Segment { k, v, start: key_row, count: kc.len() as usize, causal: kc.start == qc.start });
+    let (mut outs, mut lses) = (Vec::with_capacity(ranges.len()), Vec::with_capacity(ranges.len()));
+    for range in ranges {
+        let rows = range.row_count as usize;
+        let mut segments = Vec::with_capacity(range.keys.len());
+        for key in &range.keys {
+            if key.source != KeySource::Held {
+                return Err(EngineError::new(crate::error::code::INTERNAL, "ringSteps", "a ring step attends to the held block only"));
             }
-            key_row += kc.len() as usize;
+            segments.push(Segment { k, v, start: key.start as usize, count: key.count as usize, causal: key.mask == Mask::Causal });
         }
-        let q_rows = b.rows(q, c.q_width(), row, rows)?;
+        let q_rows = b.rows(q, c.q_width(), range.row_start as usize, rows)?;
         let (o, lse) = if segments.is_empty() {
             (b.zeros(rows * c.q_width())?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?)
         } else {
@@ -236,7 +243,6 @@ fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, queries: &[DocRange], k: &
         };
         outs.push(o);
         lses.push(lse);
-        row += rows;
     }
     Ok((b.concat_rows(&outs.iter().collect::<Vec<_>>())?, b.concat_rows(&lses.iter().collect::<Vec<_>>())?))
 }

@@ -3,7 +3,7 @@
 //! per layer where the name says so.
 
 use crate::json::Json;
-use crate::layout::{AnchorKind, HostLayout, KeySource, Mask, PartKind, QueryRange, RowKind};
+use crate::layout::{AnchorKind, HostLayout, KeySource, Mask, PartKind, QueryRange, Range, RingSteps, RowKind};
 use crate::plan::{HostPlan, Plan};
 
 fn ms(seconds: f64) -> Json {
@@ -33,6 +33,7 @@ fn source(k: KeySource) -> &'static str {
         KeySource::Anchor => "anchor",
         KeySource::Local => "local",
         KeySource::Document => "document",
+        KeySource::Held => "held",
     }
 }
 
@@ -65,8 +66,21 @@ fn segment_json(r: &QueryRange) -> Json {
     ])
 }
 
+fn range_json(r: &Range) -> Json {
+    Json::Arr(vec![Json::int(r.start), Json::int(r.end)])
+}
+
+fn ring_steps_json(r: &RingSteps) -> Json {
+    Json::obj(vec![
+        ("firstStep", Json::int(r.first_step)),
+        ("steps", Json::int(r.steps)),
+        ("firstSource", Json::int(r.first_source)),
+        ("segments", Json::Arr(r.segments.iter().map(segment_json).collect())),
+    ])
+}
+
 fn layout_fields(h: &HostLayout) -> Vec<(&'static str, Json)> {
-    let ranges = h.local.iter().map(|r| Json::Arr(vec![Json::int(r.start), Json::int(r.end)])).collect();
+    let ranges = h.local.iter().map(range_json).collect();
     let parts = h
         .anchor
         .parts
@@ -97,6 +111,7 @@ fn layout_fields(h: &HostLayout) -> Vec<(&'static str, Json)> {
             Json::obj(vec![
                 ("sends", Json::int(h.passing.sends)),
                 ("candidates", Json::int(h.passing.candidates)),
+                ("excluded", range_json(&h.passing.excluded)),
                 ("fromHosts", Json::int(h.passing.from_hosts)),
                 ("receives", Json::int(h.passing.receives)),
             ]),
@@ -104,6 +119,7 @@ fn layout_fields(h: &HostLayout) -> Vec<(&'static str, Json)> {
         ("qHeads", Json::Arr(vec![Json::int(h.q_heads.0), Json::int(h.q_heads.1)])),
         ("kvHeads", Json::Arr(vec![Json::int(h.kv_heads.0), Json::int(h.kv_heads.1)])),
         ("segments", Json::Arr(h.segments.iter().map(segment_json).collect())),
+        ("ringSteps", Json::Arr(h.ring_steps.iter().map(ring_steps_json).collect())),
     ]
 }
 

@@ -3,7 +3,7 @@
 mod common;
 
 use apb_plan::input::Strategy;
-use apb_plan::layout::{AnchorKind, KeySource, Mask, RowKind};
+use apb_plan::layout::{anchor_document, AnchorKind, KeySource, Mask, Range, RowKind};
 use apb_plan::plan;
 use common::{input, random_input, Rng};
 
@@ -109,7 +109,7 @@ fn visible_document(p: &apb_plan::Plan, host: usize, row: u64) -> Vec<u64> {
                     }
                     KeySource::Local => l.local[0].start + j,
                     KeySource::Document => j,
-                    KeySource::Anchor => panic!("no anchor expected"),
+                    KeySource::Anchor | KeySource::Held => panic!("no {:?} keys expected", k.source),
                 });
             }
         }
@@ -219,5 +219,138 @@ fn balancing_long_contexts_evens_out_host_times() {
         assert!(hi / lo < 1.03, "hosts still differ by {:.1}%", (hi / lo - 1.0) * 100.0);
         // The first host, which has no anchor and receives nothing, takes the most tokens.
         assert!(p.hosts[0].layout.local_tokens > p.hosts[hosts as usize - 1].layout.local_tokens);
+    }
+}
+
+/// The document position of a row of a block made of `ranges` stacked in order.
+fn position(ranges: &[Range], row: u64) -> Option<u64> {
+    let mut first = 0;
+    for r in ranges {
+        if row < first + r.len() {
+            return Some(r.start + row - first);
+        }
+        first += r.len();
+    }
+    None
+}
+
+/// Ring strategies: over the H steps of the ring, every local row of every host sees each
+/// earlier-or-equal document token exactly once (so merging partial results is exact
+/// attention) and never a later one. At step s host h holds the block of host (h - s) mod H.
+#[test]
+fn ring_steps_show_each_row_every_earlier_token_exactly_once() {
+    let mut rng = Rng::fresh();
+    for _ in 0..60 {
+        let strategy = rng.pick(&[Strategy::Ring, Strategy::RingZigzag]);
+        let hosts = rng.range(1, 12);
+        // Small contexts, so every (row, key) pair can be counted; padding included.
+        let n = rng.range(2 * hosts, 1500);
+        let mut i = input(n, hosts, strategy);
+        i.query_tokens = 1;
+        i.prefix_tokens = 0;
+        let p = match plan(&i) {
+            Ok(p) => p,
+            Err(_) => continue, // a host may hold nothing for some (n, hosts)
+        };
+        let h_count = p.hosts.len() as u64;
+        for host in &p.hosts {
+            let l = &host.layout;
+            let schedule: Vec<_> = l.ring_schedule().collect();
+            let sources: Vec<u64> = schedule.iter().map(|(s, _)| *s).collect();
+            let expected: Vec<u64> = (0..h_count).map(|s| (l.host + h_count - s) % h_count).collect();
+            assert_eq!(sources, expected, "host {} ({strategy:?}, {h_count} hosts)", l.host);
+            // Runs are consecutive and few: the plan stays linear in the hosts.
+            let mut next = 0;
+            for run in &l.ring_steps {
+                assert_eq!(run.first_step, next);
+                assert!(run.steps > 0);
+                next += run.steps;
+            }
+            assert!(l.ring_steps.len() <= 3, "host {} has {} runs", l.host, l.ring_steps.len());
+            // seen[row][position]: how often the row attends to that document token.
+            let mut seen = vec![vec![0u32; n as usize]; l.local_tokens as usize];
+            for (source, ranges) in &schedule {
+                let held = &p.hosts[*source as usize].layout.local;
+                // Each step covers every local row once, in the rows of `segments`.
+                let rows: Vec<(u64, u64)> = ranges.iter().map(|r| (r.row_start, r.row_count)).collect();
+                let plan_rows: Vec<(u64, u64)> = l.segments.iter().map(|r| (r.row_start, r.row_count)).collect();
+                assert_eq!(rows, plan_rows);
+                for range in ranges.iter() {
+                    if let Some((last, before)) = range.keys.split_last() {
+                        assert!(before.iter().all(|k| k.mask == Mask::Full), "the causal segment comes last");
+                        if last.mask == Mask::Causal {
+                            assert_eq!(last.count, range.row_count, "a causal block is the query chunk itself");
+                        }
+                    }
+                    for key in &range.keys {
+                        assert_eq!(key.source, KeySource::Held);
+                        for i in 0..range.row_count {
+                            let visible = if key.mask == Mask::Causal { i + 1 + (key.count - range.row_count) } else { key.count };
+                            for j in key.start..key.start + visible {
+                                let pos = position(held, j).expect("key row inside the held block");
+                                seen[(range.row_start + i) as usize][pos as usize] += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            for (row, counts) in seen.iter().enumerate() {
+                let pos = position(&l.local, row as u64).unwrap() as usize;
+                assert!(counts[..=pos].iter().all(|&c| c == 1), "host {} row {row} (position {pos}) misses or repeats a token", l.host);
+                assert!(counts[pos + 1..].iter().all(|&c| c == 0), "host {} row {row} sees a later token", l.host);
+            }
+        }
+    }
+}
+
+#[test]
+fn only_ring_strategies_have_ring_steps() {
+    let mut rng = Rng::fresh();
+    for _ in 0..100 {
+        let strategy = rng.pick(&Strategy::ALL);
+        let p = plan(&random_input(&mut rng, strategy)).unwrap();
+        let ring = matches!(strategy, Strategy::Ring | Strategy::RingZigzag);
+        for h in &p.hosts {
+            let steps: u64 = h.layout.ring_steps.iter().map(|r| r.steps).sum();
+            assert_eq!(steps, if ring { p.hosts.len() as u64 } else { 0 }, "{strategy:?}");
+        }
+    }
+}
+
+#[test]
+fn ring_steps_stay_few_on_many_hosts() {
+    for strategy in [Strategy::Ring, Strategy::RingZigzag] {
+        // One token of padding: the last chunk is short, as with most context lengths.
+        let p = plan(&input(4096 * 2 * 300 - 1, 4096, strategy)).unwrap();
+        assert!(p.hosts.iter().all(|h| h.layout.ring_steps.len() <= 3));
+    }
+}
+
+/// The rows a host may not pass are exactly those holding document tokens the anchor
+/// already gives every receiver, and the candidates are the rest of its block.
+#[test]
+fn excluded_rows_are_the_local_rows_the_anchor_already_holds() {
+    let mut rng = Rng::fresh();
+    for _ in 0..200 {
+        let strategy = rng.pick(&Strategy::ALL);
+        let mut i = random_input(&mut rng, strategy);
+        i.context_tokens = i.context_tokens.min(60_000).max(i.hosts * 2 * 130);
+        let p = plan(&i).unwrap();
+        let anchor = anchor_document(&i, p.settings());
+        for h in &p.hosts {
+            let l = &h.layout;
+            let ex = l.passing.excluded;
+            assert!(ex.start <= ex.end && ex.end <= l.local_tokens, "host {}: {ex:?}", l.host);
+            for row in 0..l.local_tokens {
+                let pos = position(&l.local, row).unwrap();
+                assert_eq!(ex.contains(row), anchor.contains(pos), "host {} row {row} (position {pos}, {strategy:?})", l.host);
+            }
+            assert_eq!(l.passing.candidates, l.local_tokens - ex.len());
+        }
+        if strategy.has_anchor() && p.hosts.len() > 1 && p.settings().anchor_tokens > 0 {
+            // Host 0 starts the document, so the anchor's document tokens are its first rows.
+            let ex = p.hosts[0].layout.passing.excluded;
+            assert_eq!((ex.start, ex.len()), (0, anchor.len().min(p.hosts[0].layout.local_tokens)));
+        }
     }
 }

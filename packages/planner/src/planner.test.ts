@@ -42,6 +42,28 @@ describe("plan", () => {
     expect(p.hostPlans.map((h) => h.localRanges)).toEqual([[[0, 2048]], [[2048, 4096]]]);
   });
 
+  it("gives the rows a host may not pass: the anchor's document tokens in its block", async () => {
+    const p = await plan({ ...base, queryTokens: 100 });
+    // Anchors hold doc[0, 4096 - 100): host 0's first rows; later hosts' blocks hold none of it.
+    expect(p.hostPlans[0]!.passing).toMatchObject({ excluded: [0, 3996], candidates: 16_384 - 3996 });
+    expect(p.hostPlans[1]!.passing).toMatchObject({ excluded: [0, 0], candidates: 16_384 });
+  });
+
+  it("lists ring steps for ring-zigzag: itself, the hosts before, the hosts after", async () => {
+    const p = await plan({ ...base, contextTokens: 16_000, hosts: 4, strategy: "ring-zigzag" });
+    const host2 = p.hostPlans[2]!;
+    expect(host2.ringSteps.map((r) => [r.firstStep, r.steps, r.firstSource])).toEqual([[0, 1, 2], [1, 2, 1], [3, 1, 3]]);
+    // Hosts 1 and 0 hold chunks before both of host 2's; host 3's second chunk precedes only its later one.
+    const keys = (r: (typeof host2.ringSteps)[number]) => r.segments.map((s) => s.keys.map((k) => [k.start, k.count, k.mask]));
+    expect(host2.ringSteps.map(keys)).toEqual([
+      [[[0, 2000, "causal"]], [[0, 2000, "full"], [2000, 2000, "causal"]]],
+      [[[0, 2000, "full"]], [[0, 2000, "full"]]],
+      [[], [[0, 2000, "full"], [2000, 2000, "full"]]],
+    ]);
+    const apb = await plan(base);
+    expect(apb.hostPlans.every((h) => h.ringSteps.length === 0)).toBe(true);
+  });
+
   it("reports balanced sizing and its predicted gain", async () => {
     const p = await plan({ ...base, balanced: true });
     expect(p.balance!.gain).toBeGreaterThan(1.05);

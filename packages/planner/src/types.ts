@@ -19,6 +19,33 @@ export interface QueryRange {
   keys: KeySegment[];
 }
 
+/** A run of the block a ring step holds: `start` is a row of that block (its source host's
+ * local ranges stacked in document order). */
+export interface HeldKeySegment {
+  source: "held";
+  start: number;
+  count: number;
+  mask: "full" | "causal";
+}
+
+/** A local query range and the keys of the held block it attends to (none: it sees none of it). */
+export interface HeldQueryRange {
+  rows: "local";
+  rowStart: number;
+  rowCount: number;
+  keys: HeldKeySegment[];
+}
+
+/** Ring strategies: consecutive ring steps whose query ranges see the held block alike.
+ * Step `firstStep + i` holds the block that started on host `firstSource - i`. */
+export interface RingSteps {
+  firstStep: number;
+  steps: number;
+  firstSource: number;
+  /** Every local query range of the host (the rows of `segments`), in order. */
+  segments: HeldQueryRange[];
+}
+
 export interface AnchorPart {
   kind: "prefix" | "query" | "document";
   /** First token taken from its source: a document position, or an index into the query. */
@@ -34,11 +61,21 @@ export interface HostPlan {
   localRanges: [number, number][];
   localTokens: number;
   anchor: { kind: "none" | "probe" | "block"; tokens: number; parts: AnchorPart[] };
-  passing: { sends: number; candidates: number; fromHosts: number; receives: number };
+  passing: {
+    sends: number;
+    /** Local tokens eligible for passing: the block less `excluded`. */
+    candidates: number;
+    /** Local rows [start, end) that may not be passed: every receiver's anchor holds them. */
+    excluded: [number, number];
+    fromHosts: number;
+    receives: number;
+  };
   /** [first, count] of the query and KV heads this host computes. */
   qHeads: [number, number];
   kvHeads: [number, number];
   segments: QueryRange[];
+  /** Ring strategies: what the local rows see of the block held at each ring step; empty otherwise. */
+  ringSteps: RingSteps[];
   flops: { projections: number; ffn: number; attention: number; scoring: number; total: number };
   bytes: { sentPerLayer: number; receivedPerLayer: number; sent: number; received: number };
   memory: { weights: number; kvKept: number; kvTransient: number; activations: number; total: number; fits: boolean };
