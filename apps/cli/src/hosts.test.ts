@@ -141,7 +141,7 @@ describe("apb coordinator with workers started by hand", () => {
     // A document long enough that prefill is still running when the worker is killed.
     const longDoc = join(dir, "long.txt");
     writeFileSync(longDoc, readFileSync(promptFile, "utf8").repeat(12));
-    const job = runAsync(["run", "--model", model, "--prompt-file", longDoc, "--query", "q", "--strategy", "ring", "--max-tokens", "2000", "--coordinator", url!, "--token", token]);
+    const job = runAsync(["run", "--model", model, "--prompt-file", longDoc, "--query", "q", "--strategy", "ring", "--max-tokens", "2000", "--ignore-eos", "--coordinator", url!, "--token", token]);
     await w1.waitFor(/job|prefill/i);
     const killedPid = w1.child.pid!;
     w1.child.kill("SIGKILL");
@@ -169,7 +169,30 @@ describe("apb coordinator with workers started by hand", () => {
       const code = await new Promise((r) => (w.child.exitCode !== null ? r(w.child.exitCode) : w.child.once("exit", (c) => r(c))));
       expect(code).toBe(0);
     }
-  }, 120_000);
+  }, 240_000);
+
+  it("names a worker that stops answering (SIGSTOP) after three missed heartbeats, and the survivor is not left waiting", async () => {
+    const token = "stopped-worker";
+    const coordinator = background(["coordinator", "--model", model, "--hosts", "2", "--listen", "127.0.0.1:0", "--token", token, "--heartbeat-ms", "500"]);
+    const [, url] = await coordinator.waitFor(/listening on (ws:\/\/[\d.]+:\d+)/);
+    const w0 = background(["worker", "--coordinator", url!, "--rank", "0"], { APB_TOKEN: token });
+    const w1 = background(["worker", "--coordinator", url!, "--rank", "1"], { APB_TOKEN: token });
+    await coordinator.waitFor(/group .*formed/i);
+    const job = runAsync(["run", "--model", model, "--prompt-file", promptFile, "--query", "q", "--strategy", "apb", "--max-tokens", "100000", "--ignore-eos", "--coordinator", url!, "--token", token]);
+    await w1.waitFor(/job 1/);
+    w1.child.kill("SIGSTOP");
+    const stoppedAt = Date.now();
+    const failed = await job;
+    expect(failed.err).toMatch(/\[HOST_LOST\]/);
+    expect(failed.err).toMatch(new RegExp(`host 1 .*pid ${w1.child.pid}.*heartbeat`));
+    expect(Date.now() - stoppedAt).toBeLessThan(15_000);
+    // The survivor's data plane was aborted: it left the job and is still serving.
+    await w0.waitFor(/job 1 failed|abort/i);
+    expect(w0.child.exitCode).toBeNull();
+    w1.child.kill("SIGKILL");
+    coordinator.child.kill("SIGTERM");
+    w0.child.kill("SIGTERM");
+  }, 60_000);
 
   it("says how many hosts joined when the group never forms", async () => {
     const token = "never-forms";

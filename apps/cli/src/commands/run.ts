@@ -31,6 +31,7 @@ interface Options {
   token?: string;
   logitsOut?: string;
   groupTimeoutMs: string;
+  ignoreEos?: boolean;
 }
 
 function number(flag: string, text: string): number {
@@ -64,6 +65,7 @@ export function registerRun(program: Command): void {
     .option("--temperature <t>", "0 for greedy", "0")
     .option("--top-p <p>", "nucleus sampling mass", "1")
     .option("--seed <n>", "sampling seed", "0")
+    .option("--ignore-eos", "generate --max-tokens tokens even past the model's end-of-sequence token (for benchmarks)")
     .option("--retaining-heads <file>", "Locret retaining heads (safetensors) to score passing blocks")
     .option("--processes", "run each host as its own process on this machine (one per GPU with --backend cuda)")
     .option("--coordinator <url>", "send the job to the group of a running `apb coordinator` (ws://HOST:PORT)")
@@ -93,6 +95,7 @@ export function registerRun(program: Command): void {
         temperature: number("--temperature", o.temperature),
         topP: number("--top-p", o.topP),
         seed: parseWhole("--seed", o.seed),
+        ...(o.ignoreEos ? { stopTokenIds: [] } : {}),
       };
       const generation = o.processes || o.coordinator ? await runOnGroup(o, options) : await runEmulated(o, options);
       if (o.logitsOut) writeFileSync(o.logitsOut, Buffer.from(generation.firstLogits.buffer, generation.firstLogits.byteOffset, generation.firstLogits.byteLength));
