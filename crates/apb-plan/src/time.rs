@@ -6,7 +6,7 @@
 
 use crate::cost::{self, HostWork, QueryWork};
 use crate::input::{PlanInput, Strategy};
-use crate::layout::{HostLayout, Layout, Mask, Range};
+use crate::layout::{HostLayout, Layout, QueryRange};
 use crate::settings::Settings;
 
 /// Seconds of one host's prefill work per layer, by phase.
@@ -108,42 +108,91 @@ pub fn layer_critical_path(input: &PlanInput, layout: &Layout, phases: &[PhaseTi
     }
 }
 
-/// Ring attention runs in H steps; at step s host h attends to the block that started on
-/// host (h - s) mod H while the next block is in flight. A step lasts as long as its
-/// slowest host or the transfer, whichever is longer.
+/// Ring attention runs in H steps, each overlapping one host's attention to the block it
+/// holds (the plan's `ring_steps`) with the transfer of the next block; a step lasts as long
+/// as its slowest host or the transfer, whichever is longer. A host's step is bound by the
+/// FLOPs of what it sees of the held block or by reading that block's KV. The FLOPs are the
+/// same for every step of a run, so each run is costed once; and every block is held by
+/// exactly one host at every step, so the slowest read at any step is the largest block's.
+/// The steps' slowest FLOPs come from a range maximum over the runs, so a layer costs
+/// O((H + runs) log H), not a walk of H steps on each of H hosts.
 fn ring_attention_steps(input: &PlanInput, layout: &Layout) -> f64 {
     let s = &layout.settings;
-    let hosts = &layout.hosts;
     let kv_token = cost::kv_bytes_per_token(input, input.model.kv_heads);
     let transfer = link(input, s.block_tokens as f64 * kv_token, 1.0);
     let scale = 4.0 * input.model.heads as f64 * input.model.head_dim as f64;
+    let largest_read = layout.hosts.iter().map(|h| hbm(input, h.local_tokens as f64 * kv_token)).fold(0.0, f64::max);
+    let mut slowest = StepMax::new(s.hosts as usize);
+    for run in layout.hosts.iter().flat_map(|h| h.ring_steps.iter()) {
+        let flops = scale * held_pairs(&run.segments);
+        slowest.raise(run.first_step, run.steps, tflops(flops, input.hardware.attention_tflops));
+    }
     let mut total = 0.0;
-    for step in 0..s.hosts {
-        let mut slowest: f64 = 0.0;
-        for (h, host) in hosts.iter().enumerate() {
-            let from = &hosts[(h + hosts.len() - step as usize) % hosts.len()];
-            let flops = scale * visible_pairs(&host.local, &from.local);
-            slowest = slowest.max(attention(input, flops, from.local_tokens as f64 * kv_token));
-        }
-        total += slowest.max(transfer);
+    for step in 0..slowest.steps {
+        total += slowest.at(step).max(largest_read).max(transfer);
     }
     total
 }
 
-/// Query-key pairs (FlashAttention-counted) between a host's query ranges and the key
-/// ranges of another host, in document order: earlier keys in full, the same range causal.
-fn visible_pairs(queries: &[Range], keys: &[Range]) -> f64 {
+/// Query-key pairs (FlashAttention-counted) of one ring step: every key segment of the held
+/// block that each local query range sees.
+fn held_pairs(ranges: &[QueryRange]) -> f64 {
     let mut pairs = 0.0;
-    for q in queries.iter().filter(|r| !r.is_empty()) {
-        for k in keys.iter().filter(|r| !r.is_empty()) {
-            if k.end <= q.start {
-                pairs += cost::attention_pairs(q.len(), k.len(), Mask::Full);
-            } else if k.start == q.start {
-                pairs += cost::attention_pairs(q.len(), k.len(), Mask::Causal);
-            }
+    for range in ranges {
+        for k in &range.keys {
+            pairs += cost::attention_pairs(range.row_count, k.count, k.mask);
         }
     }
     pairs
+}
+
+/// The largest value given to each step, where values are given to runs of steps: a
+/// segment tree over the steps (bottom-up, any length) whose nodes keep the largest value
+/// given to the whole of their span, so a step's value is the largest on its way to the root.
+struct StepMax {
+    steps: usize,
+    tree: Vec<f64>,
+}
+
+impl StepMax {
+    fn new(steps: usize) -> StepMax {
+        StepMax { steps, tree: vec![0.0; 2 * steps] }
+    }
+
+    /// Raises steps first..first + count (clipped to the steps) to at least `value`.
+    fn raise(&mut self, first: u64, count: u64, value: f64) {
+        let n = self.steps as u64;
+        let (first, end) = (first.min(n), first.saturating_add(count).min(n));
+        let (mut lo, mut hi) = ((first + n) as usize, (end + n) as usize);
+        while lo < hi {
+            if lo % 2 == 1 {
+                self.lift(lo, value);
+                lo += 1;
+            }
+            if hi % 2 == 1 {
+                hi -= 1;
+                self.lift(hi, value);
+            }
+            lo /= 2;
+            hi /= 2;
+        }
+    }
+
+    fn lift(&mut self, node: usize, value: f64) {
+        if let Some(v) = self.tree.get_mut(node) {
+            *v = v.max(value);
+        }
+    }
+
+    fn at(&self, step: usize) -> f64 {
+        let mut node = step + self.steps;
+        let mut largest: f64 = 0.0;
+        while node > 0 {
+            largest = largest.max(self.tree.get(node).copied().unwrap_or(0.0));
+            node /= 2;
+        }
+        largest
+    }
 }
 
 /// Seconds of one layer of the query pass on one host, and of its merge.
