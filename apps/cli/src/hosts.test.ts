@@ -83,6 +83,15 @@ describe("apb run --processes", () => {
     expect(processes.result.timings.hosts.every((h: { phasesMs: Record<string, number> }) => (h.phasesMs.wait ?? 0) === 0)).toBe(true);
   }, 120_000);
 
+  it("says in one line why CUDA workers cannot start, where they cannot", () => {
+    // No GPU (CI), or the tiny model's head_dim (16) that no GPU kernel takes: either way the
+    // workers stop on CUDA_UNAVAILABLE and the caller names the worker and the cause.
+    const r = apb("run", "--model", model, "--prompt-file", promptFile, "--query", "q", "--hosts", "2", "--processes", "--backend", "cuda");
+    expect(r.code).not.toBe(0);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toMatch(/worker \d \(pid \d+\) exited .* before the group formed: .*\[CUDA_UNAVAILABLE\]$/m);
+  }, 60_000);
+
   it("prints what an emulated run prints", () => {
     const r = apb("run", "--model", model, "--prompt-file", promptFile, "--query", "q", "--strategy", "apb", "--hosts", "2", "--max-tokens", "3", "--processes");
     expect(r.code, r.err).toBe(0);

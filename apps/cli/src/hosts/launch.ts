@@ -43,8 +43,7 @@ export async function startLocalGroup(o: LocalGroupOptions): Promise<LocalGroup>
       kept.splice(0, Math.max(0, kept.length - KEPT_LOG_LINES));
     });
     child.on("exit", (code, signal) => {
-      const last = kept.at(-1) ?? "(no output)";
-      exited?.(new Error(`worker ${rank} (pid ${child.pid}) exited with ${signal ?? `code ${code}`} before the group formed: ${last}`));
+      exited?.(workerExit(rank, child.pid, signal ?? `code ${code}`, kept.at(-1) ?? "(no output)"));
     });
     workers.push(child);
   }
@@ -73,4 +72,13 @@ function stopWorker(w: ChildProcess): Promise<void> {
     });
     w.kill("SIGTERM");
   });
+}
+
+/** A worker that exited before the group formed, with the code its last line gave (a
+ * worker prints one line, "apb: ... [CODE]", when it stops on an error). */
+function workerExit(rank: number, pid: number | undefined, how: string, lastLine: string): Error & { code: string } {
+  const coded = /^(?:apb: )?(.*?)\s*\[([A-Z_]+)\]\s*$/.exec(lastLine);
+  const error = new Error(`worker ${rank} (pid ${pid}) exited with ${how} before the group formed: ${coded ? coded[1] : lastLine}`) as Error & { code: string };
+  error.code = coded ? coded[2]! : "WORKER_EXITED";
+  return error;
 }
