@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::backend::{Backend, Segment};
 use crate::comm::Comm;
 use crate::error::Result;
+use crate::exchange;
 use crate::layer;
 use crate::model::Model;
 use crate::prefill::KvCache;
@@ -38,24 +39,17 @@ pub fn decode<B: Backend, C: Comm>(
         let count = b.len(&cache.k[l]) / c.kv_width();
         // The appending host sees its old keys in full and the new rows causally.
         let segment = Segment { k: &cache.k[l], v: &cache.v[l], start: 0, count, causal: appends };
-        let (mut o, mut lse) = b.attention(&qkv.q, m.heads(), &[segment])?;
+        let (mut o, lse) = b.attention(&qkv.q, m.heads(), &[segment])?;
         if comm.size() > 1 {
             timings.end(b, phase, t)?;
             drop(turn);
-            let mut payload = b.download(&o)?;
-            let o_len = payload.len();
-            payload.extend(b.download(&lse)?);
             let t_comm = Instant::now();
-            let all = comm.all_gather(payload)?;
+            let gathered = exchange::gather_partials(m, comm, o, lse)?;
             timings.add(after_prefill(comm, phase), t_comm);
             turn = comm.compute_turn();
             t = Instant::now();
             // Every host merges all partials in host order, so all hold the same output.
-            o = b.upload(all[0][..o_len].to_vec())?;
-            lse = b.upload_lse(all[0][o_len..].to_vec())?;
-            for part in &all[1..] {
-                b.merge(&mut o, &mut lse, &b.upload(part[..o_len].to_vec())?, &b.upload_lse(part[o_len..].to_vec())?, c.head_dim)?;
-            }
+            o = gathered.merged(m)?.0;
         }
         layer::finish(m, w, &mut x, &o)?;
     }

@@ -106,3 +106,52 @@ pub fn ring_step<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, held: Handoff,
     let block = moving(m, comm, timings, || from_bytes(m, &got))?;
     Ok(Arc::new(block))
 }
+
+/// Every host's partial attention output and LSE for the rows after prefill (the query
+/// pass, each generated token), as gathered: handed over in place where the transport can
+/// (emulated hosts; NCCL, which moves them on the device), else as bytes.
+pub enum Partials {
+    Handed(Vec<Handoff>),
+    Bytes { all: Vec<Arc<Vec<f32>>>, o_len: usize },
+}
+
+/// Offers this host's partial (o, lse) and gathers every host's, in host order.
+pub fn gather_partials<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, o: B::Buf, lse: B::Buf) -> Result<Partials> {
+    let offered: Handoff = Arc::new(Some((o, lse)));
+    if let Some(all) = comm.all_gather_handoff(offered.clone())? {
+        return Ok(Partials::Handed(all));
+    }
+    let (o, lse) = offered.downcast_ref::<Option<KvBlock<B>>>().and_then(|x| x.as_ref()).ok_or_else(wrong_payload)?;
+    let mut payload = m.backend.download(o)?;
+    let o_len = payload.len();
+    payload.extend(m.backend.download(lse)?);
+    Ok(Partials::Bytes { all: comm.all_gather(payload)?, o_len })
+}
+
+impl Partials {
+    /// The partials merged by LSE, in host order (the same order on every host, so every
+    /// host holds the same output).
+    pub fn merged<B: Backend>(self, m: &Model<B>) -> Result<KvBlock<B>> {
+        let (b, head_dim) = (&m.backend, m.config.head_dim);
+        match self {
+            Partials::Handed(all) => {
+                let parts = all.iter().map(|h| h.downcast_ref::<Option<KvBlock<B>>>().and_then(|x| x.as_ref()).ok_or_else(wrong_payload)).collect::<Result<Vec<_>>>()?;
+                let (first, rest) = parts.split_first().ok_or_else(|| EngineError::new(code::INTERNAL, "comm", "no partials were gathered"))?;
+                // Handed-over buffers are shared: merge into a copy of the first.
+                let (mut o, mut lse) = (b.concat_rows(&[&first.0])?, b.concat_rows(&[&first.1])?);
+                for (po, pl) in rest {
+                    b.merge(&mut o, &mut lse, po, pl, head_dim)?;
+                }
+                Ok((o, lse))
+            }
+            Partials::Bytes { all, o_len } => {
+                let mut o = b.upload(all[0][..o_len].to_vec())?;
+                let mut lse = b.upload_lse(all[0][o_len..].to_vec())?;
+                for part in &all[1..] {
+                    b.merge(&mut o, &mut lse, &b.upload(part[..o_len].to_vec())?, &b.upload_lse(part[o_len..].to_vec())?, head_dim)?;
+                }
+                Ok((o, lse))
+            }
+        }
+    }
+}
