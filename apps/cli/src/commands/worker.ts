@@ -60,6 +60,7 @@ export function registerWorker(program: Command): void {
         dataListen: `${o.dataAddress ?? "0.0.0.0"}:0`,
         dataAdvertise: o.dataAddress ?? defaultAdvertise(url),
         joinTimeoutMs: 120_000,
+        ...(env.worldSize !== undefined ? { launcherWorldSize: env.worldSize } : {}),
         log,
       });
       await new Promise<void>((resolve, reject) => {

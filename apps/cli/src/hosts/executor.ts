@@ -17,6 +17,8 @@ export interface ExecutorOptions {
   dataAdvertise: string;
   /** How long joining a group's data plane may take. */
   joinTimeoutMs: number;
+  /** The group size a launcher announced (WORLD_SIZE, SLURM_NTASKS), to warn when the coordinator's differs. */
+  launcherWorldSize?: number;
   log: (line: string) => void;
 }
 
@@ -64,6 +66,10 @@ export class RuntimeExecutor implements HostExecutor {
   }
 
   async joinGroup(g: { groupId: string; rank: number; worldSize: number; addresses: (string | null)[]; bootstrap: string }): Promise<void> {
+    const announced = this.o.launcherWorldSize;
+    if (announced !== undefined && announced !== g.worldSize) {
+      this.log(`warning: the launcher started ${announced} hosts (WORLD_SIZE/SLURM_NTASKS) but the coordinator's group has ${g.worldSize}; check apb coordinator --hosts`);
+    }
     this.plane?.abort("this host joined a new group");
     this.plane = null;
     const model = this.requireModel();
