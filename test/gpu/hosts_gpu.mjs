@@ -21,7 +21,7 @@ import { Coordinator } from "@apb/control-plane";
 import { Engine } from "@apb/native";
 import { Planner } from "@apb/planner";
 import { decodeLogits } from "@apb/protocol";
-import { buildWeightSpec, modelFingerprint, openModelDir, readEngineConfig, readSafetensorsDir, tinyTokenizerFiles } from "@apb/runtime";
+import { buildWeightSpec, logitAgreement, modelFingerprint, openModelDir, readEngineConfig, readSafetensorsDir, tinyTokenizerFiles } from "@apb/runtime";
 
 const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -31,16 +31,6 @@ const HOSTS = 2;
 const out = process.env.OUT ?? ".";
 const results = { date: new Date().toISOString().slice(0, 10), checks: [], bench: [] };
 let failures = 0;
-
-function relErr(got, want) {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i += 1) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** Reference models carry no tokenizer; workers open model directories, which need one. */
 function ensureTokenizer(dir) {
@@ -106,7 +96,7 @@ async function check(refDir) {
         const j = job(ids, 4, 16, strategy, 8);
         const emulated = await engine.generate(nativeSpec(j, HOSTS));
         const real = await group.coordinator.submit(j);
-        const e = relErr(Array.from(decodeLogits(real.firstLogits)), Array.from(emulated.firstLogits));
+        const e = logitAgreement(decodeLogits(real.firstLogits), emulated.firstLogits).relativeError;
         const same = real.tokens.join(",") === emulated.tokens.join(",");
         // The same kernels on the same data: NCCL moves bf16 blocks bit for bit, so only the
         // order of floating-point work could differ; 2e-2 is the emulated checks' bf16 bound.

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { logitAgreement } from "@apb/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const BIN = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
@@ -38,16 +39,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 function logits(file: string): Float32Array {
   const bytes = readFileSync(file);
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
@@ -75,7 +66,7 @@ describe("apb run --processes", () => {
     expect(processes.result.tokens).toEqual(emulated.result.tokens);
     expect(processes.result.text).toBe(emulated.result.text);
     expect(processes.logits.length).toBe(emulated.logits.length);
-    expect(relErr(processes.logits, emulated.logits)).toBeLessThanOrEqual(1e-5);
+    expect(logitAgreement(processes.logits, emulated.logits).relativeError).toBeLessThanOrEqual(1e-5);
     expect(processes.result.layout).toEqual(emulated.result.layout);
     // Each host reports its own time, and the caller's wall time to the first token beside it.
     expect(processes.result.timings.hosts.map((h: { host: number }) => h.host)).toEqual([...Array(hosts).keys()]);

@@ -97,6 +97,12 @@ fn validate<B: Backend>(m: &Model<B>, r: &Request) -> Result<()> {
     Ok(())
 }
 
+/// The request checked and laid out: every host, emulated or real, plans from this.
+fn plan_request<B: Backend>(m: &Model<B>, r: &Request) -> Result<apb_plan::plan::Plan> {
+    validate(m, r)?;
+    Ok(apb_plan::plan(&plan_input(m, r))?)
+}
+
 /// Device memory a request needs beyond the weights, in values, for the hosts that live on
 /// this device (all of them where hosts are emulated on one device; one on a real host):
 /// their KV caches and the largest one's layer activations (hidden states, q/k/v, attention
@@ -146,9 +152,7 @@ pub fn generate<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -
 /// `generate` with emulated hosts handing blocks over as chosen (`Transfer::Bytes` makes
 /// them travel through host memory, as between machines).
 pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -> bool + Sync), transfer: Transfer) -> Result<Output> {
-    validate(m, r)?;
-    let input = plan_input(m, r);
-    let plan = apb_plan::plan(&input)?;
+    let plan = plan_request(m, r)?;
     let layout = &plan.layout;
     check_memory(m, r, layout, &layout.hosts)?;
     let started = Instant::now();
@@ -219,9 +223,7 @@ pub struct HostOutput {
 pub fn generate_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut C, on_token: &(dyn Fn(u32) -> bool + Sync)) -> Result<HostOutput> {
     // Checks every host makes alike, on the same request, before touching the data plane:
     // each refuses on its own and the group stays usable for the next request.
-    validate(m, r)?;
-    let input = plan_input(m, r);
-    let plan = apb_plan::plan(&input)?;
+    let plan = plan_request(m, r)?;
     let layout = &plan.layout;
     if layout.hosts.len() != comm.size() {
         return Err(EngineError::invalid(

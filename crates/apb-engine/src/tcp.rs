@@ -140,9 +140,7 @@ impl TcpComm {
     /// Sends `data` to each of `to` (on their own threads) while receiving one frame from
     /// each of `from`, in order.
     fn exchange(&self, data: &[f32], to: &[usize], from: &[usize]) -> Result<Vec<Vec<f32>>> {
-        if self.abort.is_aborted() {
-            return Err(self.lost(self.rank, ErrorKind::Other.into()));
-        }
+        self.check_aborted()?;
         let bytes = as_bytes(data);
         std::thread::scope(|s| {
             let senders: Vec<_> = to
@@ -202,10 +200,12 @@ impl Comm for TcpComm {
     }
 
     fn check_aborted(&self) -> Result<()> {
-        match self.abort.reason() {
-            Some(reason) if self.abort.is_aborted() => Err(comm_error(format!("host {} stopped its data plane: {reason}", self.rank))),
-            _ => Ok(()),
+        if !self.abort.is_aborted() {
+            return Ok(());
         }
+        // The flag is set before the reason is written; a check in between still stops.
+        let reason = self.abort.reason().unwrap_or_else(|| "it was aborted".to_string());
+        Err(comm_error(format!("host {} stopped its data plane: {reason}", self.rank)))
     }
 }
 

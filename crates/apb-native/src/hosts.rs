@@ -6,7 +6,6 @@
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use apb_engine::error::code;
 use apb_engine::tcp::{TcpAbort, TcpComm};
 use apb_engine::{EngineError, HostOutput};
 use napi::bindgen_prelude::*;
@@ -31,7 +30,7 @@ enum Aborter {
 /// works from any thread while one runs.
 #[napi]
 pub struct DataPlane {
-    plane: Arc<Mutex<Option<Plane>>>,
+    plane: Arc<Mutex<Plane>>,
     aborter: Aborter,
     rank: u32,
     size: u32,
@@ -72,7 +71,7 @@ impl DataPlane {
 }
 
 fn data_plane(plane: Plane, aborter: Aborter, rank: usize, size: usize, kind: &'static str) -> DataPlane {
-    DataPlane { plane: Arc::new(Mutex::new(Some(plane))), aborter, rank: rank as u32, size: size as u32, kind }
+    DataPlane { plane: Arc::new(Mutex::new(plane)), aborter, rank: rank as u32, size: size as u32, kind }
 }
 
 /// The listener a CPU host binds before it joins the control plane; its address is what
@@ -181,7 +180,7 @@ impl Task for ConnectNcclTask {
 
 pub struct GenerateHostTask {
     model: Arc<Loaded>,
-    plane: Arc<Mutex<Option<Plane>>>,
+    plane: Arc<Mutex<Plane>>,
     spec: GenerateSpec,
     on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>,
 }
@@ -202,8 +201,7 @@ impl Task for GenerateHostTask {
                 true
             };
             let mut held = plane.try_lock().map_err(|_| EngineError::invalid("dataPlane", "a request is already running on this data plane; one at a time"))?;
-            let plane = held.as_mut().ok_or_else(|| EngineError::new(code::COMM, "dataPlane", "this data plane was closed"))?;
-            match (model.as_ref(), plane) {
+            match (model.as_ref(), &mut *held) {
                 (Loaded::Cpu(m), Plane::Tcp(c)) => apb_engine::generate_host(m, &request, c, &notify),
                 (Loaded::Cuda(m), Plane::Tcp(c)) => apb_engine::generate_host(m, &request, c, &notify),
                 (Loaded::Cuda(m), Plane::Nccl(c)) => apb_engine::generate_host(m, &request, c, &notify),
