@@ -4,7 +4,7 @@
 import { freemem, hostname } from "node:os";
 import type { HostExecutor } from "@apb/control-plane";
 import { encodeLogits, type HostJobResult, type JobSpec } from "@apb/protocol";
-import { loadModel, modelFingerprint, ncclUniqueId, tcpListen, type BackendName, type DataPlane, type Model, type TcpEndpoint } from "@apb/runtime";
+import { doctor, loadModel, modelFingerprint, ncclUniqueId, tcpListen, type BackendName, type DataPlane, type DoctorGpu, type Model, type TcpEndpoint } from "@apb/runtime";
 
 export interface ExecutorOptions {
   backend: BackendName;
@@ -34,14 +34,24 @@ export class RuntimeExecutor implements HostExecutor {
   }
 
   facts() {
-    const gpu = this.model?.gpuMemory() ?? null;
+    // Sent in hello, before the model loads: the GPU is named from the driver, not the model.
+    const device = this.o.backend === "cuda" ? this.device() : null;
     return {
       backend: this.o.backend,
       hostname: hostname(),
       pid: process.pid,
-      gpus: gpu ? [{ name: `GPU ${this.o.gpu}`, memoryBytes: gpu.totalBytes }] : [],
-      freeMemoryBytes: gpu ? gpu.freeBytes : freemem(),
+      gpus: device ? [{ name: device.name, memoryBytes: device.totalMemoryBytes }] : [],
+      freeMemoryBytes: this.o.backend === "cuda" ? (this.model?.gpuMemory()?.freeBytes ?? null) : freemem(),
     };
+  }
+
+  /** This host's GPU as the driver reports it (null where there is none: loading says why). */
+  private device(): DoctorGpu | null {
+    try {
+      return doctor().gpus.find((g) => g.index === this.o.gpu) ?? null;
+    } catch {
+      return null;
+    }
   }
 
   dataAddress(): string | null {
