@@ -3,6 +3,7 @@ import { registerCoordinator } from "./commands/coordinator.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerMakeTinyModel } from "./commands/make-tiny-model.js";
+import { registerModels } from "./commands/models.js";
 import { registerPlan } from "./commands/plan.js";
 import { registerRun } from "./commands/run.js";
 import { registerWorker } from "./commands/worker.js";
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerWorker(program);
   registerCoordinator(program);
   registerMakeTinyModel(program);
+  registerModels(program);
   registerDoctor(program);
   registerDemo(program);
   return program;

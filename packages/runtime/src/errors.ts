@@ -16,6 +16,7 @@ export type ErrorCode =
   | "TENSOR_DTYPE"
   | "UNSUPPORTED_ARCHITECTURE" // a model (or a feature of one) the engine does not run
   | "TOKENIZER"
+  | "MODEL_FETCH" // a named model could not be downloaded or did not match its pinned hash
   // From the engine (crates/apb-engine/src/error.rs):
   | "INVALID_INPUT" // a request the engine cannot run as given
   | "PLAN" // the planner rejected the layout (its message says why)

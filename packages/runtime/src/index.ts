@@ -17,3 +17,4 @@ export { ncclUniqueId, tcpListen, type DataPlane, type TcpEndpoint } from "./dat
 export { fromNative } from "./native-errors.js";
 export { agreeingPrefix, argmax, logitAgreement, type Agreement } from "./agreement.js";
 export { doctor, type DoctorDriver, type DoctorGpu, type DoctorLibrary, type DoctorReport, type DoctorSearch, type KernelKind } from "./doctor.js";
+export { fetchNamedModel, listCachedModels, modelsCacheDir, namedModel, NAMED_MODELS, resolveModel, type CachedModel, type FetchOptions, type NamedModel } from "./models.js";
