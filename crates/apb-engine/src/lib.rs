@@ -14,6 +14,7 @@ pub mod host;
 pub mod layer;
 pub mod model;
 pub mod prefill;
+pub mod quant;
 pub mod rope;
 pub mod safetensors;
 pub mod sample;

@@ -1,6 +1,7 @@
-//! Tensors read in place from safetensors files: each file is memory-mapped once, and a
-//! tensor's bytes are converted to f32 straight from the map. The runtime package parses
-//! and checks the headers; the offsets it sends are checked again here against the file.
+//! Tensors read in place from safetensors and GGUF files: each file is memory-mapped once,
+//! and a tensor's bytes are decoded to f32 straight from the map (`quant` knows the types).
+//! The runtime package parses and checks the headers; the offsets it sends are checked
+//! again here against the file.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -9,30 +10,8 @@ use std::path::PathBuf;
 use memmap2::Mmap;
 
 use crate::error::{code, EngineError, Result};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DType {
-    BF16,
-    F16,
-    F32,
-}
-
-impl DType {
-    pub fn size_bytes(self) -> usize {
-        match self {
-            DType::BF16 | DType::F16 => 2,
-            DType::F32 => 4,
-        }
-    }
-    pub fn parse(s: &str) -> Option<DType> {
-        match s {
-            "BF16" => Some(DType::BF16),
-            "F16" => Some(DType::F16),
-            "F32" => Some(DType::F32),
-            _ => None,
-        }
-    }
-}
+pub use crate::quant::DType;
+use crate::quant::{dequantize, Rows};
 
 /// Where one tensor's bytes are.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +22,9 @@ pub struct TensorEntry {
     pub shape: Vec<usize>,
     pub offset_bytes: usize,
     pub byte_length: usize,
+    /// Heads (KV heads for k_proj) of a llama-arch GGUF q_proj/k_proj, whose rows
+    /// llama.cpp interleaved; they are put back in HF order when read.
+    pub permute_heads: Option<usize>,
 }
 
 impl TensorEntry {
@@ -96,11 +78,12 @@ impl TensorFiles {
                 format!("tensor {name} in {} has shape {:?}, expected {:?}", e.file.display(), e.shape, shape),
             ));
         }
-        if e.byte_length != e.elements() * e.dtype.size_bytes() {
+        let rows = Rows::of(name, e.dtype, &e.shape, e.permute_heads)?;
+        if e.byte_length != rows.byte_length() {
             return Err(EngineError::new(
                 code::TENSOR_SHAPE,
                 name,
-                format!("tensor {name} has {} bytes, but {:?} {:?} needs {}", e.byte_length, e.dtype, e.shape, e.elements() * e.dtype.size_bytes()),
+                format!("tensor {name} has {} bytes, but {} {:?} needs {}", e.byte_length, e.dtype, e.shape, rows.byte_length()),
             ));
         }
         let map = self.map(&e.file)?;
@@ -111,15 +94,15 @@ impl TensorFiles {
                 format!("tensor {name} lies beyond the end of {} ({} bytes): the file is truncated", e.file.display(), map.len()),
             )
         })?;
-        Ok(convert(&map[e.offset_bytes..end], e.dtype))
+        Ok(dequantize(&map[e.offset_bytes..end], e.dtype, rows))
     }
 }
 
-/// Little-endian bytes to f32.
+/// Little-endian bytes to f32, as one row of whole blocks (a partial block at the end is
+/// ignored).
 pub fn convert(bytes: &[u8], dtype: DType) -> Vec<f32> {
-    match dtype {
-        DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        DType::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        DType::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-    }
+    let (per_block, block_bytes) = dtype.block();
+    let blocks = bytes.len() / block_bytes;
+    let rows = Rows { count: 1, len: blocks * per_block, row_bytes: blocks * block_bytes, head_dim: None };
+    dequantize(&bytes[..rows.row_bytes], dtype, rows)
 }

@@ -34,6 +34,7 @@ fn reads_checked_tensors_and_reports_bad_entries() {
         shape,
         offset_bytes: offset,
         byte_length: len,
+        permute_heads: None,
     };
     let mut files = TensorFiles::new(vec![
         entry("a", vec![2, 2], 8, 16),

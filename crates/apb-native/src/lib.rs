@@ -78,6 +78,9 @@ pub struct TensorSpec {
     /// Absolute byte offset of the tensor's data in `file`.
     pub offset: f64,
     pub byte_length: f64,
+    /// Heads (KV heads for k_proj) of a llama-arch GGUF q_proj/k_proj: llama.cpp stored
+    /// their rows interleaved per head, and the engine puts them back in HF order.
+    pub permute_heads: Option<u32>,
 }
 
 #[napi(object)]
@@ -133,8 +136,7 @@ fn entries_of(specs: &[TensorSpec]) -> apb_engine::Result<Vec<TensorEntry>> {
     specs
         .iter()
         .map(|t| {
-            let dtype = DType::parse(&t.dtype)
-                .ok_or_else(|| EngineError::new(code::TENSOR_DTYPE, &t.name, format!("tensor {} has dtype {}; supported: BF16, F16, F32", t.name, t.dtype)))?;
+            let dtype = DType::parse_for(&t.name, &t.dtype)?;
             let whole = |x: f64, what: &str| {
                 if x >= 0.0 && x.fract() == 0.0 && x < 9.0e15 {
                     Ok(x as usize)
@@ -149,6 +151,7 @@ fn entries_of(specs: &[TensorSpec]) -> apb_engine::Result<Vec<TensorEntry>> {
                 shape: t.shape.iter().map(|&d| d as usize).collect(),
                 offset_bytes: whole(t.offset, "offset")?,
                 byte_length: whole(t.byte_length, "byteLength")?,
+                permute_heads: t.permute_heads.map(|n| n as usize),
             })
         })
         .collect()
