@@ -44,7 +44,7 @@ function ensureTokenizer(dir) {
 async function startGroup(modelDir, quiet = false) {
   const token = randomBytes(16).toString("hex");
   const dir = await openModelDir(modelDir);
-  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: HOSTS, token, model: { path: dir.dir, fingerprint: modelFingerprint(dir) } });
+  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: HOSTS, token, model: { path: dir.path, fingerprint: modelFingerprint(dir) } });
   const startWorker = (rank) => {
     const args = [cli, "worker", "--coordinator", coordinator.url, "--backend", "cuda", "--gpu", String(rank), "--rank", String(rank), "--exit-with-coordinator"];
     return spawn(process.execPath, args, { env: { ...process.env, APB_TOKEN: token, NCCL_NVLS_ENABLE: process.env.NCCL_NVLS_ENABLE ?? "0" }, stdio: ["ignore", "inherit", quiet ? "ignore" : "inherit"] });

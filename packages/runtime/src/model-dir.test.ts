@@ -1,7 +1,19 @@
 import { readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { openModelDir, splitPrompt, writeTinyModel, writeTinyRetainingHeads, type TinyModelOptions } from "./index.js";
+import {
+  encodeGguf,
+  modelFingerprint,
+  openModelDir,
+  splitPrompt,
+  writeGguf,
+  writeTinyGguf,
+  writeTinyModel,
+  writeTinyRetainingHeads,
+  type TinyGgufOptions,
+  type TinyModelOptions,
+} from "./index.js";
+import { ggufToWrite } from "./gguf-writer.js";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
 
 // Each test gets its own directory; all are removed when the file's tests end.
@@ -37,7 +49,8 @@ describe("openModelDir", () => {
   it("opens a model: config, the checked tensor spec, and the tokenizer", async () => {
     const model = await tinyModel();
     const opened = await openModelDir(model.dir);
-    expect(opened.dir).toBe(model.dir);
+    expect(opened.path).toBe(model.dir);
+    expect(opened.format).toBe("hf");
     expect(opened.config).toEqual(model.config);
     expect(opened.tensors.map((t) => t.name).slice(0, 3)).toEqual(["model.embed_tokens.weight", "model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.q_proj.weight"]);
     expect(opened.tensors.at(-1)).toMatchObject({ name: "lm_head.weight", shape: [512, 64], dtype: "F32", file: join(model.dir, "model.safetensors"), byteLength: 512 * 64 * 4 });
@@ -163,9 +176,16 @@ describe("openModelDir errors", () => {
 
   it("a missing directory, a file in its place, a missing config.json, missing weights", async () => {
     const dir = await freshDir();
-    await expect(openModelDir(join(dir, "nope"))).rejects.toMatchObject({ code: "MODEL_FILE", message: `model directory ${join(dir, "nope")} does not exist` });
+    await expect(openModelDir(join(dir, "nope"))).rejects.toMatchObject({
+      code: "MODEL_FILE",
+      message: `model directory or .gguf file ${join(dir, "nope")} does not exist`,
+    });
     await writeFile(join(dir, "file"), "x");
-    await expect(openModelDir(join(dir, "file"))).rejects.toMatchObject({ code: "MODEL_FILE", message: expect.stringContaining("is not a directory") });
+    await expect(openModelDir(join(dir, "file"))).rejects.toMatchObject({
+      code: "MODEL_FILE",
+      path: join(dir, "file"),
+      message: `${join(dir, "file")} is neither a directory nor a GGUF file; pass a Hugging Face model directory (with config.json) or a .gguf file`,
+    });
     await expect(openModelDir(dir)).rejects.toMatchObject({ code: "MODEL_FILE", message: expect.stringMatching(/^config.json is missing from/) });
     const model = await tinyModel();
     await rm(join(model.dir, "model.safetensors"));
@@ -180,5 +200,106 @@ describe("openModelDir errors", () => {
     await expect(openModelDir(model.dir, { retainingHeads: file })).rejects.toMatchObject({
       code: "TENSOR_SHAPE", message: expect.stringMatching(/^model.layers.0.self_attn.fc1.weight in heads.safetensors has shape \[16, 256\] but .* implies \[16, 128\]/),
     });
+  });
+});
+
+describe("openModelDir on a GGUF file", () => {
+  /** A tiny model and its GGUF twin (same seed): the directory and the file. */
+  async function twins(options: TinyGgufOptions = {}) {
+    const seed = freshSeed();
+    const dir = await freshDir();
+    const hf = await writeTinyModel(dir, { ...options, seed });
+    const gguf = await writeTinyGguf(join(dir, "model.gguf"), { ...options, seed });
+    return { seed, dir, hf, gguf };
+  }
+
+  it("opens it like its Hugging Face twin: same config, same tensors by name and shape, the file's header", async () => {
+    const { hf, gguf, seed } = await twins();
+    const [fromDir, fromFile] = [await openModelDir(hf.dir), await openModelDir(gguf.file)];
+    expect(fromFile).toMatchObject({ path: gguf.file, format: "gguf" });
+    expect(fromDir.format).toBe("hf");
+    expect(fromFile.config, `seed ${seed}`).toEqual(fromDir.config);
+    expect(fromFile.tensors.map((t) => [t.name, t.shape, t.dtype])).toEqual(fromDir.tensors.map((t) => [t.name, t.shape, t.dtype]));
+    expect(fromFile.tensors.every((t) => t.file === gguf.file)).toBe(true);
+    expect(fromFile.tensors.filter((t) => t.permuteHeads !== undefined).map((t) => [t.name, t.permuteHeads])).toEqual([
+      ["model.layers.0.self_attn.q_proj.weight", 4],
+      ["model.layers.0.self_attn.k_proj.weight", 2],
+      ["model.layers.1.self_attn.q_proj.weight", 4],
+      ["model.layers.1.self_attn.k_proj.weight", 2],
+    ]);
+    expect(fromFile.gguf?.tensors).toHaveLength(fromDir.tensors.length);
+    expect(fromDir.gguf).toBeUndefined();
+  });
+
+  it("its tokenizer (from the file's metadata) agrees with the twin's tokenizer.json", async () => {
+    const { hf, gguf } = await twins({ architecture: "qwen2" });
+    const [a, b] = [(await openModelDir(hf.dir)).tokenizer, (await openModelDir(gguf.file)).tokenizer];
+    const text = "The theory, 長い文脈 and <|eot_id|> then\n\n  spaces 123";
+    expect(b.encode(text)).toEqual(a.encode(text));
+    expect(b.decode(a.encode(text))).toBe(a.decode(a.encode(text)));
+    expect(b.specialPrefixIds).toEqual(a.specialPrefixIds);
+    expect(b.maxTokenId).toBe(511);
+    const chat = [{ role: "user", content: "hi there" }];
+    expect(b.renderChat(chat, { addGenerationPrompt: true })).toBe(a.renderChat(chat, { addGenerationPrompt: true }));
+    expect(splitPrompt(b, { document: "a doc", query: "q?" })).toEqual(splitPrompt(a, { document: "a doc", query: "q?" }));
+  });
+
+  it("a .gguf beside a model directory: the file is opened, wherever it is", async () => {
+    const { gguf } = await twins({ type: "Q8_0" });
+    const opened = await openModelDir(gguf.file);
+    expect(new Set(opened.tensors.map((t) => t.dtype))).toEqual(new Set(["Q8_0", "F32"]));
+  });
+
+  it("takes Locret retaining heads (safetensors) for a GGUF model", async () => {
+    const { gguf, dir } = await twins();
+    const file = join(dir, "heads.safetensors");
+    await writeTinyRetainingHeads(file, gguf.config, { intermediate: 8, seed: freshSeed() });
+    const opened = await openModelDir(gguf.file, { retainingHeads: file });
+    expect(opened.retaining?.intermediate).toBe(8);
+  });
+
+  it("checks the tokenizer's ids against the file's vocabulary", async () => {
+    const { gguf } = await twins({ vocab: 271 });
+    const spec = await ggufToWrite(gguf.file);
+    const vocab = spec.metadata.find((e) => e.key === "llama.vocab_size")!;
+    vocab.value = 270;
+    for (const t of spec.tensors) {
+      if ((t.name === "token_embd.weight" || t.name === "output.weight") && "bytes" in t) {
+        t.dims = [64, 270];
+        t.bytes = t.bytes.subarray(0, 270 * 64 * 4);
+      }
+    }
+    await writeGguf(gguf.file, spec);
+    await expect(openModelDir(gguf.file)).rejects.toMatchObject({
+      code: "TOKENIZER",
+      message: "model.gguf's tokenizer (tokenizer.ggml.tokens) has token ids up to 270 but its vocabulary (token_embd.weight) is 270; the tokenizer belongs to another model",
+    });
+  });
+
+  it("reports a corrupt file, an unsupported architecture and a missing tensor with the file's name", async () => {
+    const { gguf } = await twins();
+    const spec = await ggufToWrite(gguf.file);
+    await writeFile(gguf.file, encodeGguf(spec).subarray(0, 100));
+    await expect(openModelDir(gguf.file)).rejects.toMatchObject({ code: "MODEL_FILE", path: gguf.file, message: expect.stringMatching(/^model.gguf is truncated/) });
+    await writeGguf(gguf.file, { ...spec, metadata: spec.metadata.map((e) => (e.key === "general.architecture" ? { ...e, value: "phi3" } : e)) });
+    await expect(openModelDir(gguf.file)).rejects.toMatchObject({ code: "UNSUPPORTED_ARCHITECTURE", message: expect.stringContaining('general.architecture "phi3" is not supported') });
+    await writeGguf(gguf.file, { ...spec, tensors: spec.tensors.filter((t) => t.name !== "blk.1.attn_v.weight") });
+    await expect(openModelDir(gguf.file)).rejects.toMatchObject({ code: "TENSOR_MISSING", path: "model.layers.1.self_attn.v_proj.weight", message: expect.stringContaining("blk.1.attn_v.weight (model.layers.1.self_attn.v_proj.weight)") });
+  });
+
+  it("fingerprints a GGUF model by its header and samples of its data", async () => {
+    const { gguf, dir, seed } = await twins();
+    const copy = join(await freshDir(), "copy.gguf");
+    await writeFile(copy, await readFile(gguf.file));
+    const other = await writeTinyGguf(join(dir, "other.gguf"), { seed: seed + 1 });
+    const spec = await ggufToWrite(gguf.file);
+    const templated = join(dir, "templated.gguf");
+    await writeGguf(templated, { ...spec, metadata: spec.metadata.map((e) => (e.key === "tokenizer.chat_template" ? { ...e, value: `${String(e.value)} ` } : e)) });
+    const [a, b, c, d] = await Promise.all([gguf.file, copy, other.file, templated].map(async (f) => modelFingerprint(await openModelDir(f))));
+    expect(a).toMatch(/^sha256:[0-9a-f]{32}$/);
+    expect(b).toBe(a);
+    expect(c).not.toBe(a);
+    expect(d).not.toBe(a);
+    expect(modelFingerprint(await openModelDir(dir))).not.toBe(a);
   });
 });

@@ -7,17 +7,29 @@ import { z } from "zod";
 import { RuntimeError } from "./errors.js";
 import { exists, readJson } from "./files.js";
 
+/** The dtypes of safetensors checkpoints the engine loads. */
 export type TensorDtype = "BF16" | "F16" | "F32";
+
+/** What the engine loads: safetensors' float dtypes and, from GGUF files, these ggml types (by their GGUF names). */
+export type WeightDtype = TensorDtype | "Q8_0" | "Q4_0" | "Q4_1" | "Q4_K" | "Q5_K" | "Q6_K";
+export const WEIGHT_DTYPES: readonly WeightDtype[] = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"];
 
 export interface TensorEntry {
   name: string;
   /** Absolute path of the file that holds the data. */
   file: string;
-  dtype: TensorDtype;
+  dtype: WeightDtype;
+  /** Outermost first, as PyTorch (for GGUF tensors: the file's dims reversed). */
   shape: number[];
   /** Absolute byte offset of the tensor's first byte in `file`. */
   offset: number;
   byteLength: number;
+  /**
+   * Rows stored in llama.cpp's rotary order: within each of this many heads, the converter
+   * interleaved the two halves of the head (Llama's q_proj and k_proj in GGUF files); the
+   * engine puts them back in Hugging Face's order as it loads them.
+   */
+  permuteHeads?: number;
 }
 
 export const DTYPE_BYTES: Readonly<Record<TensorDtype, number>> = { BF16: 2, F16: 2, F32: 4 };

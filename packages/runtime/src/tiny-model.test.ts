@@ -4,7 +4,10 @@ import { describe, expect, it } from "vitest";
 import { readEngineConfig } from "./config.js";
 import { readSafetensorsDir, readSafetensorsFile, type TensorEntry } from "./safetensors.js";
 import { f32ToBf16Bits, f32ToF16Bits } from "./safetensors-writer.js";
-import { writeTinyModel, writeTinyRetainingHeads } from "./tiny-model.js";
+import { readGgufFile } from "./gguf.js";
+import { engineConfigFromGguf, ggufTensorName } from "./gguf-model.js";
+import { decodeGgufTensorData } from "./gguf-writer.js";
+import { permuteRowsForGguf, writeTinyGguf, writeTinyModel, writeTinyRetainingHeads } from "./tiny-model.js";
 import { loadTokenizer } from "./tokenizer.js";
 import { buildRetainingHeads, buildWeightSpec } from "./weights.js";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
@@ -138,5 +141,117 @@ describe("writeTinyRetainingHeads", () => {
     const heads = buildRetainingHeads(model.config, await readSafetensorsFile(file));
     expect(heads.intermediate).toBe(24);
     expect(heads.tensors[0]?.shape).toEqual([24, (4 + 2 * 2) * 16]);
+  });
+});
+
+describe("writeTinyGguf", () => {
+  /** The safetensors twin's tensors and the GGUF file's, by HF name, with the GGUF file's bytes. */
+  async function twins(options: Parameters<typeof writeTinyGguf>[1] = {}) {
+    const seed = freshSeed();
+    const dir = await freshDir();
+    const hf = await writeTinyModel(dir, { ...options, seed, dtype: "float32" } as Parameters<typeof writeTinyModel>[1]);
+    const gguf = await writeTinyGguf(join(dir, "model.gguf"), { ...options, seed });
+    const header = await readGgufFile(gguf.file);
+    const bytes = await readFile(gguf.file);
+    const spec = buildWeightSpec(hf.config, await readSafetensorsDir(dir));
+    return { seed, hf, gguf, header, bytes, spec };
+  }
+
+  it.each([
+    { architecture: "llama", tiedEmbeddings: false },
+    { architecture: "qwen2", tiedEmbeddings: true },
+    { architecture: "mistral", tiedEmbeddings: false },
+  ] as const)("writes $architecture (tied $tiedEmbeddings) as llama.cpp would: metadata that maps back to the same config", async (options) => {
+    const { header, gguf, hf, seed } = await twins(options);
+    expect(gguf.config).toEqual(hf.config);
+    expect(engineConfigFromGguf(header), `seed ${seed}`).toEqual(hf.config);
+    const a = options.architecture;
+    expect(header.metadata.get("general.architecture")).toBe(a);
+    expect(Object.fromEntries([...header.metadataTypes].filter(([k]) => k.startsWith(`${a}.`)))).toEqual({
+      [`${a}.vocab_size`]: "u32", [`${a}.context_length`]: "u32", [`${a}.embedding_length`]: "u32", [`${a}.block_count`]: "u32",
+      [`${a}.feed_forward_length`]: "u32", [`${a}.attention.head_count`]: "u32", [`${a}.attention.head_count_kv`]: "u32",
+      [`${a}.rope.dimension_count`]: "u32", [`${a}.rope.freq_base`]: "f32", [`${a}.attention.layer_norm_rms_epsilon`]: "f32",
+    });
+    expect(header.tensors.some((t) => t.name === "output.weight")).toBe(!options.tiedEmbeddings);
+    expect(header.tensors.some((t) => t.name === "blk.0.attn_q.bias")).toBe(a === "qwen2");
+  });
+
+  it("writes the tokenizer as a GPT-2 byte-level BPE padded to the vocab, with its special tokens and chat template", async () => {
+    const { header, hf } = await twins();
+    const m = header.metadata;
+    const tokens = m.get("tokenizer.ggml.tokens") as string[];
+    const types = m.get("tokenizer.ggml.token_type") as number[];
+    expect([m.get("tokenizer.ggml.model"), m.get("tokenizer.ggml.pre")]).toEqual(["gpt2", "gpt-2"]);
+    expect(tokens).toHaveLength(512);
+    expect(tokens.slice(31, 35)).toEqual(["ğ", "Ġ", "!", '"']); // bytes in GPT-2's alphabet: id = byte, "Ġ" the space
+    expect(tokens[256]).toBe("Ġt");
+    expect(tokens[hf.specialIds["<|eot_id|>"]]).toBe("<|eot_id|>");
+    expect(tokens[400]).toBe("[PAD400]");
+    expect([types[0], types[hf.specialIds["<|begin_of_text|>"]], types[400]]).toEqual([1, 3, 5]);
+    expect((m.get("tokenizer.ggml.merges") as string[])[0]).toBe("Ġ t");
+    expect(m.get("tokenizer.ggml.bos_token_id")).toBe(hf.specialIds["<|begin_of_text|>"]);
+    expect(m.get("tokenizer.ggml.eos_token_id")).toBe(hf.specialIds["<|end_of_text|>"]);
+    expect(m.get("tokenizer.ggml.eot_token_id")).toBe(hf.specialIds["<|eot_id|>"]);
+    expect(m.get("tokenizer.ggml.add_bos_token")).toBe(true);
+    expect(m.get("tokenizer.chat_template")).toContain("<|start_header_id|>");
+    const plain = await readGgufFile((await writeTinyGguf(join(await freshDir(), "p.gguf"), { addBos: false, chatTemplate: false })).file);
+    expect([plain.metadata.get("tokenizer.ggml.add_bos_token"), plain.metadata.has("tokenizer.ggml.bos_token_id"), plain.metadata.has("tokenizer.chat_template")]).toEqual([false, false, false]);
+  });
+
+  it("F32: the twin's values, with llama's q and k rows in llama.cpp's rotary order", async () => {
+    const { header, bytes, spec, hf, seed } = await twins();
+    const infos = new Map(header.tensors.map((t) => [t.name, t]));
+    for (const entry of spec) {
+      const info = infos.get(ggufTensorName(entry.name)!)!;
+      expect(info.dims).toEqual([...entry.shape].reverse());
+      expect(info.typeName).toBe("F32");
+      const got = decodeGgufTensorData(bytes.subarray(info.offset, info.offset + info.byteLength), "F32", info.byteLength / 4);
+      const want = await f32Values(entry);
+      const heads = entry.name.includes("q_proj") ? hf.config.heads : entry.name.includes("k_proj") ? hf.config.kvHeads : 0;
+      expect(got, `${entry.name}, seed ${seed}`).toEqual(heads ? permuteRowsForGguf(want, entry.shape[0]!, heads) : want);
+    }
+  });
+
+  it("permutes each head's rows: row i of the first half goes to 2i, row i of the second half to 2i+1", () => {
+    const rows = Float32Array.from({ length: 8 }, (_, i) => i); // 2 heads of 4 rows, 1 column
+    expect([...permuteRowsForGguf(rows, 8, 2)]).toEqual([0, 2, 1, 3, 4, 6, 5, 7]);
+    const wide = Float32Array.from({ length: 8 }, (_, i) => i); // 1 head of 4 rows, 2 columns
+    expect([...permuteRowsForGguf(wide, 4, 1)]).toEqual([0, 1, 4, 5, 2, 3, 6, 7]);
+  });
+
+  it("Q8_0: matrices quantized (within a step), norms and biases kept F32", async () => {
+    const { header, bytes, spec } = await twins({ type: "Q8_0", architecture: "qwen2" });
+    const infos = new Map(header.tensors.map((t) => [t.name, t]));
+    expect(header.metadata.get("general.quantization_version")).toBe(2);
+    for (const entry of spec) {
+      const info = infos.get(ggufTensorName(entry.name)!)!;
+      const want = await f32Values(entry);
+      expect(info.typeName).toBe(entry.shape.length === 1 ? "F32" : "Q8_0");
+      const got = decodeGgufTensorData(bytes.subarray(info.offset, info.offset + info.byteLength), info.typeName as "F32" | "Q8_0", want.length);
+      const amax = want.reduce((a, b) => Math.max(a, Math.abs(b)), 0);
+      for (let i = 0; i < want.length; i += 7) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(amax / 127);
+    }
+  });
+
+  it("Llama 3.1's scaling becomes rope_freqs.weight (llama.cpp's per-dimension factors), which the loader refuses for now", async () => {
+    const { header } = await twins({ llama31: true });
+    const info = header.tensors.find((t) => t.name === "rope_freqs.weight")!;
+    expect(info).toMatchObject({ dims: [8], typeName: "F32" });
+    const bytes = await readFile(header.file);
+    const factors = decodeGgufTensorData(bytes.subarray(info.offset, info.offset + 32), "F32", 8);
+    expect(factors[0]).toBe(1); // high frequencies: unscaled
+    expect(factors[7]).toBe(8); // low frequencies: the factor
+    expect(() => engineConfigFromGguf(header)).toThrow(expect.objectContaining({ code: "UNSUPPORTED_ARCHITECTURE", path: "rope_freqs.weight" }));
+  });
+
+  it("is deterministic in its seed", async () => {
+    const dir = await freshDir();
+    const seed = freshSeed();
+    await writeTinyGguf(join(dir, "a.gguf"), { seed, type: "Q4_0" });
+    await writeTinyGguf(join(dir, "b.gguf"), { seed, type: "Q4_0" });
+    await writeTinyGguf(join(dir, "c.gguf"), { seed: seed + 1, type: "Q4_0" });
+    const [a, b, c] = await Promise.all(["a", "b", "c"].map((n) => readFile(join(dir, `${n}.gguf`))));
+    expect(a!.equals(b!)).toBe(true);
+    expect(a!.equals(c!)).toBe(false);
   });
 });

@@ -53,16 +53,29 @@ function fileSet(tensors: readonly TensorEntry[]): string {
 
 const shapeText = (shape: readonly number[]) => `[${shape.join(", ")}]`;
 
+/** How pick() names things in its messages. */
+export interface WeightSource {
+  /** What implies the shapes: "config.json", or a GGUF file's metadata. */
+  source: string;
+  /** The files searched, for "is missing from ..." (default: the files of the tensors given). */
+  files?: string;
+  /** A tensor's name as shown (default: itself); GGUF shows its name in the file too. */
+  label?: (name: string) => string;
+  /** Why a missing tensor matters and what to do. */
+  missingHint: (name: string) => string;
+}
+
 /** Each expected tensor found with its expected shape, in `expected`'s order; else a RuntimeError. */
-function pick(expected: readonly ExpectedTensor[], tensors: readonly TensorEntry[], source: string, missingHint: (name: string) => string): TensorEntry[] {
+function pick(expected: readonly ExpectedTensor[], tensors: readonly TensorEntry[], from: WeightSource): TensorEntry[] {
   const byName = new Map(tensors.map((t) => [t.name, t]));
+  const label = from.label ?? ((name: string) => name);
   return expected.map((want) => {
     const found = byName.get(want.name);
     if (!found) {
       throw new RuntimeError({
         code: "TENSOR_MISSING",
         path: want.name,
-        message: `${want.name} (expected shape ${shapeText(want.shape)}) is missing from ${fileSet(tensors)}; ${missingHint(want.name)}`,
+        message: `${label(want.name)} (expected shape ${shapeText(want.shape)}) is missing from ${from.files ?? fileSet(tensors)}; ${from.missingHint(want.name)}`,
       });
     }
     if (found.shape.length !== want.shape.length || found.shape.some((d, k) => d !== want.shape[k])) {
@@ -70,20 +83,26 @@ function pick(expected: readonly ExpectedTensor[], tensors: readonly TensorEntry
         code: "TENSOR_SHAPE",
         path: want.name,
         message:
-          `${want.name} in ${basename(found.file)} has shape ${shapeText(found.shape)} but ${source} implies ${shapeText(want.shape)} ` +
-          `(${want.formula}); the weights and ${source} do not belong together`,
+          `${label(want.name)} in ${basename(found.file)} has shape ${shapeText(found.shape)} but ${from.source} implies ${shapeText(want.shape)} ` +
+          `(${want.formula}); the weights and ${from.source} do not belong together`,
       });
     }
     return found;
   });
 }
 
-/** The model's tensors, checked against `config`, in the order of expectedTensors(config). */
-export function buildWeightSpec(config: EngineConfig, tensors: readonly TensorEntry[]): TensorEntry[] {
-  return pick(expectedTensors(config), tensors, "config.json", (name) =>
-    name === "lm_head.weight"
-      ? "if the model ties its output projection to the embeddings, set tie_word_embeddings: true in config.json"
-      : `a ${config.architecture} model with ${config.layers} layers needs it: the checkpoint is incomplete or of another architecture`,
+/** The model's tensors, checked against `config`, in the order of expectedTensors(config); `from` overrides the messages (GGUF). */
+export function buildWeightSpec(config: EngineConfig, tensors: readonly TensorEntry[], from?: WeightSource): TensorEntry[] {
+  return pick(
+    expectedTensors(config),
+    tensors,
+    from ?? {
+      source: "config.json",
+      missingHint: (name) =>
+        name === "lm_head.weight"
+          ? "if the model ties its output projection to the embeddings, set tie_word_embeddings: true in config.json"
+          : `a ${config.architecture} model with ${config.layers} layers needs it: the checkpoint is incomplete or of another architecture`,
+    },
   );
 }
 
@@ -135,5 +154,5 @@ export function buildRetainingHeads(config: EngineConfig, tensors: readonly Tens
   }
   const bias = tensors.some((t) => t.name === "model.layers.0.self_attn.fc1.bias");
   const hint = () => `retaining heads need fc1 and fc2 (weights${bias ? " and biases" : ""}) for each of the model's ${config.layers} layers; check that the file was trained for this model`;
-  return { intermediate, tensors: pick(expectedRetainingTensors(config, intermediate, { bias }), tensors, "config.json (with R from layer 0's fc1)", hint) };
+  return { intermediate, tensors: pick(expectedRetainingTensors(config, intermediate, { bias }), tensors, { source: "the model's config (with R from layer 0's fc1)", missingHint: hint }) };
 }

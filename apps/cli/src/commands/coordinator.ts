@@ -44,11 +44,11 @@ export function registerCoordinator(program: Command): void {
         port,
         hosts,
         token,
-        model: { path: dir.dir, fingerprint: modelFingerprint(dir) },
+        model: { path: dir.path, fingerprint: modelFingerprint(dir) },
         heartbeatMs: parseWhole("--heartbeat-ms", o.heartbeatMs),
         logger: log,
       });
-      log(`listening on ${coordinator.url}; waiting for ${hosts} host${hosts > 1 ? "s" : ""} (model ${dir.dir})`);
+      log(`listening on ${coordinator.url}; waiting for ${hosts} host${hosts > 1 ? "s" : ""} (model ${dir.path})`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           log(`${signal}: closing`);

@@ -140,7 +140,7 @@ async function runOnGroup(o: Options, options: GenerateOptions): Promise<Generat
       await client.close();
     }
   }
-  const group = await startLocalGroup({ modelPath: dir.dir, fingerprint: modelFingerprint(dir), hosts: request.hosts, backend: o.backend as BackendName, formTimeoutMs: parseWhole("--group-timeout-ms", o.groupTimeoutMs) });
+  const group = await startLocalGroup({ modelPath: dir.path, fingerprint: modelFingerprint(dir), hosts: request.hosts, backend: o.backend as BackendName, formTimeoutMs: parseWhole("--group-timeout-ms", o.groupTimeoutMs) });
   try {
     await group.ready();
     return generationOfJob(dir, request, prompt, await group.coordinator.submit(jobOf(request)));
