@@ -69,7 +69,7 @@ function postProcessorIds(hf: HfTokenizer): { prefix: number[]; suffix: number[]
   return { prefix: [], suffix: [] };
 }
 
-/** Use loadTokenizer(dir) to get one. */
+/** Use loadTokenizer(dir) (or ggufTokenizer) to get one. */
 export class ModelTokenizer {
   readonly bosTokenId: number | null;
   readonly eosTokenId: number | null;
@@ -189,6 +189,16 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
   const jinjaFile = join(dir, "chat_template.jinja");
   const chatTemplate = (await exists(jinjaFile)) ? await readText(jinjaFile, "chat_template.jinja", "TOKENIZER") : templateOf(config.chat_template);
   // The library reads a few tokenizer_config fields as plain strings: hand it the normalized ones.
-  const hf = wrapErrors(() => new HfTokenizerClass(tokenizerJson, { ...raw, ...config }), "TOKENIZER", tokenizerFile, "tokenizer.json cannot be loaded");
-  return wrapErrors(() => new ModelTokenizer(hf, settingsOf(config, chatTemplate)), "TOKENIZER", tokenizerFile, "tokenizer.json cannot encode");
+  return createTokenizer({ tokenizerJson, libraryConfig: { ...raw, ...config }, settings: settingsOf(config, chatTemplate), path: tokenizerFile, name: "tokenizer.json" });
+}
+
+/**
+ * The one way to a ModelTokenizer: a tokenizer.json object for @huggingface/tokenizers, the
+ * tokenizer_config fields that library reads itself, and the settings. Library errors become
+ * TOKENIZER errors at `path`, their messages starting with `name` (what the tokenizer came from).
+ */
+export function createTokenizer(source: { tokenizerJson: object; libraryConfig: object; settings: TokenizerSettings; path: string; name: string }): ModelTokenizer {
+  const { tokenizerJson, libraryConfig, settings, path, name } = source;
+  const hf = wrapErrors(() => new HfTokenizerClass(tokenizerJson, libraryConfig), "TOKENIZER", path, `${name} cannot be loaded`);
+  return wrapErrors(() => new ModelTokenizer(hf, settings), "TOKENIZER", path, `${name} cannot encode`);
 }
