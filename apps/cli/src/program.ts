@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { registerCoordinator } from "./commands/coordinator.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDoctor } from "./commands/doctor.js";
+import { registerEval } from "./commands/eval.js";
 import { registerMakeTinyModel } from "./commands/make-tiny-model.js";
 import { registerModels } from "./commands/models.js";
 import { registerPlan } from "./commands/plan.js";
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(`apb: ${text.replace(/^error: /, "")}`) });
   registerPlan(program);
   registerRun(program);
+  registerEval(program);
   registerWorker(program);
   registerCoordinator(program);
   registerMakeTinyModel(program);

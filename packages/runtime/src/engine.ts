@@ -1,9 +1,10 @@
-// The Engine API the apps use: open a model directory, load its weights into the native
+// The Engine API the apps use: open a model (directory, GGUF file or named model), load its weights into the native
 // engine, and generate with any strategy over emulated hosts, or run one host's part of a
 // request when hosts are processes.
 import { Engine as NativeEngine, type DataPlane, type GenerateResult } from "@apb/native";
 import { describeGeneration, type Generation, type HostTiming } from "./generation.js";
 import { openModelDir, type ModelDir } from "./model-dir.js";
+import { resolveModel } from "./models.js";
 import { native } from "./native-errors.js";
 import { splitPrompt, type PromptTokens } from "./prompt.js";
 import { buildHostRequest, nativeSpec, type GenerateOptions, type HostRequest, type Strategy } from "./request.js";
@@ -45,7 +46,7 @@ export class Model {
   ) {}
 
   static async load(path: string, options: LoadOptions = {}): Promise<Model> {
-    const dir = await openModelDir(path, options.retainingHeads === undefined ? {} : { retainingHeads: options.retainingHeads });
+    const dir = await openModelDir(await resolveModel(path), options.retainingHeads === undefined ? {} : { retainingHeads: options.retainingHeads });
     const progress = options.onProgress;
     // Progress arrives through a queue that may drain after the load resolves; the last
     // step is reported here, once the weights really are loaded.
@@ -163,7 +164,8 @@ export class Model {
   }
 }
 
-/** Opens a Hugging Face model directory and loads its weights into the engine. */
-export function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
-  return Model.load(dir, options);
+/** Opens a model (a Hugging Face directory, a GGUF file, or a named model such as
+ * "smollm2-135m-instruct", fetched into the cache on first use) and loads its weights. */
+export function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+  return Model.load(path, options);
 }

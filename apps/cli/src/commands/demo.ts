@@ -1,95 +1,104 @@
-// `apb demo`: the planner's view of a 128K prompt on 8 hosts, then a real run on a tiny
-// random model: full attention and APB, Star and Ring prefill over emulated hosts, showing
-// where their answers agree with full attention's.
-import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// `apb demo`: the real job on a real model. SmolLM2-135M-Instruct (fetched once) reads a long
+// generated document with one hidden fact and answers a question about it, with full
+// attention and with APB, Star and Ring prefill over emulated hosts; then the planner's view
+// of a 128K prompt on 8 hosts.
 import type { Command } from "commander";
 import { defaultPlanner } from "@apb/planner";
-import { agreeingPrefix, loadModel, logitAgreement, writeTinyModel, type Generation, type Model, type Strategy } from "@apb/runtime";
-import { parseWhole } from "../parse.js";
+import { generateCase, isCorrect } from "@apb/eval";
+import { agreeingPrefix, BACKENDS, doctor, loadModel, logitAgreement, resolveModel, type BackendName, type Generation, type Strategy } from "@apb/runtime";
+import { UsageError } from "../errors.js";
+import { parseTokens, parseWhole } from "../parse.js";
 import { ms } from "../render/format.js";
 import { formatTable } from "../render/table.js";
 import { renderComparison } from "./plan.js";
 
 interface Options {
-  dir: string;
-  words: string;
+  model: string;
+  backend?: string;
+  length?: string;
   hosts: string;
+  seed: string;
 }
 
-// The vocabulary is the tiny tokenizer's own size (bytes, merges, specials), so every token
-// the random model picks decodes to text.
-const TINY = { architecture: "llama", dtype: "float32", layers: 4, hidden: 128, heads: 8, kvHeads: 2, intermediate: 256, vocab: 271, seed: 7, chatTemplate: true } as const;
+const STRATEGIES: readonly Strategy[] = ["full", "apb", "star", "ring"];
 
-function documentOf(words: number): string {
-  const sentences = [
-    "The river ran past the old mill, where the miller kept his ledgers.",
-    "Every winter the village stored grain in the long barn by the road.",
-    "Travellers spoke of a lighthouse whose keeper wrote letters to the king.",
-    "In spring the orchards flowered and the bees returned to the hills.",
-  ];
-  const out: string[] = [];
-  let count = 0;
-  for (let i = 0; count < words; i++) {
-    const s = i === 40 ? "Note for later: the password to the archive is amber falcon." : sentences[i % sentences.length]!;
-    out.push(s);
-    count += s.split(" ").length;
+/** CUDA where this build has kernels and a GPU can run them; else the CPU. */
+function defaultBackend(): BackendName {
+  try {
+    const d = doctor();
+    return d.backends.includes("cuda") && d.gpus.some((g) => g.kernel !== "none") && d.cublas.found ? "cuda" : "cpu";
+  } catch {
+    return "cpu";
   }
-  return out.join(" ");
 }
 
-async function run(model: Model, strategy: Strategy, hosts: number, document: string, query: string): Promise<Generation> {
-  return model.generate({ document, query, strategy, hosts, maxTokens: 12 });
+function backendOf(text: string | undefined): BackendName {
+  if (text === undefined) return defaultBackend();
+  if (!(BACKENDS as readonly string[]).includes(text)) throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}; got '${text}'`);
+  return text as BackendName;
+}
+
+function progressLine(): ((done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return (done, total) => process.stderr.write(`\rapb: loading weights ${done}/${total}${done === total ? "\n" : ""}`);
 }
 
 export function registerDemo(program: Command): void {
   program
     .command("demo")
-    .description("Plan a 128K prompt on 8 hosts, then run full, APB, Star and Ring prefill on a tiny model")
-    .option("--dir <dir>", "where the tiny model is written", join(tmpdir(), `apb-demo-model-${TINY.layers}x${TINY.hidden}-v${TINY.vocab}`))
-    .option("--words <n>", "document length in words", "2500")
+    .description("Ask a real model (SmolLM2-135M-Instruct) about a fact hidden in a long document, with full, APB, Star and Ring prefill; then plan 128K on 8 hosts")
+    .option("--model <name|path>", "a named model, GGUF file or model directory", "smollm2-135m-instruct")
+    .option("--backend <name>", `${BACKENDS.join("|")} (default: cuda where a GPU is found)`)
+    .option("--length <tokens>", "document length in tokens (default 2K on the CPU, 8K on a GPU)")
     .option("--hosts <n>", "emulated hosts", "4")
+    .option("--seed <n>", "which document and fact", "7")
     .action(async (o: Options) => {
-      const planner = await defaultPlanner();
-      const comparison = planner.compare({ model: "llama-3.1-8b", contextTokens: 131_072, hosts: 8 });
-      process.stdout.write(`== The planner: Llama-3.1-8B, 128K tokens, 8 H100 hosts (predicted) ==\n\n${renderComparison(comparison, "llama-3.1-8b", "h100-ib")}\n\n`);
-
-      if (!existsSync(join(o.dir, "config.json"))) await writeTinyModel(o.dir, TINY);
-      const model = await loadModel(o.dir);
+      const backend = backendOf(o.backend);
       const hosts = parseWhole("--hosts", o.hosts);
-      const document = documentOf(parseWhole("--words", o.words));
-      const query = "What is the password to the archive?";
-      const full = await run(model, "full", 1, document, query);
-      const prompt = full.promptTokens;
+      if (hosts < 2) throw new UsageError(`--hosts must be at least 2 to compare strategies; got ${hosts}`);
+      const length = o.length === undefined ? (backend === "cuda" ? 8192 : 2048) : parseTokens("--length", o.length);
+      const file = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
+      const progress = progressLine();
+      const model = await loadModel(file, { backend, ...(progress ? { onProgress: progress } : {}) });
+      const countTokens = (text: string) => model.dir.tokenizer.encode(text, { addSpecialTokens: false }).length;
+      // The fact sits at 40% of the document: inside a middle host's block, where only what
+      // that host passes on (APB) or nothing (Star) carries it to the query.
+      const c = generateCase({ task: "needle-number", length, depth: 0.4, seed: parseWhole("--seed", o.seed), countTokens });
+      const fact = c.needles[0]!;
+      const run = (strategy: Strategy): Promise<Generation> =>
+        model.generate({ document: c.document, query: c.query, strategy, hosts: strategy === "full" ? 1 : hosts, maxTokens: c.maxTokens });
+
       process.stdout.write(
-        `== The engine (CPU): a tiny random ${TINY.layers}-layer model, ${prompt.prefix + prompt.document} context tokens + ${prompt.query} query tokens ==\n` +
-          `(random weights: the answers are noise; what matters is whether each strategy gives full attention's answer)\n\n`,
+        `== ${o.model} on the ${backend.toUpperCase()}: a ${c.documentTokens}-token document with one hidden fact, ${hosts} emulated hosts ==\n\n` +
+          `hidden at ${Math.round((fact.offset / c.document.length) * 100)}% of the document: "${fact.text}"\n` +
+          `question: ${c.query}\n\n`,
       );
-      const rows: (string | number)[][] = [];
-      const answers: string[] = [];
-      for (const strategy of ["full", "apb", "star", "ring"] as const) {
-        const g = strategy === "full" ? full : await run(model, strategy, hosts, document, query);
+      const full = await run("full");
+      const rows: string[][] = [];
+      for (const strategy of STRATEGIES) {
+        const g = strategy === "full" ? full : await run(strategy);
         const agreement = logitAgreement(g.firstLogits, full.firstLogits);
         rows.push([
           strategy,
-          g.layout.hosts,
-          g.layout.anchorTokens,
-          g.layout.passingTokens,
+          String(g.layout.hosts),
+          String(g.layout.anchorTokens),
+          String(g.layout.passingTokens),
           ms(g.timings.prefillMs),
-          ((prompt.prefix + prompt.document) / (g.timings.prefillMs / 1000)).toFixed(0),
-          agreement.sameTop1 ? "yes" : "no",
-          agreement.relativeError.toExponential(1),
-          `${agreeingPrefix(g.tokens, full.tokens)}/${full.tokens.length}`,
+          ms(g.timings.totalWallMs),
+          isCorrect(g.text, c.answers) ? "yes" : "NO",
+          strategy === "full" ? "-" : `${agreeingPrefix(g.tokens, full.tokens)}/${full.tokens.length}`,
+          JSON.stringify(g.text.trim()),
         ]);
-        answers.push(`${strategy.padEnd(5)} ${JSON.stringify(g.text)} (token ids ${g.tokens.join(" ")})`);
       }
       process.stdout.write(
-        formatTable(["strategy", "hosts", "l_a", "l_p", "prefill ms", "tokens/s", "same 1st token", "logit rel. err", "tokens = full"], rows) +
-          "\n\nprefill ms: the slowest host's own prefill work (hosts are emulated on this machine, one at a time).\n" +
-          "Ring is exact (same answer as full up to rounding); APB and Star approximate attention.\n\nanswers:\n" +
-          answers.join("\n") +
-          "\n",
+        formatTable(["strategy", "hosts", "l_a", "l_p", "prefill ms", "wall ms", "found it", "tokens = full", "answer"], rows) +
+          `\n\nexpected answer: ${c.answers.join(", ")}\n` +
+          "prefill ms: the slowest host's own prefill work, what a group of real hosts waits for; wall ms: this machine's\n" +
+          "time for the whole request, with the emulated hosts taking turns. Ring is exact; APB and Star approximate.\n\n",
       );
+
+      const planner = await defaultPlanner();
+      const comparison = planner.compare({ model: "llama-3.1-8b", contextTokens: 131_072, hosts: 8 });
+      process.stdout.write(`== The planner: Llama-3.1-8B, 128K tokens, 8 H100 hosts (predicted) ==\n\n${renderComparison(comparison, "llama-3.1-8b", "h100-ib")}\n`);
     });
 }
