@@ -52,6 +52,7 @@ export class Model {
     // step is reported here, once the weights really are loaded.
     const steps = dir.config.layers + 2;
     let lastDone = 0;
+    let loaded = false;
     const engine = await native(() =>
       NativeEngine.load(
         {
@@ -63,7 +64,7 @@ export class Model {
         },
         progress
           ? ([done, total]) => {
-              if (done > lastDone && done < steps) {
+              if (!loaded && done > lastDone && done < steps) {
                 lastDone = done;
                 progress(done, total);
               }
@@ -71,6 +72,8 @@ export class Model {
           : undefined,
       ),
     );
+    // Steps still queued arrive after this; they are dropped (a caller's progress bar is stopped by now).
+    loaded = true;
     progress?.(steps, steps);
     return new Model(dir, engine);
   }

@@ -3,7 +3,7 @@
 // and runs the jobs `apb run --coordinator` sends, one at a time, until stopped.
 import type { Command } from "commander";
 import { Coordinator } from "@apb/control-plane";
-import { modelFingerprint, openModelDir } from "@apb/runtime";
+import { modelFingerprint, openModelDir, resolveModel } from "@apb/runtime";
 import { UsageError } from "../errors.js";
 import { parseWhole } from "../parse.js";
 
@@ -26,7 +26,7 @@ export function registerCoordinator(program: Command): void {
   program
     .command("coordinator")
     .description("Run the control plane for hosts on several machines (apb worker joins it, apb run --coordinator sends it jobs)")
-    .requiredOption("--model <dir>", "the model every host loads (the same path on every machine, or each worker's --model)")
+    .requiredOption("--model <path|name>", "the model every host loads: a directory, GGUF file or named model (the same path on every machine, or each worker's --model)")
     .requiredOption("--hosts <n>", "hosts in the group")
     .option("--listen <host:port>", "where to listen", "0.0.0.0:29500")
     .option("--token <token>", "admission token for hosts and callers (default $APB_TOKEN)")
@@ -37,7 +37,7 @@ export function registerCoordinator(program: Command): void {
       const { host, port } = parseListen(o.listen);
       const token = o.token ?? process.env.APB_TOKEN;
       if (!token) throw new UsageError("--token is required (or set APB_TOKEN): hosts and callers must present it");
-      const dir = await openModelDir(o.model);
+      const dir = await openModelDir(await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb coordinator: ${m}\n`) }));
       const log = (line: string) => process.stderr.write(`apb coordinator: ${line}\n`);
       const coordinator = await Coordinator.start({
         host,

@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { CoordinatorClient } from "@apb/control-plane";
-import { BACKENDS, buildHostRequest, loadModel, modelFingerprint, openModelDir, STRATEGIES, type BackendName, type GenerateOptions, type Generation, type Strategy } from "@apb/runtime";
+import { BACKENDS, buildHostRequest, loadModel, modelFingerprint, openModelDir, resolveModel, STRATEGIES, type BackendName, type GenerateOptions, type Generation, type Strategy } from "@apb/runtime";
 import { generationOfJob, jobOf } from "../hosts/job.js";
 import { startLocalGroup } from "../hosts/launch.js";
 import { SingleBar } from "cli-progress";
@@ -52,7 +52,7 @@ export function registerRun(program: Command): void {
   program
     .command("run")
     .description("Prefill a document across emulated hosts and answer a query about it")
-    .requiredOption("--model <dir>", "a Hugging Face model directory (config.json, safetensors, tokenizer.json)")
+    .requiredOption("--model <path|name>", "a Hugging Face model directory, a GGUF file, or a named model (see apb models)")
     .requiredOption("--prompt-file <file>", "the document (long context) as text")
     .requiredOption("--query <text>", "the question about the document")
     .option("--strategy <name>", STRATEGIES.join("|"), "apb")
@@ -97,6 +97,7 @@ export function registerRun(program: Command): void {
         seed: parseWhole("--seed", o.seed),
         ...(o.ignoreEos ? { stopTokenIds: [] } : {}),
       };
+      o.model = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
       const generation = o.processes || o.coordinator ? await runOnGroup(o, options) : await runEmulated(o, options);
       if (o.logitsOut) writeFileSync(o.logitsOut, Buffer.from(generation.firstLogits.buffer, generation.firstLogits.byteOffset, generation.firstLogits.byteLength));
       if (o.json) {

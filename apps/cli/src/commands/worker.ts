@@ -38,7 +38,7 @@ export function registerWorker(program: Command): void {
     .option("--backend <name>", BACKENDS.join("|"), "cpu")
     .option("--gpu <index>", "the GPU this host uses with --backend cuda (default $LOCAL_RANK, $SLURM_LOCALID or 0)")
     .option("--rank <n>", "the rank to ask for (default $RANK or $SLURM_PROCID)")
-    .option("--model <path>", "load this path instead of the coordinator's (the same model elsewhere on disk)")
+    .option("--model <path|name>", "load this model instead of the coordinator's path (the same model elsewhere on disk, or a named model)")
     .option("--data-address <host>", "the address other CPU hosts reach this host's data plane at")
     .option("--exit-with-coordinator", "exit when the coordinator goes away instead of reconnecting")
     .action(async (o: Options) => {
