@@ -177,11 +177,11 @@ describe("engineConfigFromGguf", () => {
     expect(configOf({ ...llamaMetadata(), "llama.rope.scaling.type": "none", "llama.rope.scaling.factor": 1 }).ropeScaling).toBeNull();
   });
 
-  it("refuses rope_freqs.weight (Llama 3.1's scaling), biases it cannot run, and Mistral's sliding window", () => {
+  it("needs rope_freqs.weight's values to read Llama 3.1's scaling; refuses biases it cannot run, and Mistral's sliding window", () => {
     expect(errorOf(llamaMetadata(), [...llamaTensors(), ["rope_freqs.weight", [8]]])).toMatchObject({
       code: "UNSUPPORTED_ARCHITECTURE",
       path: "rope_freqs.weight",
-      message: expect.stringContaining("the file stores RoPE frequency factors (tensor rope_freqs.weight: Llama 3.1's llama3 rope scaling, per dimension), which the engine does not read from GGUF files yet"),
+      message: expect.stringContaining("pass their values (readRopeDivisors)"),
     });
     expect(errorOf(llamaMetadata("qwen2"), [...llamaTensors({ bias: true }), ["blk.0.attn_output.bias", [64]]])).toMatchObject({ code: "UNSUPPORTED_ARCHITECTURE", path: "blk.0.attn_output.bias" });
     expect(errorOf(llamaMetadata(), [...llamaTensors(), ["blk.0.ffn_up.bias", [128]]])).toMatchObject({ code: "UNSUPPORTED_ARCHITECTURE", path: "blk.0.ffn_up.bias" });
@@ -315,6 +315,13 @@ describe("GGUF twins in the engine: loadModel(file) answers as the safetensors m
     const { a, b, relativeError } = await compare({ seed: 6, type });
     expect(relativeError).toBeGreaterThan(0);
     expect(relativeError).toBeLessThan(tolerance);
+    expect(b.tokens).toEqual(a.tokens);
+  });
+
+  it("Llama 3.1's rope scaling, stored as rope_freqs.weight, runs as the twin's rope_scaling block", async () => {
+    const { a, b, relativeError, gguf } = await compare({ seed: 5, llama31: true });
+    expect(gguf.dir.config.ropeScaling).toMatchObject({ type: "llama3", factor: 8, originalMaxPositions: 8192 });
+    expect(relativeError).toBeLessThan(1e-5);
     expect(b.tokens).toEqual(a.tokens);
   });
 

@@ -4,9 +4,10 @@
 // of Llama's q_proj and k_proj (its rotary embedding pairs adjacent dimensions, Hugging Face's
 // pairs the two halves of each head); those tensors carry `permuteHeads` and the engine undoes it.
 import { basename } from "node:path";
-import type { Architecture, EngineConfig } from "./config.js";
+import type { Architecture, EngineConfig, RopeScalingLlama3 } from "./config.js";
 import { RuntimeError, type ErrorCode } from "./errors.js";
 import type { GgufFile, GgufTensorInfo, GgufValue } from "./gguf.js";
+import { llama3ScalingFromDivisors } from "./gguf-rope.js";
 import { WEIGHT_DTYPES, type TensorEntry, type WeightDtype } from "./safetensors.js";
 import { buildWeightSpec, expectedTensors } from "./weights.js";
 
@@ -129,13 +130,6 @@ function checkFeatures(gguf: GgufFile, f: Fields, arch: Architecture, tensorName
   }
   const linear = f.positive(`${arch}.rope.scale_linear`);
   if (linear !== undefined && linear !== 1) throw unsupported(`${arch}.rope.scale_linear`, `linear rope scaling (${arch}.rope.scale_linear ${linear}) is not supported; the engine runs rope scaling "llama3" or none`);
-  if (tensorNames.has("rope_freqs.weight")) {
-    throw unsupported(
-      "rope_freqs.weight",
-      "the file stores RoPE frequency factors (tensor rope_freqs.weight: Llama 3.1's llama3 rope scaling, per dimension), which the engine does not read from GGUF files yet; " +
-        "use the Hugging Face checkpoint, whose rope_scaling block the engine supports",
-    );
-  }
   const window = f.int(`${arch}.attention.sliding_window`, 0);
   if (arch === "mistral" && window !== undefined && window > 0) {
     throw unsupported(`${arch}.attention.sliding_window`, `sliding-window attention (window ${window}) is not supported; the engine attends to the whole context`);
@@ -165,8 +159,9 @@ function stopIds(f: Fields): number[] {
   return [...new Set(ids)];
 }
 
-/** The hyperparameters of a GGUF model (general.architecture llama, mistral or qwen2) as the engine runs them. */
-export function engineConfigFromGguf(gguf: GgufFile): EngineConfig {
+/** The hyperparameters of a GGUF model (general.architecture llama, mistral or qwen2) as the engine runs them.
+ * `ropeDivisors`: the values of rope_freqs.weight where the file has it (readRopeDivisors). */
+export function engineConfigFromGguf(gguf: GgufFile, ropeDivisors: readonly number[] | null = null): EngineConfig {
   const f = new Fields(gguf);
   const splits = f.int("split.count", 0) ?? 1;
   if (splits > 1) {
@@ -211,13 +206,24 @@ export function engineConfigFromGguf(gguf: GgufFile): EngineConfig {
     intermediate: f.requiredInt(`${arch}.feed_forward_length`, 1, "the MLP's intermediate size"),
     rmsNormEps: f.requiredPositive(`${arch}.attention.layer_norm_rms_epsilon`, "the RMSNorm epsilon"),
     ropeTheta: f.positive(`${arch}.rope.freq_base`) ?? 10000,
-    ropeScaling: null,
+    ropeScaling: ropeScalingOf(gguf, f, arch, tensorNames, ropeDivisors, headDim),
     tiedEmbeddings: !tensorNames.has("output.weight"),
     attentionBias: tensorNames.has("blk.0.attn_q.bias"),
     maxPositions: f.requiredInt(`${arch}.context_length`, 1, "the context length"),
     bosTokenId: f.int("tokenizer.ggml.bos_token_id", 0) ?? null,
     eosTokenIds: stopIds(f),
   };
+}
+
+/** Llama 3.1's scaling, which llama.cpp stores as rope_freqs.weight (see gguf-rope.ts). */
+function ropeScalingOf(gguf: GgufFile, f: Fields, arch: string, tensorNames: ReadonlySet<string>, divisors: readonly number[] | null, headDim: number): RopeScalingLlama3 | null {
+  if (!tensorNames.has("rope_freqs.weight")) return null;
+  if (divisors === null) {
+    throw fail(gguf, "UNSUPPORTED_ARCHITECTURE", "rope_freqs.weight", "the file stores RoPE frequency divisors (rope_freqs.weight); pass their values (readRopeDivisors) to engineConfigFromGguf, as openModelDir does");
+  }
+  const theta = f.positive(`${arch}.rope.freq_base`) ?? 10000;
+  const original = f.int(`${arch}.rope.scaling.original_context_length`, 1);
+  return llama3ScalingFromDivisors(divisors, theta, headDim, gguf.file, original);
 }
 
 const LAYER_TENSORS: Readonly<Record<string, string>> = {

@@ -7,6 +7,7 @@ import { readEngineConfig, type EngineConfig } from "./config.js";
 import { RuntimeError } from "./errors.js";
 import { isGgufFile, readGgufFile, type GgufFile } from "./gguf.js";
 import { engineConfigFromGguf, ggufTensors } from "./gguf-model.js";
+import { readRopeDivisors } from "./gguf-rope.js";
 import { ggufTokenizer } from "./gguf-tokenizer.js";
 import { readSafetensorsDir, readSafetensorsFile, type TensorEntry } from "./safetensors.js";
 import { loadTokenizer, type ModelTokenizer } from "./tokenizer.js";
@@ -57,7 +58,7 @@ async function openHf(path: string): Promise<Omit<ModelDir, "retaining">> {
 
 async function openGguf(path: string): Promise<Omit<ModelDir, "retaining">> {
   const gguf = await readGgufFile(path);
-  const config = engineConfigFromGguf(gguf);
+  const config = engineConfigFromGguf(gguf, await readRopeDivisors(gguf));
   const tensors = ggufTensors(gguf, config);
   const tokenizer = ggufTokenizer(gguf.metadata, gguf.file);
   return { path, format: "gguf", config, tensors, tokenizer, gguf };
