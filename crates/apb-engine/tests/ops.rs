@@ -4,7 +4,7 @@ mod common;
 
 use apb_engine::cpu::attention::{attention, merge, visible, Heads, KeySegment};
 use apb_engine::cpu::elementwise::{rms_norm, rope, silu_mul};
-use apb_engine::cpu::linear::{linear, transpose};
+use apb_engine::cpu::linear::{linear, pack};
 use apb_engine::cpu::select::{gather_per_head, max_pool5, query_scores, top_k};
 use common::*;
 
@@ -23,7 +23,7 @@ fn linear_matches_float64_for_many_and_few_rows() {
         let w = rng.vec(outp * inp, 1.0);
         let bias = rng.vec(outp, 1.0);
         let mut out = vec![f32::NAN; rows * outp];
-        linear(&x, inp, &transpose(&w, outp, inp), outp, Some(&bias), &mut out);
+        linear(&x, inp, &pack(&w, outp, inp), outp, Some(&bias), &mut out);
         let expected: Vec<f64> = (0..rows)
             .flat_map(|r| {
                 let (x, w, bias) = (&x, &w, &bias);

@@ -38,7 +38,7 @@ impl Backend for Cpu {
     }
     fn linear_weight(&self, w: Vec<f32>, outp: usize, inp: usize) -> Result<Vec<f32>> {
         check("linear_weight", w.len() == outp * inp, || format!("{} values for [{outp}][{inp}]", w.len()))?;
-        Ok(linear::transpose(&w, outp, inp))
+        Ok(linear::pack(&w, outp, inp))
     }
 
     fn embed(&self, table: &Vec<f32>, hidden: usize, ids: &[u32]) -> Result<Vec<f32>> {
