@@ -18,7 +18,7 @@ export interface EvalModel {
     readonly config: EngineConfig;
     readonly tokenizer: { encode(text: string, options?: { addSpecialTokens?: boolean }): number[] };
   };
-  tokenize(document: string, query: string): PromptTokens;
+  tokenize(document: string, query: string, messages?: undefined, answerPrefix?: string): PromptTokens;
   generate(options: GenerateOptions): Promise<Generation>;
 }
 
@@ -72,7 +72,7 @@ function cellsOf(settings: SuiteSettings): { strategy: Strategy; hosts: number }
 
 /** The prompt must fit the model's positions with room for the answer. */
 function checkFits(model: EvalModel, c: EvalCase, maxTokens: number): number {
-  const p = model.tokenize(c.document, c.query);
+  const p = model.tokenize(c.document, c.query, undefined, c.answerPrefix);
   const prompt = p.prefix.length + p.document.length + p.query.length;
   const limit = model.dir.config.maxPositions;
   if (prompt + maxTokens > limit) {
@@ -151,7 +151,7 @@ export async function runEval(model: EvalModel, options: EvalOptions): Promise<E
       for (const [i, c] of cases.entries()) {
         checkAborted(signal);
         const layout = layoutFor(settings, strategy, hosts, contextTokens[i]!);
-        const g = await model.generate({ document: c.document, query: c.query, strategy, hosts, ...layout, maxTokens: settings.maxTokens ?? c.maxTokens, temperature: 0 });
+        const g = await model.generate({ document: c.document, query: c.query, answerPrefix: c.answerPrefix, strategy, hosts, ...layout, maxTokens: settings.maxTokens ?? c.maxTokens, temperature: 0 });
         if (strategy === "full") reference[i] = g;
         const record = recordOf(c, strategy, hosts, g, reference[i]!);
         records.push(record);

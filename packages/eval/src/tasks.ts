@@ -22,6 +22,9 @@ export interface EvalCase {
   /** Tokens of `document` as measured (within a few of `length`). */
   documentTokens: number;
   query: string;
+  /** The start of the answer, after the assistant header (RULER's answer prefix): the model
+   * continues it with the value rather than restating the question. */
+  answerPrefix: string;
   /** Every one must appear in the output (case-insensitive) for the case to count as correct. */
   answers: string[];
   /** All needles, the question's first; offsets are into `document`. */
@@ -33,6 +36,7 @@ export interface EvalCase {
 interface TaskText {
   needles: Needle[];
   query: string;
+  answerPrefix: string;
   answers: string[];
 }
 
@@ -69,6 +73,7 @@ function single(kind: keyof typeof KINDS): (r: Rng, depth: number) => TaskText {
     return {
       needles: [{ text: needleText(kind, key, value), depth }],
       query: `What is the special magic ${noun} for ${key} mentioned in the text above? Answer with the ${noun} only.`,
+      answerPrefix: `The special magic ${noun} for ${key} mentioned in the text is`,
       answers: [value],
     };
   };
@@ -81,6 +86,7 @@ function multiKey(r: Rng, depth: number): TaskText {
   return {
     needles: ks.map((k, i) => ({ text: needleText("number", k, values[i]!), depth: i === 0 ? depth : r.next() })),
     query: `What is the special magic number for ${ks[0]} mentioned in the text above? Answer with the number only.`,
+    answerPrefix: `The special magic number for ${ks[0]} mentioned in the text is`,
     answers: [values[0]!],
   };
 }
@@ -92,6 +98,7 @@ function multiValue(r: Rng, depth: number): TaskText {
   return {
     needles: values.map((v, i) => ({ text: `One of the special magic numbers for ${key} is ${v}.`, depth: i === 0 ? depth : r.next() })),
     query: `What are all the special magic numbers for ${key} mentioned in the text above? List every one of them.`,
+    answerPrefix: `The special magic numbers for ${key} mentioned in the text are`,
     answers: values,
   };
 }
@@ -104,6 +111,7 @@ function multiQuery(r: Rng, depth: number): TaskText {
   return {
     needles: ks.map((k, i) => ({ text: needleText("number", k, values[i]!), depth: i === 0 ? depth : r.next() })),
     query: `What are the special magic numbers for ${asked[0]}, ${asked[1]} and ${asked[2]} mentioned in the text above? Give each key with its number.`,
+    answerPrefix: `The special magic numbers for ${asked[0]}, ${asked[1]} and ${asked[2]} mentioned in the text are`,
     answers: values.slice(0, 3),
   };
 }
@@ -124,22 +132,22 @@ function variableTracking(r: Rng, depth: number): TaskText {
   return {
     needles: [...chain(asked, value, sorted(5, depth)), ...chain(names.slice(5), other, sorted(5, r.next() * 0.5))],
     query: `Which variables are assigned the value ${value}, directly or through other variables, in the text above? List every variable name.`,
+    answerPrefix: `The variables assigned the value ${value} are`,
     answers: asked,
   };
 }
 
-// New-token budgets: instruct models tend to restate the question before answering ("The
-// special magic number for X mentioned in the text is ..."), about 20 tokens, and a uuid
-// alone is 30-odd tokens. Greedy runs stop at the end-of-turn token, so a generous budget
-// costs little when the model answers.
+// New-token budgets: with the answer prefix the model goes straight to the value(s); a
+// 7-digit number is 7 tokens (SmolLM2 splits digits), a uuid 30-odd. Greedy runs stop at the
+// end-of-turn token, so a generous budget costs little when the model answers.
 const TASK_TEXT: Record<TaskName, { make: (r: Rng, depth: number) => TaskText; maxTokens: number }> = {
-  "needle-number": { make: single("number"), maxTokens: 32 },
-  "needle-word": { make: single("word"), maxTokens: 32 },
-  "needle-uuid": { make: single("uuid"), maxTokens: 64 },
-  "multi-key": { make: multiKey, maxTokens: 32 },
-  "multi-value": { make: multiValue, maxTokens: 96 },
-  "multi-query": { make: multiQuery, maxTokens: 112 },
-  "variable-tracking": { make: variableTracking, maxTokens: 64 },
+  "needle-number": { make: single("number"), maxTokens: 16 },
+  "needle-word": { make: single("word"), maxTokens: 16 },
+  "needle-uuid": { make: single("uuid"), maxTokens: 48 },
+  "multi-key": { make: multiKey, maxTokens: 16 },
+  "multi-value": { make: multiValue, maxTokens: 64 },
+  "multi-query": { make: multiQuery, maxTokens: 96 },
+  "variable-tracking": { make: variableTracking, maxTokens: 48 },
 };
 
 export interface CaseSpec {
@@ -163,6 +171,7 @@ export function generateCase(s: CaseSpec): EvalCase {
     document: doc.text,
     documentTokens: doc.tokens,
     query: text.query,
+    answerPrefix: text.answerPrefix,
     answers: text.answers,
     needles: doc.needles,
     maxTokens: TASK_TEXT[s.task].maxTokens,

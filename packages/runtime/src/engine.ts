@@ -83,8 +83,8 @@ export class Model {
   }
 
   /** The prompt as APB sees it: BOS/system prefix, document, and the query with the template's tail. */
-  tokenize(document: string, query: string, messages?: ChatMessage[]): PromptTokens {
-    return splitPrompt(this.dir.tokenizer, messages ? { document, query, messages } : { document, query });
+  tokenize(document: string, query: string, messages?: ChatMessage[], answerPrefix?: string): PromptTokens {
+    return splitPrompt(this.dir.tokenizer, { document, query, ...(messages ? { messages } : {}), ...(answerPrefix ? { answerPrefix } : {}) });
   }
 
   async generate(options: GenerateOptions): Promise<Generation> {

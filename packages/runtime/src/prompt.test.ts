@@ -31,6 +31,12 @@ describe("splitPrompt with a chat template", () => {
     expect(all[0]).toBe(ids["<|begin_of_text|>"]);
   });
 
+  it("puts an answer prefix after the assistant header, for the model to continue", async () => {
+    const { tok } = await tokenizer();
+    const parts = splitPrompt(tok, { document: "The sky is green today.", query: "What colour is the sky?", answerPrefix: "The sky is" });
+    expect(tok.decode(parts.query)).toBe("\n\nWhat colour is the sky?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nThe sky is");
+  });
+
   it("reproduces the rendered chat when the parts are joined", async () => {
     const { tok } = await tokenizer();
     const [document, query] = ["Alpha beta.\nGamma: 42 ✓", "Which letters?"];
@@ -58,6 +64,12 @@ describe("splitPrompt without a chat template", () => {
     expect(parts.prefix).toEqual([ids["<|begin_of_text|>"]]);
     expect(parts.document).toEqual(tok.encode("Some text.", { addSpecialTokens: false }));
     expect(parts.query).toEqual(tok.encode("\n\nWhy?", { addSpecialTokens: false }));
+  });
+
+  it("puts an answer prefix on a line after the query", async () => {
+    const { tok } = await tokenizer({ chatTemplate: false });
+    const parts = splitPrompt(tok, { document: "Some text.", query: "Why?", answerPrefix: "Because" });
+    expect(parts.query).toEqual(tok.encode("\n\nWhy?\nBecause", { addSpecialTokens: false }));
   });
 
   it("has an empty prefix when the tokenizer adds no BOS, and refuses messages it cannot place", async () => {

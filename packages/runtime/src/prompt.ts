@@ -10,6 +10,9 @@ export interface PromptInput {
   query: string;
   /** Turns before the user's (e.g. a system message); needs a chat template. */
   messages?: readonly ChatMessage[];
+  /** Text the answer starts with, placed after the assistant header (RULER's answer prefix):
+   * the model continues it, and the generated text excludes it. */
+  answerPrefix?: string;
 }
 
 export interface PromptTokens {
@@ -33,7 +36,8 @@ export function splitPrompt(tokenizer: ModelTokenizer, input: PromptInput): Prom
       throw new RuntimeError({ code: "TOKENIZER", path: "chat_template", message: "messages were given but the tokenizer has no chat template to place them; pass only document and query" });
     }
     // Only what the tokenizer puts before text (BOS); never an EOS at the end of a prompt.
-    return { prefix: [...tokenizer.specialPrefixIds], document: plain(input.document), query: plain(DOCUMENT_QUERY_SEPARATOR + input.query) };
+    const answer = input.answerPrefix ? `\n${input.answerPrefix}` : "";
+    return { prefix: [...tokenizer.specialPrefixIds], document: plain(input.document), query: plain(DOCUMENT_QUERY_SEPARATOR + input.query + answer) };
   }
   // Sentinels mark the document inside the rendered chat, so the template's own handling of the
   // content (e.g. `| trim`) applies to the whole message yet the document's bounds stay known.
@@ -54,6 +58,6 @@ export function splitPrompt(tokenizer: ModelTokenizer, input: PromptInput): Prom
   return {
     prefix: plain(rendered.slice(0, startAt)),
     document: plain(rendered.slice(startAt + start.length, endAt)),
-    query: plain(rendered.slice(endAt + end.length)),
+    query: plain(rendered.slice(endAt + end.length) + (input.answerPrefix ?? "")),
   };
 }

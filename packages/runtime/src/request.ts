@@ -15,6 +15,7 @@ const generateSchema = z.strictObject({
   document: z.string({ error: "must be the document text (the long context)" }),
   query: z.string({ error: "must be the question asked about the document" }).min(1, { error: "must not be empty" }),
   messages: z.array(z.object({ role: z.string(), content: z.string() })).optional(),
+  answerPrefix: z.string({ error: "must be the text the answer starts with" }).optional(),
   strategy: z.enum(STRATEGIES, { error: `must be one of ${STRATEGIES.join(", ")}` }).default("apb"),
   hosts: z.number().int().min(1).max(4096).default(4),
   anchorTokens: z.number().int().min(0).optional(),
@@ -34,6 +35,9 @@ export interface GenerateOptions {
   query: string;
   /** Extra chat messages placed before the user turn (system prompt, earlier turns). */
   messages?: ChatMessage[];
+  /** Text the answer starts with, after the assistant header (e.g. "The answer is"); the
+   * model continues it and the generated text does not repeat it. */
+  answerPrefix?: string;
   strategy?: Strategy;
   hosts?: number;
   anchorTokens?: number;
@@ -84,7 +88,12 @@ export function buildHostRequest(dir: ModelDir, options: GenerateOptions): { req
   const parsed = generateSchema.safeParse(options);
   if (!parsed.success) throw zodError(parsed.error);
   const o = parsed.data;
-  const prompt = splitPrompt(dir.tokenizer, options.messages ? { document: o.document, query: o.query, messages: options.messages } : { document: o.document, query: o.query });
+  const prompt = splitPrompt(dir.tokenizer, {
+    document: o.document,
+    query: o.query,
+    ...(options.messages ? { messages: options.messages } : {}),
+    ...(o.answerPrefix ? { answerPrefix: o.answerPrefix } : {}),
+  });
   if (prompt.document.length === 0) {
     throw new RuntimeError({ code: "INVALID_INPUT", path: "document", message: "document is empty: give the long context to read" });
   }

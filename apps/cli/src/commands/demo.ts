@@ -66,12 +66,12 @@ export function registerDemo(program: Command): void {
       const c = generateCase({ task: "needle-number", length, depth: 0.4, seed: parseWhole("--seed", o.seed), countTokens });
       const fact = c.needles[0]!;
       const run = (strategy: Strategy): Promise<Generation> =>
-        model.generate({ document: c.document, query: c.query, strategy, hosts: strategy === "full" ? 1 : hosts, maxTokens: c.maxTokens });
+        model.generate({ document: c.document, query: c.query, answerPrefix: c.answerPrefix, strategy, hosts: strategy === "full" ? 1 : hosts, maxTokens: c.maxTokens });
 
       process.stdout.write(
         `== ${o.model} on the ${backend.toUpperCase()}: a ${c.documentTokens}-token document with one hidden fact, ${hosts} emulated hosts ==\n\n` +
           `hidden at ${Math.round((fact.offset / c.document.length) * 100)}% of the document: "${fact.text}"\n` +
-          `question: ${c.query}\n\n`,
+          `question: ${c.query}\nthe answer starts: "${c.answerPrefix} ..."\n\n`,
       );
       const full = await run("full");
       const rows: string[][] = [];
