@@ -1,9 +1,9 @@
 // `apb eval`: the RULER-style suite of @apb/eval on a model: every strategy against full
 // attention on the same synthetic long-context cases, as a table or JSON.
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import type { Command } from "commander";
-import { NEEDLE_TASKS, parseEvalOptions, runEval, TASKS, type EvalOptions, type TaskName } from "@apb/eval";
+import { NEEDLE_TASKS, parseEvalOptions, runEval, TASKS, type CellSummary, type EvalOptions, type EvalProgress, type EvalRecord, type TaskName } from "@apb/eval";
 import { BACKENDS, loadModel, resolveModel, RuntimeError, type BackendName, type Strategy } from "@apb/runtime";
 import { UsageError } from "../errors.js";
 import { parseTokens, parseWhole } from "../parse.js";
@@ -108,8 +108,20 @@ export function registerEval(program: Command): void {
       const onSigint = () => controller.abort();
       process.once("SIGINT", onSigint);
       const progress = progressReporter();
+      // A long run killed midway keeps what it finished: --out holds every finished cell and
+      // case ({"partial": true, ...}) until the whole result replaces it.
+      const finished: { cells: CellSummary[]; records: EvalRecord[] } = { cells: [], records: [] };
+      const onProgress = (event: EvalProgress) => {
+        progress.onProgress(event);
+        if (!o.out) return;
+        if (event.kind === "case") finished.records.push(event.record);
+        if (event.kind !== "cell") return;
+        finished.cells.push(event.cell);
+        writeFileSync(`${o.out}.part`, `${JSON.stringify({ partial: true, ...finished }, null, 2)}\n`);
+        renameSync(`${o.out}.part`, o.out);
+      };
       try {
-        const result = await withFlags(() => runEval(model, { ...options, modelName: basename(o.model), onProgress: progress.onProgress, signal: controller.signal }));
+        const result = await withFlags(() => runEval(model, { ...options, modelName: basename(o.model), onProgress, signal: controller.signal }));
         progress.stop();
         const json = `${JSON.stringify(result, null, 2)}\n`;
         if (o.out) writeFileSync(o.out, json);
