@@ -1,5 +1,6 @@
 // Reading the small JSON files of a model directory with errors that name the file.
-import { readFile, stat } from "node:fs/promises";
+import { open, readFile, stat, type FileHandle } from "node:fs/promises";
+import { basename, dirname } from "node:path";
 import { RuntimeError } from "./errors.js";
 
 export async function exists(file: string): Promise<boolean> {
@@ -36,4 +37,14 @@ export function parseJson(text: string, file: string, shownName: string): unknow
 
 export async function readJson(file: string, shownName: string): Promise<unknown> {
   return parseJson(await readText(file, shownName), file, shownName);
+}
+
+/** Opens a model file (safetensors, GGUF) to read; a missing or unopenable one is a MODEL_FILE error naming it. */
+export async function openModelFile(file: string): Promise<FileHandle> {
+  try {
+    return await open(file, "r");
+  } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
+    throw new RuntimeError({ code: "MODEL_FILE", path: file, message: `${basename(file)} ${missing ? `does not exist (in ${dirname(file)})` : `cannot be opened: ${(e as Error).message}`}` });
+  }
 }

@@ -5,9 +5,9 @@
 // pair's base frequency. So the factor is the largest divisor and a line through the band
 // gives the rest; the engine runs the same llama3 formula, and the fit is checked by
 // recomputing every divisor from it.
-import { open } from "node:fs/promises";
 import type { RopeScalingLlama3 } from "./config.js";
 import { RuntimeError } from "./errors.js";
+import { openModelFile } from "./files.js";
 import type { GgufFile } from "./gguf.js";
 
 /** Llama 3.1's own original context, used when the file does not say (only A and B below matter). */
@@ -78,7 +78,7 @@ export async function readRopeDivisors(gguf: GgufFile): Promise<number[] | null>
   const t = gguf.tensors.find((x) => x.name === "rope_freqs.weight");
   if (!t) return null;
   if (t.typeName !== "F32" || t.dims.length !== 1) throw refuse(gguf.file, `is ${t.typeName} with dims [${t.dims.join(", ")}]; llama.cpp writes it as one F32 row`);
-  const handle = await open(gguf.file, "r");
+  const handle = await openModelFile(gguf.file);
   try {
     const bytes = Buffer.alloc(t.byteLength);
     const { bytesRead } = await handle.read(bytes, 0, t.byteLength, t.offset);

@@ -5,8 +5,9 @@
 // first, type, offset into the data section), padding to `general.alignment` (default 32),
 // then the data section.
 import { open, type FileHandle } from "node:fs/promises";
-import { basename, dirname, resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { RuntimeError } from "./errors.js";
+import { openModelFile } from "./files.js";
 
 /** One metadata value: integers up to 32 bits, and floats, as numbers; 64-bit integers as bigint. */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -473,13 +474,7 @@ const FIRST_CHUNK_BYTES = 4 * 1024 * 1024;
  */
 export async function readGgufFile(fileArg: string): Promise<GgufFile> {
   const file = resolve(fileArg);
-  let handle: FileHandle;
-  try {
-    handle = await open(file, "r");
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
-    throw fileError(file, missing ? `does not exist (in ${dirname(file)})` : `cannot be opened: ${(e as Error).message}`);
-  }
+  const handle = await openModelFile(file);
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw fileError(file, "is not a file; pass a .gguf file");

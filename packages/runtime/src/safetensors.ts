@@ -1,11 +1,10 @@
 // Safetensors headers, read without touching tensor data. A file is: an 8-byte little-endian
 // u64 N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?},
 // then the data section; offsets are relative to the start of the data section.
-import { open } from "node:fs/promises";
-import { basename, dirname, join, resolve, sep } from "node:path";
+import { basename, join, resolve, sep } from "node:path";
 import { z } from "zod";
 import { RuntimeError } from "./errors.js";
-import { exists, readJson } from "./files.js";
+import { exists, openModelFile, readJson } from "./files.js";
 
 /** The dtypes of safetensors checkpoints the engine loads. */
 export type TensorDtype = "BF16" | "F16" | "F32";
@@ -50,13 +49,7 @@ function fileError(file: string, message: string): RuntimeError {
 
 /** Reads exactly `byteLength` bytes at `position`, or fewer if the file ends first. */
 async function readAt(file: string, position: number, byteLength: number): Promise<{ bytes: Buffer; fileByteLength: number }> {
-  let handle;
-  try {
-    handle = await open(file, "r");
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
-    throw fileError(file, missing ? `does not exist (in ${dirname(file)})` : `cannot be opened: ${(e as Error).message}`);
-  }
+  const handle = await openModelFile(file);
   try {
     const fileByteLength = (await handle.stat()).size;
     const wanted = Math.max(0, Math.min(byteLength, fileByteLength - position));
