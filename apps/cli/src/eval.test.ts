@@ -1,7 +1,7 @@
 // `apb eval` as a user runs it: a real process on a tiny random model, its table, its JSON,
 // its progress lines, and bad options reported in one coded line.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,6 +55,22 @@ describe("apb eval", () => {
     expect(result.records).toHaveLength(9);
     expect(result.records[0]).toMatchObject({ caseId: "needle-number@768#0", strategy: "full", hosts: 1, sameTokensAsFull: true, klFromFull: 0 });
   });
+
+  it("keeps every finished cell in --out when the run is stopped midway", async () => {
+    const out = join(dir, "stopped.json");
+    const child = spawn(process.execPath, [BIN, "eval", "--model", model, ...SMALL, "--lengths", "768,1024,1536", "--out", out], { stdio: "ignore" });
+    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
+    // The file appears once the first cell has finished; then Ctrl-C.
+    while (!existsSync(out)) await new Promise((r) => setTimeout(r, 50));
+    child.kill("SIGINT");
+    expect(await exited).not.toBe(0);
+    const kept = JSON.parse(readFileSync(out, "utf8"));
+    expect(kept.partial).toBe(true);
+    expect(kept.cells.length).toBeGreaterThanOrEqual(1);
+    expect(kept.cells.length).toBeLessThan(9);
+    expect(kept.cells[0]).toMatchObject({ length: 768, strategy: "full", hosts: 1, cases: 3 });
+    expect(kept.records.length).toBeGreaterThanOrEqual(3);
+  }, 120_000);
 
   it("reports bad options in one line with a code and exits 2", () => {
     const cases: [string[], RegExp][] = [
