@@ -11,7 +11,7 @@ use crate::decode::decode;
 use crate::error::{code, EngineError, Result};
 use crate::host::host_rows;
 use crate::model::Model;
-use crate::prefill::{prefill, HostPrefill};
+use crate::prefill::{prefill, HostPrefill, KvCache};
 use crate::sample::{Sampler, Sampling};
 use crate::timing::HostTimings;
 
@@ -156,12 +156,12 @@ pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u
     let layout = &plan.layout;
     check_memory(m, r, layout, &layout.hosts)?;
     let started = Instant::now();
-    let results: Vec<Result<(HostResult, f64)>> = std::thread::scope(|s| {
+    let prefilled: Vec<Result<Prefilled<B>>> = std::thread::scope(|s| {
         let handles: Vec<_> = InProcess::group_with(layout.hosts.len(), transfer)
             .into_iter()
             .map(|mut comm| {
                 s.spawn(move || {
-                    let out = run_host(m, r, layout, &mut comm, started, on_token);
+                    let out = prefill_host(m, r, layout, &mut comm, started);
                     if let Err(e) = &out {
                         comm.abort(&e.message);
                     }
@@ -174,24 +174,28 @@ pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u
             .map(|h| h.join().unwrap_or_else(|_| Err(EngineError::new(code::INTERNAL, "", "a host thread panicked"))))
             .collect()
     });
-    let total_wall_ms = started.elapsed().as_secs_f64() * 1e3;
     // Report the host's own failure, not the others' "stopped because another host failed".
-    if let Some(e) = results.iter().filter_map(|x| x.as_ref().err()).min_by_key(|e| e.code == code::COMM) {
+    if let Some(e) = prefilled.iter().filter_map(|x| x.as_ref().err()).min_by_key(|e| e.code == code::COMM) {
         return Err(e.clone());
     }
-    let mut hosts = Vec::new();
-    let mut last = None;
-    let mut prefill_wall_ms: f64 = 0.0;
-    for res in results.into_iter().flatten() {
-        prefill_wall_ms = prefill_wall_ms.max(res.1);
-        hosts.push(res.0.timings.clone());
-        last = Some(res.0);
-    }
-    let last = last.ok_or_else(|| EngineError::new(code::INTERNAL, "", "no host finished"))?;
+    let prefilled: Vec<Prefilled<B>> = prefilled.into_iter().flatten().collect();
+    let prefill_wall_ms = prefilled.iter().map(|p| p.prefill_ms).fold(0.0, f64::max);
+    let mut hosts: Vec<HostTimings> = prefilled.iter().map(|p| p.timings.clone()).collect();
+    // Emulated hosts share one device, so after prefill they decode once over all hosts'
+    // KV in host order instead of taking H turns per layer per token: attention of the new
+    // rows over the concatenation is what the LSE merge of the hosts' partials gives (tests/
+    // tcp_hosts.rs holds real hosts, which merge, to these tokens), and only the last host
+    // appended before. Its time
+    // counts as the last host's `query` and `decode`.
+    let mut cache = merge_caches(&m.backend, prefilled.into_iter().map(|p| p.cache).collect())?;
+    let last_host = hosts.len() - 1;
+    let mut single = InProcess::group(1).pop().ok_or_else(|| EngineError::new(code::INTERNAL, "", "no decode group"))?;
+    let (tokens, first_logits) = decode_tokens(m, r, &mut single, &mut cache, &mut hosts[last_host], on_token)?;
+    let total_wall_ms = started.elapsed().as_secs_f64() * 1e3;
     let s = &layout.settings;
     Ok(Output {
-        tokens: last.tokens,
-        first_logits: last.first_logits,
+        tokens,
+        first_logits,
         hosts,
         anchor_tokens: s.anchor_tokens as usize,
         passing_tokens: s.passing_tokens as usize,
@@ -256,6 +260,39 @@ pub fn generate_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut 
     })
 }
 
+/// One host's prefill: its KV cache, its timings so far and when its prefill ended.
+struct Prefilled<B: Backend> {
+    cache: KvCache<B>,
+    timings: HostTimings,
+    prefill_ms: f64,
+}
+
+fn prefill_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, layout: &apb_plan::layout::Layout, comm: &mut C, started: Instant) -> Result<Prefilled<B>> {
+    let host = comm.rank();
+    let rows = host_rows(&layout.hosts[host], &r.context, &r.query);
+    let mut timings = HostTimings::new(host);
+    let p = HostPrefill { layout, host, rows: &rows, scorer: r.scorer };
+    let cache = prefill(m, comm, &p, &mut timings)?;
+    Ok(Prefilled { cache, timings, prefill_ms: started.elapsed().as_secs_f64() * 1e3 })
+}
+
+/// All hosts' caches as one, layer by layer in host order; each layer's parts are freed as
+/// soon as they are joined, so the peak is one layer's KV beyond the caches themselves.
+fn merge_caches<B: Backend>(b: &B, caches: Vec<KvCache<B>>) -> Result<KvCache<B>> {
+    if caches.len() == 1 {
+        return caches.into_iter().next().ok_or_else(|| EngineError::new(code::INTERNAL, "", "no cache"));
+    }
+    let layers = caches.first().map_or(0, |c| c.k.len());
+    let mut hosts: Vec<_> = caches.into_iter().map(|c| (c.k.into_iter(), c.v.into_iter())).collect();
+    let mut merged = KvCache { k: Vec::with_capacity(layers), v: Vec::with_capacity(layers) };
+    for _ in 0..layers {
+        let (k, v): (Vec<B::Buf>, Vec<B::Buf>) = hosts.iter_mut().filter_map(|(k, v)| Some((k.next()?, v.next()?))).unzip();
+        merged.k.push(b.concat_rows(&k.iter().collect::<Vec<_>>())?);
+        merged.v.push(b.concat_rows(&v.iter().collect::<Vec<_>>())?);
+    }
+    Ok(merged)
+}
+
 fn run_host<B: Backend, C: Comm>(
     m: &Model<B>,
     r: &Request,
@@ -264,16 +301,24 @@ fn run_host<B: Backend, C: Comm>(
     started: Instant,
     on_token: &(dyn Fn(u32) -> bool + Sync),
 ) -> Result<(HostResult, f64)> {
-    let host = comm.rank();
-    let is_last = host + 1 == comm.size();
-    let rows = host_rows(&layout.hosts[host], &r.context, &r.query);
-    let mut timings = HostTimings::new(host);
-    let p = HostPrefill { layout, host, rows: &rows, scorer: r.scorer };
-    let mut cache = prefill(m, comm, &p, &mut timings)?;
-    let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
+    let Prefilled { mut cache, mut timings, prefill_ms } = prefill_host(m, r, layout, comm, started)?;
+    let (tokens, first_logits) = decode_tokens(m, r, comm, &mut cache, &mut timings, on_token)?;
+    Ok((HostResult { timings, tokens, first_logits }, prefill_ms))
+}
+
+/// The query pass and generation after prefill; returns the tokens and the first-token logits.
+fn decode_tokens<B: Backend, C: Comm>(
+    m: &Model<B>,
+    r: &Request,
+    comm: &mut C,
+    cache: &mut KvCache<B>,
+    timings: &mut HostTimings,
+    on_token: &(dyn Fn(u32) -> bool + Sync),
+) -> Result<(Vec<u32>, Vec<f32>)> {
+    let is_last = comm.rank() + 1 == comm.size();
     let n = r.context.len() as u32;
     let positions: Vec<u32> = (n..n + r.query.len() as u32).collect();
-    let mut logits = decode(m, comm, &mut cache, &r.query, &positions, "query", &mut timings)?;
+    let mut logits = decode(m, comm, cache, &r.query, &positions, "query", timings)?;
     let first_logits = logits.clone();
     let mut sampler = Sampler::new(r.sampling);
     let mut tokens = Vec::new();
@@ -295,8 +340,8 @@ fn run_host<B: Backend, C: Comm>(
         if choice[1] == 0.0 || tokens.len() == r.max_new_tokens {
             break;
         }
-        logits = decode(m, comm, &mut cache, &[choice[0] as u32], &[position], "decode", &mut timings)?;
+        logits = decode(m, comm, cache, &[choice[0] as u32], &[position], "decode", timings)?;
         position += 1;
     }
-    Ok((HostResult { timings, tokens, first_logits }, prefill_ms))
+    Ok((tokens, first_logits))
 }
