@@ -19,6 +19,16 @@ pub mod code {
     pub const PLAN: &str = "PLAN";
     pub const COMM: &str = "COMM";
     pub const CANCELLED: &str = "CANCELLED";
+    /// NaN or Inf in a model's weights or in the logits it produced.
+    pub const NUMERIC: &str = "NUMERIC";
+    /// The prompt is longer than the model's positions (max_position_embeddings).
+    pub const PROMPT_TOO_LONG: &str = "PROMPT_TOO_LONG";
+    /// The model was disposed; load it again.
+    pub const DISPOSED: &str = "DISPOSED";
+    pub const GPU_MEMORY: &str = "GPU_MEMORY";
+    pub const CUDA: &str = "CUDA";
+    pub const CUDA_UNAVAILABLE: &str = "CUDA_UNAVAILABLE";
+    pub const NCCL_UNAVAILABLE: &str = "NCCL_UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
 }
 

@@ -22,7 +22,13 @@ export type ErrorCode =
   | "PLAN" // the planner rejected the layout (its message says why)
   | "COMM" // hosts could not exchange data
   | "NCCL_UNAVAILABLE" // joining GPU hosts needs NCCL, which this machine lacks (the message says how to fix it)
-  | "CANCELLED";
+  | "CANCELLED" // the caller aborted (AbortSignal)
+  | "NUMERIC" // NaN or Inf in the weights or the logits
+  | "PROMPT_TOO_LONG" // the prompt exceeds the model's positions
+  | "DISPOSED" // the model was disposed
+  | "GPU_MEMORY" // the request or the weights do not fit the GPU's free memory
+  | "CUDA" // a CUDA call failed
+  | "CUDA_UNAVAILABLE"; // --backend cuda on a machine or build without CUDA
 
 /**
  * Errors are data: a stable code, a message that names the file or tensor, what was expected,
