@@ -56,6 +56,7 @@ export {
 } from "./tiny-model.js";
 export { SPECIAL_TOKENS, TINY_CHAT_TEMPLATE, tinyTokenizerFiles, type SpecialToken } from "./tiny-tokenizer.js";
 export { openModelDir, type ModelDir, type ModelFormat, type OpenOptions } from "./model-dir.js";
+export { DEFAULT_HOSTS, DEFAULT_MAX_TOKENS } from "./defaults.js";
 export { BACKENDS, loadModel, Model, type BackendName, type HostRun, type LoadOptions } from "./engine.js";
 export { buildHostRequest, STRATEGIES, type GenerateOptions, type HostRequest, type Strategy } from "./request.js";
 export { describeGeneration, type Generation, type GenerationParts, type HostTiming } from "./generation.js";

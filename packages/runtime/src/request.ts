@@ -3,6 +3,7 @@
 // the engine directly; a coordinator hands the same thing to every host of a group.
 import type { GenerateSpec } from "@apb/native";
 import { z } from "zod";
+import { DEFAULT_HOSTS, DEFAULT_MAX_TOKENS } from "./defaults.js";
 import { RuntimeError } from "./errors.js";
 import type { ModelDir } from "./model-dir.js";
 import { splitPrompt, type PromptTokens } from "./prompt.js";
@@ -17,12 +18,12 @@ const generateSchema = z.strictObject({
   messages: z.array(z.object({ role: z.string(), content: z.string() })).optional(),
   answerPrefix: z.string({ error: "must be the text the answer starts with" }).optional(),
   strategy: z.enum(STRATEGIES, { error: `must be one of ${STRATEGIES.join(", ")}` }).default("apb"),
-  hosts: z.number().int().min(1).max(4096).default(4),
+  hosts: z.number().int().min(1).max(4096).default(DEFAULT_HOSTS),
   anchorTokens: z.number().int().min(0).optional(),
   passingTokens: z.number().int().min(0).optional(),
   balanced: z.boolean().optional(),
   scorer: z.enum(["query", "retaining-heads"]).optional(),
-  maxTokens: z.number().int().min(0).max(1_000_000).default(64),
+  maxTokens: z.number().int().min(0).max(1_000_000).default(DEFAULT_MAX_TOKENS),
   temperature: z.number().min(0).max(100).default(0),
   topP: z.number().gt(0).max(1).default(1),
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
