@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { backends, Engine, type ModelSpec } from "./index.js";
+import { backends, CancelToken, Engine, type ModelSpec } from "./index.js";
 
 const PREFIX = "APB_ERROR:";
 
@@ -104,6 +104,55 @@ describe("@apb/native", () => {
       const e = errorData(await engine.generate({ ...base, ...patch }).catch((x) => x));
       expect(e.path).toBe(path);
     }
+  });
+});
+
+describe("a model under the caller's control", () => {
+  const request = { context: [1, 2, 3, 4, 5, 6], prefixTokens: 1, query: [6], strategy: "apb", hosts: 2, maxNewTokens: 2, stopTokens: [] };
+
+  it("a cancelled token rejects load and generate with CANCELLED before any work", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
+    const cancelled = new CancelToken();
+    cancelled.cancel();
+    expect(cancelled.cancelled).toBe(true);
+    const progress: unknown[] = [];
+    expect(errorData(await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec, (p) => progress.push(p), cancelled).catch((x) => x)).code).toBe("CANCELLED");
+    const engine = await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec, undefined, new CancelToken());
+    const layers: unknown[] = [];
+    expect(errorData(await engine.generate(request, undefined, (p) => layers.push(p), cancelled).catch((x) => x)).code).toBe("CANCELLED");
+    await new Promise((r) => setTimeout(r, 50));
+    expect(layers).toEqual([]);
+    expect((await engine.generate(request, undefined, undefined, new CancelToken())).tokens).toHaveLength(2);
+  });
+
+  it("reports prefill layers and the first token's wall time", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
+    const engine = await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec);
+    const layers: { host: number; hosts: number; layer: number; layers: number }[] = [];
+    const out = await engine.generate(request, undefined, (p) => layers.push(p));
+    for (let waited = 0; layers.length < 2 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+    expect(layers.sort((a, b) => a.host - b.host)).toEqual([{ host: 0, hosts: 2, layer: 1, layers: 1 }, { host: 1, hosts: 2, layer: 1, layers: 1 }]);
+    expect(out.firstTokenWallMs).toBeGreaterThanOrEqual(out.prefillWallMs);
+    expect(out.firstTokenWallMs).toBeLessThanOrEqual(out.totalWallMs);
+  });
+
+  it("dispose frees the model; later calls fail with DISPOSED, and again does nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
+    const engine = await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec);
+    const running = engine.generate(request);
+    engine.dispose();
+    expect(engine.disposed).toBe(true);
+    expect((await running).tokens).toHaveLength(2);
+    let thrown: unknown;
+    try {
+      await engine.generate(request);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(errorData(thrown)).toMatchObject({ code: "DISPOSED", message: expect.stringMatching(/load the model again/) });
+    expect(errorData((() => { try { engine.gpuMemory(); } catch (e) { return e; } })()).code).toBe("DISPOSED");
+    engine.dispose();
+    expect(engine.backend).toBe("cpu");
   });
 });
 

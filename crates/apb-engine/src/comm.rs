@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::control::Cancel;
 use crate::error::{code, EngineError, Result};
 
 pub trait Comm: Send {
@@ -73,6 +74,8 @@ pub struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     compute: Mutex<()>,
+    /// The caller's cancel flag, checked with the abort at every layer.
+    cancel: Option<Cancel>,
 }
 
 /// How emulated hosts hand blocks to each other: in place (buffers stay on the device), or
@@ -96,6 +99,11 @@ impl InProcess {
     }
 
     pub fn group_with(size: usize, transfer: Transfer) -> Vec<InProcess> {
+        InProcess::group_cancellable(size, transfer, None)
+    }
+
+    /// A group whose hosts stop at their next layer once `cancel` is set.
+    pub fn group_cancellable(size: usize, transfer: Transfer, cancel: Option<Cancel>) -> Vec<InProcess> {
         let shared = Arc::new(Shared {
             size,
             transfer,
@@ -108,6 +116,7 @@ impl InProcess {
             }),
             changed: Condvar::new(),
             compute: Mutex::new(()),
+            cancel,
         });
         (0..size).map(|rank| InProcess { rank, shared: shared.clone() }).collect()
     }
@@ -176,6 +185,17 @@ impl Comm for InProcess {
 
     fn collective_phase(&self) -> &'static str {
         "wait"
+    }
+
+    fn check_aborted(&self) -> Result<()> {
+        if let Some(c) = &self.shared.cancel {
+            c.check("generate")?;
+        }
+        // Another host failed: stop now rather than compute a layer nobody will use.
+        match self.lock()?.aborted.as_deref() {
+            Some(r) => Err(aborted(r)),
+            None => Ok(()),
+        }
     }
 
     fn abort(&self, reason: &str) {

@@ -7,6 +7,7 @@ use apb_plan::input::{Hardware, PlanInput, Scorer, Strategy};
 
 use crate::backend::Backend;
 use crate::comm::{Comm, InProcess, Transfer};
+use crate::control::{Hooks, LayerDone};
 use crate::decode::decode;
 use crate::error::{code, EngineError, Result};
 use crate::host::host_rows;
@@ -44,6 +45,9 @@ pub struct Output {
     pub passing_tokens: usize,
     pub block_tokens: usize,
     pub prefill_wall_ms: f64,
+    /// From the call to the first generated token being chosen (to the first-token logits
+    /// when no token is generated): for emulated hosts, all hosts' prefill in turn and the query.
+    pub first_token_wall_ms: f64,
     pub total_wall_ms: f64,
 }
 
@@ -123,7 +127,7 @@ fn check_memory<B: Backend>(m: &Model<B>, r: &Request, layout: &apb_plan::layout
     if needed > free {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         return Err(EngineError::new(
-            "GPU_MEMORY",
+            code::GPU_MEMORY,
             "context",
             format!(
                 "this request needs about {:.1} GiB of device memory beyond the weights (KV cache of {} tokens over {} hosts, and one host's activations) but {:.1} GiB are free; use a shorter context or more hosts",
@@ -139,8 +143,7 @@ fn check_memory<B: Backend>(m: &Model<B>, r: &Request, layout: &apb_plan::layout
 
 struct HostResult {
     timings: HostTimings,
-    tokens: Vec<u32>,
-    first_logits: Vec<f32>,
+    decoded: Decoded,
 }
 
 /// Generates up to `max_new_tokens`; `on_token` sees each token as it is chosen and may
@@ -152,16 +155,31 @@ pub fn generate<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -
 /// `generate` with emulated hosts handing blocks over as chosen (`Transfer::Bytes` makes
 /// them travel through host memory, as between machines).
 pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u32) -> bool + Sync), transfer: Transfer) -> Result<Output> {
+    generate_controlled(m, r, on_token, transfer, Hooks::default())
+}
+
+/// `generate_with` under the caller's controls: `hooks.cancel` stops every host within one
+/// layer (the call returns `CANCELLED`), `hooks.on_layer` hears each host finish each layer.
+pub fn generate_controlled<B: Backend>(
+    m: &Model<B>,
+    r: &Request,
+    on_token: &(dyn Fn(u32) -> bool + Sync),
+    transfer: Transfer,
+    hooks: Hooks,
+) -> Result<Output> {
+    let entered = Instant::now();
+    hooks.check_cancelled("generate")?;
     let plan = plan_request(m, r)?;
     let layout = &plan.layout;
     check_memory(m, r, layout, &layout.hosts)?;
     let started = Instant::now();
+    let cancel = hooks.cancel.cloned();
     let prefilled: Vec<Result<Prefilled<B>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = InProcess::group_with(layout.hosts.len(), transfer)
+        let handles: Vec<_> = InProcess::group_cancellable(layout.hosts.len(), transfer, cancel.clone())
             .into_iter()
             .map(|mut comm| {
                 s.spawn(move || {
-                    let out = prefill_host(m, r, layout, &mut comm, started);
+                    let out = prefill_host(m, r, layout, &mut comm, started, hooks.on_layer);
                     if let Err(e) = &out {
                         comm.abort(&e.message);
                     }
@@ -185,24 +203,28 @@ pub fn generate_with<B: Backend>(m: &Model<B>, r: &Request, on_token: &(dyn Fn(u
     // KV in host order instead of taking H turns per layer per token: attention of the new
     // rows over the concatenation is what the LSE merge of the hosts' partials gives (tests/
     // tcp_hosts.rs holds real hosts, which merge, to these tokens), and only the last host
-    // appended before. Its time
-    // counts as the last host's `query` and `decode`.
+    // appended before. Its time counts as the last host's `query` and `decode`.
     let mut cache = merge_caches(&m.backend, prefilled.into_iter().map(|p| p.cache).collect())?;
     let last_host = hosts.len() - 1;
-    let mut single = InProcess::group(1).pop().ok_or_else(|| EngineError::new(code::INTERNAL, "", "no decode group"))?;
-    let (tokens, first_logits) = decode_tokens(m, r, &mut single, &mut cache, &mut hosts[last_host], on_token)?;
-    let total_wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut single = InProcess::group_cancellable(1, Transfer::Handoff, cancel).pop().ok_or_else(|| EngineError::new(code::INTERNAL, "", "no decode group"))?;
+    let decoded = decode_tokens(m, r, &mut single, &mut cache, &mut hosts[last_host], on_token)?;
+    let total_wall_ms = entered.elapsed().as_secs_f64() * 1e3;
     let s = &layout.settings;
     Ok(Output {
-        tokens,
-        first_logits,
+        tokens: decoded.tokens,
+        first_logits: decoded.first_logits,
         hosts,
         anchor_tokens: s.anchor_tokens as usize,
         passing_tokens: s.passing_tokens as usize,
         block_tokens: s.block_tokens as usize,
         prefill_wall_ms,
+        first_token_wall_ms: ms_between(entered, decoded.first_token_at),
         total_wall_ms,
     })
+}
+
+fn ms_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1e3
 }
 
 /// What one real host returns: its own tokens (every host holds the same ones), the
@@ -217,6 +239,8 @@ pub struct HostOutput {
     pub block_tokens: usize,
     /// From this call's start to the end of this host's prefill.
     pub prefill_wall_ms: f64,
+    /// From this call's start to the first token (as `Output::first_token_wall_ms`).
+    pub first_token_wall_ms: f64,
     pub total_wall_ms: f64,
 }
 
@@ -249,13 +273,14 @@ pub fn generate_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut 
     };
     let s = &layout.settings;
     Ok(HostOutput {
-        tokens: host.tokens,
-        first_logits: host.first_logits,
+        tokens: host.decoded.tokens,
+        first_logits: host.decoded.first_logits,
         timings: host.timings,
         anchor_tokens: s.anchor_tokens as usize,
         passing_tokens: s.passing_tokens as usize,
         block_tokens: s.block_tokens as usize,
         prefill_wall_ms,
+        first_token_wall_ms: ms_between(started, host.decoded.first_token_at),
         total_wall_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }
@@ -267,11 +292,18 @@ struct Prefilled<B: Backend> {
     prefill_ms: f64,
 }
 
-fn prefill_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, layout: &apb_plan::layout::Layout, comm: &mut C, started: Instant) -> Result<Prefilled<B>> {
+fn prefill_host<B: Backend, C: Comm>(
+    m: &Model<B>,
+    r: &Request,
+    layout: &apb_plan::layout::Layout,
+    comm: &mut C,
+    started: Instant,
+    on_layer: Option<&(dyn Fn(LayerDone) + Sync)>,
+) -> Result<Prefilled<B>> {
     let host = comm.rank();
     let rows = host_rows(&layout.hosts[host], &r.context, &r.query);
     let mut timings = HostTimings::new(host);
-    let p = HostPrefill { layout, host, rows: &rows, scorer: r.scorer };
+    let p = HostPrefill { layout, host, rows: &rows, scorer: r.scorer, on_layer };
     let cache = prefill(m, comm, &p, &mut timings)?;
     Ok(Prefilled { cache, timings, prefill_ms: started.elapsed().as_secs_f64() * 1e3 })
 }
@@ -301,12 +333,35 @@ fn run_host<B: Backend, C: Comm>(
     started: Instant,
     on_token: &(dyn Fn(u32) -> bool + Sync),
 ) -> Result<(HostResult, f64)> {
-    let Prefilled { mut cache, mut timings, prefill_ms } = prefill_host(m, r, layout, comm, started)?;
-    let (tokens, first_logits) = decode_tokens(m, r, comm, &mut cache, &mut timings, on_token)?;
-    Ok((HostResult { timings, tokens, first_logits }, prefill_ms))
+    let Prefilled { mut cache, mut timings, prefill_ms } = prefill_host(m, r, layout, comm, started, None)?;
+    let decoded = decode_tokens(m, r, comm, &mut cache, &mut timings, on_token)?;
+    Ok((HostResult { timings, decoded }, prefill_ms))
 }
 
-/// The query pass and generation after prefill; returns the tokens and the first-token logits.
+/// What decoding gives: the tokens, the first token's logits, and when the first token was
+/// chosen (when the logits were ready, if none was to be generated).
+struct Decoded {
+    tokens: Vec<u32>,
+    first_logits: Vec<f32>,
+    first_token_at: Instant,
+}
+
+/// NaN or Inf logits would make the sampler choose token 0 again and again (NaN never wins
+/// a comparison), which looks like an answer; refuse them instead.
+fn check_logits(logits: &[f32], step: usize) -> Result<()> {
+    let Some(at) = logits.iter().position(|v| !v.is_finite()) else { return Ok(()) };
+    let when = if step == 0 { "after the query".to_string() } else { format!("for generated token {}", step + 1) };
+    Err(EngineError::new(
+        code::NUMERIC,
+        "logits",
+        format!(
+            "the model produced a non-finite logit ({} for token id {at}) {when}: its weights or activations overflow. Check the checkpoint (a float16 model whose activations exceed 65504 needs bfloat16 or float32 weights)",
+            logits[at]
+        ),
+    ))
+}
+
+/// The query pass and generation after prefill.
 fn decode_tokens<B: Backend, C: Comm>(
     m: &Model<B>,
     r: &Request,
@@ -314,12 +369,14 @@ fn decode_tokens<B: Backend, C: Comm>(
     cache: &mut KvCache<B>,
     timings: &mut HostTimings,
     on_token: &(dyn Fn(u32) -> bool + Sync),
-) -> Result<(Vec<u32>, Vec<f32>)> {
+) -> Result<Decoded> {
     let is_last = comm.rank() + 1 == comm.size();
     let n = r.context.len() as u32;
     let positions: Vec<u32> = (n..n + r.query.len() as u32).collect();
     let mut logits = decode(m, comm, cache, &r.query, &positions, "query", timings)?;
+    check_logits(&logits, 0)?;
     let first_logits = logits.clone();
+    let mut first_token_at = Instant::now();
     let mut sampler = Sampler::new(r.sampling);
     let mut tokens = Vec::new();
     let mut position = n + r.query.len() as u32;
@@ -328,6 +385,9 @@ fn decode_tokens<B: Backend, C: Comm>(
         let mut choice = vec![0.0f32, 0.0];
         if is_last {
             let token = sampler.next(&logits);
+            if tokens.is_empty() {
+                first_token_at = Instant::now();
+            }
             let go_on = on_token(token) && !r.stop_tokens.contains(&token);
             choice = vec![token as f32, if go_on { 1.0 } else { 0.0 }];
         }
@@ -335,13 +395,17 @@ fn decode_tokens<B: Backend, C: Comm>(
             let t = Instant::now();
             choice = comm.all_gather(choice)?[comm.size() - 1].as_ref().clone();
             timings.add(crate::decode::after_prefill(comm, "decode"), t);
+            if tokens.is_empty() && !is_last {
+                first_token_at = Instant::now();
+            }
         }
         tokens.push(choice[0] as u32);
         if choice[1] == 0.0 || tokens.len() == r.max_new_tokens {
             break;
         }
         logits = decode(m, comm, cache, &[choice[0] as u32], &[position], "decode", timings)?;
+        check_logits(&logits, tokens.len())?;
         position += 1;
     }
-    Ok((tokens, first_logits))
+    Ok(Decoded { tokens, first_logits, first_token_at })
 }

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod comm;
 pub mod config;
+pub mod control;
 pub mod cpu;
 pub mod decode;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod weights;
 
 pub use config::{Architecture, Llama3Scaling, ModelConfig};
 pub use comm::Transfer;
-pub use engine::{generate, generate_host, generate_with, HostOutput, Output, Request};
+pub use control::{Cancel, Hooks, LayerDone};
+pub use engine::{generate, generate_controlled, generate_host, generate_with, HostOutput, Output, Request};
 pub use error::{EngineError, Result};
 pub use model::Model;

@@ -9,6 +9,7 @@ use apb_plan::layout::{HostLayout, KeySource, Layout, Mask, QueryRange};
 
 use crate::backend::{Backend, Segment};
 use crate::comm::{Comm, Handoff};
+use crate::control::LayerDone;
 use crate::exchange::{self, KvBlock};
 use crate::cpu::select;
 use crate::error::{EngineError, Result};
@@ -28,6 +29,8 @@ pub struct HostPrefill<'a> {
     pub host: usize,
     pub rows: &'a HostRows,
     pub scorer: Scorer,
+    /// Told as this host finishes each layer (progress for the caller; must not block).
+    pub on_layer: Option<&'a (dyn Fn(LayerDone) + Sync)>,
 }
 
 pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill, timings: &mut HostTimings) -> Result<KvCache<B>> {
@@ -81,6 +84,9 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         cache.k.push(k_local);
         cache.v.push(v_local);
         timings.end(&m.backend, "ffn", t)?;
+        if let Some(f) = p.on_layer {
+            f(LayerDone { host: p.host, hosts: p.layout.hosts.len(), layer: l + 1, layers: c.layers });
+        }
     }
     Ok(cache)
 }

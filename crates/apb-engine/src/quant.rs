@@ -134,38 +134,61 @@ impl Rows {
 /// Below this many output values a thread costs more than it saves.
 const MIN_VALUES_PER_THREAD: usize = 1 << 16;
 
+/// The first value of a tensor that is NaN or infinite: its index in HF row order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NonFinite {
+    pub index: usize,
+    pub value: f32,
+}
+
 /// The tensor as f32 in HF row order, decoded on all cores. `bytes` must be `rows.byte_length()`.
 pub fn dequantize(bytes: &[u8], dtype: DType, rows: Rows) -> Vec<f32> {
+    dequantize_checked(bytes, dtype, rows).0
+}
+
+/// `dequantize`, and the first NaN or Inf it produced. Each thread checks the rows it just
+/// wrote while they are still in cache, so the check costs a fraction of the decoding.
+pub fn dequantize_checked(bytes: &[u8], dtype: DType, rows: Rows) -> (Vec<f32>, Option<NonFinite>) {
     dequantize_on(bytes, dtype, rows, thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn dequantize_on(bytes: &[u8], dtype: DType, rows: Rows, threads: usize) -> Vec<f32> {
+fn dequantize_on(bytes: &[u8], dtype: DType, rows: Rows, threads: usize) -> (Vec<f32>, Option<NonFinite>) {
     assert_eq!(bytes.len(), rows.byte_length(), "dequantize: byte length was not checked");
     // calloc'd: pages are zeroed lazily by the OS, so this costs nothing up front.
     let mut out = vec![0f32; rows.count * rows.len];
     if out.is_empty() {
-        return out;
+        return (out, None);
     }
     let threads = threads.min(out.len().div_ceil(MIN_VALUES_PER_THREAD)).clamp(1, rows.count);
     let per_thread = rows.count.div_ceil(threads);
-    if threads == 1 {
-        decode_rows(bytes, dtype, rows, 0, &mut out);
+    let bad = if threads == 1 {
+        decode_rows(bytes, dtype, rows, 0, &mut out)
     } else {
         thread::scope(|s| {
-            for (i, chunk) in out.chunks_mut(per_thread * rows.len).enumerate() {
-                s.spawn(move || decode_rows(bytes, dtype, rows, i * per_thread, chunk));
-            }
-        });
-    }
-    out
+            let handles: Vec<_> =
+                out.chunks_mut(per_thread * rows.len).enumerate().map(|(i, chunk)| s.spawn(move || decode_rows(bytes, dtype, rows, i * per_thread, chunk))).collect();
+            // Chunks are in row order, so the first chunk with a bad value holds the first one.
+            handles.into_iter().filter_map(|h| h.join().unwrap_or(None)).min_by_key(|b| b.index)
+        })
+    };
+    (out, bad)
 }
 
-/// Decodes HF rows `first..` into `out` (whole rows).
-fn decode_rows(bytes: &[u8], dtype: DType, rows: Rows, first: usize, out: &mut [f32]) {
+const EXPONENT: u32 = 0x7F80_0000;
+
+/// Decodes HF rows `first..` into `out` (whole rows); returns the first non-finite value.
+fn decode_rows(bytes: &[u8], dtype: DType, rows: Rows, first: usize, out: &mut [f32]) -> Option<NonFinite> {
+    let mut bad = None;
     for (k, y) in out.chunks_exact_mut(rows.len).enumerate() {
         let at = rows.source_row(first + k) * rows.row_bytes;
         decode_row(dtype, &bytes[at..at + rows.row_bytes], y);
+        // NaN and Inf are the values whose exponent bits are all set; OR-ing that test over
+        // the row is branch-free, so it vectorizes, and only a bad row is searched.
+        if bad.is_none() && y.iter().fold(false, |any, v| any | (v.to_bits() & EXPONENT == EXPONENT)) {
+            bad = y.iter().position(|v| !v.is_finite()).map(|j| NonFinite { index: (first + k) * rows.len + j, value: y[j] });
+        }
     }
+    bad
 }
 
 fn decode_row(dtype: DType, src: &[u8], dst: &mut [f32]) {
@@ -426,11 +449,14 @@ mod tests {
             let shape = [67, 4096usize.div_ceil(per) * per];
             let layout = Rows::of("t", dtype, &shape, None).unwrap();
             let bytes = if QUANTS.contains(&dtype) { random_blocks(&mut rng, dtype, layout.byte_length() / dtype.block().1) } else { rng.bytes(layout.byte_length()) };
-            let one = dequantize_on(&bytes, dtype, layout, 1);
+            let (one, one_bad) = dequantize_on(&bytes, dtype, layout, 1);
+            // Random float bytes include NaNs and Infs; the check names the first of them.
+            let first_bad = one.iter().position(|v| !v.is_finite());
+            assert_eq!(one_bad.map(|b| b.index), first_bad, "{dtype}: the first non-finite value");
             for threads in [2, 3, 8] {
-                let many = dequantize_on(&bytes, dtype, layout, threads);
-                // Bitwise: random float bytes include NaNs.
+                let (many, many_bad) = dequantize_on(&bytes, dtype, layout, threads);
                 assert!(one.iter().zip(&many).all(|(a, b)| a.to_bits() == b.to_bits()), "{dtype} on {threads} threads");
+                assert_eq!(many_bad.map(|b| b.index), first_bad, "{dtype} on {threads} threads: the first non-finite value");
             }
         }
     }
@@ -466,7 +492,7 @@ mod tests {
             assert_ne!(hf_bytes, gguf_bytes);
             let layout = Rows::of("q", dtype, &shape, Some(heads)).unwrap();
             assert_eq!(layout.head_dim, Some(hd));
-            assert_eq!(dequantize_on(&gguf_bytes, dtype, layout, 3), dequantize(&hf_bytes, dtype, plain), "{dtype}");
+            assert_eq!(dequantize_on(&gguf_bytes, dtype, layout, 3).0, dequantize(&hf_bytes, dtype, plain), "{dtype}");
         }
     }
 

@@ -11,7 +11,7 @@ use memmap2::Mmap;
 
 use crate::error::{code, EngineError, Result};
 pub use crate::quant::DType;
-use crate::quant::{dequantize, Rows};
+use crate::quant::{dequantize, dequantize_checked, Rows};
 
 /// Where one tensor's bytes are.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +94,21 @@ impl TensorFiles {
                 format!("tensor {name} lies beyond the end of {} ({} bytes): the file is truncated", e.file.display(), map.len()),
             )
         })?;
-        Ok(dequantize(&map[e.offset_bytes..end], e.dtype, rows))
+        match dequantize_checked(&map[e.offset_bytes..end], e.dtype, rows) {
+            (values, None) => Ok(values),
+            (_, Some(bad)) => {
+                let (row, column) = (bad.index / rows.len.max(1), bad.index % rows.len.max(1));
+                Err(EngineError::new(
+                    code::NUMERIC,
+                    name,
+                    format!(
+                        "tensor {name} in {} holds {} at row {row}, column {column}: a checkpoint's weights must be finite. The file is corrupt or was saved from a diverged model; re-download or re-convert it",
+                        e.file.display(),
+                        bad.value
+                    ),
+                ))
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::backend::Backend;
 use crate::config::ModelConfig;
+use crate::control::Cancel;
 use crate::error::Result;
 
 pub struct LayerWeights<B: Backend> {
@@ -50,6 +51,23 @@ impl TensorSource for crate::safetensors::TensorFiles {
     }
     fn has(&self, name: &str) -> bool {
         self.entry(name).is_some()
+    }
+}
+
+/// A source that stops with `CANCELLED` before reading the next tensor once `cancel` is set,
+/// so a load ends within one tensor of the caller's cancel.
+pub struct Cancellable<'a> {
+    pub source: &'a mut dyn TensorSource,
+    pub cancel: &'a Cancel,
+}
+
+impl TensorSource for Cancellable<'_> {
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.cancel.check("load")?;
+        self.source.tensor(name, shape)
+    }
+    fn has(&self, name: &str) -> bool {
+        self.source.has(name)
     }
 }
 

@@ -147,6 +147,8 @@ pub struct HostGenerateResult {
     pub block_tokens: u32,
     /// From the call's start to the end of this host's prefill, as this host saw it.
     pub prefill_wall_ms: f64,
+    /// From the call's start to the first token, as this host saw it.
+    pub first_token_wall_ms: f64,
     pub total_wall_ms: f64,
 }
 
@@ -219,6 +221,7 @@ impl Task for GenerateHostTask {
             passing_tokens: out.passing_tokens as u32,
             block_tokens: out.block_tokens as u32,
             prefill_wall_ms: out.prefill_wall_ms,
+            first_token_wall_ms: out.first_token_wall_ms,
             total_wall_ms: out.total_wall_ms,
         })
     }
@@ -228,14 +231,16 @@ impl Task for GenerateHostTask {
 impl Engine {
     /// Joins an NCCL group on this model's GPU (CUDA models only).
     #[napi(ts_return_type = "Promise<DataPlane>")]
-    pub fn connect_nccl(&self, unique_id: String, rank: u32, size: u32, timeout_ms: u32) -> AsyncTask<ConnectNcclTask> {
-        AsyncTask::new(ConnectNcclTask { model: self.model.clone(), unique_id, rank: rank as usize, size: size as usize, timeout_ms: timeout_ms as u64 })
+    pub fn connect_nccl(&self, unique_id: String, rank: u32, size: u32, timeout_ms: u32) -> Result<AsyncTask<ConnectNcclTask>> {
+        let model = self.loaded().map_err(crate::to_js)?;
+        Ok(AsyncTask::new(ConnectNcclTask { model, unique_id, rank: rank as usize, size: size as usize, timeout_ms: timeout_ms as u64 }))
     }
 
     /// Runs this host's part of a request over `plane`; every host of the group must be
     /// given the same request. Only the last host calls `onToken`.
     #[napi(ts_return_type = "Promise<HostGenerateResult>")]
-    pub fn generate_host(&self, spec: GenerateSpec, plane: &DataPlane, on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>) -> AsyncTask<GenerateHostTask> {
-        AsyncTask::new(GenerateHostTask { model: self.model.clone(), plane: plane.plane.clone(), spec, on_token })
+    pub fn generate_host(&self, spec: GenerateSpec, plane: &DataPlane, on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>) -> Result<AsyncTask<GenerateHostTask>> {
+        let model = self.loaded().map_err(crate::to_js)?;
+        Ok(AsyncTask::new(GenerateHostTask { model, plane: plane.plane.clone(), spec, on_token }))
     }
 }

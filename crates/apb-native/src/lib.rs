@@ -6,7 +6,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use apb_engine::config::{Architecture, Llama3Scaling, ModelConfig};
 use apb_engine::cpu::backend::Cpu;
@@ -14,7 +15,8 @@ use apb_engine::error::code;
 use apb_engine::safetensors::{DType, TensorEntry, TensorFiles};
 use apb_engine::sample::Sampling;
 use apb_engine::timing::PHASES;
-use apb_engine::{EngineError, Model, Request};
+use apb_engine::weights::Cancellable;
+use apb_engine::{Cancel, EngineError, Hooks, LayerDone, Model, Request, Transfer};
 use apb_plan::input::{Scorer, Strategy};
 use apb_plan::json::Json;
 use napi::bindgen_prelude::*;
@@ -23,7 +25,7 @@ use napi_derive::napi;
 
 const ERROR_PREFIX: &str = "APB_ERROR:";
 
-fn to_js(e: EngineError) -> Error {
+pub(crate) fn to_js(e: EngineError) -> Error {
     let body = Json::obj(vec![("code", Json::str(e.code)), ("message", Json::string(e.message)), ("path", Json::string(e.path))])
         .write()
         .unwrap_or_default();
@@ -159,10 +161,46 @@ fn entries_of(specs: &[TensorSpec]) -> apb_engine::Result<Vec<TensorEntry>> {
 
 type ProgressFn = ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false>;
 type TokenFn = ThreadsafeFunction<u32, (), u32, Status, false>;
+type PrefillFn = ThreadsafeFunction<PrefillProgress, (), PrefillProgress, Status, false>;
+
+/// One host finished one layer of prefill (`layer` counts from 1 to `layers`).
+#[napi(object)]
+pub struct PrefillProgress {
+    pub host: u32,
+    pub hosts: u32,
+    pub layer: u32,
+    pub layers: u32,
+}
+
+/// A flag the caller sets to stop a load or a generation it started: the work ends at its
+/// next check (each tensor while loading, each layer while generating) and the promise
+/// rejects with CANCELLED. One token per call.
+#[napi]
+pub struct CancelToken {
+    cancel: Cancel,
+}
+
+#[napi]
+impl CancelToken {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)] // napi constructors take no Default
+    pub fn new() -> CancelToken {
+        CancelToken { cancel: Cancel::new() }
+    }
+    #[napi]
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+    #[napi(getter)]
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
 
 pub struct LoadTask {
     spec: Option<ModelSpec>,
     progress: Option<ProgressFn>,
+    cancel: Cancel,
 }
 
 impl Task for LoadTask {
@@ -172,9 +210,12 @@ impl Task for LoadTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let spec = self.spec.take().ok_or_else(|| Error::from_reason("load ran twice"))?;
         let progress = self.progress.take();
+        let cancel = self.cancel.clone();
         guarded("load", move || {
+            cancel.check("load")?;
             let config = config_of(&spec.config)?;
-            let mut files = TensorFiles::new(entries_of(&spec.tensors)?);
+            let mut tensor_files = TensorFiles::new(entries_of(&spec.tensors)?);
+            let mut files = Cancellable { source: &mut tensor_files, cancel: &cancel };
             let mut report = |done: usize, total: usize| {
                 if let Some(p) = &progress {
                     p.call((done as u32, total as u32), ThreadsafeFunctionCallMode::NonBlocking);
@@ -199,7 +240,7 @@ impl Task for LoadTask {
     }
 
     fn resolve(&mut self, _env: Env, model: Loaded) -> Result<Engine> {
-        Ok(Engine { model: Arc::new(model) })
+        Ok(Engine { backend: model.backend_name(), model: Mutex::new(Some(Arc::new(model))) })
     }
 }
 
@@ -235,7 +276,7 @@ fn check_fits(cuda: &apb_cuda::Cuda, spec: &ModelSpec) -> apb_engine::Result<()>
     if needed > free as f64 {
         let gib = |b: f64| b / (1u64 << 30) as f64;
         return Err(EngineError::new(
-            "GPU_MEMORY",
+            code::GPU_MEMORY,
             "model",
             format!("the model needs about {:.1} GiB on the GPU (bf16 weights + 1 GiB of work) but {} has {:.1} GiB free of {:.1} GiB", gib(needed), cuda.gpu.name, gib(free as f64), gib(total as f64)),
         ));
@@ -258,10 +299,10 @@ pub enum Loaded {
 }
 
 impl Loaded {
-    fn generate(&self, r: &Request, on_token: &(dyn Fn(u32) -> bool + Sync)) -> apb_engine::Result<apb_engine::Output> {
+    fn generate(&self, r: &Request, on_token: &(dyn Fn(u32) -> bool + Sync), hooks: Hooks) -> apb_engine::Result<apb_engine::Output> {
         match self {
-            Loaded::Cpu(m) => apb_engine::generate(m, r, on_token),
-            Loaded::Cuda(m) => apb_engine::generate(m, r, on_token),
+            Loaded::Cpu(m) => apb_engine::generate_controlled(m, r, on_token, Transfer::Handoff, hooks),
+            Loaded::Cuda(m) => apb_engine::generate_controlled(m, r, on_token, Transfer::Handoff, hooks),
         }
     }
 
@@ -311,6 +352,9 @@ pub struct GenerateResult {
     pub passing_tokens: u32,
     pub block_tokens: u32,
     pub prefill_wall_ms: f64,
+    /// From the generate() call to the first token chosen (to the first-token logits when
+    /// maxNewTokens is 0), waiting for a thread of the pool included.
+    pub first_token_wall_ms: f64,
     pub total_wall_ms: f64,
 }
 
@@ -349,6 +393,10 @@ pub struct GenerateTask {
     model: Arc<Loaded>,
     spec: GenerateSpec,
     on_token: Option<TokenFn>,
+    on_progress: Option<PrefillFn>,
+    cancel: Cancel,
+    /// When JS made the call: the task may wait for a thread of libuv's pool.
+    called: Instant,
 }
 
 impl Task for GenerateTask {
@@ -358,8 +406,10 @@ impl Task for GenerateTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let model = self.model.clone();
         let on_token = self.on_token.take();
-        let spec = &self.spec;
+        let on_progress = self.on_progress.take();
+        let (spec, cancel, called) = (&self.spec, &self.cancel, self.called);
         guarded("generate", move || {
+            let queued_ms = called.elapsed().as_secs_f64() * 1e3;
             let request = request_of(spec)?;
             let notify = |token: u32| {
                 if let Some(f) = &on_token {
@@ -367,7 +417,17 @@ impl Task for GenerateTask {
                 }
                 true
             };
-            model.generate(&request, &notify)
+            let report = |d: LayerDone| {
+                if let Some(f) = &on_progress {
+                    let p = PrefillProgress { host: d.host as u32, hosts: d.hosts as u32, layer: d.layer as u32, layers: d.layers as u32 };
+                    f.call(p, ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            };
+            let hooks = Hooks { cancel: Some(cancel), on_layer: on_progress.as_ref().map(|_| &report as &(dyn Fn(LayerDone) + Sync)) };
+            let mut out = model.generate(&request, &notify, hooks)?;
+            out.first_token_wall_ms += queued_ms;
+            out.total_wall_ms += queued_ms;
+            Ok(out)
         })
     }
 
@@ -381,6 +441,7 @@ impl Task for GenerateTask {
             passing_tokens: out.passing_tokens as u32,
             block_tokens: out.block_tokens as u32,
             prefill_wall_ms: out.prefill_wall_ms,
+            first_token_wall_ms: out.first_token_wall_ms,
             total_wall_ms: out.total_wall_ms,
         })
     }
@@ -398,30 +459,73 @@ pub(crate) fn host_timing(h: &apb_engine::timing::HostTimings) -> HostTiming {
 /// A loaded model.
 #[napi]
 pub struct Engine {
-    pub(crate) model: Arc<Loaded>,
+    /// None once disposed. A call takes its own Arc, so a generation already running keeps
+    /// the weights until it ends, and dispose frees them then.
+    pub(crate) model: Mutex<Option<Arc<Loaded>>>,
+    backend: &'static str,
+}
+
+impl Engine {
+    /// The model, or DISPOSED once `dispose` was called.
+    pub(crate) fn loaded(&self) -> apb_engine::Result<Arc<Loaded>> {
+        // A poisoned lock only means a panic elsewhere while it was held; the Option is intact.
+        let held = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        held.clone().ok_or_else(|| {
+            EngineError::new(code::DISPOSED, "model", "this model was disposed and its weights freed; load the model again (loadModel) to use it")
+        })
+    }
 }
 
 #[napi]
 impl Engine {
-    /// Loads a model; `onProgress(done, total)` is called as weights are read.
+    /// Loads a model; `onProgress(done, total)` is called as weights are read. Setting
+    /// `cancel` stops the load before its next tensor (the promise rejects with CANCELLED).
     #[napi(ts_return_type = "Promise<Engine>")]
     #[allow(clippy::type_complexity)] // spelled out so napi's typings show the callback's arguments
-    pub fn load(spec: ModelSpec, on_progress: Option<ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false>>) -> AsyncTask<LoadTask> {
-        AsyncTask::new(LoadTask { spec: Some(spec), progress: on_progress })
+    pub fn load(
+        spec: ModelSpec,
+        on_progress: Option<ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false>>,
+        cancel: Option<&CancelToken>,
+    ) -> AsyncTask<LoadTask> {
+        AsyncTask::new(LoadTask { spec: Some(spec), progress: on_progress, cancel: cancel.map(|c| c.cancel.clone()).unwrap_or_default() })
     }
 
     /// Prefills with the chosen strategy, runs the query, and generates; `onToken(id)` sees
-    /// each token as it is chosen.
+    /// each token as it is chosen, `onProgress` each host finishing each layer of prefill.
+    /// Setting `cancel` stops every host within one layer (the promise rejects with CANCELLED).
     #[napi(ts_return_type = "Promise<GenerateResult>")]
-    pub fn generate(&self, spec: GenerateSpec, on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>) -> AsyncTask<GenerateTask> {
-        AsyncTask::new(GenerateTask { model: self.model.clone(), spec, on_token })
+    #[allow(clippy::type_complexity)]
+    pub fn generate(
+        &self,
+        spec: GenerateSpec,
+        on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>,
+        on_progress: Option<ThreadsafeFunction<PrefillProgress, (), PrefillProgress, Status, false>>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<AsyncTask<GenerateTask>> {
+        let model = self.loaded().map_err(to_js)?;
+        let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
+        Ok(AsyncTask::new(GenerateTask { model, spec, on_token, on_progress, cancel, called: Instant::now() }))
+    }
+
+    /// Frees the weights: at once, or when the generation now running ends. Later calls
+    /// fail with DISPOSED. Calling it again does nothing.
+    #[napi]
+    pub fn dispose(&self) {
+        let taken = self.model.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(taken);
+    }
+
+    /// Whether `dispose` was called.
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.model.lock().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 
     /// GPU memory of a CUDA model (null on the CPU): bytes in use now and the most in use
     /// since the last call with `reset` (weights included), plus the device's free and total.
     #[napi]
     pub fn gpu_memory(&self, reset: Option<bool>) -> Result<Option<GpuMemory>> {
-        guarded("gpuMemory", || match self.model.as_ref() {
+        guarded("gpuMemory", || match self.loaded()?.as_ref() {
             Loaded::Cpu(_) => Ok(None),
             Loaded::Cuda(m) => {
                 let (in_use, peak) = m.backend.gpu.pool_usage(reset.unwrap_or(false))?;
@@ -431,9 +535,10 @@ impl Engine {
         })
     }
 
+    /// "cpu" or "cuda" (still known after dispose).
     #[napi(getter)]
     pub fn backend(&self) -> String {
-        self.model.backend_name().to_string()
+        self.backend.to_string()
     }
 }
 

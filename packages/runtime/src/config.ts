@@ -3,6 +3,7 @@
 // config that leaves a field out means what it means in Python.
 import { join } from "node:path";
 import { z } from "zod";
+import { checkConfigLimits, type LimitedField } from "./config-limits.js";
 import { fromZod, RuntimeError } from "./errors.js";
 import { exists, readJson } from "./files.js";
 
@@ -153,6 +154,18 @@ function checkFeatures(c: z.infer<typeof hfConfigSchema>, architecture: Architec
   }
 }
 
+/** config.json's name for each bounded EngineConfig field. */
+const HF_FIELDS: Record<LimitedField, string> = {
+  layers: "num_hidden_layers",
+  hidden: "hidden_size",
+  heads: "num_attention_heads",
+  kvHeads: "num_key_value_heads",
+  headDim: "head_dim",
+  intermediate: "intermediate_size",
+  vocab: "vocab_size",
+  maxPositions: "max_position_embeddings",
+};
+
 /** Converts parsed config.json (and generation_config.json, when given) into an EngineConfig. */
 export function engineConfigFromHf(config: unknown, generationConfig?: unknown): EngineConfig {
   const parsed = hfConfigSchema.safeParse(config);
@@ -176,7 +189,7 @@ export function engineConfigFromHf(config: unknown, generationConfig?: unknown):
   // generate() stops on generation_config's ids; config.json's may list more (or older) ones.
   const configEos = c.eos_token_id === undefined ? idList(defaults.eosTokenId) : idList(c.eos_token_id);
   const eosTokenIds = [...new Set([...idList(generation.eos_token_id), ...configEos])];
-  return {
+  const engineConfig: EngineConfig = {
     architecture,
     vocab: c.vocab_size,
     hidden: c.hidden_size,
@@ -196,6 +209,8 @@ export function engineConfigFromHf(config: unknown, generationConfig?: unknown):
     bosTokenId: c.bos_token_id ?? generation.bos_token_id ?? (c.bos_token_id === null ? null : defaults.bosTokenId),
     eosTokenIds,
   };
+  checkConfigLimits(engineConfig, "config.json", (field) => HF_FIELDS[field]);
+  return engineConfig;
 }
 
 /** Reads `dir`/config.json and, if present, `dir`/generation_config.json. */

@@ -2,12 +2,14 @@
 // engine, and generate with any strategy over emulated hosts, or run one host's part of a
 // request when hosts are processes.
 import { Engine as NativeEngine, type DataPlane, type GenerateResult } from "@apb/native";
+import { CallControl } from "./call-control.js";
+import { RuntimeError } from "./errors.js";
 import { describeGeneration, type Generation, type HostTiming } from "./generation.js";
 import { openModelDir, type ModelDir } from "./model-dir.js";
 import { resolveModel } from "./models.js";
 import { native } from "./native-errors.js";
 import { splitPrompt, type PromptTokens } from "./prompt.js";
-import { buildHostRequest, nativeSpec, type GenerateOptions, type HostRequest, type Strategy } from "./request.js";
+import { buildHostRequest, nativeSpec, type GenerateOptions, type HostRequest, type PrefillProgress, type Strategy } from "./request.js";
 import type { ChatMessage } from "./tokenizer.js";
 
 export const BACKENDS = ["cpu", "cuda"] as const;
@@ -20,8 +22,11 @@ export interface LoadOptions {
   gpu?: number;
   /** A safetensors file of Locret retaining heads. */
   retainingHeads?: string;
-  /** Called as weights load: `done` of `total` steps (embeddings, each layer, the final norm). */
+  /** Called as weights load: `done` of `total` steps (embeddings, each layer, the final norm).
+   * If it throws, loading stops and loadModel rejects with what it threw. */
   onProgress?: (done: number, total: number) => void;
+  /** Aborting stops the load before its next tensor; loadModel rejects with CANCELLED. */
+  signal?: AbortSignal;
 }
 
 /** One host's part of a request, as that host ran it. */
@@ -36,6 +41,8 @@ export interface HostRun {
   /** This host's own time: prefill split into compute and comm, and per phase. */
   timing: HostTiming & { computeMs: number; commMs: number };
   prefillWallMs: number;
+  /** From this host's call to the first token (every host holds it once chosen). */
+  firstTokenWallMs: number;
   totalWallMs: number;
 }
 
@@ -46,36 +53,67 @@ export class Model {
   ) {}
 
   static async load(path: string, options: LoadOptions = {}): Promise<Model> {
+    const control = new CallControl("load", options.signal);
     const dir = await openModelDir(await resolveModel(path), options.retainingHeads === undefined ? {} : { retainingHeads: options.retainingHeads });
+    control.throwIfAborted();
     const progress = options.onProgress;
     // Progress arrives through a queue that may drain after the load resolves; the last
     // step is reported here, once the weights really are loaded.
     const steps = dir.config.layers + 2;
     let lastDone = 0;
     let loaded = false;
-    const engine = await native(() =>
-      NativeEngine.load(
-        {
-          config: { ...dir.config, ropeScaling: dir.config.ropeScaling ?? undefined },
-          tensors: dir.tensors,
-          ...(dir.retaining ? { retaining: dir.retaining.tensors } : {}),
-          backend: options.backend ?? "cpu",
-          ...(options.gpu !== undefined ? { gpu: options.gpu } : {}),
-        },
-        progress
-          ? ([done, total]) => {
-              if (!loaded && done > lastDone && done < steps) {
-                lastDone = done;
-                progress(done, total);
-              }
-            }
-          : undefined,
-      ),
+    const report = progress
+      ? control.guard(([done, total]: [number, number]) => {
+          if (!loaded && done > lastDone && done < steps) {
+            lastDone = done;
+            progress(done, total);
+          }
+        })
+      : undefined;
+    const engine = await control.run(
+      (token) =>
+        NativeEngine.load(
+          {
+            config: { ...dir.config, ropeScaling: dir.config.ropeScaling ?? undefined },
+            tensors: dir.tensors,
+            ...(dir.retaining ? { retaining: dir.retaining.tensors } : {}),
+            backend: options.backend ?? "cpu",
+            ...(options.gpu !== undefined ? { gpu: options.gpu } : {}),
+          },
+          report,
+          token,
+        ),
+      (engine) => engine.dispose(),
     );
     // Steps still queued arrive after this; they are dropped (a caller's progress bar is stopped by now).
     loaded = true;
-    progress?.(steps, steps);
+    try {
+      progress?.(steps, steps);
+    } catch (e) {
+      engine.dispose();
+      throw e;
+    }
     return new Model(dir, engine);
+  }
+
+  /** Frees the weights (those of a generation still running, when it ends); later calls
+   * reject with DISPOSED. Calling it again does nothing. */
+  dispose(): void {
+    this.engine.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.dispose();
+  }
+
+  get disposed(): boolean {
+    return this.engine.disposed;
+  }
+
+  private checkLive(): void {
+    if (this.engine.disposed) {
+      throw new RuntimeError({ code: "DISPOSED", path: "model", message: `the model ${this.dir.path} was disposed and its weights freed; load it again (loadModel) to use it` });
+    }
   }
 
   get backend(): string {
@@ -88,6 +126,9 @@ export class Model {
   }
 
   async generate(options: GenerateOptions): Promise<Generation> {
+    const called = performance.now();
+    const control = new CallControl("generate", options.signal);
+    this.checkLive();
     const { request, prompt } = buildHostRequest(this.dir, options);
     const stop = request.stopTokenIds;
     const tokenizer = this.dir.tokenizer;
@@ -98,24 +139,28 @@ export class Model {
     const streamed: number[] = [];
     let shown = "";
     let finished = false;
-    const emit = (id: number) => {
+    const emit = control.guard((id: number) => {
       streamed.push(id);
       const stable = tokenizer.decode(streamed, { skipSpecialTokens: true }).replace(/\uFFFD+$/, "");
       const fresh = stable.startsWith(shown) ? stable.slice(shown.length) : "";
       if (fresh) shown = stable;
       options.onToken!(fresh, id);
-    };
+    });
     const onToken = options.onToken ? (id: number) => void (finished || emit(id)) : undefined;
-    const result = await native(() => this.engine.generate(nativeSpec(request), onToken));
+    const progress = options.onProgress ? control.guard(options.onProgress) : undefined;
+    const onProgress = progress ? (p: PrefillProgress) => void (finished || progress(p)) : undefined;
+    const beforeNative = performance.now() - called;
+    const result = await control.run((token) => this.engine.generate(nativeSpec(request), onToken, onProgress, token));
     finished = true;
     if (options.onToken) {
       result.tokens.slice(streamed.length).forEach(emit);
       // Generation ended inside a character: its last call delivers what was held back.
       const text = tokenizer.decode(result.tokens, { skipSpecialTokens: true });
       const last = result.tokens.at(-1);
-      if (last !== undefined && text !== shown && text.startsWith(shown)) options.onToken(text.slice(shown.length), last);
+      if (last !== undefined && text !== shown && text.startsWith(shown)) control.guard(options.onToken)(text.slice(shown.length), last);
+      control.throwIfCallbackFailed();
     }
-    return this.describe(result, request.strategy, prompt, stop);
+    return this.describe(result, request.strategy, prompt, stop, { beforeNative, total: performance.now() - called });
   }
 
   /**
@@ -124,6 +169,7 @@ export class Model {
    * must run the same request; only the last host calls `onTokenId`.
    */
   async runHost(request: HostRequest, plane: DataPlane, onTokenId?: (id: number) => void): Promise<HostRun> {
+    this.checkLive();
     const r = await native(() => this.engine.generateHost(nativeSpec({ ...request, hosts: plane.size }), plane, onTokenId));
     const t = r.timing;
     const commMs = t.phasesMs.comm ?? 0;
@@ -136,22 +182,27 @@ export class Model {
       blockTokens: r.blockTokens,
       timing: { host: t.host, prefillMs: t.prefillMs, prefillRows: t.prefillRows, phasesMs: { ...t.phasesMs }, computeMs: t.prefillMs - commMs, commMs },
       prefillWallMs: r.prefillWallMs,
+      firstTokenWallMs: r.firstTokenWallMs,
       totalWallMs: r.totalWallMs,
     };
   }
 
   /** Joins an NCCL group on this model's GPU; `uniqueId` comes from ncclUniqueId() on rank 0. */
   connectNccl(uniqueId: string, rank: number, size: number, timeoutMs: number): Promise<DataPlane> {
+    this.checkLive();
     return native(() => this.engine.connectNccl(uniqueId, rank, size, timeoutMs));
   }
 
   /** GPU memory of a CUDA model (null on the CPU). */
   gpuMemory(): { freeBytes: number; totalBytes: number } | null {
+    this.checkLive();
     const m = this.engine.gpuMemory(false);
     return m ? { freeBytes: m.freeBytes, totalBytes: m.totalBytes } : null;
   }
 
-  private describe(r: GenerateResult, strategy: Strategy, prompt: PromptTokens, stop: number[]): Generation {
+  /** `wall.beforeNative`: ms from the generate() call to the addon's call (checking,
+   * tokenizing); `wall.total`: to its return. */
+  private describe(r: GenerateResult, strategy: Strategy, prompt: PromptTokens, stop: number[], wall: { beforeNative: number; total: number }): Generation {
     const hosts = r.hosts.map((h) => ({ host: h.host, prefillMs: h.prefillMs, prefillRows: h.prefillRows, phasesMs: { ...h.phasesMs } }));
     return describeGeneration(this.dir, {
       strategy,
@@ -162,7 +213,9 @@ export class Model {
       sizes: { anchorTokens: r.anchorTokens, passingTokens: r.passingTokens, blockTokens: r.blockTokens },
       hosts,
       prefillWallMs: r.prefillWallMs,
-      totalWallMs: r.totalWallMs,
+      firstTokenWallMs: wall.beforeNative + r.firstTokenWallMs,
+      emulatedHosts: true,
+      totalWallMs: wall.total,
     });
   }
 }

@@ -18,14 +18,20 @@ export interface Generation {
   promptTokens: { prefix: number; document: number; query: number };
   layout: { strategy: Strategy; hosts: number; anchorTokens: number; passingTokens: number; blockTokens: number };
   timings: {
-    /** The slowest host's own prefill work: the prefill time H real hosts would see. */
+    /** Wall time from the generate() call to the first generated token being chosen, as the
+     * caller saw it (to the first-token logits when maxTokens is 0): tokenizing, prefill and
+     * the query pass; where hosts are emulated, all of them taking turns on this machine;
+     * where they are processes, handing the job out too. The time a user waits. */
+    firstTokenWallMs: number;
+    /** Whether the hosts were emulated in this process (they take turns on one machine, so
+     * the wall times add up every host's work) or were processes of a group. */
+    emulatedHosts: boolean;
+    /** The second figure, labelled as such: the slowest host's own prefill work, what H
+     * real hosts would wait for (with emulated hosts, one host's turns, not the wall time). */
     prefillMs: number;
     /** Wall time of prefill: where hosts are emulated they take turns on one machine; where
      * they are processes, the slowest host's wall time from its start to its prefill's end. */
     prefillWallMs: number;
-    /** Wall time to the first generated token as the caller saw it (processes only: it
-     * includes handing the job out and the query pass). */
-    firstTokenWallMs?: number;
     totalWallMs: number;
     hosts: HostTiming[];
   };
@@ -42,7 +48,11 @@ export interface GenerationParts {
   sizes: { anchorTokens: number; passingTokens: number; blockTokens: number };
   hosts: HostTiming[];
   prefillWallMs: number;
-  firstTokenWallMs?: number;
+  /** See Generation.timings.firstTokenWallMs. A group's caller passes the time from sending
+   * the job to the first token's arrival (its total wall time if no token came). */
+  firstTokenWallMs: number;
+  /** true for hosts emulated in this process, false for a group's processes. */
+  emulatedHosts: boolean;
   totalWallMs: number;
 }
 
@@ -55,9 +65,10 @@ export function describeGeneration(dir: ModelDir, p: GenerationParts): Generatio
     promptTokens: { prefix: p.prompt.prefix.length, document: p.prompt.document.length, query: p.prompt.query.length },
     layout: { strategy: p.strategy, hosts: p.hosts.length, ...p.sizes },
     timings: {
+      firstTokenWallMs: p.firstTokenWallMs,
+      emulatedHosts: p.emulatedHosts,
       prefillMs: Math.max(...p.hosts.map((h) => h.prefillMs)),
       prefillWallMs: p.prefillWallMs,
-      ...(p.firstTokenWallMs !== undefined ? { firstTokenWallMs: p.firstTokenWallMs } : {}),
       totalWallMs: p.totalWallMs,
       hosts: p.hosts,
     },

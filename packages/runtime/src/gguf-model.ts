@@ -5,6 +5,7 @@
 // pairs the two halves of each head); those tensors carry `permuteHeads` and the engine undoes it.
 import { basename } from "node:path";
 import type { Architecture, EngineConfig, RopeScalingLlama3 } from "./config.js";
+import { checkConfigLimits, type LimitedField } from "./config-limits.js";
 import { RuntimeError, type ErrorCode } from "./errors.js";
 import type { GgufFile, GgufTensorInfo, GgufValue } from "./gguf.js";
 import { llama3ScalingFromDivisors } from "./gguf-rope.js";
@@ -196,7 +197,7 @@ export function engineConfigFromGguf(gguf: GgufFile, ropeDivisors: readonly numb
     throw fail(gguf, "MISSING_FIELD", `${arch}.vocab_size`, `neither ${arch}.vocab_size nor tokenizer.ggml.tokens gives the vocabulary size; the file has no tokenizer`);
   }
   const ropeTheta = f.positive(`${arch}.rope.freq_base`) ?? 10000;
-  return {
+  const config: EngineConfig = {
     architecture: arch,
     vocab,
     hidden,
@@ -214,6 +215,18 @@ export function engineConfigFromGguf(gguf: GgufFile, ropeDivisors: readonly numb
     bosTokenId: f.int("tokenizer.ggml.bos_token_id", 0) ?? null,
     eosTokenIds: stopIds(f),
   };
+  const keys: Record<LimitedField, string> = {
+    layers: `${arch}.block_count`,
+    hidden: `${arch}.embedding_length`,
+    heads: `${arch}.attention.head_count`,
+    kvHeads: `${arch}.attention.head_count_kv`,
+    headDim: `${arch}.attention.key_length`,
+    intermediate: `${arch}.feed_forward_length`,
+    vocab: `${arch}.vocab_size`,
+    maxPositions: `${arch}.context_length`,
+  };
+  checkConfigLimits(config, basename(gguf.file), (field) => keys[field]);
+  return config;
 }
 
 /** Llama 3.1's scaling, which llama.cpp stores as rope_freqs.weight (see gguf-rope.ts). */

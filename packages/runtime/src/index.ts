@@ -1,6 +1,7 @@
 // @apb/runtime: Hugging Face model directories and GGUF files, checked and turned into what the engine loads.
 export { RuntimeError, type ErrorCode, type ErrorData } from "./errors.js";
 export { engineConfigFromHf, readEngineConfig, MODEL_TYPES, type Architecture, type EngineConfig, type RopeScalingLlama3 } from "./config.js";
+export { CONFIG_LIMITS } from "./config-limits.js";
 export { readSafetensorsFile, readSafetensorsDir, DTYPE_BYTES, MAX_HEADER_BYTES, WEIGHT_DTYPES, type TensorDtype, type TensorEntry, type WeightDtype } from "./safetensors.js";
 export {
   readGgufFile,
@@ -58,7 +59,7 @@ export { SPECIAL_TOKENS, TINY_CHAT_TEMPLATE, tinyTokenizerFiles, type SpecialTok
 export { openModelDir, type ModelDir, type ModelFormat, type OpenOptions } from "./model-dir.js";
 export { DEFAULT_HOSTS, DEFAULT_MAX_TOKENS } from "./defaults.js";
 export { BACKENDS, loadModel, Model, type BackendName, type HostRun, type LoadOptions } from "./engine.js";
-export { buildHostRequest, STRATEGIES, type GenerateOptions, type HostRequest, type Strategy } from "./request.js";
+export { buildHostRequest, checkPromptLength, STRATEGIES, type GenerateOptions, type HostRequest, type PrefillProgress, type Strategy } from "./request.js";
 export { describeGeneration, type Generation, type GenerationParts, type HostTiming } from "./generation.js";
 export { modelFingerprint } from "./fingerprint.js";
 export { ncclUniqueId, tcpListen, type DataPlane, type TcpEndpoint } from "./data-plane.js";

@@ -28,8 +28,19 @@ const generateSchema = z.strictObject({
   topP: z.number().gt(0).max(1).default(1),
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
   stopTokenIds: z.array(z.number().int().min(0)).optional(),
+  allowLongPrompt: z.boolean({ error: "must be true or false" }).optional(),
   onToken: z.function().optional(),
+  onProgress: z.function().optional(),
+  signal: z.instanceof(AbortSignal, { error: "must be an AbortSignal" }).optional(),
 });
+
+/** One host finished one layer of prefill (emulated hosts; `layer` counts from 1 to `layers`). */
+export interface PrefillProgress {
+  host: number;
+  hosts: number;
+  layer: number;
+  layers: number;
+}
 
 export interface GenerateOptions {
   document: string;
@@ -51,10 +62,20 @@ export interface GenerateOptions {
   seed?: number;
   /** Token ids that end generation; defaults to the model's EOS ids. */
   stopTokenIds?: number[];
+  /** Run a prompt (prefix + document + query + maxTokens) longer than the model's positions
+   * (max_position_embeddings); refused with PROMPT_TOO_LONG otherwise, since a model past its
+   * trained length reads garbage positions and the run can take minutes. */
+  allowLongPrompt?: boolean;
   /** Called once per generated token, in order, with the text it completes (possibly ""; a
    * character split across tokens appears once complete). If generation ends inside a
-   * character, one more call with the last id delivers the rest. The pieces join to `text`. */
+   * character, one more call with the last id delivers the rest. The pieces join to `text`.
+   * If it throws, generation stops and generate() rejects with what it threw. */
   onToken?: (text: string, id: number) => void;
+  /** Called as each host finishes each layer of prefill. If it throws, generation stops and
+   * generate() rejects with what it threw. */
+  onProgress?: (progress: PrefillProgress) => void;
+  /** Aborting stops the work within one layer; generate() rejects with CANCELLED. */
+  signal?: AbortSignal;
 }
 
 /** What every host of a group runs: token ids and settings, nothing host-specific. */
@@ -98,6 +119,7 @@ export function buildHostRequest(dir: ModelDir, options: GenerateOptions): { req
   if (prompt.document.length === 0) {
     throw new RuntimeError({ code: "INVALID_INPUT", path: "document", message: "document is empty: give the long context to read" });
   }
+  if (!o.allowLongPrompt) checkPromptLength(dir.config.maxPositions, prompt, o.maxTokens);
   const request: HostRequest = {
     context: [...prompt.prefix, ...prompt.document],
     prefixTokens: prompt.prefix.length,
@@ -115,6 +137,25 @@ export function buildHostRequest(dir: ModelDir, options: GenerateOptions): { req
     seed: o.seed,
   };
   return { request, prompt };
+}
+
+/**
+ * Refuses a prompt whose positions (prefix, document, query and the tokens to generate) run
+ * past the model's, before any work: positions the model was never trained on give wrong
+ * answers, slowly. `allowLongPrompt: true` skips this check.
+ */
+export function checkPromptLength(maxPositions: number, prompt: PromptTokens, maxTokens: number): void {
+  const [prefix, document, query] = [prompt.prefix.length, prompt.document.length, prompt.query.length];
+  const needed = prefix + document + query + maxTokens;
+  if (needed > maxPositions) {
+    throw new RuntimeError({
+      code: "PROMPT_TOO_LONG",
+      path: "document",
+      message:
+        `the prompt needs ${needed} positions (prefix ${prefix} + document ${document} + query ${query} + maxTokens ${maxTokens}) but the model has ${maxPositions} ` +
+        `(max_position_embeddings); shorten the document by ${needed - maxPositions} tokens or lower maxTokens, or pass allowLongPrompt: true to run past the model's trained length`,
+    });
+  }
 }
 
 /** The request as the addon takes it. */
