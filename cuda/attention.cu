@@ -299,14 +299,4 @@ extern "C" int apb_attention_bf16(const apb_attention_args* a, void* stream) {
   return a->head_dim == 64 ? launch<64>(a, st) : launch<128>(a, st);
 }
 
-extern "C" const char* apb_error_text(int code) {
-  switch (code) {
-    case APB_OK: return "ok";
-    case APB_BAD_HEAD_DIM: return "head_dim must be 64 or 128";
-    case APB_BAD_HEADS: return "q_heads and kv_heads must be positive and kv_heads must divide q_heads";
-    case APB_BAD_SEGMENTS: return "segments: at most 4, non-negative ranges with K/V pointers, the causal one last";
-    case APB_BAD_POINTER: return "q, o and lse must be device pointers";
-    case APB_LAUNCH_FAILED: return "the kernel launch failed (see cudaGetLastError)";
-    default: return "unknown error";
-  }
-}
+extern "C" const char* apb_error_text(int code) { return apb_status_text(code); }

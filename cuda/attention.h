@@ -4,6 +4,8 @@
 #pragma once
 #include <stdint.h>
 
+#include "status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,16 +41,8 @@ typedef struct {
   apb_segment segments[APB_MAX_SEGMENTS];
 } apb_attention_args;
 
-// Error codes: 0 ok; otherwise the shape or launch problem, described by apb_error_text.
-enum {
-  APB_OK = 0,
-  APB_BAD_HEAD_DIM = 1,
-  APB_BAD_HEADS = 2,
-  APB_BAD_SEGMENTS = 3,
-  APB_BAD_POINTER = 4,
-  APB_LAUNCH_FAILED = 5,
-};
-
+// Returns an apb_status (status.h): APB_OK, or the shape or launch problem, described by
+// apb_error_text.
 int apb_attention_bf16(const apb_attention_args* args, void* stream);
 
 // Kernel entry points (extern "C", so the driver API finds them by name): grid
@@ -60,6 +54,7 @@ int apb_attention_bf16(const apb_attention_args* args, void* stream);
 #define APB_ATTENTION_THREADS 128
 #define APB_ATTENTION_PAD 8
 #define apb_attention_smem_bytes(head_dim) ((APB_ATTENTION_BLOCK_ROWS + 2 * 64) * ((head_dim) + APB_ATTENTION_PAD) * 2)
+// apb_status_text(code), exported for callers through ctypes.
 const char* apb_error_text(int code);
 
 #ifdef __cplusplus

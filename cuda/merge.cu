@@ -43,22 +43,22 @@ extern "C" __global__ void apb_merge_bf16_kernel(apb_merge_parts p, int32_t part
 }
 
 extern "C" int apb_merge_bf16(const apb_merge_args* a, void* stream) {
-  if (!a) return 2;
+  if (!a) return APB_BAD_POINTER;
   if (a->head_dim <= 0 || a->head_dim % 8 != 0 || a->parts < 1 || a->parts > APB_MAX_MERGE_PARTS || a->rows < 0 ||
       a->heads < 0)
-    return 1;
-  if (!a->out_o || !a->out_lse) return 2;
+    return APB_BAD_SHAPE;
+  if (!a->out_o || !a->out_lse) return APB_BAD_POINTER;
   apb_merge_parts p = {};
   for (int i = 0; i < a->parts; ++i) {
-    if (!a->o[i] || !a->lse[i]) return 2;
+    if (!a->o[i] || !a->lse[i]) return APB_BAD_POINTER;
     p.o[i] = a->o[i];
     p.lse[i] = a->lse[i];
   }
   const int64_t pairs = a->rows * a->heads;
-  if (pairs == 0) return 0;
+  if (pairs == 0) return APB_OK;
   const int64_t threads = pairs * (a->head_dim / 8);
   const int block = APB_MERGE_THREADS;
   apb_merge_bf16_kernel<<<static_cast<unsigned>((threads + block - 1) / block), block, 0, static_cast<cudaStream_t>(stream)>>>(
       p, a->parts, static_cast<__nv_bfloat16*>(a->out_o), a->out_lse, pairs, a->head_dim);
-  return cudaGetLastError() == cudaSuccess ? 0 : 3;
+  return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED;
 }

@@ -3,6 +3,8 @@
 #pragma once
 #include <stdint.h>
 
+#include "status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,8 +33,9 @@ typedef struct {
 // elements of a (row, head), grid ceil(pairs * head_dim / 8 / APB_MERGE_THREADS).
 #define APB_MERGE_THREADS 256
 
-// 0 ok; 1 bad shape (head_dim not a multiple of 8, parts outside 1..16, rows or heads
-// negative); 2 a null pointer; 3 the launch failed.
+// Returns an apb_status (status.h): APB_BAD_SHAPE for head_dim not a multiple of 8, parts
+// outside 1..16 or rows or heads negative; APB_BAD_POINTER for a null pointer;
+// APB_LAUNCH_FAILED.
 int apb_merge_bf16(const apb_merge_args* args, void* stream);
 
 #ifdef __cplusplus

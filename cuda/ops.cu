@@ -723,7 +723,7 @@ namespace {
 
 constexpr int64_t kMaxGrid = 0x7fffffff;
 
-int finish_launch() { return cudaGetLastError() == cudaSuccess ? APB_OPS_OK : APB_OPS_LAUNCH_FAILED; }
+int finish_launch() { return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED; }
 
 // Blocks for `items` threads of kThreads; 0 if the grid would be too large.
 int64_t blocks_for(int64_t items) {
@@ -739,32 +739,25 @@ cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
 // Shapes the two scoring launchers share.
 int check_scoring(const void* q, int64_t q_rows, int32_t q_heads, const void* k, int64_t n, int32_t kv_heads,
                   int32_t head_dim) {
-  if (q_rows < 0 || n < 0 || q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0) return APB_OPS_BAD_SHAPE;
-  if (head_dim != 64 && head_dim != 128) return APB_OPS_BAD_SHAPE;
-  if ((q_rows > 0 && !q) || (n > 0 && !k)) return APB_OPS_BAD_POINTER;
-  if ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k)) & 15) return APB_OPS_BAD_POINTER;
-  return APB_OPS_OK;
+  if (q_rows < 0 || n < 0) return APB_BAD_SHAPE;
+  if (q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0) return APB_BAD_HEADS;
+  if (head_dim != 64 && head_dim != 128) return APB_BAD_HEAD_DIM;
+  if ((q_rows > 0 && !q) || (n > 0 && !k)) return APB_BAD_POINTER;
+  if ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k)) & 15) return APB_BAD_ALIGNMENT;
+  return APB_OK;
 }
 
 }  // namespace
 
-extern "C" const char* apb_ops_error_text(int code) {
-  switch (code) {
-    case APB_OPS_OK: return "ok";
-    case APB_OPS_BAD_SHAPE: return "a size is out of range for this op (see cuda/ops.h)";
-    case APB_OPS_BAD_POINTER: return "a required device pointer is null (or, for the scoring ops, not 16-byte aligned)";
-    case APB_OPS_LAUNCH_FAILED: return "the kernel launch failed (see cudaGetLastError)";
-    default: return "unknown error";
-  }
-}
+extern "C" const char* apb_ops_error_text(int code) { return apb_status_text(code); }
 
 extern "C" int apb_embed_bf16(const void* table, int64_t vocab, int64_t hidden, const uint32_t* ids, int64_t rows,
                               void* out, int32_t* bad_ids, void* stream) {
-  if (rows < 0 || vocab < 0 || hidden <= 0) return APB_OPS_BAD_SHAPE;
-  if (rows == 0) return APB_OPS_OK;
-  if (!table || !ids || !out) return APB_OPS_BAD_POINTER;
+  if (rows < 0 || vocab < 0 || hidden <= 0) return APB_BAD_SHAPE;
+  if (rows == 0) return APB_OK;
+  if (!table || !ids || !out) return APB_BAD_POINTER;
   const int64_t blocks = chunk_blocks(rows, hidden);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_embed_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
       static_cast<const bf16*>(table), vocab, hidden, ids, rows, static_cast<bf16*>(out), bad_ids);
   return finish_launch();
@@ -772,9 +765,9 @@ extern "C" int apb_embed_bf16(const void* table, int64_t vocab, int64_t hidden, 
 
 extern "C" int apb_rms_norm_bf16(const void* x, const void* w, void* out, int64_t rows, int32_t hidden, float eps,
                                  void* stream) {
-  if (rows < 0 || rows > kMaxGrid || hidden <= 0) return APB_OPS_BAD_SHAPE;
-  if (rows == 0) return APB_OPS_OK;
-  if (!x || !w || !out) return APB_OPS_BAD_POINTER;
+  if (rows < 0 || rows > kMaxGrid || hidden <= 0) return APB_BAD_SHAPE;
+  if (rows == 0) return APB_OK;
+  if (!x || !w || !out) return APB_BAD_POINTER;
   apb_rms_norm_bf16_kernel<<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
       static_cast<const bf16*>(x), static_cast<const bf16*>(w), static_cast<bf16*>(out), rows, hidden, eps);
   return finish_launch();
@@ -782,9 +775,9 @@ extern "C" int apb_rms_norm_bf16(const void* x, const void* w, void* out, int64_
 
 extern "C" int apb_add_rms_norm_bf16(void* residual, const void* delta, const void* w, void* out, int64_t rows,
                                      int32_t hidden, float eps, void* stream) {
-  if (rows < 0 || rows > kMaxGrid || hidden <= 0) return APB_OPS_BAD_SHAPE;
-  if (rows == 0) return APB_OPS_OK;
-  if (!residual || !delta || !w || !out) return APB_OPS_BAD_POINTER;
+  if (rows < 0 || rows > kMaxGrid || hidden <= 0) return APB_BAD_SHAPE;
+  if (rows == 0) return APB_OK;
+  if (!residual || !delta || !w || !out) return APB_BAD_POINTER;
   apb_add_rms_norm_bf16_kernel<<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
       static_cast<bf16*>(residual), static_cast<const bf16*>(delta), static_cast<const bf16*>(w),
       static_cast<bf16*>(out), rows, hidden, eps);
@@ -795,11 +788,11 @@ extern "C" int apb_rope_bf16(void* x, const uint32_t* positions, const double* i
                              int32_t head_dim, int64_t row_stride, void* stream) {
   if (rows < 0 || heads <= 0 || head_dim < 2 || head_dim % 2 != 0 || head_dim > APB_ROPE_MAX_HEAD_DIM ||
       row_stride < static_cast<int64_t>(heads) * head_dim)
-    return APB_OPS_BAD_SHAPE;
-  if (rows == 0) return APB_OPS_OK;
-  if (!x || !positions || !inv_freq) return APB_OPS_BAD_POINTER;
+    return APB_BAD_SHAPE;
+  if (rows == 0) return APB_OK;
+  if (!x || !positions || !inv_freq) return APB_BAD_POINTER;
   const int64_t blocks = (rows + kRopeRows - 1) / kRopeRows;
-  if (blocks > kMaxGrid) return APB_OPS_BAD_SHAPE;
+  if (blocks > kMaxGrid) return APB_BAD_SHAPE;
   apb_rope_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
       static_cast<bf16*>(x), positions, inv_freq, rows, heads, head_dim, row_stride);
   return finish_launch();
@@ -808,11 +801,11 @@ extern "C" int apb_rope_bf16(void* x, const uint32_t* positions, const double* i
 extern "C" int apb_silu_mul_bf16(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, void* out,
                                  int64_t out_stride, int64_t rows, int64_t width, void* stream) {
   if (rows < 0 || width <= 0 || gate_stride < width || up_stride < width || out_stride < width)
-    return APB_OPS_BAD_SHAPE;
-  if (rows == 0) return APB_OPS_OK;
-  if (!gate || !up || !out) return APB_OPS_BAD_POINTER;
+    return APB_BAD_SHAPE;
+  if (rows == 0) return APB_OK;
+  if (!gate || !up || !out) return APB_BAD_POINTER;
   const int64_t blocks = chunk_blocks(rows, width);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_silu_mul_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
       static_cast<const bf16*>(gate), gate_stride, static_cast<const bf16*>(up), up_stride, static_cast<bf16*>(out),
       out_stride, rows, width);
@@ -820,54 +813,54 @@ extern "C" int apb_silu_mul_bf16(const void* gate, int64_t gate_stride, const vo
 }
 
 extern "C" int apb_silu_bf16(void* x, int64_t n, void* stream) {
-  if (n < 0) return APB_OPS_BAD_SHAPE;
-  if (n == 0) return APB_OPS_OK;
-  if (!x) return APB_OPS_BAD_POINTER;
+  if (n < 0) return APB_BAD_SHAPE;
+  if (n == 0) return APB_OK;
+  if (!x) return APB_BAD_POINTER;
   const int64_t blocks = chunk_blocks(1, n);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_silu_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(static_cast<bf16*>(x), n);
   return finish_launch();
 }
 
 extern "C" int apb_add_bf16(void* x, const void* y, int64_t n, void* stream) {
-  if (n < 0) return APB_OPS_BAD_SHAPE;
-  if (n == 0) return APB_OPS_OK;
-  if (!x || !y) return APB_OPS_BAD_POINTER;
+  if (n < 0) return APB_BAD_SHAPE;
+  if (n == 0) return APB_OK;
+  if (!x || !y) return APB_BAD_POINTER;
   const int64_t blocks = chunk_blocks(1, n);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_add_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
       static_cast<bf16*>(x), static_cast<const bf16*>(y), n);
   return finish_launch();
 }
 
 extern "C" int apb_add_bias_bf16(void* x, const void* bias, int64_t rows, int64_t width, void* stream) {
-  if (rows < 0 || width <= 0) return APB_OPS_BAD_SHAPE;
-  if (rows == 0) return APB_OPS_OK;
-  if (!x || !bias) return APB_OPS_BAD_POINTER;
+  if (rows < 0 || width <= 0) return APB_BAD_SHAPE;
+  if (rows == 0) return APB_OK;
+  if (!x || !bias) return APB_BAD_POINTER;
   const int64_t blocks = chunk_blocks(rows, width);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_add_bias_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
       static_cast<bf16*>(x), static_cast<const bf16*>(bias), rows, width);
   return finish_launch();
 }
 
 extern "C" int apb_f32_to_bf16(const float* in, void* out, int64_t n, void* stream) {
-  if (n < 0) return APB_OPS_BAD_SHAPE;
-  if (n == 0) return APB_OPS_OK;
-  if (!in || !out) return APB_OPS_BAD_POINTER;
+  if (n < 0) return APB_BAD_SHAPE;
+  if (n == 0) return APB_OK;
+  if (!in || !out) return APB_BAD_POINTER;
   const int64_t blocks = chunk_blocks(1, n);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_f32_to_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
       in, static_cast<bf16*>(out), n);
   return finish_launch();
 }
 
 extern "C" int apb_bf16_to_f32(const void* in, float* out, int64_t n, void* stream) {
-  if (n < 0) return APB_OPS_BAD_SHAPE;
-  if (n == 0) return APB_OPS_OK;
-  if (!in || !out) return APB_OPS_BAD_POINTER;
+  if (n < 0) return APB_BAD_SHAPE;
+  if (n == 0) return APB_OK;
+  if (!in || !out) return APB_BAD_POINTER;
   const int64_t blocks = chunk_blocks(1, n);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_bf16_to_f32_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
       static_cast<const bf16*>(in), out, n);
   return finish_launch();
@@ -876,11 +869,11 @@ extern "C" int apb_bf16_to_f32(const void* in, float* out, int64_t n, void* stre
 extern "C" int apb_gather_per_head_bf16(const void* kv, int64_t n, int32_t kv_heads, int32_t head_dim,
                                         const uint32_t* picked, int64_t count, void* out, int32_t* bad_ids,
                                         void* stream) {
-  if (n < 0 || count < 0 || kv_heads <= 0 || head_dim <= 0) return APB_OPS_BAD_SHAPE;
-  if (count == 0) return APB_OPS_OK;
-  if (!kv || !picked || !out) return APB_OPS_BAD_POINTER;
+  if (n < 0 || count < 0 || kv_heads <= 0 || head_dim <= 0) return APB_BAD_SHAPE;
+  if (count == 0) return APB_OK;
+  if (!kv || !picked || !out) return APB_BAD_POINTER;
   const int64_t blocks = chunk_blocks(count * kv_heads, head_dim);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_gather_per_head_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
       static_cast<const bf16*>(kv), n, kv_heads, head_dim, picked, count, static_cast<bf16*>(out), bad_ids);
   return finish_launch();
@@ -907,29 +900,30 @@ extern "C" int apb_query_lse_bf16(const void* q, int64_t q_rows, int32_t q_heads
                                   int32_t kv_heads, int32_t head_dim, float* workspace, int64_t workspace_floats,
                                   float* lse, void* stream) {
   const int shape = check_scoring(q, q_rows, q_heads, k, n, kv_heads, head_dim);
-  if (shape != APB_OPS_OK) return shape;
+  if (shape != APB_OK) return shape;
   const int64_t pairs_total = q_rows * q_heads;
-  if (pairs_total == 0) return APB_OPS_OK;
-  if (!lse) return APB_OPS_BAD_POINTER;
+  if (pairs_total == 0) return APB_OK;
+  if (!lse) return APB_BAD_POINTER;
   const int64_t per = apb_query_lse_keys_per_split(q_rows, q_heads, kv_heads, n);
   const int64_t splits = (n + per - 1) / per;
-  if (workspace_floats < splits * pairs_total * 2) return APB_OPS_BAD_SHAPE;
-  if (splits > 0 && (!workspace || (reinterpret_cast<uintptr_t>(workspace) & 7))) return APB_OPS_BAD_POINTER;
+  if (workspace_floats < splits * pairs_total * 2) return APB_BAD_SHAPE;
+  if (splits > 0 && !workspace) return APB_BAD_POINTER;
+  if (splits > 0 && (reinterpret_cast<uintptr_t>(workspace) & 7)) return APB_BAD_ALIGNMENT;
   const int64_t pair_blocks = (q_rows * (q_heads / kv_heads) + kLsePairs - 1) / kLsePairs;
-  if (splits > kMaxGrid || pair_blocks > 65535 || kv_heads > 65535) return APB_OPS_BAD_SHAPE;
+  if (splits > kMaxGrid || pair_blocks > 65535 || kv_heads > 65535) return APB_BAD_SHAPE;
   cudaStream_t st = as_stream(stream);
   if (splits > 0) {
     auto kernel = head_dim == 64 ? apb_query_lse_partial_d64 : apb_query_lse_partial_d128;
     const int smem = apb_query_lse_smem_bytes(head_dim);
     if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
-      return APB_OPS_LAUNCH_FAILED;
+      return APB_LAUNCH_FAILED;
     const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(pair_blocks), static_cast<unsigned>(kv_heads));
     kernel<<<grid, kLseThreads, smem, st>>>(static_cast<const bf16*>(q), static_cast<const bf16*>(k), workspace, q_rows,
                                            q_heads, kv_heads, n, per);
-    if (cudaGetLastError() != cudaSuccess) return APB_OPS_LAUNCH_FAILED;
+    if (cudaGetLastError() != cudaSuccess) return APB_LAUNCH_FAILED;
   }
   const int64_t blocks = blocks_for(pairs_total);
-  if (blocks == 0) return APB_OPS_BAD_SHAPE;
+  if (blocks == 0) return APB_BAD_SHAPE;
   apb_query_lse_combine<<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(workspace, lse, pairs_total,
                                                                           static_cast<int32_t>(splits));
   return finish_launch();
@@ -938,15 +932,15 @@ extern "C" int apb_query_lse_bf16(const void* q, int64_t q_rows, int32_t q_heads
 extern "C" int apb_query_scores_bf16(const void* q, const float* lse, int64_t q_rows, int32_t q_heads, const void* k,
                                      int64_t n, int32_t kv_heads, int32_t head_dim, float* scores, void* stream) {
   const int shape = check_scoring(q, q_rows, q_heads, k, n, kv_heads, head_dim);
-  if (shape != APB_OPS_OK) return shape;
-  if (n == 0) return APB_OPS_OK;
-  if (!scores || (q_rows > 0 && !lse)) return APB_OPS_BAD_POINTER;
+  if (shape != APB_OK) return shape;
+  if (n == 0) return APB_OK;
+  if (!scores || (q_rows > 0 && !lse)) return APB_BAD_POINTER;
   const int64_t blocks = (n + kScoreKeys - 1) / kScoreKeys;
-  if (blocks > kMaxGrid || kv_heads > 65535) return APB_OPS_BAD_SHAPE;
+  if (blocks > kMaxGrid || kv_heads > 65535) return APB_BAD_SHAPE;
   auto kernel = head_dim == 64 ? apb_query_scores_d64 : apb_query_scores_d128;
   const int smem = apb_query_scores_smem_bytes(head_dim);
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
-    return APB_OPS_LAUNCH_FAILED;
+    return APB_LAUNCH_FAILED;
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(kv_heads));
   kernel<<<grid, kScoreThreads, smem, as_stream(stream)>>>(static_cast<const bf16*>(q), lse,
                                                           static_cast<const bf16*>(k), scores, q_rows, q_heads,

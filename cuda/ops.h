@@ -19,17 +19,16 @@
 #pragma once
 #include <stdint.h>
 
+#include "status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-// Return codes of every launcher (the same numbering as apb_merge_bf16).
-enum {
-  APB_OPS_OK = 0,
-  APB_OPS_BAD_SHAPE = 1,      // a size is negative or zero where it must not be, or limits are exceeded
-  APB_OPS_BAD_POINTER = 2,    // a required pointer is null
-  APB_OPS_LAUNCH_FAILED = 3,  // cudaGetLastError after the launch (or setting its smem limit) failed
-};
+// Every launcher returns an apb_status (status.h): APB_BAD_SHAPE for a size out of range,
+// APB_BAD_HEAD_DIM / APB_BAD_HEADS for the scoring ops' heads, APB_BAD_POINTER for a null
+// pointer, APB_BAD_ALIGNMENT for a scoring op's unaligned q or k, APB_LAUNCH_FAILED.
+// apb_ops_error_text is apb_status_text, exported for callers through ctypes.
 const char* apb_ops_error_text(int code);
 
 // Threads per block of every kernel below unless stated otherwise.

@@ -6,7 +6,7 @@ import { CHROMIUM, CHROMIUM_ARGS, serveRepo } from "./browser.js";
 
 const PAGE = `<!doctype html>
 <script type="importmap">
-{ "imports": { "@apb/planner": "/packages/planner/dist/index.js", "zod": "/node_modules/zod/index.js" } }
+{ "imports": { "@apb/planner": "/packages/planner/dist/index.js", "@apb/errors": "/packages/errors/dist/index.js", "zod": "/node_modules/zod/index.js" } }
 </script>
 <script type="module">
   import * as planner from "@apb/planner";

@@ -1,10 +1,13 @@
-// Turns errors into the CLI's one-line messages and exit codes: 2 for bad input (the user
-// can fix it), 1 for anything else.
-import { PlannerError } from "@apb/planner";
-import { RuntimeError } from "@apb/runtime";
+// Turns errors into the CLI's one-line messages, their {code, message, path} data and exit
+// statuses. The status is the one list's (@apb/errors, docs/ERRORS.md): 2 when the user can
+// fix the cause, 1 otherwise, so a CUDA driver failure exits 1 and a bad flag exits 2.
+import { exitStatusOf, type ErrorData } from "@apb/errors";
 
-/** Request fields as the user typed them on the command line. */
-const FLAG_OF: Record<string, string> = {
+/**
+ * Request fields as the user typed them on the command line: a planner error about
+ * `contextTokens` reads "--length ...". The default until each command passes its own.
+ */
+const FLAG_OF: Readonly<Record<string, string>> = {
   contextTokens: "--length",
   hosts: "--hosts",
   queryTokens: "--query-length",
@@ -17,23 +20,39 @@ const FLAG_OF: Record<string, string> = {
   maxHosts: "--max-hosts",
 };
 
+/** A command line commander accepted but the command cannot use; reported as USAGE. */
 export class UsageError extends Error {}
 
-export function describe(error: unknown): { line: string; exitCode: number } {
-  if (error instanceof PlannerError || error instanceof RuntimeError) {
-    let message = error.message;
-    const flag = FLAG_OF[error.path];
-    if (flag && message.startsWith(error.path)) message = flag + message.slice(error.path.length);
-    return { line: `apb: ${message} [${error.code}]`, exitCode: error.code === "INTERNAL" ? 1 : 2 };
-  }
-  if (error instanceof UsageError) return { line: `apb: ${error.message}`, exitCode: 2 };
-  if (isErrorData(error)) return { line: `apb: ${error.message} [${error.code}]`, exitCode: 1 };
-  const message = error instanceof Error ? error.message : String(error);
-  return { line: `apb: internal error: ${message}`, exitCode: 1 };
+export interface Described {
+  /** What the CLI prints: `apb: <message> [<CODE>]`. */
+  line: string;
+  exitCode: 1 | 2;
+  /** The error as data, as raised (for --json). */
+  error: ErrorData<string>;
 }
 
-/** Errors that are data from the other packages (the control plane's, a host's). */
-function isErrorData(error: unknown): error is { code: string; message: string } {
-  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
-  return typeof code === "string" && /^[A-Z_]+$/.test(code);
+/**
+ * The line, exit status and data for anything a command throws. `flagOf` maps request fields
+ * to the flags that set them, so a message about a field names the flag instead.
+ */
+export function describe(error: unknown, flagOf: Readonly<Record<string, string>> = FLAG_OF): Described {
+  if (error instanceof UsageError) {
+    return { line: `apb: ${error.message}`, exitCode: exitStatusOf("USAGE"), error: { code: "USAGE", message: error.message, path: "" } };
+  }
+  const data = errorData(error);
+  if (data) {
+    const flag = Object.hasOwn(flagOf, data.path) ? flagOf[data.path] : undefined;
+    const message = flag && data.message.startsWith(data.path) ? flag + data.message.slice(data.path.length) : data.message;
+    return { line: `apb: ${message} [${data.code}]`, exitCode: exitStatusOf(data.code), error: data };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { line: `apb: internal error: ${message}`, exitCode: 1, error: { code: "INTERNAL", message, path: "" } };
+}
+
+/** {code, message, path} of an error that is data: the planner's, the runtime's, the control plane's, a host's. */
+function errorData(error: unknown): ErrorData<string> | null {
+  if (typeof error !== "object" || error === null) return null;
+  const { code, message, path } = error as { code?: unknown; message?: unknown; path?: unknown };
+  if (typeof code !== "string" || !/^[A-Z][A-Z0-9_]*$/.test(code) || typeof message !== "string") return null;
+  return { code, message, path: typeof path === "string" ? path : "" };
 }

@@ -5,7 +5,7 @@
 
 use apb_engine::backend::{Backend, Segment};
 use apb_engine::cpu::attention::Heads;
-use apb_engine::error::{EngineError, Result};
+use apb_engine::error::{code, EngineError, Result};
 use cudarc::driver::{CudaSlice, DeviceRepr};
 
 use crate::blas::{Blas, OutType};
@@ -29,21 +29,21 @@ impl GpuBuf {
 fn want_bf16<'a>(op: &str, b: &'a GpuBuf) -> Result<&'a CudaSlice<u16>> {
     match b {
         GpuBuf::Bf16(s) => Ok(s),
-        GpuBuf::F32(_) => Err(EngineError::new("INTERNAL", op, format!("{op}: expected a bf16 buffer, got fp32"))),
+        GpuBuf::F32(_) => Err(EngineError::new(code::INTERNAL, op, format!("{op}: expected a bf16 buffer, got fp32"))),
     }
 }
 
 fn want_bf16_mut<'a>(op: &str, b: &'a mut GpuBuf) -> Result<&'a mut CudaSlice<u16>> {
     match b {
         GpuBuf::Bf16(s) => Ok(s),
-        GpuBuf::F32(_) => Err(EngineError::new("INTERNAL", op, format!("{op}: expected a bf16 buffer, got fp32"))),
+        GpuBuf::F32(_) => Err(EngineError::new(code::INTERNAL, op, format!("{op}: expected a bf16 buffer, got fp32"))),
     }
 }
 
 fn want_f32<'a>(op: &str, b: &'a GpuBuf) -> Result<&'a CudaSlice<f32>> {
     match b {
         GpuBuf::F32(s) => Ok(s),
-        GpuBuf::Bf16(_) => Err(EngineError::new("INTERNAL", op, format!("{op}: expected an fp32 buffer, got bf16"))),
+        GpuBuf::Bf16(_) => Err(EngineError::new(code::INTERNAL, op, format!("{op}: expected an fp32 buffer, got bf16"))),
     }
 }
 
@@ -147,7 +147,7 @@ impl Backend for Cuda {
     }
     fn linear_weight(&self, w: Vec<f32>, outp: usize, inp: usize) -> Result<GpuBuf> {
         if w.len() != outp * inp {
-            return Err(EngineError::new("INTERNAL", "linear_weight", format!("{} values for [{outp}][{inp}]", w.len())));
+            return Err(EngineError::new(code::INTERNAL, "linear_weight", format!("{} values for [{outp}][{inp}]", w.len())));
         }
         // cuBLAS reads the checkpoint layout [out][in] as is (see Blas::linear).
         self.upload(w)
@@ -211,7 +211,7 @@ impl Backend for Cuda {
     }
     fn rows(&self, x: &GpuBuf, width: usize, start: usize, count: usize) -> Result<GpuBuf> {
         if (start + count) * width > x.len() {
-            return Err(EngineError::new("INTERNAL", "rows", format!("rows {start}..{} of width {width} outside {} values", start + count, x.len())));
+            return Err(EngineError::new(code::INTERNAL, "rows", format!("rows {start}..{} of width {width} outside {} values", start + count, x.len())));
         }
         Ok(match x {
             GpuBuf::Bf16(b) => GpuBuf::Bf16(self.copy_rows(&[(b, start * width, count * width)])?),

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_int, c_void};
 
-use apb_engine::error::{EngineError, Result};
+use apb_engine::error::{code, EngineError, Result};
 use cudarc::cublas::{result as blas, sys};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 
@@ -18,7 +18,7 @@ unsafe impl Send for Blas {}
 unsafe impl Sync for Blas {}
 
 fn blas_error(what: &str) -> impl Fn(blas::CublasError) -> EngineError + '_ {
-    move |e| EngineError::new("CUDA", "cublas", format!("cuBLAS {what} failed: {e:?}"))
+    move |e| EngineError::new(code::CUDA, "cublas", format!("cuBLAS {what} failed: {e:?}"))
 }
 
 /// The element type of a GEMM's output: bf16 activations, or fp32 (logits).
@@ -48,7 +48,7 @@ impl Blas {
     #[allow(clippy::too_many_arguments)]
     pub fn linear<Y>(&self, stream: &CudaStream, x: &CudaSlice<u16>, w: &CudaSlice<u16>, y: &mut CudaSlice<Y>, out: OutType, rows: usize, inp: usize, outp: usize) -> Result<()> {
         if x.len() != rows * inp || w.len() != outp * inp || y.len() != rows * outp {
-            return Err(EngineError::new("INTERNAL", "linear", format!("linear: x {} / w {} / y {} values for [{rows}][{inp}] x [{outp}][{inp}]^T", x.len(), w.len(), y.len())));
+            return Err(EngineError::new(code::INTERNAL, "linear", format!("linear: x {} / w {} / y {} values for [{rows}][{inp}] x [{outp}][{inp}]^T", x.len(), w.len(), y.len())));
         }
         if rows == 0 {
             return Ok(());

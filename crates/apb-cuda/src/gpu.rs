@@ -3,21 +3,22 @@
 use std::ffi::{c_void, CString};
 use std::sync::Arc;
 
-use apb_engine::error::{EngineError, Result};
+use apb_engine::error::{code, EngineError, Result};
 use cudarc::driver::{result, sys, CudaContext, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
 
 static ATTENTION_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention.fatbin"));
 static ATTENTION_SM90_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_sm90.fatbin"));
 static MERGE_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/merge.fatbin"));
 
-pub const CUDA_UNAVAILABLE: &str = "CUDA_UNAVAILABLE";
+/// Re-exported for callers that name it through this crate; the engine's `code` module holds it.
+pub use apb_engine::error::code::CUDA_UNAVAILABLE;
 
 pub(crate) fn unavailable(message: String) -> EngineError {
     EngineError::new(CUDA_UNAVAILABLE, "backend", message)
 }
 
 pub(crate) fn driver(what: &str) -> impl Fn(result::DriverError) -> EngineError + '_ {
-    move |e| EngineError::new("CUDA", what, format!("{what} failed: {e:?}"))
+    move |e| EngineError::new(code::CUDA, what, format!("{what} failed: {e:?}"))
 }
 
 /// Whether this build carries the kernels.

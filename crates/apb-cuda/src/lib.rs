@@ -6,6 +6,7 @@
 //! - [`attention`]: APB attention (the Hopper TMA+wgmma kernel where it applies, else the
 //!   portable mma.sync one) and the LSE merge;
 //! - [`check`]: the kernels against apb-engine's CPU reference on fresh inputs, and timing.
+//! - [`status`]: the C launchers' status codes (cuda/status.h) and the errors they become.
 
 /// Kernel arguments as cuLaunchKernel takes them: the address of each (mutable) local.
 macro_rules! args {
@@ -20,6 +21,7 @@ pub mod doctor;
 pub mod gpu;
 pub mod nccl;
 pub mod ops;
+pub mod status;
 
 pub use attention::{AttentionKernel, GpuSegment};
 pub use backend::{Cuda, GpuBuf};

@@ -39,7 +39,7 @@ use crate::backend::{Cuda, GpuBuf};
 use crate::doctor::NCCL_NAMES;
 
 /// The error code when NCCL cannot be loaded (or is too old to use).
-pub const NCCL_UNAVAILABLE: &str = "NCCL_UNAVAILABLE";
+pub use apb_engine::error::code::NCCL_UNAVAILABLE;
 
 const PATH: &str = "nccl";
 

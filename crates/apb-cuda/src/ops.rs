@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 
-use apb_engine::error::{EngineError, Result};
+use apb_engine::error::{code, EngineError, Result};
 use cudarc::driver::{result, sys, CudaSlice, DevicePtr, DevicePtrMut};
 
 use crate::gpu::{driver, function, module, Gpu};
@@ -54,7 +54,7 @@ impl OpsKernels {
 }
 
 fn internal(op: &str, what: String) -> EngineError {
-    EngineError::new("INTERNAL", op, format!("{op}: {what}"))
+    EngineError::new(code::INTERNAL, op, format!("{op}: {what}"))
 }
 
 fn blocks(items: usize) -> u32 {

@@ -1,22 +1,25 @@
+import { type ErrorCode as AnyErrorCode, type ErrorData as AnyErrorData, innermostIssue, pathOf, valueAt } from "@apb/errors";
 import type { z } from "zod";
 
-/** Stable error codes, shared with the Rust planner (crates/apb-plan/src/error.rs). */
-export type ErrorCode =
-  | "INVALID_JSON"
-  | "MISSING_FIELD"
-  | "WRONG_TYPE"
-  | "OUT_OF_RANGE"
-  | "UNKNOWN_FIELD"
-  | "INFEASIBLE"
-  | "UNKNOWN_OP"
-  | "INTERNAL";
+/**
+ * The codes the planner raises: the Rust planner's (crates/apb-plan/src/error.rs), from the one
+ * list in @apb/errors (docs/ERRORS.md says what each means and how to fix it).
+ */
+export const PLANNER_ERROR_CODES = [
+  "INVALID_JSON",
+  "MISSING_FIELD",
+  "WRONG_TYPE",
+  "OUT_OF_RANGE",
+  "UNKNOWN_FIELD",
+  "INFEASIBLE",
+  "UNKNOWN_OP",
+  "INTERNAL",
+] as const satisfies readonly AnyErrorCode[];
+
+export type ErrorCode = (typeof PLANNER_ERROR_CODES)[number];
 
 /** Errors are data: a stable code, a message that says how to fix it, and the field's path. */
-export interface ErrorData {
-  code: ErrorCode;
-  message: string;
-  path: string;
-}
+export type ErrorData = AnyErrorData<ErrorCode>;
 
 export class PlannerError extends Error implements ErrorData {
   readonly code: ErrorCode;
@@ -34,35 +37,11 @@ export class PlannerError extends Error implements ErrorData {
   }
 }
 
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let value = input;
-  for (const key of path) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
-}
-
-/** A union's issue says only "none matched"; the branch that got past the type check says why. */
-function innermost(issue: z.core.$ZodIssue): z.core.$ZodIssue {
-  if (issue.code !== "invalid_union") return issue;
-  const deeper = issue.errors.find((branch) => branch.some((i) => i.path.length > 0 || i.code !== "invalid_type"));
-  const inner = deeper?.[0];
-  return inner ? innermost({ ...inner, path: [...issue.path, ...inner.path] }) : issue;
-}
-
-export function pathOf(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((acc, key) => {
-    if (typeof key === "number") return `${acc}[${key}]`;
-    return acc ? `${acc}.${String(key)}` : String(key);
-  }, "");
-}
-
 /** The first zod issue as a PlannerError naming the field; `input` tells missing from wrong. */
 export function fromZod(error: z.ZodError, input: unknown): PlannerError {
   const first = error.issues[0];
   if (!first) return new PlannerError({ code: "INTERNAL", message: "validation failed without an issue", path: "" });
-  const issue = innermost(first);
+  const issue = innermostIssue(first);
   let path = pathOf(issue.path);
   if (issue.code === "unrecognized_keys") {
     const key = issue.keys[0] ?? "";

@@ -1,6 +1,6 @@
 // @apb/planner: APB layouts and costs for every strategy, in Node and in the browser.
 export { Planner, defaultPlanner, resolveHardware, resolveModel } from "./planner.js";
-export { PlannerError, type ErrorCode, type ErrorData } from "./errors.js";
+export { PLANNER_ERROR_CODES, PlannerError, type ErrorCode, type ErrorData } from "./errors.js";
 export { modelFromHfConfig, type HfModel } from "./hf-config.js";
 export {
   DEFAULT_HARDWARE,

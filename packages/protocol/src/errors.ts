@@ -1,7 +1,8 @@
 /**
  * The codes the control plane itself raises, one closed list so callers can switch on them.
- * Errors a host's engine raises (INVALID_INPUT, COMM, PLAN, MODEL_FILE, ...) travel through
+ * Errors a host's engine raises (INVALID_INPUT, COMM, INFEASIBLE, MODEL_FILE, ...) travel through
  * unchanged as strings: the control plane does not know the engine, so it does not enumerate them.
+ * Every code here is also in apb's one list (packages/errors), whose test reads this array.
  */
 export const CONTROL_ERROR_CODES = [
   "BAD_FRAME", // not JSON, not an object, or a field of the wrong type or out of bounds

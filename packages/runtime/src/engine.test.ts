@@ -106,7 +106,7 @@ describe("loadModel and generate", () => {
       [{ document, query, hosts: 0 }, "OUT_OF_RANGE", "hosts"],
       [{ document, query: "" }, "OUT_OF_RANGE", "query"],
       [{ document: "", query, strategy: "full", hosts: 1 }, "INVALID_INPUT", "document"],
-      [{ document: "ab", query, strategy: "apb", hosts: 500 }, "PLAN", "hosts"],
+      [{ document: "ab", query, strategy: "apb", hosts: 500 }, "INFEASIBLE", "hosts"],
       [{ document, query, scorer: "retaining-heads", hosts: 2 }, "INVALID_INPUT", "scorer"],
     ];
     for (const [options, code, path] of cases) {

@@ -1,45 +1,53 @@
+import { type ErrorCode as AnyErrorCode, type ErrorData as AnyErrorData, pathOf, valueAt } from "@apb/errors";
 import type { z } from "zod";
 
+export { pathOf };
+
 /**
- * Stable error codes. The first five are the planner's (packages/planner/src/errors.ts) with the
- * same meaning; the rest are about model directories.
+ * The codes the runtime raises, from the one list in @apb/errors (docs/ERRORS.md says what each
+ * means, the CLI's exit status and how to fix it): its own (model directories, tokenizers,
+ * named models) and every code of the engine (crates/apb-engine/src/error.rs), which passes the
+ * planner's through unchanged.
  */
-export type ErrorCode =
-  | "INVALID_JSON" // a JSON file (config, index, safetensors header, tokenizer) does not parse
-  | "MISSING_FIELD"
-  | "WRONG_TYPE"
-  | "OUT_OF_RANGE"
-  | "INTERNAL"
-  | "MODEL_FILE" // a file is missing, unreadable, truncated or internally inconsistent
-  | "TENSOR_MISSING"
-  | "TENSOR_SHAPE"
-  | "TENSOR_DTYPE"
-  | "UNSUPPORTED_ARCHITECTURE" // a model (or a feature of one) the engine does not run
-  | "TOKENIZER"
-  | "MODEL_FETCH" // a named model could not be downloaded or did not match its pinned hash
-  // From the engine (crates/apb-engine/src/error.rs):
-  | "INVALID_INPUT" // a request the engine cannot run as given
-  | "PLAN" // the planner rejected the layout (its message says why)
-  | "COMM" // hosts could not exchange data
-  | "NCCL_UNAVAILABLE" // joining GPU hosts needs NCCL, which this machine lacks (the message says how to fix it)
-  | "CANCELLED" // the caller aborted (AbortSignal)
-  | "NUMERIC" // NaN or Inf in the weights or the logits
-  | "PROMPT_TOO_LONG" // the prompt exceeds the model's positions
-  | "DISPOSED" // the model was disposed
-  | "GPU_MEMORY" // the request or the weights do not fit the GPU's free memory
-  | "CUDA" // a CUDA call failed
-  | "CUDA_UNAVAILABLE"; // --backend cuda on a machine or build without CUDA
+export const RUNTIME_ERROR_CODES = [
+  // The planner's, through the engine (and the runtime's own config checks):
+  "INVALID_JSON",
+  "MISSING_FIELD",
+  "WRONG_TYPE",
+  "OUT_OF_RANGE",
+  "UNKNOWN_FIELD",
+  "INFEASIBLE",
+  "UNKNOWN_OP",
+  "INTERNAL",
+  // Model directories and files:
+  "MODEL_FILE",
+  "MODEL_FETCH",
+  "TENSOR_MISSING",
+  "TENSOR_SHAPE",
+  "TENSOR_DTYPE",
+  "UNSUPPORTED_ARCHITECTURE",
+  "TOKENIZER",
+  "NUMERIC",
+  // The engine's:
+  "INVALID_INPUT",
+  "PROMPT_TOO_LONG",
+  "COMM",
+  "CANCELLED",
+  "DISPOSED",
+  "GPU_MEMORY",
+  "CUDA",
+  "CUDA_UNAVAILABLE",
+  "NCCL_UNAVAILABLE",
+] as const satisfies readonly AnyErrorCode[];
+
+export type ErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
 
 /**
  * Errors are data: a stable code, a message that names the file or tensor, what was expected,
  * what was found and how to fix it, and a path: the JSON field for config errors, the tensor's
  * name for tensor errors, the file for file errors.
  */
-export interface ErrorData {
-  code: ErrorCode;
-  message: string;
-  path: string;
-}
+export type ErrorData = AnyErrorData<ErrorCode>;
 
 export class RuntimeError extends Error implements ErrorData {
   readonly code: ErrorCode;
@@ -55,22 +63,6 @@ export class RuntimeError extends Error implements ErrorData {
   toJSON(): ErrorData {
     return { code: this.code, message: this.message, path: this.path };
   }
-}
-
-export function pathOf(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((acc, key) => {
-    if (typeof key === "number") return `${acc}[${key}]`;
-    return acc ? `${acc}.${String(key)}` : String(key);
-  }, "");
-}
-
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let value = input;
-  for (const key of path) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
 }
 
 function shown(value: unknown): string {
