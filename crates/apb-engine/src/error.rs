@@ -61,6 +61,8 @@ impl From<apb_plan::PlanError> for EngineError {
     }
 }
 
+pub type Result<T> = std::result::Result<T, EngineError>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +80,3 @@ mod tests {
         assert_eq!(code::INTERNAL, "INTERNAL");
     }
 }
-
-pub type Result<T> = std::result::Result<T, EngineError>;

@@ -11,7 +11,9 @@ pub struct PlanError {
     pub path: String,
 }
 
-/// Stable error codes. Changing one is a breaking change for every consumer.
+/// Stable error codes. Changing one is a breaking change for every consumer. They are in
+/// apb's one list (packages/errors/src/codes.ts: meaning, exit status, fix), whose test reads
+/// this module; the engine re-exports it, so these codes pass through `apb run` unchanged.
 pub mod code {
     pub const INVALID_JSON: &str = "INVALID_JSON";
     pub const MISSING_FIELD: &str = "MISSING_FIELD";
