@@ -106,7 +106,7 @@ export const ERRORS = {
   NUMERIC: {
     meaning: "NaN or infinity in the model's weights or in the logits it produced.",
     exitStatus: 2,
-    fix: "Download or convert the model again; a model that overflows in bf16 needs its float32 or float16 checkpoint.",
+    fix: "Download or convert the model again (weights must be finite); a float16 model whose activations overflow needs its bfloat16 or float32 checkpoint.",
   },
 
   // ---- GPUs and hosts ----
