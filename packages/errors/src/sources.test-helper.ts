@@ -40,10 +40,10 @@ function rustCode(text: string): string {
   return text.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, " ")).replace(/\/\/[^\n]*/g, "");
 }
 
-/** The body of each `mod code { ... }` in a Rust file (brace-matched). */
-function codeModules(text: string): string[] {
+/** The body of each block that `opening` starts, e.g. `mod code {` (brace-matched). */
+function blocks(text: string, opening: RegExp): string[] {
   const bodies: string[] = [];
-  for (const m of text.matchAll(/\bmod\s+code\s*\{/g)) {
+  for (const m of text.matchAll(opening)) {
     let depth = 1;
     let i = m.index + m[0].length;
     const start = i;
@@ -56,11 +56,18 @@ function codeModules(text: string): string[] {
   return bodies;
 }
 
+const codeModules = (text: string): string[] => blocks(text, /\bmod\s+code\s*\{/g);
+const testModules = (text: string): string[] => blocks(text, /#\[cfg\(test\)\]\s*mod\s+\w+\s*\{/g);
+
 export interface RustCodes {
   uses: Use[];
   /** `const X: &str = "X"` outside a `code` module: a second home for a code. */
   strayConsts: Use[];
-  /** A code written as a string literal where an error is built, in non-test source (src/). */
+  /**
+   * Code-shaped string literals in non-test source (src/ outside `code` and test modules):
+   * where an error is built from one instead of a constant ("literal"), or any other
+   * ("other": env names and the like, which the test tells from codes by the list).
+   */
   bareLiterals: Use[];
   /** `pub const X: &str = "Y"` with X != Y. */
   misnamed: Use[];
@@ -94,9 +101,11 @@ export function rustCodes(): RustCodes {
       ...text.matchAll(/\b(?:EngineError|PlanError)::new\(\s*"([^"]*)"/g),
       ...text.matchAll(/\bcode\s*:\s*"([^"]*)"/g),
     ];
-    for (const m of built) {
-      result.uses.push({ code: m[1]!, file, how: "literal" });
-      if (inSrc) result.bareLiterals.push({ code: m[1]!, file, how: "literal" });
+    for (const m of built) result.uses.push({ code: m[1]!, file, how: "literal" });
+    if (inSrc) {
+      let plain = outside;
+      for (const body of testModules(plain)) plain = plain.replace(body, "");
+      for (const m of plain.matchAll(/"([^"\\]*)"/g)) if (CODE.test(m[1]!)) result.bareLiterals.push({ code: m[1]!, file, how: "literal" });
     }
     const compared = [
       ...text.matchAll(/\.code\s*(?:==|!=|,)\s*"([^"]*)"/g), // e.code == "X", assert_eq!(e.code, "X")
@@ -151,19 +160,29 @@ export function cEnum(file: string): Map<string, number> {
   return values;
 }
 
-/** Every `APB_..._NAME = N` enumerator and every `return APB_X` in the kernel sources. */
-export function kernelStatuses(): { defined: Use[]; returned: Use[] } {
+/**
+ * In the kernel sources: every enumerator (`NAME = N` in an enum), every `APB_*` name a
+ * `return` hands back, and every bare number a host function returning `int` (a launcher or
+ * its helpers, whose int is a status) returns instead of a status name.
+ */
+export function kernelStatuses(): { defined: Use[]; returned: Use[]; numeric: Use[] } {
   const defined: Use[] = [];
   const returned: Use[] = [];
+  const numeric: Use[] = [];
   for (const path of [...filesUnder("cuda", ".h"), ...filesUnder("cuda", ".cuh"), ...filesUnder("cuda", ".cu")]) {
     const file = rel(path);
-    const text = read(path).replace(/\/\/[^\n]*/g, "");
+    const text = read(path).replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/[^\n]*/g, "");
     for (const e of text.matchAll(/\benum\s*(?:\w+\s*)?\{([\s\S]*?)\}/g)) {
       for (const m of e[1]!.matchAll(/\b([A-Z][A-Z0-9_]*)\s*=/g)) defined.push({ code: m[1]!, file, how: "enum" });
     }
     for (const r of text.matchAll(/\breturn\b([^;]*);/g)) {
       for (const m of r[1]!.matchAll(/\bAPB_[A-Z0-9_]+\b/g)) returned.push({ code: m[0], file, how: "return" });
     }
+    for (const body of blocks(text, /^(?:extern "C"\s+|static\s+)?int\s+\w+\s*\([^)]*\)\s*\{/gm)) {
+      for (const m of body.matchAll(/\breturn\s+(-?\d+)\s*;|\?\s*(-?\d+)\s*:\s*(-?\d+)\s*;/g)) {
+        numeric.push({ code: m[0].replace(/\s+/g, " "), file, how: "return" });
+      }
+    }
   }
-  return { defined, returned };
+  return { defined, returned, numeric };
 }
