@@ -6,12 +6,12 @@ import { describe as group, expect, it } from "vitest";
 import { describe, UsageError } from "./errors.js";
 
 group("describe", () => {
-  it("exits 2 for an infeasible layout, naming the flag the user typed", () => {
+  it("exits 2 for an infeasible layout, naming the flag the user typed in the line and the data", () => {
     const error = new PlannerError({ code: "INFEASIBLE", path: "hosts", message: "hosts (101) exceeds contextTokens (100)" });
     expect(describe(error)).toEqual({
       line: "apb: --hosts (101) exceeds contextTokens (100) [INFEASIBLE]",
       exitCode: 2,
-      error: { code: "INFEASIBLE", path: "hosts", message: "hosts (101) exceeds contextTokens (100)" },
+      error: { code: "INFEASIBLE", path: "--hosts", message: "--hosts (101) exceeds contextTokens (100)" },
     });
   });
 
@@ -24,7 +24,9 @@ group("describe", () => {
   it("takes the command's own flag names when it passes them", () => {
     const error = new RuntimeError({ code: "OUT_OF_RANGE", path: "maxTokens", message: "maxTokens must be at most 4096" });
     expect(describe(error, { maxTokens: "--max-tokens" }).line).toBe("apb: --max-tokens must be at most 4096 [OUT_OF_RANGE]");
+    expect(describe(error, { maxTokens: "--max-tokens" }).error).toEqual({ code: "OUT_OF_RANGE", path: "--max-tokens", message: "--max-tokens must be at most 4096" });
     expect(describe(error, {}).line).toBe("apb: maxTokens must be at most 4096 [OUT_OF_RANGE]");
+    expect(describe(error, {}).error.path).toBe("maxTokens");
   });
 
   it("exits 1 for a CUDA driver failure and 2 when CUDA cannot run here at all", () => {

@@ -27,7 +27,7 @@ export interface Described {
   /** What the CLI prints: `apb: <message> [<CODE>]`. */
   line: string;
   exitCode: 1 | 2;
-  /** The error as data, as raised (for --json). */
+  /** The error as data (for --json), naming flags as the line does. */
   error: ErrorData<string>;
 }
 
@@ -39,14 +39,21 @@ export function describe(error: unknown, flagOf: Readonly<Record<string, string>
   if (error instanceof UsageError) {
     return { line: `apb: ${error.message}`, exitCode: exitStatusOf("USAGE"), error: { code: "USAGE", message: error.message, path: "" } };
   }
-  const data = errorData(error);
-  if (data) {
-    const flag = Object.hasOwn(flagOf, data.path) ? flagOf[data.path] : undefined;
-    const message = flag && data.message.startsWith(data.path) ? flag + data.message.slice(data.path.length) : data.message;
-    return { line: `apb: ${message} [${data.code}]`, exitCode: exitStatusOf(data.code), error: data };
+  const raised = errorData(error);
+  if (raised) {
+    const data = inFlags(raised, flagOf);
+    return { line: `apb: ${data.message} [${data.code}]`, exitCode: exitStatusOf(data.code), error: data };
   }
   const message = error instanceof Error ? error.message : String(error);
   return { line: `apb: internal error: ${message}`, exitCode: 1, error: { code: "INTERNAL", message, path: "" } };
+}
+
+/** The error as the user typed the request: a field set by a flag is named by the flag, in the message and the path. */
+function inFlags(data: ErrorData<string>, flagOf: Readonly<Record<string, string>>): ErrorData<string> {
+  const flag = Object.hasOwn(flagOf, data.path) ? flagOf[data.path] : undefined;
+  if (!flag) return data;
+  const message = data.message.startsWith(data.path) ? flag + data.message.slice(data.path.length) : data.message;
+  return { code: data.code, message, path: flag };
 }
 
 /** {code, message, path} of an error that is data: the planner's, the runtime's, the control plane's, a host's. */
