@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ERROR_CODES, isErrorCode } from "./codes.js";
+import { ERRORS, ERROR_CODES, isErrorCode } from "./codes.js";
 import { errorsMarkdown, WRITE_DOCS_COMMAND } from "./docs.js";
 import { cEnum, kernelStatuses, ROOT, rustCodes, tsCodes, tsList, type Use } from "./sources.test-helper.js";
 
@@ -28,6 +28,12 @@ describe("every code used is in the list", () => {
   it("the protocol's CONTROL_ERROR_CODES", () => {
     expect(lists.protocol.length).toBeGreaterThan(10);
     expect(unlisted(lists.protocol)).toEqual([]);
+  });
+
+  it("the protocol's permanent refusals, which are what the user must fix (exit status 2)", () => {
+    const permanent = tsList("packages/protocol/src/errors.ts", "PERMANENT_ERROR_CODES");
+    expect(permanent.length).toBeGreaterThan(0);
+    expect(where(permanent.filter((u) => !isErrorCode(u.code) || ERRORS[u.code].exitStatus !== 2))).toEqual([]);
   });
 
   it("the planner's and the runtime's lists", () => {
