@@ -64,9 +64,9 @@ export interface RustCodes {
   /** `const X: &str = "X"` outside a `code` module: a second home for a code. */
   strayConsts: Use[];
   /**
-   * Code-shaped string literals in non-test source (src/ outside `code` and test modules):
-   * where an error is built from one instead of a constant ("literal"), or any other
-   * ("other": env names and the like, which the test tells from codes by the list).
+   * Code-shaped string literals in non-test source (src/ outside `code` and test modules).
+   * Most are env names and the like; the test picks out those that are listed codes, which
+   * should have been `code::` constants.
    */
   bareLiterals: Use[];
   /** `pub const X: &str = "Y"` with X != Y. */
