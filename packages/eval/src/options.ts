@@ -84,14 +84,18 @@ export interface SuiteSettings {
 
 const unique = <T>(xs: readonly T[]) => [...new Set(xs)];
 
-/** Checks the options that need no model; throws RuntimeError (OUT_OF_RANGE, path = the option). */
+/** Checks the options that need no model; throws RuntimeError (OUT_OF_RANGE, or UNKNOWN_FIELD; path = the option). */
 export function parseEvalOptions(options: EvalOptions): SuiteSettings {
   const parsed = schema.safeParse(options);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
+    if (issue.code === "unrecognized_keys") {
+      // The planner's code for the same condition, so every package says it one way.
+      const key = issue.keys[0] ?? "";
+      throw new RuntimeError({ code: "UNKNOWN_FIELD", path: key, message: `${key} is not a known option` });
+    }
     const field = String(issue.path[0] ?? "options");
-    const code = issue.code === "unrecognized_keys" ? "INVALID_INPUT" : "OUT_OF_RANGE";
-    throw new RuntimeError({ code, path: field, message: `${field} ${issue.message}` });
+    throw new RuntimeError({ code: "OUT_OF_RANGE", path: field, message: `${field} ${issue.message}` });
   }
   const o = parsed.data;
   return {
