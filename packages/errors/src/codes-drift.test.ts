@@ -49,6 +49,12 @@ describe("every code used is in the list", () => {
 });
 
 describe("the engine's codes reach TypeScript", () => {
+  it("the planner's TypeScript list is the Rust planner's `code` module", () => {
+    const rustPlanner = rust.uses.filter((u) => u.file === "crates/apb-plan/src/error.rs" && u.how === "const").map((u) => u.code);
+    expect(lists.planner.map((u) => u.code).sort()).toEqual(rustPlanner.sort());
+  });
+
+
   it("every code a crate defines or raises is a runtime code (the addon passes them to @apb/runtime)", () => {
     const runtime = new Set(lists.runtime.map((u) => u.code));
     const crates = rust.uses.filter((u) => /^crates\/[^/]+\/src\//.test(u.file) && u.how !== "compared");
