@@ -70,9 +70,9 @@ describe("bad input exits non-zero with one clear line", () => {
   const cases: [string[], RegExp][] = [
     [["--length", "0"], /--length must be a whole number between 1 and 2147483647, got 0/],
     [["--length", "lots"], /--length must be a whole number of tokens such as 131072 or 128K, got 'lots'/],
-    [["--length", "100", "--hosts", "101"], /hosts \(101\) exceeds contextTokens \(100\)/],
-    [["--length", "128K", "--passing", "20000"], /--passing \(20000\) must be at most the block length l_b = 16384/],
-    [["--length", "128K", "--anchor", "20000"], /--anchor \(20000\) must be at most the block length l_b = 16384/],
+    [["--length", "100", "--hosts", "101"], /--hosts \(101\) exceeds --length \(100\)/],
+    [["--length", "128K", "--hosts", "8", "--passing", "20000"], /--passing \(20000\) must be at most the block length l_b = 16384/],
+    [["--length", "128K", "--hosts", "8", "--anchor", "20000"], /--anchor \(20000\) must be at most the block length l_b = 16384/],
     [["--length", "128K", "--strategy", "warp"], /--strategy must be one of apb, star, ring, ring-zigzag, ulysses, full, all; got 'warp'/],
     [["--length", "4294967296"], /--length must be a whole number between 1 and 2147483647/],
     [["--length", "128K", "--hardware", "tpu"], /--hardware "tpu" is not a preset/],

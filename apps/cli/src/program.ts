@@ -8,15 +8,21 @@ import { registerModels } from "./commands/models.js";
 import { registerPlan } from "./commands/plan.js";
 import { registerRun } from "./commands/run.js";
 import { registerWorker } from "./commands/worker.js";
-import { describe } from "./errors.js";
+import { UsageError } from "./errors.js";
+import { jsonRequested, report } from "./report.js";
 
-export function buildProgram(): Command {
+/** The program; with `quiet`, commander's own errors are left to main() (to print as JSON). */
+export function buildProgram(quiet = false): Command {
   const program = new Command("apb")
     .description("Fast long-context prefill across GPU hosts with APB (anchor and passing blocks)")
     .version("0.1.0")
     .showHelpAfterError("(run apb --help for usage)")
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`apb: ${text.replace(/^error: /, "")}`) });
+    .configureOutput(
+      quiet
+        ? { outputError: () => {}, writeErr: () => {} }
+        : { outputError: (text, write) => write(`apb: ${text.replace(/^error: /, "")}`) },
+    );
   registerPlan(program);
   registerRun(program);
   registerEval(program);
@@ -29,17 +35,23 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI and returns the exit code; never throws. */
+/** Runs the CLI and returns the exit code; never throws. Errors are one line on stderr, or
+ * with --json one JSON object on stderr ({"error": {code, message, path}}). */
 export async function main(argv: string[]): Promise<number> {
+  const json = jsonRequested(buildProgram(), argv);
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram(json).parseAsync(argv);
     return 0;
-  } catch (error) {
+  } catch (caught) {
+    let error = caught;
     if (error instanceof CommanderError) {
-      return error.exitCode === 0 ? 0 : 2;
+      // --help and --version exit 0; a bad command line was printed by commander unless JSON is wanted.
+      if (error.exitCode === 0) return 0;
+      if (!json) return 2;
+      error = new UsageError(error.message.replace(/^error: /, ""));
     }
-    const { line, exitCode } = describe(error);
-    process.stderr.write(`${line}\n`);
-    return exitCode;
+    const r = report(error);
+    process.stderr.write(json ? `${JSON.stringify({ error: r.error })}\n` : `${r.line}\n`);
+    return r.exitCode;
   }
 }

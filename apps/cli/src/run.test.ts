@@ -30,8 +30,8 @@ describe("apb make-tiny-model and apb run", () => {
 
     const text = apb("run", "--model", model, "--prompt-file", promptFile, "--query", "What is the key?", "--strategy", "apb", "--hosts", "3", "--max-tokens", "4");
     expect(text.code, text.err).toBe(0);
-    expect(text.out).toMatch(/^answer: ".*"/m);
-    expect(text.out).toMatch(/apb on 3 hosts \(block \d+, anchor \d+, passing \d+\): prefill [\d.]+ ms/);
+    expect(text.out).toMatch(/^first token after [\d.]+ ms \(wall\) for a \d+-token prompt, apb \(block \d+, anchor \d+, passing \d+\) on 3 emulated hosts$/m);
+    expect(text.out).toMatch(/^slowest host's own prefill work: [\d.]+ ms/m);
     expect(text.out.split("\n").filter((l) => /^\s+\d\s+\d+\s/.test(l))).toHaveLength(3);
 
     const full = JSON.parse(apb("run", "--model", model, "--prompt-file", promptFile, "--query", "What is the key?", "--strategy", "full", "--max-tokens", "4", "--json").out);

@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { Coordinator } from "@apb/control-plane";
 import { modelFingerprint, openModelDir, resolveModel } from "@apb/runtime";
 import { UsageError } from "../errors.js";
+import { MAX_HOSTS } from "../limits.js";
 import { parseWhole } from "../parse.js";
 
 interface Options {
@@ -32,11 +33,12 @@ export function registerCoordinator(program: Command): void {
     .option("--token <token>", "admission token for hosts and callers (default $APB_TOKEN)")
     .option("--heartbeat-ms <ms>", "heartbeat interval; a host is dead after 3 missed", "1000")
     .action(async (o: Options) => {
-      const hosts = parseWhole("--hosts", o.hosts);
-      if (hosts < 1) throw new UsageError("--hosts must be at least 1");
+      // Every flag is checked before the model is opened.
+      const hosts = parseWhole("--hosts", o.hosts, { min: 1, max: MAX_HOSTS });
       const { host, port } = parseListen(o.listen);
       const token = o.token ?? process.env.APB_TOKEN;
       if (!token) throw new UsageError("--token is required (or set APB_TOKEN): hosts and callers must present it");
+      const heartbeatMs = parseWhole("--heartbeat-ms", o.heartbeatMs, { min: 1 });
       const dir = await openModelDir(await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb coordinator: ${m}\n`) }));
       const log = (line: string) => process.stderr.write(`apb coordinator: ${line}\n`);
       const coordinator = await Coordinator.start({
@@ -45,7 +47,7 @@ export function registerCoordinator(program: Command): void {
         hosts,
         token,
         model: { path: dir.path, fingerprint: modelFingerprint(dir) },
-        heartbeatMs: parseWhole("--heartbeat-ms", o.heartbeatMs),
+        heartbeatMs,
         logger: log,
       });
       log(`listening on ${coordinator.url}; waiting for ${hosts} host${hosts > 1 ? "s" : ""} (model ${dir.path})`);

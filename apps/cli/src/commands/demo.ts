@@ -5,9 +5,9 @@
 import type { Command } from "commander";
 import { defaultPlanner } from "@apb/planner";
 import { generateCase, isCorrect } from "@apb/eval";
-import { agreeingPrefix, BACKENDS, doctor, loadModel, logitAgreement, resolveModel, type BackendName, type Generation, type Strategy } from "@apb/runtime";
-import { UsageError } from "../errors.js";
-import { parseTokens, parseWhole } from "../parse.js";
+import { agreeingPrefix, BACKENDS, DEFAULT_HOSTS, doctor, loadModel, logitAgreement, resolveModel, type BackendName, type Generation, type Strategy } from "@apb/runtime";
+import { MAX_HOSTS } from "../limits.js";
+import { parseChoice, parseTokens, parseWhole } from "../parse.js";
 import { ms } from "../render/format.js";
 import { formatTable } from "../render/table.js";
 import { renderComparison } from "./plan.js";
@@ -33,9 +33,7 @@ function defaultBackend(): BackendName {
 }
 
 function backendOf(text: string | undefined): BackendName {
-  if (text === undefined) return defaultBackend();
-  if (!(BACKENDS as readonly string[]).includes(text)) throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}; got '${text}'`);
-  return text as BackendName;
+  return text === undefined ? defaultBackend() : parseChoice("--backend", text, BACKENDS);
 }
 
 function progressLine(): ((done: number, total: number) => void) | undefined {
@@ -50,20 +48,22 @@ export function registerDemo(program: Command): void {
     .option("--model <name|path>", "a named model, GGUF file or model directory", "smollm2-135m-instruct")
     .option("--backend <name>", `${BACKENDS.join("|")} (default: cuda where a GPU is found)`)
     .option("--length <tokens>", "document length in tokens (default 2K on the CPU, 8K on a GPU)")
-    .option("--hosts <n>", "emulated hosts", "4")
+    .option("--hosts <n>", "emulated hosts (at least 2)", String(DEFAULT_HOSTS))
     .option("--seed <n>", "which document and fact", "7")
     .action(async (o: Options) => {
+      // Every flag is checked before the model is fetched or loaded.
+      const hosts = parseWhole("--hosts", o.hosts, { min: 2, max: MAX_HOSTS });
+      const seed = parseWhole("--seed", o.seed);
+      const lengthFlag = o.length === undefined ? undefined : parseTokens("--length", o.length, { min: 1 });
       const backend = backendOf(o.backend);
-      const hosts = parseWhole("--hosts", o.hosts);
-      if (hosts < 2) throw new UsageError(`--hosts must be at least 2 to compare strategies; got ${hosts}`);
-      const length = o.length === undefined ? (backend === "cuda" ? 8192 : 2048) : parseTokens("--length", o.length);
+      const length = lengthFlag ?? (backend === "cuda" ? 8192 : 2048);
       const file = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
       const progress = progressLine();
       const model = await loadModel(file, { backend, ...(progress ? { onProgress: progress } : {}) });
       const countTokens = (text: string) => model.dir.tokenizer.encode(text, { addSpecialTokens: false }).length;
       // The fact sits at 40% of the document: inside a middle host's block, where only what
       // that host passes on (APB) or nothing (Star) carries it to the query.
-      const c = generateCase({ task: "needle-number", length, depth: 0.4, seed: parseWhole("--seed", o.seed), countTokens });
+      const c = generateCase({ task: "needle-number", length, depth: 0.4, seed, countTokens });
       const fact = c.needles[0]!;
       const run = (strategy: Strategy): Promise<Generation> =>
         model.generate({ document: c.document, query: c.query, answerPrefix: c.answerPrefix, strategy, hosts: strategy === "full" ? 1 : hosts, maxTokens: c.maxTokens });
@@ -83,18 +83,19 @@ export function registerDemo(program: Command): void {
           String(g.layout.hosts),
           String(g.layout.anchorTokens),
           String(g.layout.passingTokens),
+          ms(g.timings.firstTokenWallMs),
           ms(g.timings.prefillMs),
-          ms(g.timings.totalWallMs),
           isCorrect(g.text, c.answers) ? "yes" : "NO",
           strategy === "full" ? "-" : `${agreeingPrefix(g.tokens, full.tokens)}/${full.tokens.length}`,
           JSON.stringify(g.text.trim()),
         ]);
       }
       process.stdout.write(
-        formatTable(["strategy", "hosts", "l_a", "l_p", "prefill ms", "wall ms", "found it", "tokens = full", "answer"], rows) +
+        formatTable(["strategy", "hosts", "l_a", "l_p", "first token ms", "host prefill ms", "found it", "tokens = full", "answer"], rows) +
           `\n\nexpected answer: ${c.answers.join(", ")}\n` +
-          "prefill ms: the slowest host's own prefill work, what a group of real hosts waits for; wall ms: this machine's\n" +
-          "time for the whole request, with the emulated hosts taking turns. Ring is exact; APB and Star approximate.\n\n",
+          "first token ms: wall time on this machine to the first generated token, the emulated hosts taking turns;\n" +
+          "host prefill ms: the slowest host's own prefill work, about what a group of real hosts would wait for.\n" +
+          "Ring is exact; APB and Star approximate.\n\n",
       );
 
       const planner = await defaultPlanner();

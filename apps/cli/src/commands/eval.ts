@@ -4,10 +4,10 @@ import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { NEEDLE_TASKS, parseEvalOptions, runEval, TASKS, type CellSummary, type EvalOptions, type EvalProgress, type EvalRecord, type TaskName } from "@apb/eval";
-import { BACKENDS, loadModel, resolveModel, RuntimeError, type BackendName, type Strategy } from "@apb/runtime";
-import { UsageError } from "../errors.js";
-import { parseTokens, parseWhole } from "../parse.js";
+import { BACKENDS, DEFAULT_HOSTS, loadModel, resolveModel, RuntimeError, type Strategy } from "@apb/runtime";
+import { parseChoice, parseTokens, parseWhole } from "../parse.js";
 import { loadingBar, progressReporter, renderEval } from "../render/eval.js";
+import { withWords, type Words } from "../words.js";
 
 interface Options {
   model: string;
@@ -23,8 +23,8 @@ interface Options {
   out?: string;
 }
 
-/** runEval's option names as typed on the command line. */
-const FLAGS: Record<string, string> = {
+/** runEval's option names as `eval` names them. */
+const EVAL_WORDS: Words = {
   lengths: "--lengths",
   strategies: "--strategies",
   hosts: "--hosts",
@@ -34,27 +34,6 @@ const FLAGS: Record<string, string> = {
   maxTokens: "--max-tokens",
 };
 
-/** Errors about an option carry a code like the suite's own (WRONG_TYPE: not a number). */
-function coded<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    if (e instanceof UsageError) throw new RuntimeError({ code: "WRONG_TYPE", path: "", message: e.message });
-    throw e;
-  }
-}
-
-/** The suite names options as runEval does ("hosts ..."); say the flag instead. */
-function withFlags<T>(run: () => Promise<T>): Promise<T> {
-  return run().catch((e: unknown) => {
-    const flag = e instanceof RuntimeError ? FLAGS[e.path] : undefined;
-    if (flag && e instanceof RuntimeError && e.message.startsWith(e.path)) {
-      throw new RuntimeError({ code: e.code, path: e.path, message: flag + e.message.slice(e.path.length) });
-    }
-    throw e;
-  });
-}
-
 const list = (text: string) => text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
 
 /** "all", "needle" (the single-needle tasks) or task names. */
@@ -63,7 +42,7 @@ function tasksOf(text: string): TaskName[] {
 }
 
 function suiteOptions(o: Options): EvalOptions {
-  return coded(() => ({
+  return {
     lengths: list(o.lengths).map((l) => parseTokens("--lengths", l)),
     strategies: list(o.strategies) as Strategy[],
     hosts: list(o.hosts).map((h) => parseWhole("--hosts", h)),
@@ -71,7 +50,7 @@ function suiteOptions(o: Options): EvalOptions {
     tasks: tasksOf(o.tasks),
     seed: parseWhole("--seed", o.seed),
     ...(o.maxTokens !== undefined ? { maxTokens: parseWhole("--max-tokens", o.maxTokens) } : {}),
-  }));
+  };
 }
 
 export function registerEval(program: Command): void {
@@ -81,28 +60,26 @@ export function registerEval(program: Command): void {
     .requiredOption("--model <path>", "a Hugging Face model directory, a .gguf file, or a named model (smollm2-135m-instruct, fetched once)")
     .option("--lengths <list>", "document lengths in the model's tokens, e.g. 1K,2K", "1K,2K")
     .option("--strategies <list>", "strategies to compare with full attention (full always runs: it is the reference)", "full,apb,star,ring")
-    .option("--hosts <list>", "emulated host counts for every strategy but full", "4")
+    .option("--hosts <list>", "emulated host counts for every strategy but full", String(DEFAULT_HOSTS))
     .option("--cases <n>", "cases per (length, strategy, hosts) cell (default: one per task)")
     .option("--tasks <list>", `all, needle (the single-needle tasks), or any of ${TASKS.join(", ")}`, "all")
     .option("--seed <n>", "seed of the generated cases", "0")
     .option("--max-tokens <n>", "new tokens per case (default: enough for each task's answer)")
     .option("--backend <name>", BACKENDS.join("|"), "cpu")
-    .option("--json", "print the result as JSON on stdout")
+    .option("--json", "print the result as JSON on stdout (errors as JSON on stderr)")
     .option("--out <file>", "also write the result as JSON to a file")
     .action(async (o: Options) => {
-      if (!(BACKENDS as readonly string[]).includes(o.backend)) {
-        throw new RuntimeError({ code: "OUT_OF_RANGE", path: "backend", message: `--backend must be one of ${BACKENDS.join(", ")}; got '${o.backend}'` });
-      }
+      const backend = parseChoice("--backend", o.backend, BACKENDS);
       // A result with nowhere to go is found out before the run, not after it.
       if (o.out && !existsSync(dirname(resolve(o.out)))) {
-        throw new RuntimeError({ code: "INVALID_INPUT", path: "out", message: `--out: the directory of ${o.out} does not exist` });
+        throw new RuntimeError({ code: "INVALID_INPUT", path: "--out", message: `--out: the directory of ${o.out} does not exist` });
       }
       const options = suiteOptions(o);
       // Everything that needs no model is checked before the weights load.
-      await withFlags(async () => parseEvalOptions(options));
-      const path = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`${m}\n`) });
+      await withWords(EVAL_WORDS, async () => parseEvalOptions(options));
+      const path = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
       const onLoad = loadingBar();
-      const model = await loadModel(path, { backend: o.backend as BackendName, ...(onLoad ? { onProgress: onLoad } : {}) });
+      const model = await loadModel(path, { backend, ...(onLoad ? { onProgress: onLoad } : {}) });
       const controller = new AbortController();
       // Ctrl-C stops after the generation in flight (a second one exits at once).
       const onSigint = () => controller.abort();
@@ -121,7 +98,7 @@ export function registerEval(program: Command): void {
         renameSync(`${o.out}.part`, o.out);
       };
       try {
-        const result = await withFlags(() => runEval(model, { ...options, modelName: basename(o.model), onProgress, signal: controller.signal }));
+        const result = await withWords(EVAL_WORDS, () => runEval(model, { ...options, modelName: basename(o.model), onProgress, signal: controller.signal }));
         progress.stop();
         const json = `${JSON.stringify(result, null, 2)}\n`;
         if (o.out) writeFileSync(o.out, json);

@@ -1,11 +1,13 @@
 // `apb plan`: the planner's layout and predicted costs, per host, or all strategies side by side.
 import type { Command } from "commander";
-import { type Comparison, defaultPlanner, MODEL_PRESETS, type Plan, type PlanRequest, STRATEGIES } from "@apb/planner";
-import { UsageError } from "../errors.js";
-import { parseModel, parseTokens, parseWhole } from "../parse.js";
+import { type Comparison, defaultPlanner, HARDWARE_PRESETS, MODEL_PRESETS, type Plan, type PlanRequest, STRATEGIES } from "@apb/planner";
+import { DEFAULT_HOSTS } from "@apb/runtime";
+import { MAX_HOSTS } from "../limits.js";
+import { flagError, parseChoice, parseModel, parseTokens, parseWhole } from "../parse.js";
 import { gib, ms, tflop, tokens } from "../render/format.js";
 import { LEGEND, layoutPicture } from "../render/picture.js";
 import { formatTable } from "../render/table.js";
+import { withWords, type Words } from "../words.js";
 
 interface PlanOptions {
   model: string;
@@ -27,18 +29,20 @@ export function registerPlan(program: Command): void {
     .description("Lay out a prompt across hosts and predict its prefill time, memory and traffic")
     .requiredOption("--model <name|config.json|dir>", `a preset (${Object.keys(MODEL_PRESETS).join(", ")}) or a HF config.json`)
     .requiredOption("--length <tokens>", "context length in tokens (131072 or 128K)")
-    .option("--hosts <n>", "hosts (one GPU each)", "8")
+    .option("--hosts <n>", "hosts (one GPU each)", String(DEFAULT_HOSTS))
     .option("--query-length <tokens>", "query tokens embedded in the anchor (default 128)")
     .option("--prefix-length <tokens>", "BOS/system tokens kept ahead of the query (default 1)")
     .option("--strategy <name>", `${STRATEGIES.join("|")}|all`, "apb")
     .option("--anchor <tokens>", "anchor length l_a (default l_b/4, multiple of 128)")
     .option("--passing <tokens>", "passing length l_p per host (default l_b/8, multiple of 128)")
     .option("--balanced", "size blocks so all hosts finish together")
-    .option("--hardware <preset>", "h100-ib|h100-nvlink|h200-nvlink|a100-ib", "h100-ib")
-    .option("--json", "print JSON only")
-    .action(async (options: PlanOptions) => {
+    .option("--hardware <preset>", Object.keys(HARDWARE_PRESETS).join("|"), "h100-ib")
+    .option("--json", "print JSON only (errors too, on stderr)")
+    .action((options: PlanOptions) => withWords(PLAN_WORDS, async () => {
+      // Every flag is checked before --model's file is read.
+      const fields = requestFields(options);
       const { model, label, contextLimitTokens } = parseModel(options.model);
-      const request = toRequest(options, model);
+      const request: PlanRequest = { model, ...fields };
       const planner = await defaultPlanner();
       let text: string;
       if (options.strategy === "all") {
@@ -52,24 +56,41 @@ export function registerPlan(program: Command): void {
         process.stderr.write(`apb: warning: ${label} is made for up to ${contextLimitTokens} tokens; this prompt is longer\n`);
       }
       print(text);
-    });
+    }));
 }
+
+/** The planner's request fields as `plan` names them. */
+const PLAN_WORDS: Words = {
+  contextTokens: "--length",
+  hosts: "--hosts",
+  queryTokens: "--query-length",
+  prefixTokens: "--prefix-length",
+  strategy: "--strategy",
+  anchorTokens: "--anchor",
+  passingTokens: "--passing",
+  balanced: "--balanced",
+  model: "--model",
+  hardware: "--hardware",
+};
 
 function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-function toRequest(o: PlanOptions, model: PlanRequest["model"]): PlanRequest {
-  if (o.strategy !== "all" && !(STRATEGIES as readonly string[]).includes(o.strategy)) {
-    throw new UsageError(`--strategy must be one of ${STRATEGIES.join(", ")}, all; got '${o.strategy}'`);
+/** The planner's limit on a context (its MAX_TOKENS). */
+const MAX_CONTEXT_TOKENS = 2_147_483_647;
+
+function requestFields(o: PlanOptions): Omit<PlanRequest, "model"> {
+  const strategy = parseChoice("--strategy", o.strategy, [...STRATEGIES, "all"]);
+  if (!Object.hasOwn(HARDWARE_PRESETS, o.hardware)) {
+    throw flagError("OUT_OF_RANGE", "--hardware", `"${o.hardware}" is not a preset; presets: ${Object.keys(HARDWARE_PRESETS).join(", ")}`);
   }
-  const request: PlanRequest = {
-    model,
+  const request: Omit<PlanRequest, "model"> = {
     hardware: o.hardware,
-    contextTokens: parseTokens("--length", o.length),
-    hosts: parseWhole("--hosts", o.hosts),
+    contextTokens: parseTokens("--length", o.length, { min: 1, max: MAX_CONTEXT_TOKENS }),
+    hosts: parseWhole("--hosts", o.hosts, { min: 1, max: MAX_HOSTS }),
   };
-  if (o.strategy !== "all") request.strategy = o.strategy as PlanRequest["strategy"];
+  if (strategy !== "all") request.strategy = strategy;
   if (o.queryLength !== undefined) request.queryTokens = parseTokens("--query-length", o.queryLength);
   if (o.prefixLength !== undefined) request.prefixTokens = parseTokens("--prefix-length", o.prefixLength);
   if (o.anchor !== undefined) request.anchorTokens = parseTokens("--anchor", o.anchor);

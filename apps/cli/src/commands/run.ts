@@ -1,150 +1,180 @@
-// `apb run`: prefill a document with a strategy and answer a query about it.
-import { readFileSync, writeFileSync } from "node:fs";
+// `apb run`: prefill a document with a strategy and answer a query about it. Every flag is
+// checked before the prompt is read; the answer streams to stdout as it is generated, then a
+// summary that tells wall time to the first token first; --json prints one object instead.
+import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
-import { CoordinatorClient } from "@apb/control-plane";
-import { BACKENDS, buildHostRequest, loadModel, modelFingerprint, openModelDir, resolveModel, STRATEGIES, type BackendName, type GenerateOptions, type Generation, type Strategy } from "@apb/runtime";
+import { CoordinatorClient, type JobProgress } from "@apb/control-plane";
+import type { JobResult, JobSpec } from "@apb/protocol";
+import {
+  BACKENDS,
+  buildHostRequest,
+  DEFAULT_HOSTS,
+  DEFAULT_MAX_TOKENS,
+  loadModel,
+  modelFingerprint,
+  openModelDir,
+  resolveModel,
+  STRATEGIES,
+  type GenerateOptions,
+  type Generation,
+  type LoadOptions,
+  type PrefillProgress as HostLayerDone,
+} from "@apb/runtime";
+import { SingleBar } from "cli-progress";
 import { generationOfJob, jobOf } from "../hosts/job.js";
 import { startLocalGroup } from "../hosts/launch.js";
-import { SingleBar } from "cli-progress";
-import { UsageError } from "../errors.js";
-import { parseTokens, parseWhole } from "../parse.js";
-import { summaryLine, timingTable } from "../render/run.js";
-
-interface Options {
-  model: string;
-  promptFile: string;
-  query: string;
-  strategy: string;
-  hosts: string;
-  anchor?: string;
-  passing?: string;
-  balanced?: boolean;
-  backend: string;
-  maxTokens: string;
-  temperature: string;
-  topP: string;
-  seed: string;
-  retainingHeads?: string;
-  json?: boolean;
-  processes?: boolean;
-  coordinator?: string;
-  token?: string;
-  logitsOut?: string;
-  groupTimeoutMs: string;
-  ignoreEos?: boolean;
-}
-
-function number(flag: string, text: string): number {
-  const v = Number(text);
-  if (!Number.isFinite(v)) throw new UsageError(`${flag} must be a number, got '${text}'`);
-  return v;
-}
-
-function readPrompt(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (e) {
-    throw new UsageError(`--prompt-file: cannot read ${file}: ${(e as Error).message}`);
-  }
-}
+import { tokenText } from "../hosts/token-text.js";
+import { onCtrlC, type CtrlC } from "../interrupt.js";
+import { readPrompt } from "../prompt.js";
+import { prefillProgress, type PrefillProgress } from "../render/prefill-progress.js";
+import { summaryLines, timingTable } from "../render/run.js";
+import { withWords } from "../words.js";
+import { RUN_WORDS, runSettings, type RunFlags, type RunSettings } from "./run-settings.js";
 
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("Prefill a document across emulated hosts and answer a query about it")
+    .description("Prefill a document across hosts (emulated in this process, or processes) and answer a query about it")
     .requiredOption("--model <path|name>", "a Hugging Face model directory, a GGUF file, or a named model (see apb models)")
-    .requiredOption("--prompt-file <file>", "the document (long context) as text")
+    .requiredOption("--prompt-file <file>", "the document (long context) as text; - reads standard input")
     .requiredOption("--query <text>", "the question about the document")
     .option("--strategy <name>", STRATEGIES.join("|"), "apb")
-    .option("--hosts <n>", "emulated hosts", "4")
+    .option("--hosts <n>", "hosts", String(DEFAULT_HOSTS))
     .option("--anchor <tokens>", "anchor length l_a (default l_b/4)")
     .option("--passing <tokens>", "passing length l_p (default l_b/8)")
     .option("--balanced", "size blocks so all hosts finish together")
     .option("--backend <name>", BACKENDS.join("|"), "cpu")
-    .option("--max-tokens <n>", "tokens to generate", "32")
+    .option("--max-tokens <n>", "tokens to generate, at most", String(DEFAULT_MAX_TOKENS))
     .option("--temperature <t>", "0 for greedy", "0")
     .option("--top-p <p>", "nucleus sampling mass", "1")
     .option("--seed <n>", "sampling seed", "0")
     .option("--ignore-eos", "generate --max-tokens tokens even past the model's end-of-sequence token (for benchmarks)")
+    .option("--allow-long-prompt", "run a prompt longer than the model's positions (max_position_embeddings); answers past them are unreliable")
     .option("--retaining-heads <file>", "Locret retaining heads (safetensors) to score passing blocks")
     .option("--processes", "run each host as its own process on this machine (one per GPU with --backend cuda)")
     .option("--coordinator <url>", "send the job to the group of a running `apb coordinator` (ws://HOST:PORT)")
     .option("--token <token>", "the coordinator's token (default $APB_TOKEN)")
     .option("--group-timeout-ms <ms>", "how long to wait for the group to form", "600000")
     .option("--logits-out <file>", "write the first generated token's logits (little-endian float32) to a file")
-    .option("--json", "print JSON only")
-    .action(async (o: Options) => {
-      if (!(STRATEGIES as readonly string[]).includes(o.strategy)) {
-        throw new UsageError(`--strategy must be one of ${STRATEGIES.join(", ")}; got '${o.strategy}'`);
+    .option("--json", "print one JSON object (errors too, on stderr) instead of the streamed answer and a summary")
+    .action(async (flags: RunFlags) => {
+      const s = runSettings(flags);
+      const document = await readPrompt("--prompt-file", s.promptFile);
+      const ctrlC = onCtrlC("run");
+      const out = answerOutput(s.json);
+      let generation: Generation;
+      try {
+        const modelPath = await resolveModel(s.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
+        const options = { ...s.request, document };
+        generation = await withWords(RUN_WORDS, () => (s.hosts.kind === "emulated" ? runEmulated(s, modelPath, options, out, ctrlC) : runOnGroup(s, modelPath, options, out, ctrlC)));
+      } catch (e) {
+        throw ctrlC.explain(e);
+      } finally {
+        out.progress?.stop();
+        ctrlC.release();
       }
-      if (!(BACKENDS as readonly string[]).includes(o.backend)) {
-        throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}; got '${o.backend}'`);
-      }
-      if (o.processes && o.coordinator) throw new UsageError("--processes starts its own hosts; --coordinator uses a running group: give one of them");
-      const document = readPrompt(o.promptFile);
-      const options: GenerateOptions = {
-        document,
-        query: o.query,
-        strategy: o.strategy as Strategy,
-        hosts: parseWhole("--hosts", o.hosts),
-        ...(o.anchor !== undefined ? { anchorTokens: parseTokens("--anchor", o.anchor) } : {}),
-        ...(o.passing !== undefined ? { passingTokens: parseTokens("--passing", o.passing) } : {}),
-        ...(o.balanced ? { balanced: true } : {}),
-        ...(o.retainingHeads ? { scorer: "retaining-heads" as const } : {}),
-        maxTokens: parseWhole("--max-tokens", o.maxTokens),
-        temperature: number("--temperature", o.temperature),
-        topP: number("--top-p", o.topP),
-        seed: parseWhole("--seed", o.seed),
-        ...(o.ignoreEos ? { stopTokenIds: [] } : {}),
-      };
-      o.model = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
-      const generation = o.processes || o.coordinator ? await runOnGroup(o, options) : await runEmulated(o, options);
-      if (o.logitsOut) writeFileSync(o.logitsOut, Buffer.from(generation.firstLogits.buffer, generation.firstLogits.byteOffset, generation.firstLogits.byteLength));
-      if (o.json) {
+      if (s.logitsOut) writeFileSync(s.logitsOut, Buffer.from(generation.firstLogits.buffer, generation.firstLogits.byteOffset, generation.firstLogits.byteLength));
+      if (s.json) {
         const { firstLogits: _logits, ...rest } = generation;
         process.stdout.write(`${JSON.stringify(rest, null, 2)}\n`);
         return;
       }
-      process.stdout.write(`answer: ${JSON.stringify(generation.text)}\n\n${summaryLine(generation)}\n\n${timingTable(generation)}\n`);
+      process.stdout.write(`\n\n${summaryLines(generation).join("\n")}\n\n${timingTable(generation)}\n`);
     });
 }
 
+/** Where the answer goes as it is generated: stdout in text mode (the progress bars on
+ * stderr end first, so a terminal showing both does not mix them); nowhere with --json. */
+interface AnswerOutput {
+  progress: PrefillProgress | null;
+  onText(piece: string): void;
+}
+
+function answerOutput(json: boolean): AnswerOutput {
+  const progress = json ? null : prefillProgress();
+  return {
+    progress,
+    onText(piece) {
+      progress?.stop();
+      if (!json && piece) process.stdout.write(piece);
+    },
+  };
+}
+
 /** Hosts emulated in this process. */
-async function runEmulated(o: Options, options: GenerateOptions): Promise<Generation> {
-  const bar = !o.json && process.stderr.isTTY ? new SingleBar({ format: "loading weights [{bar}] {value}/{total}", stream: process.stderr }) : null;
-  const model = await loadModel(o.model, {
-    backend: o.backend as BackendName,
-    ...(o.retainingHeads ? { retainingHeads: o.retainingHeads } : {}),
+async function runEmulated(s: RunSettings, path: string, options: GenerateOptions, out: AnswerOutput, ctrlC: CtrlC): Promise<Generation> {
+  const bar = !s.json && process.stderr.isTTY ? new SingleBar({ format: "loading weights [{bar}] {value}/{total}", stream: process.stderr }) : null;
+  const load: LoadOptions = {
+    backend: s.backend,
+    signal: ctrlC.signal,
+    ...(s.retainingHeads ? { retainingHeads: s.retainingHeads } : {}),
     onProgress: (done, total) => {
       if (!bar) return;
       if (done <= 1) bar.start(total, done);
       else bar.update(done);
       if (done === total) bar.stop();
     },
+  };
+  const model = await loadModel(path, load);
+  try {
+    const progress = out.progress;
+    return await model.generate({
+      ...options,
+      signal: ctrlC.signal,
+      onToken: (piece) => out.onText(piece),
+      ...(progress ? { onProgress: (p: HostLayerDone) => progress.onLayer(p) } : {}),
+    });
+  } finally {
+    // The weights (and on a GPU their memory) go back as soon as the answer is in.
+    model.dispose();
+  }
+}
+
+/** Submits a job to a group and measures its first token as this caller sees it. */
+async function submitted(
+  submit: (job: JobSpec, io: { onToken(id: number): void; onProgress(p: JobProgress): void; signal: AbortSignal }) => Promise<JobResult>,
+  job: JobSpec,
+  hosts: number,
+  out: AnswerOutput,
+  ctrlC: CtrlC,
+  text: ReturnType<typeof tokenText>,
+): Promise<{ result: JobResult; firstTokenWallMs: number }> {
+  const start = performance.now();
+  let first: number | null = null;
+  const result = await submit(job, {
+    signal: ctrlC.signal,
+    onToken: (id) => {
+      first ??= performance.now() - start;
+      text.push(id);
+    },
+    // Hosts report "prefill" (layer done of total) and "done"; each host's bar counts its layers.
+    onProgress: (p) => p.phase === "prefill" && p.total > 1 && out.progress?.onLayer({ host: p.rank, hosts, layer: p.done, layers: p.total }),
   });
-  return model.generate(options);
+  text.finish(result.tokens);
+  return { result, firstTokenWallMs: first ?? result.firstTokenMs ?? result.wallMs };
 }
 
 /** Hosts that are processes: started here (--processes) or a running coordinator's group. */
-async function runOnGroup(o: Options, options: GenerateOptions): Promise<Generation> {
-  if (o.retainingHeads) throw new UsageError("--retaining-heads runs on emulated hosts only for now; drop it, or drop --processes/--coordinator");
+async function runOnGroup(s: RunSettings, path: string, options: GenerateOptions, out: AnswerOutput, ctrlC: CtrlC): Promise<Generation> {
   // The caller tokenizes; hosts receive token ids, so all of them agree on the prompt.
-  const dir = await openModelDir(o.model);
+  const dir = await openModelDir(path);
   const { request, prompt } = buildHostRequest(dir, options);
-  if (o.coordinator) {
-    const token = o.token ?? process.env.APB_TOKEN;
-    if (!token) throw new UsageError("--token is required with --coordinator (or set APB_TOKEN)");
-    const client = await CoordinatorClient.connect(o.coordinator, token, { timeoutMs: 10_000 });
+  const text = tokenText(dir, (piece) => out.onText(piece));
+  if (s.hosts.kind === "coordinator") {
+    const client = await CoordinatorClient.connect(s.hosts.url, s.hosts.token, { timeoutMs: 10_000 });
     try {
-      return generationOfJob(dir, request, prompt, await client.submit(jobOf(request), { groupTimeoutMs: parseWhole("--group-timeout-ms", o.groupTimeoutMs) }));
+      const groupTimeoutMs = s.hosts.groupTimeoutMs;
+      const r = await submitted((job, io) => client.submit(job, { ...io, groupTimeoutMs }), jobOf(request), request.hosts, out, ctrlC, text);
+      return generationOfJob(dir, request, prompt, r.result, r.firstTokenWallMs);
     } finally {
       await client.close();
     }
   }
-  const group = await startLocalGroup({ modelPath: dir.path, fingerprint: modelFingerprint(dir), hosts: request.hosts, backend: o.backend as BackendName, formTimeoutMs: parseWhole("--group-timeout-ms", o.groupTimeoutMs) });
+  const group = await startLocalGroup({ modelPath: dir.path, fingerprint: modelFingerprint(dir), hosts: request.hosts, backend: s.backend, formTimeoutMs: s.hosts.kind === "processes" ? s.hosts.groupTimeoutMs : 0 });
   try {
     await group.ready();
-    return generationOfJob(dir, request, prompt, await group.coordinator.submit(jobOf(request)));
+    const r = await submitted((job, io) => group.coordinator.submit(job, io), jobOf(request), request.hosts, out, ctrlC, text);
+    return generationOfJob(dir, request, prompt, r.result, r.firstTokenWallMs);
   } finally {
     await group.stop();
   }

@@ -8,7 +8,8 @@ export function jobOf(request: HostRequest): JobSpec {
   return job;
 }
 
-export function generationOfJob(dir: ModelDir, request: HostRequest, prompt: PromptTokens, result: JobResult): Generation {
+/** `firstTokenWallMs`: from submitting the job to its first token, as the caller saw it. */
+export function generationOfJob(dir: ModelDir, request: HostRequest, prompt: PromptTokens, result: JobResult, firstTokenWallMs: number): Generation {
   const hosts = result.hosts.map((h) => ({ host: h.rank, prefillMs: h.timings.prefillMs, prefillRows: h.timings.prefillRows, phasesMs: { ...h.timings.phasesMs } }));
   const last = result.hosts.at(-1);
   return describeGeneration(dir, {
@@ -20,7 +21,9 @@ export function generationOfJob(dir: ModelDir, request: HostRequest, prompt: Pro
     sizes: { anchorTokens: last?.anchorTokens ?? 0, passingTokens: last?.passingTokens ?? 0, blockTokens: last?.blockTokens ?? 0 },
     hosts,
     prefillWallMs: Math.max(0, ...result.hosts.map((h) => h.timings.prefillWallMs)),
-    ...(result.firstTokenMs !== null ? { firstTokenWallMs: result.firstTokenMs } : {}),
+    firstTokenWallMs,
+    // Each host is its own process (on this machine or others): nothing took turns.
+    emulatedHosts: false,
     totalWallMs: result.wallMs,
   });
 }
