@@ -140,3 +140,33 @@ describe("loadTokenizer errors", () => {
     await expect(loadTokenizer(dir)).rejects.toMatchObject({ code: "TOKENIZER", path: "add_bos_token", message: 'tokenizer_config.json: add_bos_token must be a boolean, found "yes"' });
   });
 });
+
+describe("corrupt token ids (found by the loader fuzz test)", () => {
+  async function withVocabEntry(token: string, id: unknown, where: "vocab" | "added"): Promise<string> {
+    const dir = await freshDir();
+    const files = tinyTokenizerFiles({ addBos: true, chatTemplate: true, maxLengthTokens: 4096 });
+    const json = structuredClone(files.tokenizerJson) as { model: { vocab: Record<string, unknown> }; added_tokens: { id: unknown }[] };
+    if (where === "vocab") json.model.vocab[token] = id;
+    else json.added_tokens[0]!.id = id;
+    await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
+    await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify(files.tokenizerConfig));
+    return dir;
+  }
+
+  it("refuses an id that is not a whole number (was: INTERNAL from the addon at generate)", async () => {
+    for (const id of ["llama", -1, 2.5, null, [3]]) {
+      const dir = await withVocabEntry("d", id, "vocab");
+      await expect(loadTokenizer(dir), JSON.stringify(id)).rejects.toMatchObject({ code: "TOKENIZER", message: expect.stringContaining(JSON.stringify(id)) });
+    }
+  });
+
+  it("refuses an id beyond any vocabulary at once (was: minutes and gigabytes in the library)", async () => {
+    for (const where of ["vocab", "added"] as const) {
+      const id = 16_777_216 + Math.floor(Math.random() * 1e9);
+      const dir = await withVocabEntry("Ď", id, where);
+      const started = performance.now();
+      await expect(loadTokenizer(dir), where).rejects.toMatchObject({ code: "TOKENIZER", message: expect.stringContaining(String(id)) });
+      expect(performance.now() - started).toBeLessThan(5_000);
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { z } from "zod";
+import { CONFIG_LIMITS } from "./config-limits.js";
 import { fromZod, RuntimeError, wrapErrors } from "./errors.js";
 import { exists, parseJson, readText } from "./files.js";
 
@@ -89,7 +90,13 @@ export class ModelTokenizer {
     this.bosTokenId = idOf(settings.bosToken);
     this.eosTokenId = idOf(settings.eosToken);
     let maxTokenId = -1; // a loop, not Math.max(...ids): vocabularies of 150K ids overflow the argument limit
-    for (const id of hf.get_vocab(true).values()) maxTokenId = Math.max(maxTokenId, id);
+    for (const [token, id] of hf.get_vocab(true)) {
+      // The library takes any JSON value as an id; one that is not a token id would reach the engine.
+      if (!Number.isSafeInteger(id) || id < 0) {
+        throw new RuntimeError({ code: "TOKENIZER", path: "model.vocab", message: `the tokenizer gives token ${JSON.stringify(token)} the id ${JSON.stringify(id)}; ids must be whole numbers >= 0. The tokenizer file is corrupt: re-download it` });
+      }
+      maxTokenId = Math.max(maxTokenId, id);
+    }
     this.maxTokenId = maxTokenId;
     let { prefix, suffix } = postProcessorIds(hf);
     // transformers rebuilds the post-processor from add_bos_token/add_eos_token when they are set.
@@ -105,6 +112,12 @@ export class ModelTokenizer {
   /** Token ids of `text`; special-token text in it (e.g. "<|eot_id|>") becomes the special token. */
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
+    // The library hands back whatever a corrupt vocabulary holds as an id.
+    for (const id of ids) {
+      if (!Number.isSafeInteger(id) || id < 0) {
+        throw new RuntimeError({ code: "TOKENIZER", path: "model.vocab", message: `the tokenizer encodes text to the id ${JSON.stringify(id)}; ids must be whole numbers >= 0. The tokenizer file is corrupt: re-download it` });
+      }
+    }
     if (options.addSpecialTokens === false) return ids;
     return [...this.specialPrefixIds, ...ids, ...this.specialSuffixIds];
   }
@@ -193,12 +206,35 @@ export async function loadTokenizer(dir: string): Promise<ModelTokenizer> {
 }
 
 /**
+ * Refuses ids no vocabulary has before the library sees them: it sizes tables by the
+ * largest id, so one id of 10^9 in a corrupt file costs minutes and gigabytes.
+ */
+function checkIds(tokenizerJson: object, path: string, name: string): void {
+  const json = tokenizerJson as { model?: { vocab?: unknown }; added_tokens?: unknown };
+  const vocab = json.model?.vocab;
+  const ids: [string, unknown][] = vocab !== null && typeof vocab === "object" && !Array.isArray(vocab) ? Object.entries(vocab) : [];
+  if (Array.isArray(json.added_tokens)) {
+    for (const t of json.added_tokens as unknown[]) if (t !== null && typeof t === "object") ids.push([String((t as { content?: unknown }).content), (t as { id?: unknown }).id]);
+  }
+  for (const [token, id] of ids) {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= CONFIG_LIMITS.vocab) {
+      throw new RuntimeError({
+        code: "TOKENIZER",
+        path,
+        message: `${name} gives token ${JSON.stringify(token)} the id ${JSON.stringify(id)}; ids are whole numbers from 0 to ${CONFIG_LIMITS.vocab - 1}. The file is corrupt: re-download it`,
+      });
+    }
+  }
+}
+
+/**
  * The one way to a ModelTokenizer: a tokenizer.json object for @huggingface/tokenizers, the
  * tokenizer_config fields that library reads itself, and the settings. Library errors become
  * TOKENIZER errors at `path`, their messages starting with `name` (what the tokenizer came from).
  */
 export function createTokenizer(source: { tokenizerJson: object; libraryConfig: object; settings: TokenizerSettings; path: string; name: string }): ModelTokenizer {
   const { tokenizerJson, libraryConfig, settings, path, name } = source;
+  checkIds(tokenizerJson, path, name);
   const hf = wrapErrors(() => new HfTokenizerClass(tokenizerJson, libraryConfig), "TOKENIZER", path, `${name} cannot be loaded`);
   return wrapErrors(() => new ModelTokenizer(hf, settings), "TOKENIZER", path, `${name} cannot encode`);
 }
