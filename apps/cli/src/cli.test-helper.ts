@@ -21,9 +21,19 @@ export function apb(args: string[], o: { input?: string; env?: Record<string, st
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** A CLI process the test talks to while it runs; `events` records stdout as it arrives. */
+const live = new Set<ChildProcess>();
+
+/** Kills the live processes a test left running (one that failed before they ended). */
+export function killLeftovers(): void {
+  for (const child of live) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  live.clear();
+}
+
+/** A CLI process the test talks to while it runs; `events` records stdout as it arrives.
+ * Call killLeftovers() in afterAll. */
 export function apbLive(args: string[]): { child: ChildProcess; events: { at: number; text: string }[]; done: Promise<Ran & { signal: NodeJS.Signals | null }> } {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  live.add(child);
   const events: { at: number; text: string }[] = [];
   let out = "";
   let err = "";

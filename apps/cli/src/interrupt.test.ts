@@ -1,13 +1,16 @@
 // Ctrl-C during `apb run`: the generation is aborted (not left to finish), the command says
 // so in one line and exits 130, as a shell expects of a command stopped by SIGINT.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apbLive, type Workspace, workspace } from "./cli.test-helper.js";
+import { apbLive, killLeftovers, type Workspace, workspace } from "./cli.test-helper.js";
 
 let ws: Workspace;
 beforeAll(async () => {
   ws = await workspace("interrupt");
 });
-afterAll(() => ws.remove());
+afterAll(() => {
+  killLeftovers();
+  ws.remove();
+});
 
 describe("Ctrl-C (SIGINT) during apb run", () => {
   it("aborts the generation, prints one line and exits 130", async () => {

@@ -33,3 +33,15 @@ export function onCtrlC(what: string): CtrlC {
     release: () => void process.removeListener("SIGINT", handler),
   };
 }
+
+/** Runs `work` with Ctrl-C aborting its signal; ended by Ctrl-C, it reports Interrupted. */
+export async function withCtrlC<T>(what: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ctrlC = onCtrlC(what);
+  try {
+    return await work(ctrlC.signal);
+  } catch (e) {
+    throw ctrlC.explain(e);
+  } finally {
+    ctrlC.release();
+  }
+}

@@ -3,13 +3,16 @@
 // from standard input with --prompt-file -.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apb, apbLive, type Workspace, workspace } from "./cli.test-helper.js";
+import { apb, apbLive, killLeftovers, type Workspace, workspace } from "./cli.test-helper.js";
 
 let ws: Workspace;
 beforeAll(async () => {
   ws = await workspace("run-output");
 });
-afterAll(() => ws.remove());
+afterAll(() => {
+  killLeftovers();
+  ws.remove();
+});
 
 const ask = () => ["run", "--model", ws.model, "--prompt-file", ws.promptFile, "--query", "What is the key?"];
 

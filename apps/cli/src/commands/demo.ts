@@ -5,7 +5,8 @@
 import type { Command } from "commander";
 import { defaultPlanner } from "@apb/planner";
 import { generateCase, isCorrect } from "@apb/eval";
-import { agreeingPrefix, BACKENDS, DEFAULT_HOSTS, doctor, loadModel, logitAgreement, resolveModel, type BackendName, type Generation, type Strategy } from "@apb/runtime";
+import { agreeingPrefix, BACKENDS, DEFAULT_HOSTS, doctor, loadModel, resolveModel, type BackendName, type Generation, type Strategy } from "@apb/runtime";
+import { withCtrlC } from "../interrupt.js";
 import { MAX_HOSTS } from "../limits.js";
 import { parseChoice, parseTokens, parseWhole } from "../parse.js";
 import { ms } from "../render/format.js";
@@ -57,49 +58,57 @@ export function registerDemo(program: Command): void {
       const lengthFlag = o.length === undefined ? undefined : parseTokens("--length", o.length, { min: 1 });
       const backend = backendOf(o.backend);
       const length = lengthFlag ?? (backend === "cuda" ? 8192 : 2048);
-      const file = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
-      const progress = progressLine();
-      const model = await loadModel(file, { backend, ...(progress ? { onProgress: progress } : {}) });
-      const countTokens = (text: string) => model.dir.tokenizer.encode(text, { addSpecialTokens: false }).length;
-      // The fact sits at 40% of the document: inside a middle host's block, where only what
-      // that host passes on (APB) or nothing (Star) carries it to the query.
-      const c = generateCase({ task: "needle-number", length, depth: 0.4, seed, countTokens });
-      const fact = c.needles[0]!;
-      const run = (strategy: Strategy): Promise<Generation> =>
-        model.generate({ document: c.document, query: c.query, answerPrefix: c.answerPrefix, strategy, hosts: strategy === "full" ? 1 : hosts, maxTokens: c.maxTokens });
-
-      process.stdout.write(
-        `== ${o.model} on the ${backend.toUpperCase()}: a ${c.documentTokens}-token document with one hidden fact, ${hosts} emulated hosts ==\n\n` +
-          `hidden at ${Math.round((fact.offset / c.document.length) * 100)}% of the document: "${fact.text}"\n` +
-          `question: ${c.query}\nthe answer starts: "${c.answerPrefix} ..."\n\n`,
-      );
-      const full = await run("full");
-      const rows: string[][] = [];
-      for (const strategy of STRATEGIES) {
-        const g = strategy === "full" ? full : await run(strategy);
-        const agreement = logitAgreement(g.firstLogits, full.firstLogits);
-        rows.push([
-          strategy,
-          String(g.layout.hosts),
-          String(g.layout.anchorTokens),
-          String(g.layout.passingTokens),
-          ms(g.timings.firstTokenWallMs),
-          ms(g.timings.prefillMs),
-          isCorrect(g.text, c.answers) ? "yes" : "NO",
-          strategy === "full" ? "-" : `${agreeingPrefix(g.tokens, full.tokens)}/${full.tokens.length}`,
-          JSON.stringify(g.text.trim()),
-        ]);
-      }
-      process.stdout.write(
-        formatTable(["strategy", "hosts", "l_a", "l_p", "first token ms", "host prefill ms", "found it", "tokens = full", "answer"], rows) +
-          `\n\nexpected answer: ${c.answers.join(", ")}\n` +
-          "first token ms: wall time on this machine to the first generated token, the emulated hosts taking turns;\n" +
-          "host prefill ms: the slowest host's own prefill work, about what a group of real hosts would wait for.\n" +
-          "Ring is exact; APB and Star approximate.\n\n",
-      );
+      await withCtrlC("demo", (signal) => askModel({ model: o.model, backend, hosts, length, seed }, signal));
 
       const planner = await defaultPlanner();
       const comparison = planner.compare({ model: "llama-3.1-8b", contextTokens: 131_072, hosts: 8 });
       process.stdout.write(`== The planner: Llama-3.1-8B, 128K tokens, 8 H100 hosts (predicted) ==\n\n${renderComparison(comparison, "llama-3.1-8b", "h100-ib")}\n`);
     });
+}
+
+/** The model's part: one hidden fact, every strategy, one row each. */
+async function askModel(o: { model: string; backend: BackendName; hosts: number; length: number; seed: number }, signal: AbortSignal): Promise<void> {
+  const file = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`), signal });
+  const progress = progressLine();
+  const model = await loadModel(file, { backend: o.backend, signal, ...(progress ? { onProgress: progress } : {}) });
+  try {
+    const countTokens = (text: string) => model.dir.tokenizer.encode(text, { addSpecialTokens: false }).length;
+    // The fact sits at 40% of the document: inside a middle host's block, where only what
+    // that host passes on (APB) or nothing (Star) carries it to the query.
+    const c = generateCase({ task: "needle-number", length: o.length, depth: 0.4, seed: o.seed, countTokens });
+    const fact = c.needles[0]!;
+    const run = (strategy: Strategy): Promise<Generation> =>
+      model.generate({ document: c.document, query: c.query, answerPrefix: c.answerPrefix, strategy, hosts: strategy === "full" ? 1 : o.hosts, maxTokens: c.maxTokens, signal });
+
+    process.stdout.write(
+      `== ${o.model} on the ${o.backend.toUpperCase()}: a ${c.documentTokens}-token document with one hidden fact, ${o.hosts} emulated hosts ==\n\n` +
+        `hidden at ${Math.round((fact.offset / c.document.length) * 100)}% of the document: "${fact.text}"\n` +
+        `question: ${c.query}\nthe answer starts: "${c.answerPrefix} ..."\n\n`,
+    );
+    const full = await run("full");
+    const rows: string[][] = [];
+    for (const strategy of STRATEGIES) {
+      const g = strategy === "full" ? full : await run(strategy);
+      rows.push([
+        strategy,
+        String(g.layout.hosts),
+        String(g.layout.anchorTokens),
+        String(g.layout.passingTokens),
+        ms(g.timings.firstTokenWallMs),
+        ms(g.timings.prefillMs),
+        isCorrect(g.text, c.answers) ? "yes" : "NO",
+        strategy === "full" ? "-" : `${agreeingPrefix(g.tokens, full.tokens)}/${full.tokens.length}`,
+        JSON.stringify(g.text.trim()),
+      ]);
+    }
+    process.stdout.write(
+      formatTable(["strategy", "hosts", "l_a", "l_p", "first token ms", "host prefill ms", "found it", "tokens = full", "answer"], rows) +
+        `\n\nexpected answer: ${c.answers.join(", ")}\n` +
+        "first token ms: wall time on this machine to the first generated token, the emulated hosts taking turns;\n" +
+        "host prefill ms: the slowest host's own prefill work, about what a group of real hosts would wait for.\n" +
+        "Ring is exact; APB and Star approximate.\n\n",
+    );
+  } finally {
+    model.dispose();
+  }
 }

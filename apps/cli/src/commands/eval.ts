@@ -7,6 +7,7 @@ import { NEEDLE_TASKS, parseEvalOptions, runEval, TASKS, type CellSummary, type 
 import { BACKENDS, DEFAULT_HOSTS, loadModel, resolveModel, RuntimeError, type Strategy } from "@apb/runtime";
 import { parseChoice, parseTokens, parseWhole } from "../parse.js";
 import { loadingBar, progressReporter, renderEval } from "../render/eval.js";
+import { onCtrlC } from "../interrupt.js";
 import { withWords, type Words } from "../words.js";
 
 interface Options {
@@ -77,35 +78,42 @@ export function registerEval(program: Command): void {
       const options = suiteOptions(o);
       // Everything that needs no model is checked before the weights load.
       await withWords(EVAL_WORDS, async () => parseEvalOptions(options));
-      const path = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
-      const onLoad = loadingBar();
-      const model = await loadModel(path, { backend, ...(onLoad ? { onProgress: onLoad } : {}) });
-      const controller = new AbortController();
-      // Ctrl-C stops after the generation in flight (a second one exits at once).
-      const onSigint = () => controller.abort();
-      process.once("SIGINT", onSigint);
+      // Ctrl-C stops the load or the generation in flight; --out keeps what finished.
+      const ctrlC = onCtrlC("eval");
       const progress = progressReporter();
-      // A long run killed midway keeps what it finished: --out holds every finished cell and
-      // case ({"partial": true, ...}) until the whole result replaces it.
-      const finished: { cells: CellSummary[]; records: EvalRecord[] } = { cells: [], records: [] };
-      const onProgress = (event: EvalProgress) => {
-        progress.onProgress(event);
-        if (!o.out) return;
-        if (event.kind === "case") finished.records.push(event.record);
-        if (event.kind !== "cell") return;
-        finished.cells.push(event.cell);
-        writeFileSync(`${o.out}.part`, `${JSON.stringify({ partial: true, ...finished }, null, 2)}\n`);
-        renameSync(`${o.out}.part`, o.out);
-      };
       try {
-        const result = await withWords(EVAL_WORDS, () => runEval(model, { ...options, modelName: basename(o.model), onProgress, signal: controller.signal }));
-        progress.stop();
-        const json = `${JSON.stringify(result, null, 2)}\n`;
-        if (o.out) writeFileSync(o.out, json);
-        process.stdout.write(o.json ? json : `${renderEval(result)}\n`);
+        const path = await resolveModel(o.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`), signal: ctrlC.signal });
+        const onLoad = loadingBar();
+        const model = await loadModel(path, { backend, signal: ctrlC.signal, ...(onLoad ? { onProgress: onLoad } : {}) });
+        try {
+          const result = await withWords(EVAL_WORDS, () => runEval(model, { ...options, modelName: basename(o.model), onProgress: keepFinished(o.out, progress), signal: ctrlC.signal }));
+          progress.stop();
+          const json = `${JSON.stringify(result, null, 2)}\n`;
+          if (o.out) writeFileSync(o.out, json);
+          process.stdout.write(o.json ? json : `${renderEval(result)}\n`);
+        } finally {
+          model.dispose();
+        }
+      } catch (e) {
+        throw ctrlC.explain(e);
       } finally {
         progress.stop();
-        process.removeListener("SIGINT", onSigint);
+        ctrlC.release();
       }
     });
+}
+
+/** Reports progress; with --out, a long run killed midway keeps what it finished: the file
+ * holds every finished cell and case ({"partial": true, ...}) until the whole result replaces it. */
+function keepFinished(out: string | undefined, progress: { onProgress: (e: EvalProgress) => void }): (e: EvalProgress) => void {
+  const finished: { cells: CellSummary[]; records: EvalRecord[] } = { cells: [], records: [] };
+  return (event) => {
+    progress.onProgress(event);
+    if (!out) return;
+    if (event.kind === "case") finished.records.push(event.record);
+    if (event.kind !== "cell") return;
+    finished.cells.push(event.cell);
+    writeFileSync(`${out}.part`, `${JSON.stringify({ partial: true, ...finished }, null, 2)}\n`);
+    renameSync(`${out}.part`, out);
+  };
 }

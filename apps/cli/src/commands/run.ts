@@ -64,7 +64,7 @@ export function registerRun(program: Command): void {
       const out = answerOutput(s.json);
       let generation: Generation;
       try {
-        const modelPath = await resolveModel(s.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`) });
+        const modelPath = await resolveModel(s.model, { onStatus: (m) => process.stderr.write(`apb: ${m}\n`), signal: ctrlC.signal });
         const options = { ...s.request, document };
         generation = await withWords(RUN_WORDS, () => (s.hosts.kind === "emulated" ? runEmulated(s, modelPath, options, out, ctrlC) : runOnGroup(s, modelPath, options, out, ctrlC)));
       } catch (e) {
