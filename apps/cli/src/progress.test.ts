@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, type Workspace, workspace } from "./cli.test-helper.js";
+import { loadingBar } from "./render/loading-bar.js";
 import { MAX_HOST_BARS, prefillProgress } from "./render/prefill-progress.js";
 
 let ws: Workspace;
@@ -43,9 +44,23 @@ describe.skipIf(!hasScript)("prefill progress on a terminal", () => {
   });
 });
 
-describe("prefillProgress", () => {
-  const tty = () => Object.assign(new PassThrough(), { isTTY: true, columns: 100, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true }) as unknown as NodeJS.WriteStream;
+const tty = () => Object.assign(new PassThrough(), { isTTY: true, columns: 100, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true }) as unknown as NodeJS.WriteStream;
 
+describe("loadingBar", () => {
+  it("ends on the last step's total, whatever the earlier steps counted", () => {
+    const stream = tty();
+    let drawn = "";
+    stream.on("data", (d: Buffer) => (drawn += d.toString()));
+    const onLoad = loadingBar(stream)!;
+    onLoad(1, 48);
+    onLoad(2, 48);
+    onLoad(4, 4);
+    onLoad(3, 48); // late, after the end: dropped
+    expect(drawn.split("loading weights").at(-1)).toMatch(/^ \[=+\] 4\/4\x1b/);
+  });
+});
+
+describe("prefillProgress", () => {
   it("draws nothing where stderr is not a terminal", () => {
     expect(prefillProgress(Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream)).toBeNull();
   });

@@ -6,7 +6,8 @@ import type { Command } from "commander";
 import { NEEDLE_TASKS, parseEvalOptions, runEval, TASKS, type CellSummary, type EvalOptions, type EvalProgress, type EvalRecord, type TaskName } from "@apb/eval";
 import { BACKENDS, DEFAULT_HOSTS, loadModel, resolveModel, RuntimeError, type Strategy } from "@apb/runtime";
 import { parseChoice, parseTokens, parseWhole } from "../parse.js";
-import { loadingBar, progressReporter, renderEval } from "../render/eval.js";
+import { progressReporter, renderEval } from "../render/eval.js";
+import { loadingBar } from "../render/loading-bar.js";
 import { onCtrlC } from "../interrupt.js";
 import { withWords, type Words } from "../words.js";
 

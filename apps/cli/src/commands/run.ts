@@ -20,12 +20,12 @@ import {
   type LoadOptions,
   type PrefillProgress as HostLayerDone,
 } from "@apb/runtime";
-import { SingleBar } from "cli-progress";
 import { generationOfJob, jobOf } from "../hosts/job.js";
 import { startLocalGroup } from "../hosts/launch.js";
 import { tokenText } from "../hosts/token-text.js";
 import { onCtrlC, type CtrlC } from "../interrupt.js";
 import { readPrompt } from "../prompt.js";
+import { loadingBar } from "../render/loading-bar.js";
 import { prefillProgress, type PrefillProgress } from "../render/prefill-progress.js";
 import { summaryLines, timingTable } from "../render/run.js";
 import { withWords } from "../words.js";
@@ -103,17 +103,12 @@ function answerOutput(json: boolean): AnswerOutput {
 
 /** Hosts emulated in this process. */
 async function runEmulated(s: RunSettings, path: string, options: GenerateOptions, out: AnswerOutput, ctrlC: CtrlC): Promise<Generation> {
-  const bar = !s.json && process.stderr.isTTY ? new SingleBar({ format: "loading weights [{bar}] {value}/{total}", stream: process.stderr }) : null;
+  const onLoad = s.json ? undefined : loadingBar();
   const load: LoadOptions = {
     backend: s.backend,
     signal: ctrlC.signal,
     ...(s.retainingHeads ? { retainingHeads: s.retainingHeads } : {}),
-    onProgress: (done, total) => {
-      if (!bar) return;
-      if (done <= 1) bar.start(total, done);
-      else bar.update(done);
-      if (done === total) bar.stop();
-    },
+    ...(onLoad ? { onProgress: onLoad } : {}),
   };
   const model = await loadModel(path, load);
   try {

@@ -78,22 +78,3 @@ export function progressReporter(): { onProgress: (e: EvalProgress) => void; sto
     },
   };
 }
-
-/** The weights' progress on a terminal (a large model takes a while to load). */
-export function loadingBar(): ((done: number, total: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  const bar = new SingleBar({ format: "loading weights [{bar}] {value}/{total}", stream: process.stderr });
-  let state: "idle" | "running" | "stopped" = "idle";
-  return (done, total) => {
-    // A step can arrive after the last one (the engine's queue drains late); a bar updated
-    // after stop() redraws on a timer that keeps the process alive, so late steps are dropped.
-    if (state === "stopped") return;
-    if (state === "idle") bar.start(total, done);
-    else bar.update(done);
-    state = "running";
-    if (done === total) {
-      bar.stop();
-      state = "stopped";
-    }
-  };
-}
