@@ -9,7 +9,7 @@ import { registerPlan } from "./commands/plan.js";
 import { registerRun } from "./commands/run.js";
 import { registerWorker } from "./commands/worker.js";
 import { UsageError } from "./errors.js";
-import { jsonRequested, report } from "./report.js";
+import { jsonRequested, ReaderGone, report } from "./report.js";
 
 /** The program; with `quiet`, commander's own errors are left to main() (to print as JSON). */
 export function buildProgram(quiet = false): Command {
@@ -50,6 +50,8 @@ export async function main(argv: string[]): Promise<number> {
       if (!json) return 2;
       error = new UsageError(error.message.replace(/^error: /, ""));
     }
+    // Like other tools writing into `| head`: no message, success (the reader got what it wanted).
+    if (error instanceof ReaderGone) return 0;
     const r = report(error);
     process.stderr.write(json ? `${JSON.stringify({ error: r.error })}\n` : `${r.line}\n`);
     return r.exitCode;

@@ -19,6 +19,13 @@ export class Interrupted extends Error {
 
 export const SIGINT_EXIT = 130;
 
+/** stdout's reader went away (apb run ... | head): the command stopped; nothing to report. */
+export class ReaderGone extends Error {
+  constructor() {
+    super("the reader of stdout went away");
+  }
+}
+
 export interface Report {
   line: string;
   exitCode: number;

@@ -55,6 +55,18 @@ describe("apb run prints", () => {
     expect(a.tokens).toEqual(b.tokens);
   });
 
+  it("nothing more, quietly, once the reader of stdout goes away (apb run | head)", async () => {
+    // Minutes of tokens: only stopping when the reader goes away ends this run in time.
+    const run = apbLive([...ask(), "--hosts", "2", "--max-tokens", "20000", "--ignore-eos"]);
+    await new Promise<void>((resolve) => run.child.stdout!.once("data", () => resolve()));
+    const gone = performance.now();
+    run.child.stdout!.destroy();
+    const r = await run.done;
+    expect(r.code).toBe(0);
+    expect(r.err).toBe("");
+    expect(performance.now() - gone).toBeLessThan(30_000);
+  });
+
   it("nothing on stderr when it is not a terminal (no progress bars in logs)", () => {
     const r = apb([...ask(), "--max-tokens", "2"]);
     expect(r.code, r.err).toBe(0);
