@@ -87,6 +87,9 @@ describe("apb run --processes", () => {
   it("prints what an emulated run prints", () => {
     const r = apb("run", "--model", model, "--prompt-file", promptFile, "--query", "q", "--strategy", "apb", "--hosts", "2", "--max-tokens", "3", "--processes");
     expect(r.code, r.err).toBe(0);
+    // The answer (streamed as the group's tokens come back) comes first, as emulated hosts give it.
+    const emulated = apb("run", "--model", model, "--prompt-file", promptFile, "--query", "q", "--strategy", "apb", "--hosts", "2", "--max-tokens", "3", "--json");
+    expect(r.out.startsWith(`${JSON.parse(emulated.out).text}\n\n`)).toBe(true);
     // Hosts that are processes are not called emulated: their wall time is a group's.
     expect(r.out).toMatch(/^first token after [\d.]+ ms \(wall\) for a \d+-token prompt, apb \(block \d+, anchor \d+, passing \d+\) on 2 hosts$/m);
     expect(r.out).toMatch(/^slowest host's own prefill work: [\d.]+ ms \(\d+ tokens\/s\)$/m);
