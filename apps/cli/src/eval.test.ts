@@ -36,7 +36,9 @@ describe("apb eval", () => {
     expect(r.out).toMatch(/^\s+768\s+star\s+2\s+3\s/m);
     const lines = r.err.trim().split("\n");
     expect(lines).toHaveLength(3);
-    expect(lines[1]).toMatch(/^768 tokens, apb on 2 hosts: accuracy [\d.]+%, agrees with full [\d.]+%, mean KL \S+, top-1 [\d.]+%, prefill [\d.]+ ms \(3 cases\)$/);
+    // Status lines start with "apb:" as every other message does.
+    for (const line of lines) expect(line).toMatch(/^apb: /);
+    expect(lines[1]).toMatch(/^apb: 768 tokens, apb on 2 hosts: accuracy [\d.]+%, agrees with full [\d.]+%, mean KL \S+, top-1 [\d.]+%, prefill [\d.]+ ms \(3 cases\)$/);
   });
 
   it("prints JSON with --json and writes the same to --out", () => {

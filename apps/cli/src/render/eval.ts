@@ -58,7 +58,7 @@ export function cellLine(c: CellSummary): string {
 /** A bar on a terminal; otherwise a line per finished cell, which logs keep readable. */
 export function progressReporter(): { onProgress: (e: EvalProgress) => void; stop: () => void } {
   if (!process.stderr.isTTY) {
-    return { onProgress: (e) => e.kind === "cell" && process.stderr.write(`${cellLine(e.cell)}\n`), stop: () => {} };
+    return { onProgress: (e) => e.kind === "cell" && process.stderr.write(`apb: ${cellLine(e.cell)}\n`), stop: () => {} };
   }
   const bar = new SingleBar({ format: "eval [{bar}] {value}/{total} generations | {what}", stream: process.stderr, hideCursor: true });
   let started = false;
