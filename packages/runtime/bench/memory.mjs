@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+// Memory over a model's life, not speed: RSS and the JS heap (after a full GC) over 100
+// generations with one model, and over 10 load/dispose cycles of a larger model. Flat lines
+// mean nothing leaks per generation and dispose() gives the weights back. Writes
+// bench/results/runtime-memory.json and .md at the repository's root. Run with --expose-gc
+// (the package's `bench` script does) so heap figures are live objects, not garbage.
+import { mkdirSync, existsSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { loadModel, writeTinyModel } from "../dist/index.js";
+
+const out = new URL("../../../bench/results/", import.meta.url);
+const GENERATIONS = 100;
+const CYCLES = 10;
+const MiB = 2 ** 20;
+
+if (typeof globalThis.gc !== "function") {
+  console.error("run with node --expose-gc (npm run bench does)");
+  process.exit(2);
+}
+
+/** RSS and heap in MiB after a full collection (twice: finalizers free native memory late). */
+async function sample() {
+  for (let i = 0; i < 2; i++) {
+    globalThis.gc();
+    await new Promise((r) => setImmediate(r));
+  }
+  const m = process.memoryUsage();
+  return { rssMiB: m.rss / MiB, heapUsedMiB: m.heapUsed / MiB, externalMiB: m.external / MiB };
+}
+
+async function model(name, options) {
+  const dir = join(tmpdir(), `apb-bench-memory-${name}`);
+  if (!existsSync(join(dir, "config.json"))) await writeTinyModel(dir, { seed: 3, maxPositions: 65536, ...options });
+  return dir;
+}
+
+function parameters(c) {
+  const layer = c.hidden * c.heads * c.headDim * 2 + 2 * c.hidden * c.kvHeads * c.headDim + 3 * c.hidden * c.intermediate + 2 * c.hidden;
+  return c.vocab * c.hidden * (c.tiedEmbeddings ? 1 : 2) + c.layers * layer + c.hidden;
+}
+
+// 1. One model, many generations: what each generation leaves behind.
+const genDir = await model("generate", { layers: 4, hidden: 256, heads: 8, kvHeads: 4, intermediate: 512, vocab: 4096 });
+const sentence = "The archive holds letters, maps and ledgers from the old harbour town. ";
+const document = sentence.repeat(30);
+const query = "Which town do the letters come from?";
+const generations = [];
+const genModel = await loadModel(genDir);
+const genParams = parameters(genModel.dir.config);
+generations.push({ after: 0, ...(await sample()) });
+let contextTokens = 0;
+let firstTokenMs = 0;
+for (let i = 1; i <= GENERATIONS; i++) {
+  const g = await genModel.generate({ document, query, strategy: "apb", hosts: 4, maxTokens: 8, onToken: () => {}, onProgress: () => {} });
+  contextTokens = g.promptTokens.prefix + g.promptTokens.document;
+  firstTokenMs += g.timings.firstTokenWallMs;
+  if ([1, 10, 25, 50, 75, 100].includes(i)) generations.push({ after: i, ...(await sample()) });
+}
+genModel.dispose();
+console.error(`generations: ${generations.map((s) => `${s.after}: rss ${s.rssMiB.toFixed(1)} heap ${s.heapUsedMiB.toFixed(1)}`).join("; ")}`);
+
+// 2. A larger model loaded and disposed again and again: what dispose gives back.
+const cycleDir = await model("cycles", { layers: 8, hidden: 512, heads: 8, kvHeads: 4, intermediate: 1408, vocab: 16000, dtype: "bfloat16" });
+const cycles = [];
+const before = await sample();
+let cycleParams = 0;
+for (let i = 1; i <= CYCLES; i++) {
+  const m = await loadModel(cycleDir);
+  cycleParams = parameters(m.dir.config);
+  await m.generate({ document: sentence.repeat(20), query, strategy: "apb", hosts: 2, maxTokens: 2 });
+  const loaded = await sample();
+  await m[Symbol.asyncDispose]();
+  const disposed = await sample();
+  cycles.push({ cycle: i, loadedRssMiB: loaded.rssMiB, disposedRssMiB: disposed.rssMiB, heapUsedMiB: disposed.heapUsedMiB });
+  console.error(`cycle ${i}: loaded rss ${loaded.rssMiB.toFixed(1)}, disposed rss ${disposed.rssMiB.toFixed(1)}, heap ${disposed.heapUsedMiB.toFixed(1)} MiB`);
+}
+
+const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform };
+const date = new Date().toISOString().slice(0, 10);
+const at = (n) => generations.find((s) => s.after === n);
+const summary = {
+  generationRssGrowthMiB: at(GENERATIONS).rssMiB - at(10).rssMiB,
+  generationHeapGrowthMiB: at(GENERATIONS).heapUsedMiB - at(10).heapUsedMiB,
+  weightsMiB: (cycleParams * 4) / MiB,
+  cycleRssGrowthMiB: cycles.at(-1).disposedRssMiB - cycles[0].disposedRssMiB,
+  disposedAboveStartMiB: cycles.at(-1).disposedRssMiB - before.rssMiB,
+};
+mkdirSync(out, { recursive: true });
+const result = {
+  date,
+  machine,
+  generate: { model: { parameters: genParams, layers: 4, hidden: 256 }, contextTokens, strategy: "apb", hosts: 4, maxTokens: 8, meanFirstTokenMs: firstTokenMs / GENERATIONS, samples: generations },
+  loadDispose: { model: { parameters: cycleParams, layers: 8, hidden: 512, dtype: "bfloat16" }, startRssMiB: before.rssMiB, cycles },
+  summary,
+};
+writeFileSync(new URL("runtime-memory.json", out), `${JSON.stringify(result, null, 2)}\n`);
+const f = (x) => x.toFixed(1);
+const lines = [
+  `# Runtime memory (${date})`,
+  "",
+  `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}. RSS and JS heap after a full GC (node --expose-gc),`,
+  "in MiB. Written by `npm run bench -w @apb/runtime` (packages/runtime/bench/memory.mjs).",
+  "",
+  `## ${GENERATIONS} generations with one model`,
+  "",
+  `${(genParams / 1e6).toFixed(1)}M parameters (4 layers, hidden 256, f32 in memory); APB over 4 emulated hosts, ${contextTokens} context tokens, 8 tokens each, with onToken and onProgress; mean first token ${f(firstTokenMs / GENERATIONS)} ms.`,
+  "",
+  "| after generation | RSS MiB | heap MiB | external MiB |",
+  "|---:|---:|---:|---:|",
+  ...generations.map((s) => `| ${s.after} | ${f(s.rssMiB)} | ${f(s.heapUsedMiB)} | ${f(s.externalMiB)} |`),
+  "",
+  `From generation 10 to ${GENERATIONS}: RSS ${summary.generationRssGrowthMiB >= 0 ? "+" : ""}${f(summary.generationRssGrowthMiB)} MiB, heap ${summary.generationHeapGrowthMiB >= 0 ? "+" : ""}${f(summary.generationHeapGrowthMiB)} MiB.`,
+  "",
+  `## ${CYCLES} load/dispose cycles`,
+  "",
+  `${(cycleParams / 1e6).toFixed(1)}M parameters (8 layers, hidden 512, bf16 on disk, ${f(summary.weightsMiB)} MiB as f32 in memory); each cycle loads, generates once, and disposes. RSS before the first load: ${f(before.rssMiB)} MiB.`,
+  "",
+  "| cycle | RSS loaded | RSS after dispose | heap after dispose |",
+  "|---:|---:|---:|---:|",
+  ...cycles.map((c) => `| ${c.cycle} | ${f(c.loadedRssMiB)} | ${f(c.disposedRssMiB)} | ${f(c.heapUsedMiB)} |`),
+  "",
+  `After dispose, RSS from cycle 1 to ${CYCLES}: ${summary.cycleRssGrowthMiB >= 0 ? "+" : ""}${f(summary.cycleRssGrowthMiB)} MiB; ${f(summary.disposedAboveStartMiB)} MiB above the start after the last.`,
+];
+writeFileSync(new URL("runtime-memory.md", out), `${lines.join("\n")}\n`);
+console.log(lines.join("\n"));
