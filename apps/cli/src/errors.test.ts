@@ -8,7 +8,7 @@ import { describe, UsageError } from "./errors.js";
 group("describe", () => {
   it("exits 2 for an infeasible layout, naming the flag the user typed in the line and the data", () => {
     const error = new PlannerError({ code: "INFEASIBLE", path: "hosts", message: "hosts (101) exceeds contextTokens (100)" });
-    expect(describe(error)).toEqual({
+    expect(describe(error, { hosts: "--hosts" })).toEqual({
       line: "apb: --hosts (101) exceeds contextTokens (100) [INFEASIBLE]",
       exitCode: 2,
       error: { code: "INFEASIBLE", path: "--hosts", message: "--hosts (101) exceeds contextTokens (100)" },
@@ -17,7 +17,7 @@ group("describe", () => {
 
   it("says the same code with the same status for the same layout from `apb run` (the engine passes the plan's code through)", () => {
     const fromRun = new RuntimeError({ code: "INFEASIBLE", path: "hosts", message: "hosts (101) exceeds contextTokens (100)" });
-    expect(describe(fromRun).line).toBe("apb: --hosts (101) exceeds contextTokens (100) [INFEASIBLE]");
+    expect(describe(fromRun, { hosts: "--hosts" }).line).toBe("apb: --hosts (101) exceeds contextTokens (100) [INFEASIBLE]");
     expect(describe(fromRun).exitCode).toBe(2);
   });
 

@@ -3,23 +3,6 @@
 // fix the cause, 1 otherwise, so a CUDA driver failure exits 1 and a bad flag exits 2.
 import { exitStatusOf, type ErrorData } from "@apb/errors";
 
-/**
- * Request fields as the user typed them on the command line: a planner error about
- * `contextTokens` reads "--length ...". The default until each command passes its own.
- */
-const FLAG_OF: Readonly<Record<string, string>> = {
-  contextTokens: "--length",
-  hosts: "--hosts",
-  queryTokens: "--query-length",
-  prefixTokens: "--prefix-length",
-  strategy: "--strategy",
-  anchorTokens: "--anchor",
-  passingTokens: "--passing",
-  model: "--model",
-  hardware: "--hardware",
-  maxHosts: "--max-hosts",
-};
-
 /** A command line commander accepted but the command cannot use; reported as USAGE. */
 export class UsageError extends Error {}
 
@@ -33,9 +16,10 @@ export interface Described {
 
 /**
  * The line, exit status and data for anything a command throws. `flagOf` maps request fields
- * to the flags that set them, so a message about a field names the flag instead.
+ * to the flags that set them, so a message about a field names the flag instead; each command
+ * has its own (words.ts), since the same field is set by different flags in different commands.
  */
-export function describe(error: unknown, flagOf: Readonly<Record<string, string>> = FLAG_OF): Described {
+export function describe(error: unknown, flagOf: Readonly<Record<string, string>> = {}): Described {
   if (error instanceof UsageError) {
     return { line: `apb: ${error.message}`, exitCode: exitStatusOf("USAGE"), error: { code: "USAGE", message: error.message, path: "" } };
   }
