@@ -512,6 +512,7 @@ impl Engine {
     #[napi]
     pub fn dispose(&self) {
         let taken = self.model.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // The last holder frees the weights: here, or when the running generation ends.
         drop(taken);
     }
 

@@ -23,13 +23,11 @@ export class CallControl {
     private readonly signal: AbortSignal | undefined,
   ) {
     this.throwIfAborted();
-    signal?.addEventListener("abort", this.onAbort, { once: true });
   }
 
   /** CANCELLED if the signal was aborted (for the steps before and between native calls). */
   throwIfAborted(): void {
     if (this.signal?.aborted) {
-      this.release();
       throw new RuntimeError({ code: "CANCELLED", path: "signal", message: `${this.what} was cancelled: ${reasonOf(this.signal)}` });
     }
   }
@@ -58,6 +56,10 @@ export class CallControl {
    * callback had already failed (a load whose last progress call threw).
    */
   async run<T>(call: (token: CancelToken) => Promise<T>, discard?: (result: T) => void): Promise<T> {
+    // Listened to only while the native call runs, so a long-lived signal keeps no listener
+    // of a call that ended (or never reached the addon).
+    this.signal?.addEventListener("abort", this.onAbort, { once: true });
+    if (this.signal?.aborted) this.token.cancel();
     try {
       const result = await native(() => call(this.token));
       if (this.thrown) {
@@ -70,11 +72,7 @@ export class CallControl {
       if (e instanceof RuntimeError && e.code === "CANCELLED") this.throwIfAborted();
       throw e;
     } finally {
-      this.release();
+      this.signal?.removeEventListener("abort", this.onAbort);
     }
-  }
-
-  private release(): void {
-    this.signal?.removeEventListener("abort", this.onAbort);
   }
 }

@@ -2,6 +2,7 @@
 // layer) with CANCELLED and leaves the model usable; dispose frees it (idempotent, a running
 // generation finishes); a throwing callback rejects the call with its error, once, and stops
 // the work; prefill progress arrives per host and layer; timings say what the caller waited.
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
 import { loadModel, RuntimeError, writeTinyModel, type Model, type PrefillProgress } from "./index.js";
@@ -69,6 +70,16 @@ describe("AbortSignal", () => {
     await expect(loadModel(`${dir}/does-not-exist`, { signal })).rejects.toMatchObject({ code: "CANCELLED" });
   });
 
+  it("leaves no listener on a long-lived signal, however the call ends", async () => {
+    const { dir, model } = await deepModel(2);
+    const signal = new AbortController().signal;
+    await model.generate({ document, query, maxTokens: 1, signal });
+    await expect(model.generate({ document, query, hosts: 0, signal })).rejects.toMatchObject({ code: "OUT_OF_RANGE" });
+    await expect(model.generate({ document, query, maxTokens: 50, stopTokenIds: [], signal, onToken: () => { throw new Error("stop"); } })).rejects.toThrow("stop");
+    (await loadModel(dir, { signal })).dispose();
+    expect(getEventListeners(signal, "abort")).toHaveLength(0);
+  });
+
   it("stops a load with CANCELLED before its next tensor", async () => {
     const dir = await freshDir();
     const layers = 12 + Math.floor(Math.random() * 8);
@@ -100,7 +111,7 @@ describe("dispose", () => {
     expect((await running).tokens).toEqual(expected.tokens);
     const e = await rejection(model.generate({ document, query }));
     expect(e).toBeInstanceOf(RuntimeError);
-    expect(e).toMatchObject({ code: "DISPOSED", message: expect.stringMatching(/load it again/) });
+    expect(e).toMatchObject({ code: "DISPOSED", message: expect.stringMatching(/load the model again/) });
     model.dispose();
     await model[Symbol.asyncDispose]();
     expect(() => model.gpuMemory()).toThrow(expect.objectContaining({ code: "DISPOSED" }));

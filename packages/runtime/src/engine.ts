@@ -112,7 +112,7 @@ export class Model {
 
   private checkLive(): void {
     if (this.engine.disposed) {
-      throw new RuntimeError({ code: "DISPOSED", path: "model", message: `the model ${this.dir.path} was disposed and its weights freed; load it again (loadModel) to use it` });
+      throw new RuntimeError({ code: "DISPOSED", path: "model", message: `the model ${this.dir.path} was disposed and its weights freed; load the model again (loadModel) to use it` });
     }
   }
 
