@@ -52,6 +52,10 @@ describe("AbortSignal", () => {
     expect((e as RuntimeError).code).toBe("CANCELLED");
     expect((e as RuntimeError).message).toMatch(/generate was cancelled/);
     expect(tokens).toEqual([]);
+    // Nothing reaches the caller's callbacks after the call rejected.
+    const reported = seen.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen.length).toBe(reported);
     // The first report aborts: every host stops at its next layer, far short of the last.
     expect(Math.max(...seen.map((p) => p.layer))).toBeLessThanOrEqual(2);
     const after = await model.generate({ document, query, strategy: "apb", hosts, maxTokens: 3 });

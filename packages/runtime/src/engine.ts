@@ -70,23 +70,28 @@ export class Model {
           }
         })
       : undefined;
-    const engine = await control.run(
-      (token) =>
-        NativeEngine.load(
-          {
-            config: { ...dir.config, ropeScaling: dir.config.ropeScaling ?? undefined },
-            tensors: dir.tensors,
-            ...(dir.retaining ? { retaining: dir.retaining.tensors } : {}),
-            backend: options.backend ?? "cpu",
-            ...(options.gpu !== undefined ? { gpu: options.gpu } : {}),
-          },
-          report,
-          token,
-        ),
-      (engine) => engine.dispose(),
-    );
-    // Steps still queued arrive after this; they are dropped (a caller's progress bar is stopped by now).
-    loaded = true;
+    let engine: NativeEngine;
+    try {
+      engine = await control.run(
+        (token) =>
+          NativeEngine.load(
+            {
+              config: { ...dir.config, ropeScaling: dir.config.ropeScaling ?? undefined },
+              tensors: dir.tensors,
+              ...(dir.retaining ? { retaining: dir.retaining.tensors } : {}),
+              backend: options.backend ?? "cpu",
+              ...(options.gpu !== undefined ? { gpu: options.gpu } : {}),
+            },
+            report,
+            token,
+          ),
+        (engine) => engine.dispose(),
+      );
+    } finally {
+      // Steps still queued arrive after this, whether the load succeeded or not; they are
+      // dropped (a caller's progress bar is stopped by now).
+      loaded = true;
+    }
     try {
       progress?.(steps, steps);
     } catch (e) {
@@ -150,8 +155,14 @@ export class Model {
     const progress = options.onProgress ? control.guard(options.onProgress) : undefined;
     const onProgress = progress ? (p: PrefillProgress) => void (finished || progress(p)) : undefined;
     const beforeNative = performance.now() - called;
-    const result = await control.run((token) => this.engine.generate(nativeSpec(request), onToken, onProgress, token));
-    finished = true;
+    let result: GenerateResult;
+    try {
+      result = await control.run((token) => this.engine.generate(nativeSpec(request), onToken, onProgress, token));
+    } finally {
+      // Callbacks still queued are not delivered after a failure; after success the tokens
+      // are delivered below, in order.
+      finished = true;
+    }
     if (options.onToken) {
       result.tokens.slice(streamed.length).forEach(emit);
       // Generation ended inside a character: its last call delivers what was held back.
