@@ -2,7 +2,7 @@
 //! output projection plus the SwiGLU FFN with their residual adds.
 
 use crate::backend::Backend;
-use crate::error::Result;
+use crate::error::{code, EngineError, Result};
 use crate::model::Model;
 use crate::weights::LayerWeights;
 
@@ -48,6 +48,24 @@ pub fn logits<B: Backend>(m: &Model<B>, x: &B::Buf) -> Result<Vec<f32>> {
     let b = &m.backend;
     let rows = b.len(x) / c.hidden;
     let last = b.rows(x, c.hidden, rows - 1, 1)?;
+    check_hidden(&b.download(&last)?)?;
     let h = b.rms_norm(&last, &m.weights.final_norm, c.rms_norm_eps)?;
     b.download(&b.linear(&h, c.hidden, &m.weights.lm_head, c.vocab, None)?)
+}
+
+/// A hidden state whose squares overflow float32 normalizes to zeros (RMSNorm divides by an
+/// infinite root), so every logit comes out 0 and the sampler answers token 0 forever, or to
+/// NaN where a value is itself infinite. Either way the logits mean nothing: refuse them.
+fn check_hidden(row: &[f32]) -> Result<()> {
+    if row.iter().map(|v| v * v).sum::<f32>().is_finite() {
+        return Ok(());
+    }
+    let largest = row.iter().fold(0.0f32, |m, v| if v.is_nan() || v.abs() > m { v.abs() } else { m });
+    Err(EngineError::new(
+        code::NUMERIC,
+        "logits",
+        format!(
+            "the model's hidden state overflows float32 (a value of {largest:e}) before its last norm, so its logits would mean nothing: its weights or activations are far too large. Check the checkpoint (weights saved from a diverged run, or scaled wrongly on conversion)"
+        ),
+    ))
 }

@@ -174,3 +174,23 @@ fn loading_stops_at_the_next_tensor_once_cancelled() {
     let mut inner = Tensors(tensors.0);
     assert!(Model::load(Cpu, c, &mut Cancellable { source: &mut inner, cancel: &fresh }, &mut |_, _| {}).is_ok());
 }
+
+#[test]
+fn a_hidden_state_that_overflows_is_refused_not_answered_with_token_0() {
+    let mut rng = Rng::fresh();
+    let c = tiny_config(Architecture::Llama);
+    let mut tensors = random_tensors(&c, &mut rng);
+    // Finite weights, but so large that the residual stream's squares overflow float32: the
+    // final RMSNorm then gives zeros, every logit is 0, and argmax would answer token 0.
+    let scale = 10f32.powf(20.0 + 10.0 * rng.uniform() as f32);
+    for (name, values) in tensors.0.iter_mut() {
+        if !name.ends_with("norm.weight") {
+            values.iter_mut().for_each(|v| *v *= scale);
+        }
+    }
+    let model = cpu_model(&c, &tensors);
+    let mut r = full_request(rng.tokens(60, c.vocab), rng.tokens(3, c.vocab));
+    r.max_new_tokens = 3;
+    let e = generate(&model, &r, &|_| true).unwrap_err();
+    assert_eq!((e.code, e.path.as_str()), ("NUMERIC", "logits"), "{e:?}");
+}

@@ -105,6 +105,17 @@ describe("non-finite weights", () => {
     expect(e).toMatchObject({ code: "NUMERIC", path: "model.embed_tokens.weight" });
   });
 
+  it("finite weights whose activations overflow: generate rejects with NUMERIC (was: an answer of NULs, token 0 from all-zero logits)", async () => {
+    const dir = await freshDir();
+    await writeTinyModel(dir, { seed: freshSeed() % 100_000, weightStd: 10 ** (20 + 10 * Math.random()) });
+    const model = await loadModel(dir);
+    const tokens: number[] = [];
+    const e = await model.generate({ document: "The harbour town keeps its ledgers. ".repeat(10), query: "Which town?", onToken: (_, id) => tokens.push(id) }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(RuntimeError);
+    expect(e).toMatchObject({ code: "NUMERIC", path: "logits" });
+    expect(tokens).toEqual([]);
+  });
+
   it("finds one NaN or Inf anywhere, in any dtype", async () => {
     for (const dtype of ["float32", "bfloat16", "float16"] as const) {
       const dir = await freshDir();
