@@ -5,7 +5,7 @@
 // bench/results/runtime-memory.json and .md at the repository's root. Run with --expose-gc
 // (the package's `bench` script does) so heap figures are live objects, not garbage.
 // APB_BENCH_CYCLES sets the number of load/dispose cycles (default 10).
-import { mkdirSync, existsSync, writeFileSync } from "node:fs";
+import { mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { loadModel, writeTinyModel } from "../dist/index.js";
@@ -14,6 +14,13 @@ const out = new URL("../../../bench/results/", import.meta.url);
 const GENERATIONS = 100;
 const CYCLES = Number(process.env.APB_BENCH_CYCLES ?? 10);
 const MiB = 2 ** 20;
+
+// --render writes the markdown again from the JSON of the last run (no measuring).
+if (process.argv.includes("--render")) {
+  const result = JSON.parse(readFileSync(new URL("runtime-memory.json", out), "utf8"));
+  writeFileSync(new URL("runtime-memory.md", out), render(result));
+  process.exit(0);
+}
 
 if (typeof globalThis.gc !== "function") {
   console.error("run with node --expose-gc (npm run bench does)");
@@ -106,44 +113,61 @@ const result = {
   summary,
 };
 writeFileSync(new URL("runtime-memory.json", out), `${JSON.stringify(result, null, 2)}\n`);
-const f = (x) => x.toFixed(1);
-const spread = (rows) => Math.max(...rows.map((r) => r.disposedRssMiB)) - Math.min(...rows.map((r) => r.disposedRssMiB));
-const lines = [
-  `# Runtime memory (${date})`,
-  "",
-  `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}. RSS and JS heap after a full GC (node --expose-gc),`,
-  "in MiB. Written by `npm run bench -w @apb/runtime` (packages/runtime/bench/memory.mjs).",
-  "",
-  `## ${GENERATIONS} generations with one model`,
-  "",
-  `${(genParams / 1e6).toFixed(1)}M parameters (4 layers, hidden 256, f32 in memory); APB over 4 emulated hosts, ${contextTokens} context tokens, 8 tokens each, with onToken and onProgress; mean first token ${f(firstTokenMs / GENERATIONS)} ms.`,
-  "",
-  "| after generation | RSS MiB | heap MiB | external MiB |",
-  "|---:|---:|---:|---:|",
-  ...generations.map((s) => `| ${s.after} | ${f(s.rssMiB)} | ${f(s.heapUsedMiB)} | ${f(s.externalMiB)} |`),
-  "",
-  `From generation 10 to ${GENERATIONS}: RSS ${summary.generationRssGrowthMiB >= 0 ? "+" : ""}${f(summary.generationRssGrowthMiB)} MiB, heap ${summary.generationHeapGrowthMiB >= 0 ? "+" : ""}${f(summary.generationHeapGrowthMiB)} MiB.`,
-  "",
-  `## ${CYCLES} load/dispose cycles`,
-  "",
-  `${(cycleParams / 1e6).toFixed(1)}M parameters (8 layers, hidden 512, bf16 on disk, ${f(summary.weightsMiB)} MiB as f32 in memory). First each cycle only loads and disposes; then each also generates once (APB, 2 hosts) before disposing.`,
-  "",
-  "| cycle | load only: RSS loaded | RSS after dispose | with a generation: RSS loaded | RSS after dispose | heap after dispose |",
-  "|---:|---:|---:|---:|---:|---:|",
-  ...cycles.map((c, i) => {
-    const l = loadOnly.cycles[i];
-    return `| ${c.cycle} | ${f(l.loadedRssMiB)} | ${f(l.disposedRssMiB)} | ${f(c.loadedRssMiB)} | ${f(c.disposedRssMiB)} | ${f(c.heapUsedMiB)} |`;
-  }),
-  "",
-  `RSS before the first load: ${f(loadOnly.startRssMiB)} MiB (load only), ${f(before.rssMiB)} MiB (with a generation). After the last dispose: ` +
-    `${f(summary.loadOnlyDisposedAboveStartMiB)} MiB above the start with loads only, ${f(summary.disposedAboveStartMiB)} MiB with a generation per cycle` +
-    `${summary.mallocArenaMax ? ` (MALLOC_ARENA_MAX=${summary.mallocArenaMax})` : ""}.`,
-  "",
-  `Reading: the JS heap stays flat throughout, so JavaScript holds nothing of a disposed model. With loads only, RSS after dispose ` +
-    `varies by ${f(spread(loadOnly.cycles.slice(1)))} MiB over cycles 2-${CYCLES}: the weights are given back. With a generation per cycle ` +
-    `it rose by ${f(summary.cycleRssGrowthMiB)} MiB from cycle 1 to ${CYCLES}, and by ${f(spread(cycles.slice(-3)))} MiB over the last three: ` +
-    "memory freed by the engine stays with the C allocator, in the arenas of the threads that used it (libuv's pool threads load and " +
-    "generate, each emulated host has its own thread), for reuse; it levels off once those arenas hold enough.",
-];
-writeFileSync(new URL("runtime-memory.md", out), `${lines.join("\n")}\n`);
-console.log(lines.join("\n"));
+const markdown = render(result);
+writeFileSync(new URL("runtime-memory.md", out), markdown);
+console.log(markdown);
+
+/** The markdown table and its reading, from a run's JSON alone. */
+function render(r) {
+  const f = (x) => x.toFixed(1);
+  const signed = (x) => `${x >= 0 ? "+" : ""}${f(x)}`;
+  const disposed = (rows) => rows.map((c) => c.disposedRssMiB);
+  const { loadOnly, withGeneration } = r.loadDispose;
+  const cycles = withGeneration.cycles;
+  const n = cycles.length;
+  const gens = r.generate.samples;
+  const last = gens.at(-1);
+  const tenth = gens.find((s) => s.after === 10);
+  const heaps = [...gens.map((s) => s.heapUsedMiB), ...cycles.map((c) => c.heapUsedMiB), ...loadOnly.cycles.map((c) => c.heapUsedMiB)];
+  const lastThree = (rows) => Math.max(...disposed(rows.slice(-3))) - Math.min(...disposed(rows.slice(-3)));
+  const rise = (rows, start) => rows.at(-1).disposedRssMiB - start;
+  const m = r.machine;
+  return `${[
+    `# Runtime memory (${r.date})`,
+    "",
+    `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}. RSS and JS heap after a full GC (node --expose-gc),`,
+    "in MiB. Written by `npm run bench -w @apb/runtime` (packages/runtime/bench/memory.mjs).",
+    "",
+    `## ${last.after} generations with one model`,
+    "",
+    `${(r.generate.model.parameters / 1e6).toFixed(1)}M parameters (4 layers, hidden 256, f32 in memory); APB over ${r.generate.hosts} emulated hosts, ` +
+      `${r.generate.contextTokens} context tokens, ${r.generate.maxTokens} tokens each, with onToken and onProgress; mean first token ${f(r.generate.meanFirstTokenMs)} ms.`,
+    "",
+    "| after generation | RSS MiB | heap MiB | external MiB |",
+    "|---:|---:|---:|---:|",
+    ...gens.map((s) => `| ${s.after} | ${f(s.rssMiB)} | ${f(s.heapUsedMiB)} | ${f(s.externalMiB)} |`),
+    "",
+    `From generation 10 to ${last.after}: RSS ${signed(last.rssMiB - tenth.rssMiB)} MiB, heap ${signed(last.heapUsedMiB - tenth.heapUsedMiB)} MiB.`,
+    "",
+    `## ${n} load/dispose cycles`,
+    "",
+    `${(r.loadDispose.model.parameters / 1e6).toFixed(1)}M parameters (8 layers, hidden 512, bf16 on disk, ${f(r.summary.weightsMiB)} MiB as f32 in memory). ` +
+      `First each cycle only loads and disposes; then each also generates once (APB, 2 hosts) before disposing.`,
+    "",
+    "| cycle | load only: RSS loaded | RSS after dispose | with a generation: RSS loaded | RSS after dispose | heap after dispose |",
+    "|---:|---:|---:|---:|---:|---:|",
+    ...cycles.map((c, i) => {
+      const l = loadOnly.cycles[i];
+      return `| ${c.cycle} | ${f(l.loadedRssMiB)} | ${f(l.disposedRssMiB)} | ${f(c.loadedRssMiB)} | ${f(c.disposedRssMiB)} | ${f(c.heapUsedMiB)} |`;
+    }),
+    "",
+    `Reading: the JS heap stays between ${f(Math.min(...heaps))} and ${f(Math.max(...heaps))} MiB throughout, so JavaScript holds nothing of a disposed model. ` +
+      `Had dispose kept the weights, RSS after dispose would rise by ${f(r.summary.weightsMiB)} MiB every cycle (${f(n * r.summary.weightsMiB)} MiB in all). ` +
+      `It rose by ${f(rise(loadOnly.cycles, loadOnly.startRssMiB))} MiB over the ${n} cycles with loads only (from ${f(loadOnly.startRssMiB)} MiB) and by ` +
+      `${f(rise(cycles, withGeneration.startRssMiB))} MiB with a generation per cycle (from ${f(withGeneration.startRssMiB)} MiB), in steps, and moved ` +
+      `${f(lastThree(loadOnly.cycles))} and ${f(lastThree(cycles))} MiB over the last three cycles. Freed memory stays with the C allocator: glibc keeps ` +
+      "freed blocks in the arenas of the threads that used them (libuv's pool threads load and generate; each emulated host and kernel has its own " +
+      "thread) for reuse rather than returning them to the system, so RSS here is an upper bound on live memory, not a measure of it" +
+      `${r.summary.mallocArenaMax ? ` (this run had MALLOC_ARENA_MAX=${r.summary.mallocArenaMax})` : ""}.`,
+  ].join("\n")}\n`;
+}
