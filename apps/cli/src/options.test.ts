@@ -1,5 +1,7 @@
 // Every option is checked before any file is read or weights load, and every message names
 // only the flags of the command that was run, in the user's words (not a validator's).
+import { join } from "node:path";
+import { writeTinyModel } from "@apb/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apb, type Workspace, workspace } from "./cli.test-helper.js";
 
@@ -86,5 +88,17 @@ describe("messages in the user's words, naming only that command's flags", () =>
 
   it("apb plan names its own flags for the same fields", () => {
     fails(["plan", "--model", "llama-3.1-8b", "--length", "100", "--hosts", "101"], /--hosts \(101\) exceeds --length \(100\)/);
+  });
+});
+
+describe("a prompt past the model's positions", () => {
+  it("is refused before the weights load (weights that would fail to load are never read)", async () => {
+    // NaN weights fail at load with NUMERIC; PROMPT_TOO_LONG first shows nothing was loaded.
+    const model = join(ws.dir, "nan-weights");
+    await writeTinyModel(model, { seed: 3, weightStd: Number.NaN });
+    const err = fails(["run", "--model", model, "--prompt-file", ws.promptFile, "--query", "q", "--max-tokens", "1000000"], /\[PROMPT_TOO_LONG\]/);
+    expect(err).toMatch(/--allow-long-prompt/);
+    const loaded = apb(["run", "--model", model, "--prompt-file", ws.promptFile, "--query", "q", "--max-tokens", "2"]);
+    expect(loaded.err).toMatch(/\[NUMERIC\]/);
   });
 });

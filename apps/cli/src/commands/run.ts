@@ -110,6 +110,9 @@ async function runEmulated(s: RunSettings, path: string, options: GenerateOption
     ...(s.retainingHeads ? { retainingHeads: s.retainingHeads } : {}),
     ...(onLoad ? { onProgress: onLoad } : {}),
   };
+  // What the request can be told from the model's files alone (a prompt past its positions,
+  // bad options) is refused before the weights load, which can take minutes.
+  buildHostRequest(await openModelDir(path), options);
   const model = await loadModel(path, load);
   try {
     const progress = out.progress;
