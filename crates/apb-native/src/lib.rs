@@ -315,6 +315,23 @@ impl Loaded {
     }
 }
 
+/// Drops one holder of a model. The last one also waits for the GPU: CUDA buffers are freed
+/// stream-ordered into the device's memory pool, which hands memory back to the device only
+/// at a synchronize, so without it a disposed model's memory stayed taken (as the device's
+/// free memory shows) until the process next waited on the GPU.
+fn release(model: Arc<Loaded>) {
+    let Some(loaded) = Arc::into_inner(model) else { return };
+    let stream = match &loaded {
+        Loaded::Cuda(m) => Some(m.backend.gpu.stream().clone()),
+        Loaded::Cpu(_) => None,
+    };
+    drop(loaded);
+    if let Some(stream) = stream {
+        // A failure here means the device is already lost; the weights are dropped either way.
+        let _ = stream.synchronize();
+    }
+}
+
 #[napi(object)]
 pub struct GenerateSpec {
     pub context: Vec<u32>,
@@ -390,13 +407,22 @@ pub(crate) fn request_of(s: &GenerateSpec) -> apb_engine::Result<Request> {
 }
 
 pub struct GenerateTask {
-    model: Arc<Loaded>,
+    /// Taken when the task is dropped, so the last holder of a disposed model frees it (`release`).
+    model: Option<Arc<Loaded>>,
     spec: GenerateSpec,
     on_token: Option<TokenFn>,
     on_progress: Option<PrefillFn>,
     cancel: Cancel,
     /// When JS made the call: the task may wait for a thread of libuv's pool.
     called: Instant,
+}
+
+impl Drop for GenerateTask {
+    fn drop(&mut self) {
+        if let Some(model) = self.model.take() {
+            release(model);
+        }
+    }
 }
 
 impl Task for GenerateTask {
@@ -409,6 +435,7 @@ impl Task for GenerateTask {
         let on_progress = self.on_progress.take();
         let (spec, cancel, called) = (&self.spec, &self.cancel, self.called);
         guarded("generate", move || {
+            let model = model.ok_or_else(|| EngineError::new(code::INTERNAL, "model", "the generation's model was released before it ran"))?;
             let queued_ms = called.elapsed().as_secs_f64() * 1e3;
             let request = request_of(spec)?;
             let notify = |token: u32| {
@@ -504,7 +531,7 @@ impl Engine {
     ) -> Result<AsyncTask<GenerateTask>> {
         let model = self.loaded().map_err(to_js)?;
         let cancel = cancel.map(|c| c.cancel.clone()).unwrap_or_default();
-        Ok(AsyncTask::new(GenerateTask { model, spec, on_token, on_progress, cancel, called: Instant::now() }))
+        Ok(AsyncTask::new(GenerateTask { model: Some(model), spec, on_token, on_progress, cancel, called: Instant::now() }))
     }
 
     /// Frees the weights: at once, or when the generation now running ends. Later calls
@@ -513,7 +540,9 @@ impl Engine {
     pub fn dispose(&self) {
         let taken = self.model.lock().unwrap_or_else(|p| p.into_inner()).take();
         // The last holder frees the weights: here, or when the running generation ends.
-        drop(taken);
+        if let Some(model) = taken {
+            release(model);
+        }
     }
 
     /// Whether `dispose` was called.
