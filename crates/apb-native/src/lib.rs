@@ -586,3 +586,9 @@ pub fn backends() -> Vec<String> {
 pub mod cuda;
 pub mod doctor;
 pub mod hosts;
+mod memory;
+
+#[napi_derive::module_init]
+fn init() {
+    memory::return_large_frees_to_os();
+}
