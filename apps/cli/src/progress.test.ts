@@ -37,6 +37,12 @@ describe.skipIf(!hasScript)("prefill progress on a terminal", () => {
     expect(stdout).not.toMatch(/prefill host/);
   });
 
+  it("shows the same bars when the hosts are processes (each worker reports its layers)", () => {
+    const { terminal, stdout } = onTerminal(["--processes"]);
+    for (const host of [0, 1, 2]) expect(terminal).toMatch(new RegExp(`prefill host ${host} \\[[^\\]]*\\] 2/2 layers`));
+    expect(stdout).toMatch(/first token after/);
+  });
+
   it("is not drawn with --json", () => {
     const { terminal, stdout } = onTerminal(["--json"]);
     expect(terminal).not.toMatch(/prefill host|layers/);

@@ -249,6 +249,18 @@ pub struct HostOutput {
 /// layout travels between hosts; `comm` joins it to the others (TCP or NCCL). Only the
 /// last host calls `on_token`.
 pub fn generate_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut C, on_token: &(dyn Fn(u32) -> bool + Sync)) -> Result<HostOutput> {
+    generate_host_reporting(m, r, comm, on_token, None)
+}
+
+/// `generate_host` that also reports each layer of this host's prefill to `on_layer` (from
+/// this host's thread; it must not block), as emulated hosts do through `Hooks::on_layer`.
+pub fn generate_host_reporting<B: Backend, C: Comm>(
+    m: &Model<B>,
+    r: &Request,
+    comm: &mut C,
+    on_token: &(dyn Fn(u32) -> bool + Sync),
+    on_layer: Option<&(dyn Fn(LayerDone) + Sync)>,
+) -> Result<HostOutput> {
     // Checks every host makes alike, on the same request, before touching the data plane:
     // each refuses on its own and the group stays usable for the next request.
     let plan = plan_request(m, r)?;
@@ -261,7 +273,7 @@ pub fn generate_host<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut 
     }
     check_memory(m, r, layout, &layout.hosts[comm.rank()..=comm.rank()])?;
     let started = Instant::now();
-    let (host, prefill_wall_ms) = match run_host(m, r, layout, comm, started, on_token) {
+    let (host, prefill_wall_ms) = match run_host(m, r, layout, comm, started, on_token, on_layer) {
         Ok(x) => x,
         Err(e) => {
             // Tell the others (where the transport can) so none waits on this host at a collective.
@@ -332,8 +344,9 @@ fn run_host<B: Backend, C: Comm>(
     comm: &mut C,
     started: Instant,
     on_token: &(dyn Fn(u32) -> bool + Sync),
+    on_layer: Option<&(dyn Fn(LayerDone) + Sync)>,
 ) -> Result<(HostResult, f64)> {
-    let Prefilled { mut cache, mut timings, prefill_ms } = prefill_host(m, r, layout, comm, started, None)?;
+    let Prefilled { mut cache, mut timings, prefill_ms } = prefill_host(m, r, layout, comm, started, on_layer)?;
     let decoded = decode_tokens(m, r, comm, &mut cache, &mut timings, on_token)?;
     Ok((HostResult { timings, decoded }, prefill_ms))
 }

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use apb_engine::tcp::{TcpAbort, TcpComm};
-use apb_engine::{EngineError, HostOutput};
+use apb_engine::{EngineError, HostOutput, LayerDone};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -185,6 +185,7 @@ pub struct GenerateHostTask {
     plane: Arc<Mutex<Plane>>,
     spec: GenerateSpec,
     on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>,
+    on_progress: Option<crate::PrefillFn>,
 }
 
 impl Task for GenerateHostTask {
@@ -193,6 +194,7 @@ impl Task for GenerateHostTask {
 
     fn compute(&mut self) -> Result<HostOutput> {
         let on_token = self.on_token.take();
+        let on_progress = self.on_progress.take();
         let (model, plane, spec) = (self.model.clone(), self.plane.clone(), &self.spec);
         guarded("generateHost", move || {
             let request = request_of(spec)?;
@@ -202,11 +204,17 @@ impl Task for GenerateHostTask {
                 }
                 true
             };
+            let report = |d: LayerDone| {
+                if let Some(f) = &on_progress {
+                    f.call(crate::PrefillProgress::from(d), ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            };
+            let on_layer = on_progress.as_ref().map(|_| &report as &(dyn Fn(LayerDone) + Sync));
             let mut held = plane.try_lock().map_err(|_| EngineError::invalid("dataPlane", "a request is already running on this data plane; one at a time"))?;
             match (model.as_ref(), &mut *held) {
-                (Loaded::Cpu(m), Plane::Tcp(c)) => apb_engine::generate_host(m, &request, c, &notify),
-                (Loaded::Cuda(m), Plane::Tcp(c)) => apb_engine::generate_host(m, &request, c, &notify),
-                (Loaded::Cuda(m), Plane::Nccl(c)) => apb_engine::generate_host(m, &request, c, &notify),
+                (Loaded::Cpu(m), Plane::Tcp(c)) => apb_engine::generate_host_reporting(m, &request, c, &notify, on_layer),
+                (Loaded::Cuda(m), Plane::Tcp(c)) => apb_engine::generate_host_reporting(m, &request, c, &notify, on_layer),
+                (Loaded::Cuda(m), Plane::Nccl(c)) => apb_engine::generate_host_reporting(m, &request, c, &notify, on_layer),
                 (Loaded::Cpu(_), Plane::Nccl(_)) => Err(EngineError::invalid("dataPlane", "a CPU model cannot use an NCCL data plane")),
             }
         })
@@ -237,10 +245,17 @@ impl Engine {
     }
 
     /// Runs this host's part of a request over `plane`; every host of the group must be
-    /// given the same request. Only the last host calls `onToken`.
+    /// given the same request. Only the last host calls `onToken`; every host calls
+    /// `onProgress` as it finishes each layer of its prefill.
     #[napi(ts_return_type = "Promise<HostGenerateResult>")]
-    pub fn generate_host(&self, spec: GenerateSpec, plane: &DataPlane, on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>) -> Result<AsyncTask<GenerateHostTask>> {
+    pub fn generate_host(
+        &self,
+        spec: GenerateSpec,
+        plane: &DataPlane,
+        on_token: Option<ThreadsafeFunction<u32, (), u32, Status, false>>,
+        on_progress: Option<ThreadsafeFunction<crate::PrefillProgress, (), crate::PrefillProgress, Status, false>>,
+    ) -> Result<AsyncTask<GenerateHostTask>> {
         let model = self.loaded().map_err(crate::to_js)?;
-        Ok(AsyncTask::new(GenerateHostTask { model, plane: plane.plane.clone(), spec, on_token }))
+        Ok(AsyncTask::new(GenerateHostTask { model, plane: plane.plane.clone(), spec, on_token, on_progress }))
     }
 }

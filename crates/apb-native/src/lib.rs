@@ -161,7 +161,7 @@ fn entries_of(specs: &[TensorSpec]) -> apb_engine::Result<Vec<TensorEntry>> {
 
 type ProgressFn = ThreadsafeFunction<(u32, u32), (), (u32, u32), Status, false>;
 type TokenFn = ThreadsafeFunction<u32, (), u32, Status, false>;
-type PrefillFn = ThreadsafeFunction<PrefillProgress, (), PrefillProgress, Status, false>;
+pub(crate) type PrefillFn = ThreadsafeFunction<PrefillProgress, (), PrefillProgress, Status, false>;
 
 /// One host finished one layer of prefill (`layer` counts from 1 to `layers`).
 #[napi(object)]
@@ -170,6 +170,12 @@ pub struct PrefillProgress {
     pub hosts: u32,
     pub layer: u32,
     pub layers: u32,
+}
+
+impl From<LayerDone> for PrefillProgress {
+    fn from(d: LayerDone) -> PrefillProgress {
+        PrefillProgress { host: d.host as u32, hosts: d.hosts as u32, layer: d.layer as u32, layers: d.layers as u32 }
+    }
 }
 
 /// A flag the caller sets to stop a load or a generation it started: the work ends at its
@@ -446,8 +452,7 @@ impl Task for GenerateTask {
             };
             let report = |d: LayerDone| {
                 if let Some(f) = &on_progress {
-                    let p = PrefillProgress { host: d.host as u32, hosts: d.hosts as u32, layer: d.layer as u32, layers: d.layers as u32 };
-                    f.call(p, ThreadsafeFunctionCallMode::NonBlocking);
+                    f.call(PrefillProgress::from(d), ThreadsafeFunctionCallMode::NonBlocking);
                 }
             };
             let hooks = Hooks { cancel: Some(cancel), on_layer: on_progress.as_ref().map(|_| &report as &(dyn Fn(LayerDone) + Sync)) };

@@ -177,11 +177,25 @@ export class Model {
   /**
    * Runs this host's part of `request` on a data plane joined to the other hosts of its
    * group (each host a process; see tcpListen and connectNccl). Every host of the group
-   * must run the same request; only the last host calls `onTokenId`.
+   * must run the same request; only the last host calls `onTokenId`. `onProgress` hears
+   * this host finish each layer of its prefill; if it throws, the call rejects with that
+   * error once this host's part is done (a host cannot leave its group mid-request).
    */
-  async runHost(request: HostRequest, plane: DataPlane, onTokenId?: (id: number) => void): Promise<HostRun> {
+  async runHost(request: HostRequest, plane: DataPlane, onTokenId?: (id: number) => void, onProgress?: (p: PrefillProgress) => void): Promise<HostRun> {
     this.checkLive();
-    const r = await native(() => this.engine.generateHost(nativeSpec({ ...request, hosts: plane.size }), plane, onTokenId));
+    let progressError: { error: unknown } | null = null;
+    const report = onProgress
+      ? (p: PrefillProgress) => {
+          if (progressError) return;
+          try {
+            onProgress({ host: p.host, hosts: p.hosts, layer: p.layer, layers: p.layers });
+          } catch (error) {
+            progressError = { error };
+          }
+        }
+      : undefined;
+    const r = await native(() => this.engine.generateHost(nativeSpec({ ...request, hosts: plane.size }), plane, onTokenId, report));
+    if (progressError) throw (progressError as { error: unknown }).error;
     const t = r.timing;
     const commMs = t.phasesMs.comm ?? 0;
     return {

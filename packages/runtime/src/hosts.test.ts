@@ -1,9 +1,9 @@
 // One host's part of a request (runHost) over a TCP data plane: every host of a group runs
 // the same request and together they give what the same hosts emulated give; a data plane
 // aborted from outside ends a running request with an error instead of a hang.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
-import { buildHostRequest, loadModel, logitAgreement, modelFingerprint, openModelDir, tcpListen, writeTinyModel, type Model } from "./index.js";
+import { buildHostRequest, loadModel, logitAgreement, modelFingerprint, openModelDir, tcpListen, writeTinyModel, type Model, type PrefillProgress } from "./index.js";
 
 const freshDir = tempDirs("hosts");
 const document = "Lanterns and ledgers fill the archive. ".repeat(40) + "The code is 7731. " + "More shelves follow. ".repeat(25);
@@ -39,6 +39,29 @@ describe("runHost over TCP", () => {
       expect(runs.map((r) => r.rank)).toEqual([...Array(hosts).keys()]);
       expect(streamed).toEqual(emulated.tokens); // only the last host streams
     }
+  });
+
+  it("reports each layer of each host's prefill, in order, to that host's onProgress", async () => {
+    const { model } = await tiny(5);
+    const { request } = buildHostRequest(model.dir, { document, query, strategy: "apb", hosts: 2, maxTokens: 2 });
+    const planes = await group(2, "progress");
+    const seen: PrefillProgress[][] = [[], []];
+    await Promise.all(planes.map((p, rank) => model.runHost(request, p, undefined, (e) => seen[rank]!.push(e))));
+    // Events cross threads without blocking the host: the last may land just after the call resolves.
+    await vi.waitFor(() => expect(seen.map((s) => s.length)).toEqual([2, 2]));
+    for (const [rank, events] of seen.entries()) {
+      expect(events).toEqual([1, 2].map((layer) => ({ host: rank, hosts: 2, layer, layers: 2 })));
+    }
+  });
+
+  it("rejects with the error an onProgress throws, once the host's part is done", async () => {
+    const { model } = await tiny(6);
+    const { request } = buildHostRequest(model.dir, { document, query, strategy: "apb", hosts: 2, maxTokens: 2 });
+    const planes = await group(2, "progress-throws");
+    const boom = new Error("the caller's progress bar failed");
+    const runs = planes.map((p, rank) => model.runHost(request, p, undefined, rank === 0 ? () => { throw boom; } : undefined));
+    await expect(runs[0]).rejects.toBe(boom);
+    await expect(runs[1]).resolves.toMatchObject({ rank: 1 });
   });
 
   it("ends a running request with a COMM error when its data plane is aborted", async () => {

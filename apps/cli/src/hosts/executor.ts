@@ -100,7 +100,8 @@ export class RuntimeExecutor implements HostExecutor {
     const { jobId, ...request } = job;
     this.log(`job ${jobId}: prefill of ${request.context.length} + ${request.query.length} tokens (${request.strategy}) as rank ${plane.rank} of ${plane.size}`);
     io.onProgress("prefill", 0, 1);
-    const r = await model.runHost({ ...request, hosts: plane.size }, plane, (id) => io.onToken(id));
+    // Each layer of this host's prefill travels to the caller, whose bars count them per host.
+    const r = await model.runHost({ ...request, hosts: plane.size }, plane, (id) => io.onToken(id), (p) => io.onProgress("prefill", p.layer, p.layers));
     io.onProgress("done", 1, 1);
     return {
       rank: r.rank,
