@@ -194,7 +194,20 @@ export class Model {
           }
         }
       : undefined;
-    const r = await native(() => this.engine.generateHost(nativeSpec({ ...request, hosts: plane.size }), plane, onTokenId, report));
+    // Tokens cross threads without blocking the host, so some may arrive after the call
+    // resolves: those not yet delivered are delivered then, in order, and late ones dropped.
+    let delivered = 0;
+    let finished = false;
+    const onToken = onTokenId
+      ? (id: number) => {
+          if (finished) return;
+          delivered += 1;
+          onTokenId(id);
+        }
+      : undefined;
+    const r = await native(() => this.engine.generateHost(nativeSpec({ ...request, hosts: plane.size }), plane, onToken, report));
+    finished = true;
+    if (onTokenId && plane.rank === plane.size - 1) r.tokens.slice(delivered).forEach((id) => onTokenId(id));
     if (progressError) throw (progressError as { error: unknown }).error;
     const t = r.timing;
     const commMs = t.phasesMs.comm ?? 0;
