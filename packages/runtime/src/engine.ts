@@ -183,17 +183,10 @@ export class Model {
    */
   async runHost(request: HostRequest, plane: DataPlane, onTokenId?: (id: number) => void, onProgress?: (p: PrefillProgress) => void): Promise<HostRun> {
     this.checkLive();
-    let progressError: { error: unknown } | null = null;
-    const report = onProgress
-      ? (p: PrefillProgress) => {
-          if (progressError) return;
-          try {
-            onProgress({ host: p.host, hosts: p.hosts, layer: p.layer, layers: p.layers });
-          } catch (error) {
-            progressError = { error };
-          }
-        }
-      : undefined;
+    // No signal: a host cannot leave its group mid-request. A throwing onProgress is kept and
+    // rethrown once this host's part is done (the token it cancels never reaches the addon).
+    const control = new CallControl("generate", undefined);
+    const report = onProgress ? control.guard(onProgress) : undefined;
     // Tokens cross threads without blocking the host, so some may arrive after the call
     // resolves: those not yet delivered are delivered then, in order, and late ones dropped.
     let delivered = 0;
@@ -208,7 +201,7 @@ export class Model {
     const r = await native(() => this.engine.generateHost(nativeSpec({ ...request, hosts: plane.size }), plane, onToken, report));
     finished = true;
     if (onTokenId && plane.rank === plane.size - 1) r.tokens.slice(delivered).forEach((id) => onTokenId(id));
-    if (progressError) throw (progressError as { error: unknown }).error;
+    control.throwIfCallbackFailed();
     const t = r.timing;
     const commMs = t.phasesMs.comm ?? 0;
     return {
