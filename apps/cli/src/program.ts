@@ -7,6 +7,7 @@ import { registerMakeTinyModel } from "./commands/make-tiny-model.js";
 import { registerModels } from "./commands/models.js";
 import { registerPlan } from "./commands/plan.js";
 import { registerRun } from "./commands/run.js";
+import { registerServe } from "./commands/serve.js";
 import { registerWorker } from "./commands/worker.js";
 import { UsageError } from "./errors.js";
 import { jsonRequested, ReaderGone, report } from "./report.js";
@@ -26,6 +27,7 @@ export function buildProgram(quiet = false): Command {
   registerPlan(program);
   registerRun(program);
   registerEval(program);
+  registerServe(program);
   registerWorker(program);
   registerCoordinator(program);
   registerMakeTinyModel(program);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ERRORS, ERROR_CODES, exitStatusOf, isErrorCode } from "./codes.js";
+import { ERRORS, ERROR_CODES, exitStatusOf, httpStatusOf, isErrorCode } from "./codes.js";
 
 describe("exit statuses", () => {
   it("are 2 for what the user can fix: input, files, flags, layouts, the machine's setup", () => {
@@ -16,6 +16,25 @@ describe("exit statuses", () => {
     expect(exitStatusOf("SOMETHING_NEW")).toBe(1);
     expect(exitStatusOf("toString")).toBe(1); // not fooled by Object.prototype
     expect(isErrorCode("constructor")).toBe(false);
+  });
+});
+
+describe("HTTP statuses", () => {
+  it("are 4xx exactly for what the client can fix (exit status 2), 429 and 499 aside", () => {
+    for (const code of ERROR_CODES) {
+      const status = httpStatusOf(code);
+      if (code === "BUSY") expect(status).toBe(429);
+      else if (code === "CANCELLED") expect(status).toBe(499);
+      else if (exitStatusOf(code) === 2 && status >= 500) {
+        // What the operator must fix (the model files, the machine's setup), not the client.
+        expect(["MODEL_FILE", "TENSOR_MISSING", "TENSOR_SHAPE", "TENSOR_DTYPE", "UNSUPPORTED_ARCHITECTURE", "NUMERIC", "CUDA_UNAVAILABLE", "NCCL_UNAVAILABLE", "UNSUPPORTED_VERSION", "MODEL_MISMATCH", "INVALID_OPTIONS", "LISTEN"], code).toContain(code);
+      } else expect(status >= 500, code).toBe(exitStatusOf(code) === 1);
+    }
+  });
+
+  it("name the well-known ones as OpenAI-compatible servers do", () => {
+    expect(["OUT_OF_RANGE", "UNAUTHORIZED", "UNKNOWN_MODEL", "REQUEST_TOO_LARGE", "BUSY", "HOST_LOST"].map(httpStatusOf)).toEqual([400, 401, 404, 413, 429, 503]);
+    expect(httpStatusOf("SOMETHING_NEW")).toBe(500);
   });
 });
 

@@ -8,8 +8,8 @@ const cell = (text: string): string => text.replaceAll("|", "\\|").replaceAll("\
 
 export function errorsMarkdown(): string {
   const rows = ERROR_CODES.map((code) => {
-    const { meaning, exitStatus, fix } = ERRORS[code];
-    return `| \`${code}\` | ${cell(meaning)} | ${exitStatus} | ${cell(fix)} |`;
+    const { meaning, exitStatus, httpStatus, fix } = ERRORS[code];
+    return `| \`${code}\` | ${cell(meaning)} | ${exitStatus} | ${httpStatus} | ${cell(fix)} |`;
   });
   return [
     "# Error codes",
@@ -26,8 +26,14 @@ export function errorsMarkdown(): string {
     "does not fit), **1** when you cannot (a failure at run time of the driver, the network or",
     "another host, or a bug in apb). Retrying a status-2 error unchanged fails again.",
     "",
-    "| code | meaning | exit status | how to fix |",
-    "| --- | --- | --- | --- |",
+    "`apb serve` answers with the HTTP status below and the body",
+    "`{\"error\": {code, message, path, type, param}}` (`type` and `param` are OpenAI's names;",
+    "`param` is `path`). A 4xx is the client's to fix (429: retry after `Retry-After` seconds;",
+    "499 is logged when the client went away); a 5xx is the server's side (503: the hosts are",
+    "not all there now, retry later).",
+    "",
+    "| code | meaning | exit status | HTTP status | how to fix |",
+    "| --- | --- | --- | --- | --- |",
     ...rows,
     "",
   ].join("\n");

@@ -1,3 +1,3 @@
-export { ERRORS, ERROR_CODES, exitStatusOf, isErrorCode, type CodeInfo, type ErrorCode, type ErrorData } from "./codes.js";
+export { ERRORS, ERROR_CODES, exitStatusOf, httpStatusOf, isErrorCode, type CodeInfo, type HttpStatus, type ErrorCode, type ErrorData } from "./codes.js";
 export { errorsMarkdown, WRITE_DOCS_COMMAND } from "./docs.js";
-export { innermostIssue, pathOf, valueAt } from "./zod.js";
+export { errorDataFromZod, innermostIssue, pathOf, valueAt } from "./zod.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { innermostIssue, pathOf, valueAt } from "./zod.js";
+import { errorDataFromZod, innermostIssue, pathOf, valueAt } from "./zod.js";
 
 describe("pathOf", () => {
   it("writes keys with dots and indices in brackets", () => {
@@ -41,5 +41,18 @@ describe("innermostIssue", () => {
   it("returns any other issue as it is", () => {
     const issue = z.object({ a: z.number() }).safeParse({ a: "x" }).error!.issues[0]!;
     expect(innermostIssue(issue)).toBe(issue);
+  });
+});
+
+describe("errorDataFromZod", () => {
+  const schema = z.strictObject({ model: z.string(), n: z.number().int().min(1), parts: z.array(z.strictObject({ text: z.string() })).optional() });
+  const data = (input: unknown) => errorDataFromZod(schema.safeParse(input).error!, input);
+
+  it("tells a missing field, a wrong type, a value out of range and an unknown field apart, naming each", () => {
+    expect(data({ n: 1 })).toMatchObject({ code: "MISSING_FIELD", path: "model" });
+    expect(data({ model: 7, n: 1 })).toMatchObject({ code: "WRONG_TYPE", path: "model" });
+    expect(data({ model: "m", n: 0 })).toMatchObject({ code: "OUT_OF_RANGE", path: "n" });
+    expect(data({ model: "m", n: 1, parts: [{ text: "a", txet: "b" }] })).toMatchObject({ code: "UNKNOWN_FIELD", path: "parts[0].txet" });
+    expect(data({ model: "m", n: 1.5 }).message).toMatch(/^n /);
   });
 });

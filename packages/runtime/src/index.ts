@@ -62,6 +62,8 @@ export { BACKENDS, loadModel, Model, type BackendName, type HostRun, type LoadOp
 export { buildHostRequest, checkPromptLength, STRATEGIES, type GenerateOptions, type HostRequest, type PrefillProgress, type Strategy } from "./request.js";
 export { describeGeneration, type Generation, type GenerationParts, type HostTiming } from "./generation.js";
 export { modelFingerprint } from "./fingerprint.js";
+export { generationOfJob, jobOf } from "./group-job.js";
+export { tokenText, type TokenText } from "./token-text.js";
 export { ncclUniqueId, tcpListen, type DataPlane, type TcpEndpoint } from "./data-plane.js";
 export { fromNative } from "./native-errors.js";
 export { agreeingPrefix, argmax, logitAgreement, type Agreement } from "./agreement.js";

@@ -80,3 +80,17 @@ describe("splitPrompt without a chat template", () => {
     );
   });
 });
+
+describe("splitPrompt with chatTemplate: false (a completion)", () => {
+  it("is the text as written even when the tokenizer has a chat template", async () => {
+    const { tok, ids } = await tokenizer({ chatTemplate: true });
+    expect(tok.chatTemplate).not.toBeNull();
+    const parts = splitPrompt(tok, { document: "Some text.", query: "Why?", chatTemplate: false });
+    expect(parts.prefix).toEqual([ids["<|begin_of_text|>"]]);
+    expect(parts.document).toEqual(tok.encode("Some text.", { addSpecialTokens: false }));
+    expect(parts.query).toEqual(tok.encode("\n\nWhy?", { addSpecialTokens: false }));
+    expect(() => splitPrompt(tok, { document: "d", query: "q", chatTemplate: false, messages: [{ role: "system", content: "s" }] })).toThrow(
+      expect.objectContaining({ code: "TOKENIZER", message: expect.stringContaining("chatTemplate is false") }),
+    );
+  });
+});

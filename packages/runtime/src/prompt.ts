@@ -13,6 +13,9 @@ export interface PromptInput {
   /** Text the answer starts with, placed after the assistant header (RULER's answer prefix):
    * the model continues it, and the generated text excludes it. */
   answerPrefix?: string;
+  /** false: the text as written, without the chat template (a completion, not a chat):
+   * BOS, the document, then the separator and the query. Default true. */
+  chatTemplate?: boolean;
 }
 
 export interface PromptTokens {
@@ -31,9 +34,10 @@ function once(haystack: string, needle: string): number {
 
 export function splitPrompt(tokenizer: ModelTokenizer, input: PromptInput): PromptTokens {
   const plain = (text: string) => tokenizer.encode(text, { addSpecialTokens: false });
-  if (tokenizer.chatTemplate === null) {
+  if (tokenizer.chatTemplate === null || input.chatTemplate === false) {
     if (input.messages && input.messages.length > 0) {
-      throw new RuntimeError({ code: "TOKENIZER", path: "chat_template", message: "messages were given but the tokenizer has no chat template to place them; pass only document and query" });
+      const why = input.chatTemplate === false ? "chatTemplate is false" : "the tokenizer has no chat template to place them";
+      throw new RuntimeError({ code: "TOKENIZER", path: "chat_template", message: `messages were given but ${why}; pass only document and query` });
     }
     // Only what the tokenizer puts before text (BOS); never an EOS at the end of a prompt.
     const answer = input.answerPrefix ? `\n${input.answerPrefix}` : "";

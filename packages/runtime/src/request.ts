@@ -17,6 +17,7 @@ const generateSchema = z.strictObject({
   query: z.string({ error: "must be the question asked about the document" }).min(1, { error: "must not be empty" }),
   messages: z.array(z.object({ role: z.string(), content: z.string() })).optional(),
   answerPrefix: z.string({ error: "must be the text the answer starts with" }).optional(),
+  chatTemplate: z.boolean({ error: "must be true or false" }).optional(),
   strategy: z.enum(STRATEGIES, { error: `must be one of ${STRATEGIES.join(", ")}` }).default("apb"),
   hosts: z.number().int().min(1).max(4096).default(DEFAULT_HOSTS),
   anchorTokens: z.number().int().min(0).optional(),
@@ -50,6 +51,9 @@ export interface GenerateOptions {
   /** Text the answer starts with, after the assistant header (e.g. "The answer is"); the
    * model continues it and the generated text does not repeat it. */
   answerPrefix?: string;
+  /** false: the prompt is the text as written (BOS, document, "\n\n", query), without the
+   * model's chat template: a completion rather than a chat. Default true. */
+  chatTemplate?: boolean;
   strategy?: Strategy;
   hosts?: number;
   anchorTokens?: number;
@@ -115,6 +119,7 @@ export function buildHostRequest(dir: ModelDir, options: GenerateOptions): { req
     query: o.query,
     ...(options.messages ? { messages: options.messages } : {}),
     ...(o.answerPrefix ? { answerPrefix: o.answerPrefix } : {}),
+    ...(o.chatTemplate === false ? { chatTemplate: false } : {}),
   });
   if (prompt.document.length === 0) {
     throw new RuntimeError({ code: "INVALID_INPUT", path: "document", message: "document is empty: give the long context to read" });

@@ -16,7 +16,7 @@ interface Options {
   heartbeatMs: string;
 }
 
-function parseListen(text: string): { host: string; port: number } {
+export function parseListen(text: string): { host: string; port: number } {
   const m = /^(.*):(\d+)$/.exec(text);
   const port = m ? Number(m[2]) : NaN;
   if (!m || !m[1] || port > 65535) throw new UsageError(`--listen must be HOST:PORT such as 0.0.0.0:29500, got '${text}'`);

@@ -10,19 +10,20 @@ import {
   buildHostRequest,
   DEFAULT_HOSTS,
   DEFAULT_MAX_TOKENS,
+  generationOfJob,
+  jobOf,
   loadModel,
   modelFingerprint,
   openModelDir,
   resolveModel,
   STRATEGIES,
+  tokenText,
   type GenerateOptions,
   type Generation,
   type LoadOptions,
   type PrefillProgress as HostLayerDone,
 } from "@apb/runtime";
-import { generationOfJob, jobOf } from "../hosts/job.js";
 import { startLocalGroup } from "../hosts/launch.js";
-import { tokenText } from "../hosts/token-text.js";
 import { onCtrlC, type CtrlC } from "../interrupt.js";
 import { readPrompt } from "../prompt.js";
 import { loadingBar } from "../render/loading-bar.js";

@@ -1,6 +1,8 @@
-// `apb run --processes`: a coordinator in this process and one worker process per host on
-// this machine (one per GPU with CUDA), as torchrun --nproc-per-node starts them. Workers
-// exit when the coordinator goes away, so none outlives the run.
+// `apb run --processes` and `apb serve`: a coordinator in this process and one worker process
+// per host on this machine (one per GPU with CUDA), as torchrun --nproc-per-node starts them.
+// Workers exit when the coordinator goes away, so none outlives the run. A server's workers
+// are restarted when one dies after the group first formed (before that, a worker's exit is
+// the group's failure: a model that does not load would fail again).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Coordinator } from "@apb/control-plane";
@@ -13,6 +15,8 @@ export interface LocalGroupOptions {
   backend: BackendName;
   /** How long the group may take to form (workers load the model first). */
   formTimeoutMs: number;
+  /** Restart a worker that dies once the group has formed (a server); says so in the log. */
+  restart?: { log(line: string): void };
 }
 
 export interface LocalGroup {
@@ -23,31 +27,54 @@ export interface LocalGroup {
 }
 
 const KEPT_LOG_LINES = 20;
+/** A restarted worker waits this long, doubling for each death in a row, up to MAX. */
+const RESTART_DELAY_MS = 500;
+const MAX_RESTART_DELAY_MS = 30_000;
+/** A worker that lived this long resets the doubling. */
+const STABLE_MS = 60_000;
 
 export async function startLocalGroup(o: LocalGroupOptions): Promise<LocalGroup> {
   const token = randomBytes(24).toString("hex");
   const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: o.hosts, token, model: { path: o.modelPath, fingerprint: o.fingerprint } });
-  const logs: string[][] = [];
   const workers: ChildProcess[] = [];
   let exited: ((e: Error) => void) | null = null;
   const firstExit = new Promise<never>((_, reject) => (exited = reject));
   firstExit.catch(() => undefined);
-  for (let rank = 0; rank < o.hosts; rank++) {
+  let formed = false;
+  let stopped = false;
+  const deathsInARow: number[] = Array.from({ length: o.hosts }, () => 0);
+
+  const spawnWorker = (rank: number) => {
     const args = [process.argv[1]!, "worker", "--coordinator", coordinator.url, "--backend", o.backend, "--rank", String(rank), "--exit-with-coordinator"];
     if (o.backend === "cuda") args.push("--gpu", String(rank));
     const child = spawn(process.execPath, args, { env: { ...process.env, APB_TOKEN: token }, stdio: ["ignore", "ignore", "pipe"] });
+    const startedAt = Date.now();
     const kept: string[] = [];
-    logs.push(kept);
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
       kept.push(...chunk.split("\n").filter(Boolean));
       kept.splice(0, Math.max(0, kept.length - KEPT_LOG_LINES));
     });
     child.on("exit", (code, signal) => {
-      exited?.(workerExit(rank, child.pid, signal ?? `code ${code}`, kept.at(-1) ?? "(no output)"));
+      const how = signal ?? `code ${code}`;
+      if (stopped) return;
+      if (!formed || !o.restart) {
+        exited?.(workerExit(rank, child.pid, how, kept.at(-1) ?? "(no output)"));
+        return;
+      }
+      deathsInARow[rank] = Date.now() - startedAt > STABLE_MS ? 1 : deathsInARow[rank]! + 1;
+      const delayMs = Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** (deathsInARow[rank]! - 1));
+      o.restart.log(`worker ${rank} (pid ${child.pid}) exited with ${how}${kept.length ? ` (last words: ${kept.at(-1)})` : ""}; restarting it in ${delayMs} ms`);
+      setTimeout(() => {
+        if (!stopped) workers[rank] = spawnWorker(rank);
+      }, delayMs).unref();
     });
-    workers.push(child);
-  }
-  let stopped = false;
+    return child;
+  };
+  for (let rank = 0; rank < o.hosts; rank++) workers.push(spawnWorker(rank));
+  coordinator.waitForGroup(2 ** 31 - 1).then(
+    () => (formed = true),
+    () => undefined,
+  );
   return {
     coordinator,
     ready: () => Promise.race([coordinator.waitForGroup(o.formTimeoutMs), firstExit]),

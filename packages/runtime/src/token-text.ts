@@ -1,9 +1,16 @@
 // A group streams token ids back; the answer is streamed as text. Each id's text is what the
 // decoded answer gained; a byte-level token can end inside a UTF-8 character (decoded as
 // U+FFFD until the next token completes it), so a trailing U+FFFD is held back.
-import type { ModelDir } from "@apb/runtime";
+import type { ModelDir } from "./model-dir.js";
 
-export function tokenText(dir: ModelDir, onText: (piece: string) => void): { push(id: number): void; finish(ids: number[]): void } {
+export interface TokenText {
+  /** The next generated id: calls onText with the text it completes, if any. */
+  push(id: number): void;
+  /** The final ids: whatever was held back (or did not stream) is shown now. */
+  finish(ids: number[]): void;
+}
+
+export function tokenText(dir: ModelDir, onText: (piece: string) => void): TokenText {
   const ids: number[] = [];
   let shown = "";
   const show = (text: string) => {
@@ -16,7 +23,6 @@ export function tokenText(dir: ModelDir, onText: (piece: string) => void): { pus
       ids.push(id);
       show(dir.tokenizer.decode(ids, { skipSpecialTokens: true }).replace(/\uFFFD+$/, ""));
     },
-    /** The final ids: whatever was held back (or did not stream) is shown now. */
     finish(all) {
       show(dir.tokenizer.decode(all, { skipSpecialTokens: true }));
     },

@@ -1,7 +1,10 @@
 // A request as a job for a group of hosts, and the job's result as the Generation an
-// emulated run returns, so `apb run` prints the same either way.
+// emulated run returns, so callers of a group (apb run, apb serve) report the same either way.
 import { decodeLogits, type JobResult, type JobSpec } from "@apb/protocol";
-import { describeGeneration, type Generation, type HostRequest, type ModelDir, type PromptTokens } from "@apb/runtime";
+import { describeGeneration, type Generation } from "./generation.js";
+import type { ModelDir } from "./model-dir.js";
+import type { PromptTokens } from "./prompt.js";
+import type { HostRequest } from "./request.js";
 
 export function jobOf(request: HostRequest): JobSpec {
   const { hosts: _hosts, ...job } = request;
