@@ -29,6 +29,8 @@ export interface RunFlags {
   groupTimeoutMs: string;
   ignoreEos?: boolean;
   allowLongPrompt?: boolean;
+  /** commander's --no-chat-template: false when given. */
+  chatTemplate: boolean;
 }
 
 /** Where the hosts are: emulated in this process, processes started here, or a running group. */
@@ -64,6 +66,7 @@ export const RUN_WORDS: Words = {
   stopTokenIds: "--ignore-eos",
   "allowLongPrompt: true": "--allow-long-prompt",
   allowLongPrompt: "--allow-long-prompt",
+  chatTemplate: "--no-chat-template",
   // Counted from the prompt, not set by a flag:
   contextTokens: "the prompt's tokens",
   queryTokens: "the query's tokens",
@@ -100,6 +103,7 @@ export function runSettings(o: RunFlags): RunSettings {
     seed: parseWhole("--seed", o.seed, { max: MAX_SEED }),
     ...(o.ignoreEos ? { stopTokenIds: [] } : {}),
     ...(o.allowLongPrompt ? { allowLongPrompt: true } : {}),
+    ...(o.chatTemplate === false ? { chatTemplate: false } : {}),
   };
   return {
     model: o.model,

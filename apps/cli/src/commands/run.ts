@@ -51,6 +51,7 @@ export function registerRun(program: Command): void {
     .option("--seed <n>", "sampling seed", "0")
     .option("--ignore-eos", "generate --max-tokens tokens even past the model's end-of-sequence token (for benchmarks)")
     .option("--allow-long-prompt", "run a prompt longer than the model's positions (max_position_embeddings); answers past them are unreliable")
+    .option("--no-chat-template", "prompt with the text as written (BOS, document, a blank line, query), not the model's chat template: what POST /v1/completions does")
     .option("--retaining-heads <file>", "Locret retaining heads (safetensors) to score passing blocks")
     .option("--processes", "run each host as its own process on this machine (one per GPU with --backend cuda)")
     .option("--coordinator <url>", "send the job to the group of a running `apb coordinator` (ws://HOST:PORT)")
