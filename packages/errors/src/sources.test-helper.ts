@@ -125,8 +125,8 @@ export function tsList(file: string, name: string): Use[] {
   return [...items.matchAll(/"([^"]*)"/g)].map((i) => ({ code: i[1]!, file, how: "list" }));
 }
 
-/** Codes other libraries raise that apb only inspects: Node's errno names, its ERR_ codes, ws's. */
-const FOREIGN = /^(E[A-Z]+|ERR_[A-Z0-9_]+|WS_ERR_[A-Z0-9_]+)$/;
+/** Codes other libraries raise that apb only inspects: Node's errno names, its ERR_ codes, ws's, fastify's. */
+const FOREIGN = /^(E[A-Z]+|ERR_[A-Z0-9_]+|WS_ERR_[A-Z0-9_]+|FST_ERR_[A-Z0-9_]+)$/;
 
 /**
  * Codes the TypeScript packages and apps (their sources, not their tests) write or compare:

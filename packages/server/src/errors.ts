@@ -37,14 +37,14 @@ export function errorBody(e: ErrorData): ErrorBody {
   return { error: { code: e.code, message: e.message, path: e.path, type: openAiType(status), param: e.path === "" ? null : e.path } };
 }
 
-// Fastify's own errors, as apb codes: what its body parser and router refuse.
-const FASTIFY_CODES: Record<string, ErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: "REQUEST_TOO_LARGE",
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "INVALID_JSON",
-  FST_ERR_CTP_EMPTY_JSON_BODY: "INVALID_JSON",
-  FST_ERR_CTP_INVALID_JSON_BODY: "INVALID_JSON",
-};
+// Fastify's own errors, as apb codes: what its body parser refuses.
+const FASTIFY_CODES: readonly { fastify: string; code: ErrorCode }[] = [
+  { fastify: "FST_ERR_CTP_BODY_TOO_LARGE", code: "REQUEST_TOO_LARGE" },
+  { fastify: "FST_ERR_CTP_INVALID_MEDIA_TYPE", code: "UNSUPPORTED_MEDIA_TYPE" },
+  { fastify: "FST_ERR_CTP_INVALID_CONTENT_LENGTH", code: "INVALID_JSON" },
+  { fastify: "FST_ERR_CTP_EMPTY_JSON_BODY", code: "INVALID_JSON" },
+  { fastify: "FST_ERR_CTP_INVALID_JSON_BODY", code: "INVALID_JSON" },
+];
 
 /**
  * Whatever a handler threw, as error data and a status. Codes apb knows keep their code; a
@@ -54,8 +54,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 export function asErrorData(e: unknown): { data: ErrorData; status: HttpStatus; internal: string | null } {
   const o = (e ?? {}) as { code?: unknown; message?: unknown; path?: unknown; statusCode?: unknown };
   const message = typeof o.message === "string" ? o.message : String(e);
-  if (typeof o.code === "string" && o.code in FASTIFY_CODES) {
-    const code = FASTIFY_CODES[o.code]!;
+  const known = FASTIFY_CODES.find((f) => f.fastify === o.code);
+  if (known) {
+    const code = known.code;
     const text = code === "REQUEST_TOO_LARGE" ? `${message}: send a shorter document or raise the server's --max-body-bytes` : message;
     return { data: { code, message: text, path: "" }, status: httpStatusOf(code), internal: null };
   }
