@@ -6,6 +6,7 @@ use std::time::Instant;
 use apb_plan::input::{Hardware, PlanInput, Scorer, Strategy};
 
 use crate::backend::Backend;
+use crate::config::ModelConfig;
 use crate::comm::{Comm, InProcess, Transfer};
 use crate::control::{Hooks, LayerDone};
 use crate::decode::decode;
@@ -55,7 +56,7 @@ pub struct Output {
 const LAYOUT_ONLY: Hardware =
     Hardware { matmul_tflops: 1.0, attention_tflops: 1.0, hbm_gbs: 100.0, link_gbs: 10.0, link_latency_us: 10.0, memory_gib: 1024.0 };
 
-pub fn plan_input<B: Backend>(m: &Model<B>, r: &Request) -> PlanInput {
+pub fn plan_input(config: &ModelConfig, r: &Request) -> PlanInput {
     PlanInput {
         context_tokens: r.context.len() as u64,
         query_tokens: r.query.len() as u64,
@@ -69,12 +70,14 @@ pub fn plan_input<B: Backend>(m: &Model<B>, r: &Request) -> PlanInput {
         scorer: r.scorer,
         kv_bytes: 4.0,
         activation_bytes: 4.0,
-        model: m.config.plan_shape(),
+        model: config.plan_shape(),
         hardware: LAYOUT_ONLY,
     }
 }
 
-fn validate<B: Backend>(m: &Model<B>, r: &Request) -> Result<()> {
+/// What can be told from the config alone; `has_retaining` is None where no weights are loaded
+/// (a caller checking a request before it goes to the hosts, which check the rest).
+fn validate(config: &ModelConfig, has_retaining: Option<bool>, r: &Request) -> Result<()> {
     if r.context.is_empty() {
         return Err(EngineError::invalid("context", "the context is empty: give a document"));
     }
@@ -87,11 +90,11 @@ fn validate<B: Backend>(m: &Model<B>, r: &Request) -> Result<()> {
     if r.hosts == 0 {
         return Err(EngineError::invalid("hosts", "hosts must be at least 1"));
     }
-    let vocab = m.config.vocab as u32;
+    let vocab = config.vocab as u32;
     if let Some(bad) = r.context.iter().chain(&r.query).find(|&&t| t >= vocab) {
         return Err(EngineError::invalid("tokens", format!("token id {bad} is outside the vocabulary of {vocab}")));
     }
-    if r.scorer == Scorer::RetainingHeads && m.weights.retaining.is_none() {
+    if r.scorer == Scorer::RetainingHeads && has_retaining == Some(false) {
         return Err(EngineError::invalid("scorer", "scorer 'retaining-heads' needs a retaining-heads file; load one or use the query scorer"));
     }
     let total = r.context.len() + r.query.len() + r.max_new_tokens;
@@ -103,8 +106,16 @@ fn validate<B: Backend>(m: &Model<B>, r: &Request) -> Result<()> {
 
 /// The request checked and laid out: every host, emulated or real, plans from this.
 fn plan_request<B: Backend>(m: &Model<B>, r: &Request) -> Result<apb_plan::plan::Plan> {
-    validate(m, r)?;
-    Ok(apb_plan::plan(&plan_input(m, r))?)
+    validate(&m.config, Some(m.weights.retaining.is_some()), r)?;
+    Ok(apb_plan::plan(&plan_input(&m.config, r))?)
+}
+
+/// The request checked and laid out from the model's config alone, as every host will plan it:
+/// a caller (a server, a coordinator's client) refuses what the hosts would refuse before any
+/// of them starts.
+pub fn check_request(config: &ModelConfig, r: &Request) -> Result<apb_plan::plan::Plan> {
+    validate(config, None, r)?;
+    Ok(apb_plan::plan(&plan_input(config, r))?)
 }
 
 /// Device memory a request needs beyond the weights, in values, for the hosts that live on

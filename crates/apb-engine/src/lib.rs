@@ -26,6 +26,6 @@ pub mod weights;
 pub use config::{Architecture, Llama3Scaling, ModelConfig};
 pub use comm::Transfer;
 pub use control::{Cancel, Hooks, LayerDone};
-pub use engine::{generate, generate_controlled, generate_host, generate_host_reporting, generate_with, HostOutput, Output, Request};
+pub use engine::{check_request, generate, generate_controlled, generate_host, generate_host_reporting, generate_with, HostOutput, Output, Request};
 pub use error::{EngineError, Result};
 pub use model::Model;

@@ -134,6 +134,17 @@ fn config_of(c: &ConfigSpec) -> apb_engine::Result<ModelConfig> {
     Ok(config)
 }
 
+/// Checks a request against a model's config as every host will (the request's fields, then
+/// the planner's layout), with no weights loaded: a caller refuses what the hosts would.
+#[napi]
+pub fn check_request(config: ConfigSpec, spec: GenerateSpec) -> Result<()> {
+    guarded("checkRequest", move || {
+        let config = config_of(&config)?;
+        apb_engine::check_request(&config, &request_of(&spec)?)?;
+        Ok(())
+    })
+}
+
 fn entries_of(specs: &[TensorSpec]) -> apb_engine::Result<Vec<TensorEntry>> {
     specs
         .iter()

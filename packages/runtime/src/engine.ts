@@ -9,7 +9,7 @@ import { openModelDir, type ModelDir } from "./model-dir.js";
 import { resolveModel } from "./models.js";
 import { native } from "./native-errors.js";
 import { splitPrompt, type PromptTokens } from "./prompt.js";
-import { buildHostRequest, nativeSpec, type GenerateOptions, type HostRequest, type PrefillProgress, type Strategy } from "./request.js";
+import { buildHostRequest, configSpec, nativeSpec, type GenerateOptions, type HostRequest, type PrefillProgress, type Strategy } from "./request.js";
 import type { ChatMessage } from "./tokenizer.js";
 
 export const BACKENDS = ["cpu", "cuda"] as const;
@@ -76,7 +76,7 @@ export class Model {
         (token) =>
           NativeEngine.load(
             {
-              config: { ...dir.config, ropeScaling: dir.config.ropeScaling ?? undefined },
+              config: configSpec(dir.config),
               tensors: dir.tensors,
               ...(dir.retaining ? { retaining: dir.retaining.tensors } : {}),
               backend: options.backend ?? "cpu",

@@ -4,7 +4,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
-import { CONFIG_LIMITS, loadModel, openModelDir, readSafetensorsFile, RuntimeError, writeTinyGguf, writeTinyModel } from "./index.js";
+import { buildHostRequest, CONFIG_LIMITS, loadModel, openModelDir, readSafetensorsFile, RuntimeError, writeTinyGguf, writeTinyModel } from "./index.js";
 
 const freshDir = tempDirs("limits");
 
@@ -135,5 +135,21 @@ describe("non-finite weights", () => {
       const cols = target.shape.at(-1)!;
       expect((e as RuntimeError).message).toContain(`row ${Math.floor(index / cols)}, column ${index % cols}`);
     }
+  });
+});
+
+describe("layouts the hosts would refuse", () => {
+  it("are refused when the request is built, with the planner's code and words, before any weights load", async () => {
+    const dir = await freshDir();
+    await writeTinyModel(dir, { seed: freshSeed() });
+    const model = await openModelDir(dir);
+    const document = "The quick brown fox jumps over the lazy dog. ".repeat(2);
+    // A query longer than a block cannot sit in every host's anchor.
+    const query = "Which animal jumps over which other animal, and how quick is it? ".repeat(3);
+    expect(() => buildHostRequest(model, { document, query, strategy: "apb", hosts: 4 })).toThrow(expect.objectContaining({ code: "INFEASIBLE", path: "queryTokens" }));
+    // More hosts than tokens: there is no block for each.
+    expect(() => buildHostRequest(model, { document: "Hi.", query: "Who?", strategy: "ring", hosts: 64 })).toThrow(expect.objectContaining({ code: "INFEASIBLE", path: "hosts" }));
+    // The same prompt on fewer hosts is fine.
+    expect(buildHostRequest(model, { document: document.repeat(20), query: "Which animal jumps?", strategy: "apb", hosts: 2 }).request.hosts).toBe(2);
   });
 });

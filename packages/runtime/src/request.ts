@@ -1,7 +1,9 @@
 // A request as every host runs it: the prompt tokenized and split (prefix, document,
 // query), the strategy and its settings, sampling and stop ids. Emulated runs hand it to
 // the engine directly; a coordinator hands the same thing to every host of a group.
-import type { GenerateSpec } from "@apb/native";
+import { checkRequest, type ConfigSpec, type GenerateSpec } from "@apb/native";
+import type { EngineConfig } from "./config.js";
+import { fromNative } from "./native-errors.js";
 import { z } from "zod";
 import { DEFAULT_HOSTS, DEFAULT_MAX_TOKENS } from "./defaults.js";
 import { RuntimeError } from "./errors.js";
@@ -141,7 +143,19 @@ export function buildHostRequest(dir: ModelDir, options: GenerateOptions): { req
     topP: o.topP,
     seed: o.seed,
   };
+  // What every host would refuse (a layout the planner cannot make, a token outside the
+  // vocabulary) is refused here, before a group runs it and before any weights are read.
+  try {
+    checkRequest(configSpec(dir.config), nativeSpec(request));
+  } catch (e) {
+    throw fromNative(e);
+  }
   return { request, prompt };
+}
+
+/** The model's config as the addon takes it. */
+export function configSpec(config: EngineConfig): ConfigSpec {
+  return { ...config, ropeScaling: config.ropeScaling ?? undefined };
 }
 
 /**

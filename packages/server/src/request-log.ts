@@ -34,7 +34,7 @@ export function registerRequestLog(app: FastifyInstance, metrics: ServerMetrics)
       const n = noted.get(request);
       const outcome = n?.outcome ?? outcomeOf(reply.raw.statusCode, gone);
       if (route.startsWith("/v1/")) metrics.requests.inc({ route, outcome });
-      const line = { reqId: request.id, method: request.method, url: request.url, status: reply.raw.statusCode, ms: Math.round(performance.now() - start), outcome, code: n?.code ?? null };
+      const line = { method: request.method, url: request.url, status: reply.raw.statusCode, ms: Math.round(performance.now() - start), outcome, code: n?.code ?? null };
       if (outcome === "failed") request.log.error(line, "request failed");
       else request.log.info(line, "request done");
     });
