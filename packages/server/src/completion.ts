@@ -174,7 +174,8 @@ export class Completions {
         },
         (error: unknown) => {
           place.release(null);
-          throw error;
+          // The group says CANCELLED; why the server cancelled (a drain's SHUTDOWN) says more.
+          throw signal.aborted && signal.reason instanceof ServerError ? signal.reason : error;
         },
       );
     const finished = job.then((result) => {

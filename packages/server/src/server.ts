@@ -35,6 +35,8 @@ export class ApbServer {
   private closing: Promise<void> | null = null;
   /** Every request's job, so a drain that runs out of time can cancel what is left. */
   private readonly jobs = new Set<AbortController>();
+  /** Requests whose response is not done yet. */
+  private requests = 0;
 
   private constructor(
     readonly app: FastifyInstance,
@@ -60,12 +62,21 @@ export class ApbServer {
       // Refusals while draining are ours (SHUTDOWN, in the error envelope).
       return503OnClosing: false,
     }) as unknown as FastifyInstance;
+    // Fastify parses text/plain as a string by default; the API takes JSON only (415 otherwise).
+    app.removeContentTypeParser("text/plain");
     const metrics = new ServerMetrics();
     const server = new ApbServer(app, metrics, drainTimeoutMs);
     const admission = new Admission(maxQueue);
     const completions = new Completions(o.model.dir, o.group, admission, metrics, { strategy: o.strategy ?? "apb", defaultMaxTokens, groupWaitMs });
 
     registerRequestLog(app, metrics);
+    app.addHook("onRequest", async (_request, reply) => {
+      server.requests += 1;
+      reply.raw.once("close", () => {
+        server.requests -= 1;
+        if (server.draining) server.closeSpareConnections();
+      });
+    });
     app.addHook("onRequest", async (request) => {
       if (!request.url.startsWith("/v1/")) return;
       if (server.draining) throw new ServerError({ code: "SHUTDOWN", message: "the server is shutting down and takes no new requests" });
@@ -116,12 +127,23 @@ export class ApbServer {
           for (const job of this.jobs) job.abort(new ServerError({ code: "SHUTDOWN", message: "the server shut down before this request finished" }));
         }, this.drainTimeoutMs);
         try {
-          await this.app.close();
+          const closed = this.app.close();
+          this.closeSpareConnections();
+          await closed;
         } finally {
           clearTimeout(cut);
         }
       })();
     }
     return this.closing;
+  }
+
+  /**
+   * Once no request is in flight, closes the connections left: a keep-alive socket that
+   * carries no request (clients open spares) would otherwise hold close() until the client
+   * drops it, as node's closeIdleConnections leaves sockets that never carried a request.
+   */
+  private closeSpareConnections(): void {
+    if (this.requests === 0) this.app.server.closeAllConnections();
   }
 }
