@@ -32,6 +32,9 @@ describe("a client that disconnects", () => {
     await until("every token was sent", () => s.group.jobs[0]!.sent.length === s.group.tokens.length);
     client.abort();
     await until("the job's signal aborts", () => s.group.jobs[0]!.aborted);
+    // Counted and logged as cancelled, not as a failure of the server's.
+    await until("the request is logged", () => s.logs.some((l) => l.url === "/v1/chat/completions"));
+    expect(s.logs.find((l) => l.url === "/v1/chat/completions")).toMatchObject({ outcome: "cancelled", level: 30 });
   });
 
   it("takes its queued job out of the queue, and the running one goes on", async () => {

@@ -73,6 +73,35 @@ export interface RunEvents {
   onText(piece: string): void;
 }
 
+/** The runtime's names for what a request sets, as the request names it. */
+const REQUEST_FIELDS: Record<string, string> = {
+  maxTokens: "max_tokens",
+  temperature: "temperature",
+  topP: "top_p",
+  seed: "seed",
+  strategy: "apb.strategy",
+  hosts: "apb.strategy",
+  anchorTokens: "apb.anchor_tokens",
+  passingTokens: "apb.passing_tokens",
+  balanced: "apb.balanced",
+  scorer: "apb.scorer",
+  stopTokenIds: "apb.stop_token_ids",
+};
+
+/** Runs `f`, and gives an error it throws the path of the request's field (the runtime names its own options). */
+function inRequestTerms<T>(parts: PromptParts, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const o = e as { code?: unknown; message?: unknown; path?: unknown };
+    if (typeof o.code !== "string" || typeof o.message !== "string" || typeof o.path !== "string") throw e;
+    const head = o.path.split(/[.[]/)[0]!;
+    const field = head === "document" || head === "context" ? parts.fields.document : head === "query" || head === "queryTokens" ? parts.fields.query : REQUEST_FIELDS[head];
+    if (field === undefined) throw e;
+    throw new ServerError({ code: o.code as ServerError["code"], message: o.message, path: field });
+  }
+}
+
 export class Completions {
   constructor(
     private readonly dir: ModelDir,
@@ -87,7 +116,7 @@ export class Completions {
     const apb = s.apb ?? {};
     const stopTokenIds = s.ignore_eos ? [] : (apb.stop_token_ids ?? this.dir.config.eosTokenIds);
     const asked = s.max_tokens ?? s.max_completion_tokens ?? null;
-    const { request, prompt } = buildHostRequest(this.dir, {
+    const { request, prompt } = inRequestTerms(parts, () => buildHostRequest(this.dir, {
       document: parts.document,
       query: parts.query,
       ...(parts.messages.length ? { messages: parts.messages } : {}),
@@ -105,7 +134,7 @@ export class Completions {
       stopTokenIds,
       // Checked below, once max_tokens is known.
       allowLongPrompt: true,
-    });
+    }));
     const worldSize = this.group.status().worldSize;
     if (request.hosts !== worldSize) {
       // Full attention plans one host; a group runs every job on all of its hosts.
@@ -118,7 +147,7 @@ export class Completions {
     const promptTokens = prompt.prefix.length + prompt.document.length + prompt.query.length;
     // Without max_tokens the answer may run to the model's last position, up to the server's default.
     const maxTokens = asked ?? Math.max(1, Math.min(this.settings.defaultMaxTokens, this.dir.config.maxPositions - promptTokens));
-    if (!apb.allow_long_prompt) checkPromptLength(this.dir.config.maxPositions, prompt, maxTokens);
+    if (!apb.allow_long_prompt) inRequestTerms(parts, () => checkPromptLength(this.dir.config.maxPositions, prompt, maxTokens));
     const stops = s.stop == null ? [] : typeof s.stop === "string" ? [s.stop] : s.stop;
     return { request: { ...request, maxTokens }, prompt, stops };
   }

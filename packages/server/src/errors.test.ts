@@ -74,12 +74,17 @@ describe("a request the server refuses", () => {
     expect(await refusal(await s.post("/v1/chat/completions", chatBody({ apb: { strategy: "full" } })))).toMatchObject({ status: 400, code: "INVALID_INPUT", param: "apb.strategy" });
   });
 
-  it("with an empty apb.document gets 400", async () => {
-    expect(await refusal(await s.post("/v1/chat/completions", chatBody({ apb: { document: "", query: "Q?" } })))).toMatchObject({ status: 400, code: "INVALID_INPUT" });
+  it("with an empty apb.document gets 400 naming apb.document", async () => {
+    expect(await refusal(await s.post("/v1/chat/completions", chatBody({ apb: { document: "", query: "Q?" } })))).toMatchObject({ status: 400, code: "INVALID_INPUT", param: "apb.document" });
   });
 
-  it("longer than the model's positions gets 400 PROMPT_TOO_LONG", async () => {
-    expect(await refusal(await s.post("/v1/completions", completionBody({ max_tokens: 1_000_000 })))).toMatchObject({ status: 400, code: "PROMPT_TOO_LONG" });
+  it("longer than the model's positions gets 400 PROMPT_TOO_LONG naming the prompt", async () => {
+    expect(await refusal(await s.post("/v1/completions", completionBody({ max_tokens: 1_000_000 })))).toMatchObject({ status: 400, code: "PROMPT_TOO_LONG", param: "prompt" });
+  });
+
+  it("whose question does not fit in a host's anchor gets 400 INFEASIBLE naming the message", async () => {
+    const messages = [{ role: "system", content: "Be brief." }, { role: "user", content: "A short document.\n\nA question that is longer than the document is?" }];
+    expect(await refusal(await s.post("/v1/chat/completions", chatBody({ messages })))).toMatchObject({ status: 400, code: "INFEASIBLE", param: "messages[1].content" });
   });
 
   it("never reaches the group", () => {

@@ -56,6 +56,9 @@ describe("a job the group fails", () => {
     const pieces = data.slice(0, -1).map((d) => JSON.parse(d) as { choices: { delta: { content?: string } }[] });
     expect(pieces.map((p) => p.choices[0]!.delta.content ?? "").join("")).toBe(" Stone, old stone.");
     expect(JSON.parse(data.at(-1)!)).toEqual({ error: { ...LOST, path: "", type: "service_unavailable_error", param: null } });
+    // Counted as a non-streamed HOST_LOST is: the hosts are not there (503), not a failure of the server's.
+    await until("the request is logged", () => s.logs.some((l) => l.url === "/v1/chat/completions"));
+    expect(s.logs.find((l) => l.url === "/v1/chat/completions")).toMatchObject({ outcome: "unavailable", code: "HOST_LOST" });
   });
 
   it("makes the openai client's stream raise with the group's message", async () => {

@@ -50,6 +50,7 @@ describe("a chat request's prompt", () => {
         { role: "assistant", content: "Hello." },
       ],
       chatTemplate: true,
+      fields: { document: "messages[3].content", query: "messages[3].content" },
     });
   });
 
@@ -59,7 +60,7 @@ describe("a chat request's prompt", () => {
 
   it("takes apb.document and apb.query over the user message", () => {
     const parts = chatPrompt(chat([{ role: "user", content: "no blank line here" }], { document: "The doc.", query: "The question?" }));
-    expect(parts).toMatchObject({ document: "The doc.", query: "The question?", messages: [] });
+    expect(parts).toMatchObject({ document: "The doc.", query: "The question?", messages: [], fields: { document: "apb.document", query: "apb.query" } });
   });
 
   it("refuses apb.document without apb.query, and the reverse, naming the missing one", () => {
@@ -82,7 +83,7 @@ describe("a chat request's prompt", () => {
 describe("a completion request's prompt", () => {
   it("is the text as written, split at its last blank line, without the chat template", () => {
     const body: CompletionRequest = { model: MODEL_ID, prompt: [`${DOCUMENT}\n\n${QUESTION}`] };
-    expect(completionPrompt(body)).toEqual({ document: DOCUMENT, query: QUESTION, messages: [], chatTemplate: false });
+    expect(completionPrompt(body)).toEqual({ document: DOCUMENT, query: QUESTION, messages: [], chatTemplate: false, fields: { document: "prompt", query: "prompt" } });
   });
 });
 

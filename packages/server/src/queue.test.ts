@@ -58,3 +58,15 @@ describe("the queue", () => {
     expect(await (await first).text()).toContain("data: [DONE]");
   });
 });
+
+describe("a refused request", () => {
+  it("takes no place in the queue", async () => {
+    const s = await startServer(tiny.dir, { maxQueue: 0 });
+    for (let i = 0; i < 3; i++) {
+      const res = await s.post("/v1/chat/completions", chatBody({ messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "A short document.\n\nA question that is longer than the document is?" }] }));
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as ErrorEnvelope).error.code).toBe("INFEASIBLE");
+    }
+    expect((await s.post("/v1/chat/completions", chatBody())).status).toBe(200);
+  });
+});

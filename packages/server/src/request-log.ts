@@ -16,13 +16,18 @@ export function noteOutcome(request: FastifyRequest, code: string, outcome: Metr
   noted.set(request, { code, outcome });
 }
 
-function outcomeOf(status: number, clientGone: boolean): MetricOutcome {
-  if (clientGone) return "cancelled";
+/** A response's outcome by its status (499: the client went away). */
+export function outcomeOfStatus(status: number): MetricOutcome {
+  if (status === 499) return "cancelled";
   if (status < 400) return "ok";
   if (status === 401) return "unauthorized";
   if (status === 429) return "busy";
   if (status === 503) return "unavailable";
   return status >= 500 ? "failed" : "client_error";
+}
+
+function outcomeOf(status: number, clientGone: boolean): MetricOutcome {
+  return clientGone ? "cancelled" : outcomeOfStatus(status);
 }
 
 export function registerRequestLog(app: FastifyInstance, metrics: ServerMetrics): void {

@@ -12,7 +12,7 @@ import { ServerMetrics } from "./metrics.js";
 import type { ServerOptions } from "./options.js";
 import { registerCompletionRoutes } from "./routes/completions.js";
 import { registerInfoRoutes } from "./routes/info.js";
-import { noteOutcome, registerRequestLog } from "./request-log.js";
+import { noteOutcome, outcomeOfStatus, registerRequestLog } from "./request-log.js";
 
 const ROUTES = "POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics";
 
@@ -85,7 +85,7 @@ export class ApbServer {
     app.setErrorHandler((error, request, reply) => {
       const { data, status, internal } = asErrorData(error);
       if (internal) request.log.error({ err: error }, internal);
-      noteOutcome(request, data.code, status === 499 ? "cancelled" : status >= 500 ? (status === 503 ? "unavailable" : "failed") : status === 429 ? "busy" : status === 401 ? "unauthorized" : "client_error");
+      noteOutcome(request, data.code, outcomeOfStatus(status));
       const retryAfterS = (error as { retryAfterS?: number }).retryAfterS;
       if (retryAfterS !== undefined) reply.header("retry-after", String(retryAfterS));
       else if (status === 503) reply.header("retry-after", "5");

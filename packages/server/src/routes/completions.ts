@@ -10,7 +10,7 @@ import { chatPrompt, completionPrompt, type PromptParts } from "../prompt.js";
 import { parseBody } from "../request-body.js";
 import { ChatRequestSchema, CompletionRequestSchema } from "../schema.js";
 import { EventStream } from "../sse.js";
-import { noteOutcome } from "../request-log.js";
+import { noteOutcome, outcomeOfStatus } from "../request-log.js";
 
 /** How one endpoint words its responses. */
 interface Shape {
@@ -105,8 +105,9 @@ async function serve(ctx: CompletionRoutes, request: FastifyRequest, reply: Fast
     outcome = await ctx.completions.run(prepared, { onStart, onText }, controller.signal, arrivedAt);
   } catch (e) {
     if (!started) throw e;
-    const { data } = asErrorData(e);
-    noteOutcome(request, data.code, "failed");
+    // Counted as the same error would be before the stream began (a client gone, hosts lost).
+    const { data, status } = asErrorData(e);
+    noteOutcome(request, data.code, outcomeOfStatus(status));
     stream.fail(errorBody(data));
     return;
   }
