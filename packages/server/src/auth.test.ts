@@ -36,6 +36,15 @@ describe("with an API key", () => {
     expect((await fetch(`${s.url}/v1/models`, { headers: { authorization: `bearer ${API_KEY}` } })).status).toBe(200);
   });
 
+  it("a path that spells /v1/ with percent-escapes still needs the key", async () => {
+    // The router decodes "%76" to "v": the key is checked on the route, not on the raw URL.
+    const jobs = s.group.jobs.length;
+    expect((await fetch(`${s.url}/%761/models`)).status).toBe(401);
+    const res = await s.post("/%761/chat/completions", chatBody());
+    expect(res.status).toBe(401);
+    expect(s.group.jobs).toHaveLength(jobs);
+  });
+
   it("/health and /metrics stay open, for probes and scrapers", async () => {
     expect((await fetch(`${s.url}/health`)).status).toBe(200);
     expect((await fetch(`${s.url}/metrics`)).status).toBe(200);

@@ -1,6 +1,6 @@
 import { httpStatusOf } from "@apb/errors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chatBody, closeServers, completionBody, MODEL_ID, startServer, tinyModel, type ErrorEnvelope, type Running, type TinyModel } from "./server.test-helper.js";
+import { chatBody, closeServers, completionBody, MODEL_ID, startServer, tinyModel, until, type ErrorEnvelope, type Running, type TinyModel } from "./server.test-helper.js";
 
 let tiny: TinyModel;
 let s: Running;
@@ -94,5 +94,11 @@ describe("a request the server refuses", () => {
   it("with unknown top-level fields is answered, and the fields are logged", async () => {
     expect((await s.post("/v1/chat/completions", chatBody({ store: false, metadata: {} }))).status).toBe(200);
     expect(s.logs.some((l) => JSON.stringify(l.ignored) === JSON.stringify(["store", "metadata"]))).toBe(true);
+  });
+
+  it("is logged once, by the server's own line (fastify's request lines are off)", async () => {
+    await until("every request is logged", () => s.logs.filter((l) => l.msg === "request done").length >= 20);
+    expect(s.logs.some((l) => l.msg === "incoming request" || l.msg === "request completed")).toBe(false);
+    expect(s.logs.find((l) => l.msg === "request done" && l.code === "UNKNOWN_MODEL")).toMatchObject({ method: "POST", url: "/v1/chat/completions", status: 404, outcome: "client_error" });
   });
 });

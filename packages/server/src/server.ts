@@ -2,7 +2,7 @@
 // per request, and a drain on close. It runs jobs on a group it is given and knows nothing of
 // how the group was started (local workers or remote ones).
 import type { AddressInfo } from "node:net";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
 import { Admission } from "./admission.js";
 import { checkApiKey } from "./auth.js";
@@ -56,7 +56,8 @@ export class ApbServer {
     const app = Fastify({
       loggerInstance: logger,
       bodyLimit: maxBodyBytes,
-      disableRequestLogging: true,
+      // One line per request is ours (request-log.ts); fastify's own are off.
+      logController: new LogController({ disableRequestLogging: true }),
       // A prefill of 1M tokens takes minutes: no timeout of node's cuts a request short.
       requestTimeout: 0,
       // Refusals while draining are ours (SHUTDOWN, in the error envelope).
@@ -78,7 +79,8 @@ export class ApbServer {
       });
     });
     app.addHook("onRequest", async (request) => {
-      if (!request.url.startsWith("/v1/")) return;
+      // The route, not the raw URL: the router decodes percent-escapes ("/%761/models" is GET /v1/models).
+      if (!(request.routeOptions.url ?? request.url).startsWith("/v1/")) return;
       if (server.draining) throw new ServerError({ code: "SHUTDOWN", message: "the server is shutting down and takes no new requests" });
       if (o.apiKey) checkApiKey(request.headers.authorization, o.apiKey);
     });
