@@ -56,6 +56,15 @@ describe("a whole (non-streamed) answer", () => {
     expect(s.group.jobs[1]!.spec).toMatchObject({ stopTokenIds: [], strategy: "star" });
   });
 
+  it("takes max_completion_tokens when max_tokens is not given, and otherwise what the model's positions leave, up to defaultMaxTokens", async () => {
+    const s = await startServer(tiny.dir, { defaultMaxTokens: 50, groupWaitMs: 1234 });
+    await s.post("/v1/chat/completions", chatBody({ max_tokens: undefined, max_completion_tokens: 9 }));
+    await s.post("/v1/chat/completions", chatBody({ max_tokens: undefined }));
+    expect(s.group.jobs.map((j) => j.spec.maxTokens)).toEqual([9, 50]);
+    // How long a job may wait for the group to form.
+    expect(s.group.jobs[0]!.io.groupTimeoutMs).toBe(1234);
+  });
+
   it("reports apb's layout and timings: every host's, and the slowest prefill", async () => {
     const s = await startServer(tiny.dir);
     const body = (await (await s.post("/v1/chat/completions", chatBody())).json()) as Answer;

@@ -64,6 +64,10 @@ describe("a request the server refuses", () => {
     expect(await refusal(await s.post("/v1/chat/completions", chatBody({ model: "gpt-4o" })))).toMatchObject({ status: 404, code: "UNKNOWN_MODEL", param: "model", type: "not_found_error" });
   });
 
+  it("for another model gets 404 even when its prompt could not be split", async () => {
+    expect(await refusal(await s.post("/v1/completions", completionBody({ model: "gpt-4o", prompt: "one paragraph" })))).toMatchObject({ status: 404, code: "UNKNOWN_MODEL" });
+  });
+
   it("to an unknown route gets 404 UNKNOWN_ROUTE", async () => {
     const e = await refusal(await fetch(`${s.url}/v2/x`));
     expect(e).toMatchObject({ status: 404, code: "UNKNOWN_ROUTE" });

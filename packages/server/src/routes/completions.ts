@@ -47,22 +47,31 @@ export interface CompletionRoutes {
 
 export function registerCompletionRoutes(app: FastifyInstance, ctx: CompletionRoutes): void {
   app.post("/v1/chat/completions", (request, reply) =>
-    serve(ctx, request, reply, CHAT, (body) => chatPrompt(parseBody(ChatRequestSchema, body, request.log))),
+    serve(ctx, request, reply, CHAT, (raw) => {
+      const body = parseBody(ChatRequestSchema, raw, request.log);
+      return { body, prompt: () => chatPrompt(body) };
+    }),
   );
   app.post("/v1/completions", (request, reply) =>
-    serve(ctx, request, reply, TEXT, (body) => completionPrompt(parseBody(CompletionRequestSchema, body, request.log))),
+    serve(ctx, request, reply, TEXT, (raw) => {
+      const body = parseBody(CompletionRequestSchema, raw, request.log);
+      return { body, prompt: () => completionPrompt(body) };
+    }),
   );
 }
 
 type Body = z.infer<typeof ChatRequestSchema> | z.infer<typeof CompletionRequestSchema>;
 
-async function serve(ctx: CompletionRoutes, request: FastifyRequest, reply: FastifyReply, shape: Shape, promptOf: (body: unknown) => PromptParts) {
+/** The body checked against its schema, and its prompt (read once the model is known to be ours). */
+type Parse = (raw: unknown) => { body: Body; prompt(): PromptParts };
+
+async function serve(ctx: CompletionRoutes, request: FastifyRequest, reply: FastifyReply, shape: Shape, parse: Parse) {
   const arrivedAt = performance.now();
-  const parts = promptOf(request.body);
-  const body = request.body as Body;
+  const { body, prompt } = parse(request.body);
   if (body.model !== ctx.modelId) {
     throw new ServerError({ code: "UNKNOWN_MODEL", path: "model", message: `model '${body.model}' is not served here; this server serves '${ctx.modelId}' (GET /v1/models)` });
   }
+  const parts = prompt();
   const prepared = ctx.completions.prepare(parts, body as Sampling);
   const id = `${shape.idPrefix}${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
