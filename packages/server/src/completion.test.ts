@@ -48,6 +48,14 @@ describe("a whole (non-streamed) answer", () => {
     expect(body.usage.completion_tokens).toBe(ids.length);
   });
 
+  it("finishes by stop when the last id is one of apb.stop_token_ids", async () => {
+    const ids = [...idsOf(tiny.dir, " Stone"), 100];
+    const s = await startServer(tiny.dir, { tokens: ids });
+    const body = (await (await s.post("/v1/completions", completionBody({ apb: { stop_token_ids: [100] } }))).json()) as Answer;
+    expect(body.choices[0]!.finish_reason).toBe("stop");
+    expect(s.group.jobs[0]!.spec.stopTokenIds).toEqual([100]);
+  });
+
   it("sends the group the request's sampling and the model's end-of-sequence ids", async () => {
     const s = await startServer(tiny.dir);
     await s.post("/v1/completions", completionBody({ max_tokens: 7, temperature: 0.5, top_p: 0.9, seed: 42 }));

@@ -29,6 +29,10 @@ describe("a request the server refuses", () => {
     expect(await refusal(await s.post("/v1/chat/completions", '{"model": "x", '))).toMatchObject({ status: 400, code: "INVALID_JSON", type: "invalid_request_error" });
   });
 
+  it("with an empty JSON body gets 400 INVALID_JSON", async () => {
+    expect(await refusal(await s.post("/v1/chat/completions", ""))).toMatchObject({ status: 400, code: "INVALID_JSON" });
+  });
+
   it("with a body that is not a JSON object gets 400 WRONG_TYPE", async () => {
     expect(await refusal(await s.post("/v1/chat/completions", "[1, 2]"))).toMatchObject({ status: 400, code: "WRONG_TYPE" });
   });
@@ -49,7 +53,8 @@ describe("a request the server refuses", () => {
     ["logprobs true", chatBody({ logprobs: true }), "OUT_OF_RANGE", "logprobs"],
     ["apb.strategy nope", chatBody({ apb: { strategy: "nope" } }), "OUT_OF_RANGE", "apb.strategy"],
     ["an unknown field in apb", chatBody({ apb: { stratgy: "apb" } }), "UNKNOWN_FIELD", "apb.stratgy"],
-    ["a prompt as token ids", completionBody({ prompt: [1, 2, 3] }), "OUT_OF_RANGE", "prompt"],
+    ["a prompt as token ids", completionBody({ prompt: [1, 2, 3] }), "WRONG_TYPE", "prompt[0]"],
+    ["two prompts", completionBody({ prompt: ["a\n\nb?", "c\n\nd?"] }), "OUT_OF_RANGE", "prompt"],
   ];
   for (const [what, body, code, field] of invalid) {
     it(`with ${what} gets 400 ${code} naming ${field}`, async () => {

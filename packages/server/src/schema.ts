@@ -62,9 +62,16 @@ export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
 export const CompletionRequestSchema = z.object({
   ...common,
-  prompt: z.union([z.string(), z.array(z.string()).length(1, { error: "must hold one prompt: apb answers one per request" })], {
-    error: "must be the prompt as text (token arrays are not supported)",
-  }),
+  prompt: z.union(
+    [
+      z.string(),
+      // The count is checked once every element is text, so token ids are refused as such.
+      z
+        .array(z.string({ error: "must be the prompt as text (token arrays are not supported)" }))
+        .refine((prompts) => prompts.length === 1, { error: "must hold one prompt: apb answers one per request", when: (p) => p.issues.length === 0 }),
+    ],
+    { error: "must be the prompt as text (token arrays are not supported)" },
+  ),
   echo: z.literal(false, { error: "is not supported: leave it out" }).nullable().optional(),
   suffix: z.null({ error: "is not supported: leave it out" }).optional(),
   best_of: z.literal(1, { error: "must be 1" }).nullable().optional(),
