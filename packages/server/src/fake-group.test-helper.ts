@@ -28,6 +28,8 @@ export interface JobPlan {
   fail?: { code: string; message: string };
   /** Fail at once, before any progress or token (as a group that never formed). */
   failFirst?: boolean;
+  /** Send no progress and stream no token: the ids come only in the result. */
+  quiet?: boolean;
 }
 
 export interface FakeJob {
@@ -141,9 +143,9 @@ export class FakeGroup implements JobGroup {
       if (signal?.aborted) throw new FakeGroupError("CANCELLED", "the caller cancelled the job");
       if (plan.fail && plan.failFirst) throw new FakeGroupError(plan.fail.code, plan.fail.message);
       job.started = true;
-      io.onProgress?.({ rank: 0, phase: "prefill", done: 1, total: 1 });
+      if (!plan.quiet) io.onProgress?.({ rank: 0, phase: "prefill", done: 1, total: 1 });
       const ids = plan.tokens ?? this.tokens;
-      for (const id of ids) {
+      for (const id of plan.quiet ? [] : ids) {
         // One token per turn of the event loop, as they arrive from hosts.
         await new Promise((resolve) => setImmediate(resolve));
         if (signal?.aborted) throw new FakeGroupError("CANCELLED", "the caller cancelled the job");

@@ -60,4 +60,26 @@ describe("a streamed answer (server-sent events)", () => {
     expect(chunks.map((c) => c.choices[0]!.text).join("")).toBe(" Made of stone");
     expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe("length");
   });
+
+  it("of a job that streamed nothing (its ids only in the result) still has the text and [DONE]", async () => {
+    const s = await startServer(tiny.dir, { tokens: idsOf(tiny.dir, " Quiet stone") });
+    s.group.next({ quiet: true });
+    const res = await s.post("/v1/chat/completions", chatBody({ stream: true }));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const data = sseData(await res.text());
+    expect(data.at(-1)).toBe("[DONE]");
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d) as Chunk);
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("")).toBe(" Quiet stone");
+  });
+
+  it("never shows half a character: a character split over byte tokens arrives whole", async () => {
+    const ids = idsOf(tiny.dir, " café ☕ naïve");
+    expect(ids.length).toBeGreaterThan(" café ☕ naïve".length);
+    const s = await startServer(tiny.dir, { tokens: ids });
+    const data = sseData(await (await s.post("/v1/completions", completionBody({ stream: true }))).text());
+    const pieces = data.slice(0, -1).map((d) => (JSON.parse(d) as Chunk).choices[0]!.text!);
+    expect(pieces.join("")).toBe(" café ☕ naïve");
+    expect(pieces.some((p) => p.includes("\uFFFD"))).toBe(false);
+  });
 });

@@ -106,6 +106,8 @@ async function serve(ctx: CompletionRoutes, request: FastifyRequest, reply: Fast
     }
   };
   const onText = (piece: string) => {
+    // A job may end without having streamed (its ids only in the result): the stream opens now.
+    if (!started) onStart();
     stream.send({ ...chunk, choices: [shape.chunkChoice(piece, null, first)] });
     first = false;
   };
@@ -120,6 +122,7 @@ async function serve(ctx: CompletionRoutes, request: FastifyRequest, reply: Fast
     stream.fail(errorBody(data));
     return;
   }
+  if (!started) onStart();
   stream.send({ ...chunk, choices: [shape.chunkChoice("", outcome.finishReason, false)], apb: outcome.apb });
   const includeUsage = "stream_options" in body && body.stream_options?.include_usage === true;
   if (includeUsage) stream.send({ ...chunk, choices: [], usage: outcome.usage });
