@@ -84,4 +84,27 @@ describe("a job the group fails", () => {
     expect((e as APIError).status).toBe(503);
     expect((e as APIError).code).toBe("HOST_LOST");
   });
+
+  it("that fails with an unexpected error answers 500 INTERNAL without its details, and logs them", async () => {
+    const s = await startServer(tiny.dir);
+    s.group.next({ crash: new TypeError("cannot read properties of undefined (secret detail)") });
+    const res = await s.post("/v1/chat/completions", chatBody());
+    expect(res.status).toBe(500);
+    const body = (await res.json()) as ErrorEnvelope;
+    expect(body.error).toMatchObject({ code: "INTERNAL", type: "server_error" });
+    expect(body.error.message).not.toContain("secret detail");
+    expect(s.logs.some((l) => l.level === 50 && String(l.msg).includes("secret detail"))).toBe(true);
+  });
+
+  it("that fails with an unexpected error mid-stream sends INTERNAL without its details, and logs them", async () => {
+    const s = await startServer(tiny.dir);
+    s.group.next({ crash: new TypeError("cannot read properties of undefined (secret detail)") });
+    const data = sseData(await (await s.post("/v1/chat/completions", chatBody({ stream: true }))).text());
+    const last = JSON.parse(data.at(-1)!) as ErrorEnvelope;
+    expect(last.error).toMatchObject({ code: "INTERNAL", type: "server_error" });
+    expect(last.error.message).not.toContain("secret detail");
+    await until("the error is logged", () => s.logs.some((l) => l.level === 50 && String(l.msg).includes("secret detail")));
+    await until("the request is logged", () => s.logs.some((l) => l.msg === "request failed"));
+    expect(s.logs.find((l) => l.msg === "request failed")).toMatchObject({ outcome: "failed", code: "INTERNAL" });
+  });
 });

@@ -30,6 +30,8 @@ export interface JobPlan {
   failFirst?: boolean;
   /** Send no progress and stream no token: the ids come only in the result. */
   quiet?: boolean;
+  /** End by throwing this (a bug's error, with no code), after the tokens. */
+  crash?: Error;
 }
 
 export interface FakeJob {
@@ -154,6 +156,7 @@ export class FakeGroup implements JobGroup {
       }
       if (plan.hold) await released;
       if (plan.fail) throw new FakeGroupError(plan.fail.code, plan.fail.message);
+      if (plan.crash) throw plan.crash;
       const worldSize = this.snapshot.worldSize;
       return {
         jobId: `job-${this.jobs.indexOf(job) + 1}`,

@@ -117,7 +117,9 @@ async function serve(ctx: CompletionRoutes, request: FastifyRequest, reply: Fast
   } catch (e) {
     if (!started) throw e;
     // Counted as the same error would be before the stream began (a client gone, hosts lost).
-    const { data, status } = asErrorData(e);
+    const { data, status, internal } = asErrorData(e);
+    // As the error handler does for a response: a bug's details go to the log, not the client.
+    if (internal) request.log.error({ err: e }, internal);
     noteOutcome(request, data.code, outcomeOfStatus(status));
     stream.fail(errorBody(data));
     return;
