@@ -33,6 +33,21 @@ describe("close() drains", () => {
     expect(s.group.jobs[0]!.aborted).toBe(false);
   });
 
+  it("letting queued requests run after the running one", async () => {
+    const s = await startServer(tiny.dir, { drainTimeoutMs: 60_000, maxQueue: 1 });
+    s.group.next({ hold: true });
+    const running = s.post("/v1/chat/completions", chatBody());
+    await until("the first job runs", () => s.group.jobs[0]?.started === true);
+    const queued = s.post("/v1/chat/completions", chatBody());
+    await until("the second job is queued", () => s.group.jobs.length === 2);
+    const closing = s.server.close();
+    s.group.jobs[0]!.release();
+    expect((await running).status).toBe(200);
+    expect((await queued).status).toBe(200);
+    await closing;
+    expect(s.group.jobs.map((j) => j.ended)).toEqual(["resolved", "resolved"]);
+  });
+
   it("answering /health with 503 draining and a request on an open connection with 503 SHUTDOWN", async () => {
     const s = await startServer(tiny.dir, { drainTimeoutMs: 60_000 });
     s.group.next({ hold: true });

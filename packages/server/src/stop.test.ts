@@ -43,4 +43,15 @@ describe("a request's stop strings", () => {
     const body = (await (await s.post("/v1/completions", completionBody({ stop: "zzz" }))).json()) as { choices: { text: string; finish_reason: string }[] };
     expect(body.choices[0]).toMatchObject({ text: " Stone.", finish_reason: "length" });
   });
+
+  it("leave the answer as it was when the job fails after it ended", async () => {
+    const s = await startServer(tiny.dir, { tokens: idsOf(tiny.dir, " Stone. END") });
+    s.group.next({ hold: true, fail: { code: "HOST_LOST", message: "host 0 (pid 7 on node0) stopped answering" } });
+    const body = (await (await s.post("/v1/completions", completionBody({ stop: "END" }))).json()) as { choices: { text: string; finish_reason: string }[] };
+    expect(body.choices[0]).toMatchObject({ text: " Stone. ", finish_reason: "stop" });
+    s.group.jobs[0]!.release();
+    await until("the job ends", () => s.group.jobs[0]!.ended === "rejected");
+    // The place the job held is free again.
+    expect((await s.post("/v1/completions", completionBody())).status).toBe(200);
+  });
 });
