@@ -91,6 +91,11 @@ describe("a request the server refuses", () => {
     expect(await refusal(await s.post("/v1/completions", completionBody({ max_tokens: 1_000_000 })))).toMatchObject({ status: 400, code: "PROMPT_TOO_LONG", param: "prompt" });
   });
 
+  it("with an apb setting the layout cannot take gets 400 naming it as the request does", async () => {
+    expect(await refusal(await s.post("/v1/chat/completions", chatBody({ apb: { anchor_tokens: 100_000 } })))).toMatchObject({ status: 400, code: "OUT_OF_RANGE", param: "apb.anchor_tokens" });
+    expect(await refusal(await s.post("/v1/chat/completions", chatBody({ apb: { strategy: "ring", passing_tokens: 4 } })))).toMatchObject({ status: 400, param: "apb.passing_tokens" });
+  });
+
   it("whose question does not fit in a host's anchor gets 400 INFEASIBLE naming the message", async () => {
     const messages = [{ role: "system", content: "Be brief." }, { role: "user", content: "A short document.\n\nA question that is longer than the document is?" }];
     expect(await refusal(await s.post("/v1/chat/completions", chatBody({ messages })))).toMatchObject({ status: 400, code: "INFEASIBLE", param: "messages[1].content" });
