@@ -58,4 +58,20 @@ describe("a client that disconnects", () => {
     expect((await first).status).toBe(200);
     expect((await third).status).toBe(200);
   });
+
+  it("takes its queued streamed job out of the queue before its stream began", async () => {
+    const s = await startServer(tiny.dir, { maxQueue: 1 });
+    s.group.next({ hold: true });
+    const first = s.post("/v1/chat/completions", chatBody());
+    await until("the first job runs", () => s.group.jobs[0]?.started === true);
+    const client = new AbortController();
+    const second = s.post("/v1/chat/completions", chatBody({ stream: true }), {}, client.signal).catch((e: unknown) => e);
+    await until("the second job is queued", () => s.group.jobs.length === 2);
+    client.abort();
+    expect(await second).toBeInstanceOf(Error);
+    await until("the queued job ends", () => s.group.jobs[1]!.ended === "rejected");
+    expect(s.group.jobs[1]!.started).toBe(false);
+    s.group.jobs[0]!.release();
+    expect((await first).status).toBe(200);
+  });
 });

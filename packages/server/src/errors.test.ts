@@ -53,6 +53,10 @@ describe("a request the server refuses", () => {
     ["logprobs true", chatBody({ logprobs: true }), "OUT_OF_RANGE", "logprobs"],
     ["apb.strategy nope", chatBody({ apb: { strategy: "nope" } }), "OUT_OF_RANGE", "apb.strategy"],
     ["an unknown field in apb", chatBody({ apb: { stratgy: "apb" } }), "UNKNOWN_FIELD", "apb.stratgy"],
+    ["an image part", chatBody({ messages: [{ role: "user", content: [{ type: "text", text: "D.\n\nQ?" }, { type: "image_url", image_url: { url: "x" } }] }] }), "OUT_OF_RANGE", "messages[0].content[1].type"],
+    ["tools", chatBody({ tools: [{ type: "function", function: { name: "f" } }] }), "OUT_OF_RANGE", "tools"],
+    ["a JSON response_format", chatBody({ response_format: { type: "json_object" } }), "OUT_OF_RANGE", "response_format.type"],
+    ["an empty stop string", chatBody({ stop: "" }), "OUT_OF_RANGE", "stop"],
     ["a prompt as token ids", completionBody({ prompt: [1, 2, 3] }), "WRONG_TYPE", "prompt[0]"],
     ["two prompts", completionBody({ prompt: ["a\n\nb?", "c\n\nd?"] }), "OUT_OF_RANGE", "prompt"],
   ];
