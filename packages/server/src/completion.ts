@@ -84,7 +84,6 @@ const REQUEST_FIELDS: Record<string, string> = {
   anchorTokens: "apb.anchor_tokens",
   passingTokens: "apb.passing_tokens",
   balanced: "apb.balanced",
-  scorer: "apb.scorer",
   stopTokenIds: "apb.stop_token_ids",
 };
 
@@ -115,6 +114,11 @@ export class Completions {
   prepare(parts: PromptParts, s: Sampling): Prepared {
     const apb = s.apb ?? {};
     const stopTokenIds = s.ignore_eos ? [] : (apb.stop_token_ids ?? this.dir.config.eosTokenIds);
+    const vocab = this.dir.config.vocab;
+    const outside = stopTokenIds.findIndex((id) => id >= vocab);
+    if (outside >= 0) {
+      throw new ServerError({ code: "OUT_OF_RANGE", path: `apb.stop_token_ids[${outside}]`, message: `apb.stop_token_ids[${outside}] is ${stopTokenIds[outside]}, outside the model's vocabulary of ${vocab} ids` });
+    }
     const asked = s.max_tokens ?? s.max_completion_tokens ?? null;
     const { request, prompt } = inRequestTerms(parts, () => buildHostRequest(this.dir, {
       document: parts.document,
@@ -126,7 +130,6 @@ export class Completions {
       ...(apb.anchor_tokens !== undefined ? { anchorTokens: apb.anchor_tokens } : {}),
       ...(apb.passing_tokens !== undefined ? { passingTokens: apb.passing_tokens } : {}),
       ...(apb.balanced !== undefined ? { balanced: apb.balanced } : {}),
-      ...(apb.scorer !== undefined ? { scorer: apb.scorer } : {}),
       maxTokens: asked ?? 0,
       temperature: s.temperature ?? 0,
       topP: s.top_p ?? 1,

@@ -59,6 +59,8 @@ describe("a request the server refuses", () => {
     ["an empty stop string", chatBody({ stop: "" }), "OUT_OF_RANGE", "stop"],
     ["a prompt as token ids", completionBody({ prompt: [1, 2, 3] }), "WRONG_TYPE", "prompt[0]"],
     ["two prompts", completionBody({ prompt: ["a\n\nb?", "c\n\nd?"] }), "OUT_OF_RANGE", "prompt"],
+    ["a stop token id outside the vocabulary", chatBody({ apb: { stop_token_ids: [1, 10_000_000] } }), "OUT_OF_RANGE", "apb.stop_token_ids[1]"],
+    ["a scorer (the hosts of a server have no retaining heads)", chatBody({ apb: { scorer: "retaining-heads" } }), "UNKNOWN_FIELD", "apb.scorer"],
   ];
   for (const [what, body, code, field] of invalid) {
     it(`with ${what} gets 400 ${code} naming ${field}`, async () => {

@@ -16,7 +16,6 @@ export const ApbOptionsSchema = z.strictObject({
   anchor_tokens: count.min(0).optional(),
   passing_tokens: count.min(0).optional(),
   balanced: z.boolean().optional(),
-  scorer: z.enum(["query", "retaining-heads"]).optional(),
   stop_token_ids: z.array(count.min(0)).max(64).optional(),
   allow_long_prompt: z.boolean().optional(),
 });

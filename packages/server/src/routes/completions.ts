@@ -84,6 +84,8 @@ async function serve(ctx: CompletionRoutes, request: FastifyRequest, reply: Fast
     untrack();
     if (!reply.raw.writableFinished) controller.abort(new ServerError({ code: "CANCELLED", message: "the client closed the connection" }));
   });
+  // A client gone while its body was read closed the socket before the listener was there.
+  if (request.raw.socket?.destroyed) controller.abort(new ServerError({ code: "CANCELLED", message: "the client closed the connection" }));
 
   if (!body.stream) {
     const outcome = await ctx.completions.run(prepared, { onStart() {}, onText() {} }, controller.signal, arrivedAt);
