@@ -231,6 +231,23 @@ describe("apb serve under load (--max-queue 4)", () => {
   }, SERVER_TEST_MS);
 });
 
+describe("apb serve with a queue longer than the control plane's default (1024 jobs)", () => {
+  it("answers every request the queue admits: --max-queue 1100 and 1101 requests at once, all 200", async () => {
+    const server = await Serve.start(["--model", ws.model, "--model-name", "tiny", "--hosts", String(HOSTS), "--max-queue", "1100"], { modelId: "tiny" });
+    await server.ready();
+    // A short prompt and one token: the queue, not the model, is under test.
+    const body = JSON.stringify({ model: "tiny", prompt: `${"Alpha beta gamma delta. ".repeat(8)}\n\nKey?`, max_tokens: 1 });
+    const statuses = await Promise.all(
+      Array.from({ length: 1101 }, () =>
+        fetch(`${server.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body }).then(async (r) => (r.status === 200 ? 200 : `${r.status} ${await r.text()}`)),
+      ),
+    );
+    const refused = statuses.filter((s) => s !== 200);
+    expect(refused.length, String(refused[0])).toBe(0);
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+  }, SERVER_TEST_MS);
+});
+
 describe("apb serve on SIGTERM", () => {
   it("finishes the running request, exits 0 and leaves no worker behind", async () => {
     // The drain may take as long as the request needs.

@@ -92,7 +92,8 @@ export function registerServe(program: Command): void {
         coordinator = await Coordinator.start({ ...listen, hosts, token: token!, model: { path: dir.path, fingerprint }, maxQueuedJobs: settings.maxQueue + 1, logger: (line) => log.info({ from: "coordinator" }, line) });
         log.info(`control plane listening on ${coordinator.url}; waiting for ${hosts} apb worker${hosts > 1 ? "s" : ""}`);
       } else {
-        local = await startLocalGroup({ modelPath: dir.path, fingerprint, hosts, backend, formTimeoutMs, restart: { log: (line) => log.warn(line) } });
+        // The server's queue decides who waits: the coordinator must hold as many (its default is 1024).
+        local = await startLocalGroup({ modelPath: dir.path, fingerprint, hosts, backend, formTimeoutMs, maxQueuedJobs: settings.maxQueue + 1, restart: { log: (line) => log.warn(line) } });
         coordinator = local.coordinator;
       }
       const server = await ApbServer.start({

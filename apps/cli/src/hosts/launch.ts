@@ -17,6 +17,8 @@ export interface LocalGroupOptions {
   formTimeoutMs: number;
   /** Restart a worker that dies once the group has formed (a server); says so in the log. */
   restart?: { log(line: string): void };
+  /** Jobs the coordinator lets wait (a server's queue; default the coordinator's). */
+  maxQueuedJobs?: number;
 }
 
 export interface LocalGroup {
@@ -35,7 +37,7 @@ const STABLE_MS = 60_000;
 
 export async function startLocalGroup(o: LocalGroupOptions): Promise<LocalGroup> {
   const token = randomBytes(24).toString("hex");
-  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: o.hosts, token, model: { path: o.modelPath, fingerprint: o.fingerprint } });
+  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: o.hosts, token, model: { path: o.modelPath, fingerprint: o.fingerprint }, ...(o.maxQueuedJobs !== undefined ? { maxQueuedJobs: o.maxQueuedJobs } : {}) });
   const workers: ChildProcess[] = [];
   let exited: ((e: Error) => void) | null = null;
   const firstExit = new Promise<never>((_, reject) => (exited = reject));
