@@ -82,19 +82,9 @@ async function completionStreamed(server: Serve, query: string, maxTokens: numbe
 
 /**
  * The error of a request whose host 1 (pid `victim`) was killed: 503 HOST_LOST naming the
- * host, its rank and pid. A known race in the control plane, not the server: the surviving
- * host sees its data-plane peer vanish and may report COMM ("host 1 closed its connection")
- * before the coordinator sees the dead host's socket close; the coordinator then fails the
- * job with that COMM (502) instead of HOST_LOST (about 1 kill in 8 on a loaded 2-core
- * machine). Until the coordinator prefers a lost host over a survivor's COMM, that answer is
- * accepted here, but it must still name host 1.
+ * host, its rank and pid (the surviving host's COMM, which may arrive first, is not the cause).
  */
 function expectLostHost(e: APIError, victim: number, o: { streamed?: boolean } = {}): void {
-  if (e.code === "COMM") {
-    if (!o.streamed) expect(e.status).toBe(502);
-    expect(e.message).toMatch(/host 1 closed its connection/);
-    return;
-  }
   if (!o.streamed) expect(e.status).toBe(503);
   expect(e.code, String(e)).toBe("HOST_LOST");
   expect(e.message).toMatch(/host 1\b/);

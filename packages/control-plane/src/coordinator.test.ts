@@ -1,6 +1,6 @@
 import { decodeLogits } from "@apb/protocol";
 import { describe, expect, it } from "vitest";
-import { expectedTokens } from "./fake-executor.test-helper.js";
+import { expectedTokens, sleep } from "./fake-executor.test-helper.js";
 import { job, RawHost, startAgent, startAgents, startCoordinator, until } from "./harness.test-helper.js";
 import { ControlPlaneError } from "./index.js";
 
@@ -122,6 +122,19 @@ describe("jobs", () => {
   it("refuses an invalid job before queueing it, naming the field", async () => {
     const { coordinator } = await startCoordinator({ hosts: 1 });
     await expect(coordinator.submit(job({ query: [1, -5] }))).rejects.toMatchObject({ code: "INVALID_JOB", path: "job.query[1]" });
+  });
+
+  it("names the host that died, not the one that noticed: a COMM failure followed by a member's death is HOST_LOST", async () => {
+    const { coordinator } = await startCoordinator({ hosts: 2 });
+    // Rank 0 finds its data plane broken (as a survivor of a killed peer does) before rank 1's socket closes.
+    startAgent(coordinator.url, { hostname: "survivor", tokenDelayMs: 20, failWith: { code: "COMM", message: "host 1 closed its connection", path: "" } }, { rankHint: 0 });
+    const dying = startAgent(coordinator.url, { hostname: "dying", tokenDelayMs: 20 }, { rankHint: 1 });
+    await coordinator.waitForGroup(5000);
+    const failed = coordinator.submit(job({ maxTokens: 50 })).catch((e: unknown) => e);
+    await until(() => coordinator.status().runningJobId !== null, 2000, "the job to start");
+    await sleep(100); // the survivor's COMM is in by now
+    await dying.agent.stop();
+    expect(await failed).toMatchObject({ code: "HOST_LOST", message: expect.stringMatching(/^host 1 \(pid \d+ on dying\) left/) });
   });
 
   it("keeps a host's error code, names the host in the message, aborts the others and re-forms before the next job", async () => {

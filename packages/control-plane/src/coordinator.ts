@@ -27,6 +27,9 @@ import { assignRank } from "./ranks.js";
 
 export type { CoordinatorOptions } from "./options.js";
 
+/** How long a COMM failure waits for the death of a host that would explain it. */
+const COMM_GRACE_MS = 500;
+
 interface GroupWaiter {
   resolve(): void;
   reject(error: ControlPlaneError): void;
@@ -504,9 +507,18 @@ export class Coordinator {
     if (jobId !== null) {
       const job = this.runningFor(host, jobId);
       if (!job) return; // a job already ended (its abort makes every other host fail too)
-      const reason = `${label} failed job ${job.jobId}: ${error.code}: ${error.message}`;
-      this.abortRunning(new ControlPlaneError({ code: error.code, message: `${label}: ${error.message}`, path: error.path }), reason, host.rank);
-      this.maybeForm();
+      const fail = () => {
+        if (this.running !== job) return;
+        const reason = `${label} failed job ${job.jobId}: ${error.code}: ${error.message}`;
+        this.abortRunning(new ControlPlaneError({ code: error.code, message: `${label}: ${error.message}`, path: error.path }), reason, host.rank);
+        this.maybeForm();
+      };
+      if (error.code !== "COMM") return fail();
+      // A host whose peer died often finds its data plane broken before the dead peer's socket
+      // close reaches this process. Waiting a moment lets that close end the job as HOST_LOST,
+      // naming the host that died rather than the one that noticed; a COMM failure with no
+      // death behind it still fails the job, COMM_GRACE_MS later.
+      job.commTimer ??= setTimeout(fail, COMM_GRACE_MS);
       return;
     }
     const group = this.group;

@@ -34,6 +34,8 @@ export class Job {
   groupId: string | null = null;
   /** Armed while the job waits for a group that is not formed. */
   groupTimer: NodeJS.Timeout | null = null;
+  /** Armed when a host reported a COMM failure, to see first whether a peer of it died. */
+  commTimer: NodeJS.Timeout | null = null;
   settled = false;
 
   constructor(
@@ -73,6 +75,8 @@ export class Job {
     this.settled = true;
     if (this.groupTimer) clearTimeout(this.groupTimer);
     this.groupTimer = null;
+    if (this.commTimer) clearTimeout(this.commTimer);
+    this.commTimer = null;
     this.release();
     return true;
   }
