@@ -14,14 +14,12 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import OpenAI from "openai";
 
-const BIN = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
-const out = new URL("../../../bench/results/", import.meta.url);
 
 const { values: a } = parseArgs({
   options: {
@@ -33,11 +31,20 @@ const { values: a } = parseArgs({
     "max-queue": { type: "string", default: "64" },
     "max-tokens": { type: "string", default: "16" },
     "document-tokens": { type: "string", default: "2000" },
+    strategy: { type: "string", default: "apb" },
+    label: { type: "string" },
+    cli: { type: "string" },
+    out: { type: "string" },
     render: { type: "boolean", default: false },
   },
 });
+// --cli: the apb to run (a bundle's bin/apb on a machine without the repository's build);
+// --out: where results go (default the repository's bench/results).
+const BIN = a.cli ? resolvePath(a.cli) : fileURLToPath(new URL("../dist/bin.js", import.meta.url));
+const command = (args) => (BIN.endsWith(".js") || BIN.endsWith(".mjs") ? [process.execPath, [BIN, ...args]] : [BIN, args]);
+const out = a.out ? pathToFileURL(`${resolvePath(a.out)}/`) : new URL("../../../bench/results/", import.meta.url);
 if (!["cpu", "cuda"].includes(a.backend)) throw new Error(`--backend must be cpu or cuda, got '${a.backend}'`);
-const name = `serve-load-${a.backend}`;
+const name = `serve-load-${a.label ?? a.backend}`;
 
 if (a.render) {
   const result = JSON.parse(readFileSync(new URL(`${name}.json`, out), "utf8"));
@@ -60,7 +67,7 @@ const settings = {
   documentTokens: whole("document-tokens"),
   streamed: "every other request",
   ignoreEos: true,
-  strategy: "apb",
+  strategy: a.strategy,
 };
 
 let tempDir = null;
@@ -69,13 +76,14 @@ const modelLabel = a.model ?? "tiny random model (2 layers, hidden 64, byte-leve
 if (!modelPath) {
   tempDir = mkdtempSync(join(tmpdir(), "apb-serve-load-"));
   modelPath = join(tempDir, "tiny");
-  const made = await runToEnd([BIN, "make-tiny-model", modelPath, "--seed", "2"]);
+  const made = await runToEnd(["make-tiny-model", modelPath, "--seed", "2"]);
   if (made.code !== 0) throw new Error(`make-tiny-model failed: ${made.err}`);
 }
 
 function runToEnd(args) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const [file, argv] = command(args);
+    const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     child.stdout.resume();
     child.stderr.setEncoding("utf8").on("data", (d) => (err += d));
@@ -84,7 +92,7 @@ function runToEnd(args) {
 }
 
 // The server, on any free port; its URL is in its log.
-const server = spawn(process.execPath, [BIN, "serve", "--model", modelPath, "--model-name", "bench", "--hosts", String(settings.hosts), "--backend", settings.backend, "--port", "0", "--max-queue", String(settings.maxQueue)], {
+const server = spawn(...command(["serve", "--model", modelPath, "--model-name", "bench", "--hosts", String(settings.hosts), "--backend", settings.backend, "--strategy", settings.strategy, "--port", "0", "--max-queue", String(settings.maxQueue)]), {
   stdio: ["ignore", "ignore", "pipe"],
   env: { ...process.env, LOG_LEVEL: "info" },
 });
