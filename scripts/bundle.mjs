@@ -6,7 +6,7 @@
 //   node scripts/bundle.mjs [outDir] [--xz]     (npm run bundle builds everything first)
 //
 // Layout: bin/node, bin/apb, lib/apb.mjs, wasm/apb_plan.wasm, node_modules/@apb/native/,
-// kernels/*.fatbin, cuda/ (sources, for the checks' own build), test/gpu/.
+// kernels/*.fatbin, cuda/ (sources, for the checks' own build), test/gpu/, bench/.
 import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -96,6 +96,11 @@ async function main(args) {
     }
     await bundleModule(from("test", "gpu", f), join(out, "test", "gpu", f));
   }
+
+  // The benchmarks that drive the CLI from outside (apb serve under load), with their
+  // dependencies inside: run as `bin/node bench/X.mjs --cli bin/apb --out DIR`.
+  mkdirSync(join(out, "bench"), { recursive: true });
+  await bundleModule(from("apps", "cli", "bench", "serve-load.mjs"), join(out, "bench", "serve-load.mjs"));
 
   copyFileSync(process.execPath, join(out, "bin", "node"));
   chmodSync(join(out, "bin", "node"), 0o755);
