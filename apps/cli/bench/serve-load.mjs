@@ -237,11 +237,11 @@ function render(r) {
   const f = (x, d = 0) => (x === null ? "-" : x.toFixed(d));
   const m = r.machine;
   const s = r.settings;
-  const where = m.gpus.length ? `${m.gpus.join(", ")} (${s.hosts} hosts, one per GPU); host ${m.cpu}` : `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB`;
+  const where = m.gpus.length ? `${m.gpus.join(", ")} (${s.hosts} host${s.hosts > 1 ? "s" : ""}, one per GPU); host ${m.cpu}` : `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB`;
   return `${[
     `# apb serve under load, ${s.backend} (${r.date})`,
     "",
-    `${where}, Node ${m.node}, load average ${f(m.loadAverage1mBefore, 2)} before the run and ${f(m.loadAverage1mAfter, 2)} at its end (the run itself adds about ${s.hosts + 1}: the server, its workers and the clients; more is other work on the machine). Written by \`npm run bench -w @apb/cli\` (apps/cli/bench/serve-load.mjs): \`apb serve\` with ${s.hosts} local worker`,
+    `${where}, Node ${m.node}, load average ${f(m.loadAverage1mBefore, 2)} before the run and ${f(m.loadAverage1mAfter, 2)} at its end (the run itself adds about ${s.hosts + 1}: the server, its workers and the clients; more is other work on the machine). Written by apps/cli/bench/serve-load.mjs (\`npm run bench -w @apb/cli\`; on a GPU host, \`sh bundle/test/gpu/serve_gpu.sh MODEL\`): \`apb serve\` with ${s.hosts} local worker`,
     `processes (--backend ${s.backend}, --max-queue ${s.maxQueue}), ${s.requests} chat requests from ${s.concurrency} concurrent OpenAI clients, ${s.streamed} streamed;`,
     `${s.promptTokens ?? "?"} prompt tokens each (a document of about ${s.documentTokens} tokens and a question), strategy ${s.strategy}, ${s.maxTokens} tokens generated each (ignore_eos).`,
     `Model: ${r.model}. Times are wall times as the client sees them; the server runs one request at a time on the group, so the others queue.`,
