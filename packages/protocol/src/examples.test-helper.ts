@@ -57,6 +57,7 @@ export const fromCaller: Message[] = [
   { type: "submit", v: 1, requestId: "r2", job: { ...job, anchorTokens: undefined, passingTokens: undefined, balanced: undefined, scorer: undefined, strategy: "ring-zigzag" } },
   { type: "cancel", v: 1, requestId: "r1" },
   { type: "status", v: 1 },
+  { type: "watch", v: 1 },
 ];
 
 export const fromCoordinator: Message[] = [
@@ -88,4 +89,14 @@ export const fromCoordinator: Message[] = [
       connections: 2,
     },
   },
+  {
+    type: "jobStarted",
+    v: 1,
+    jobId: "7",
+    groupId: "g1",
+    job: { contextTokens: 6, queryTokens: 2, prefixTokens: 1, strategy: "apb", hosts: 2, anchorTokens: 4, passingTokens: 2, balanced: false, scorer: "query", maxTokens: 16 },
+  },
+  { type: "jobProgress", v: 1, jobId: "7", rank: 1, phase: "prefill", done: 3, total: 32 },
+  { type: "jobDone", v: 1, jobId: "7", wallMs: 40.5, firstTokenMs: 30, hosts: [{ rank: 0, anchorTokens: 4, passingTokens: 2, blockTokens: 3, timings: hostResult.timings }] },
+  { type: "jobFailed", v: 1, jobId: "7", error },
 ];

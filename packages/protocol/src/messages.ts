@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { HostJobResultSchema, JobResultSchema, JobSpecSchema, MAX_TOKEN_ID } from "./job.js";
+import { HostJobResultSchema, JobResultSchema, JobSpecSchema, MAX_TOKEN_ID, SCORERS, STRATEGIES } from "./job.js";
 import { PROTOCOL_VERSION } from "./version.js";
 
 // Bounds on every string and array, so a frame's size is the only thing a peer controls.
@@ -105,6 +105,8 @@ export const SubmitSchema = z.strictObject({
 });
 export const CancelSchema = z.strictObject({ type: z.literal("cancel"), v, requestId: id });
 export const StatusRequestSchema = z.strictObject({ type: z.literal("status"), v });
+/** Asks for the group's status now and whenever it changes, and for the events of every job the group runs. */
+export const WatchSchema = z.strictObject({ type: z.literal("watch"), v });
 
 // ---- coordinator -> host
 
@@ -143,6 +145,46 @@ export const DoneSchema = z.strictObject({ type: z.literal("done"), v, requestId
 export const FailedSchema = z.strictObject({ type: z.literal("failed"), v, requestId: id, error: ErrorDataSchema });
 export const StatusSchema = z.strictObject({ type: z.literal("status"), v, status: StatusSnapshotSchema });
 
+// ---- coordinator -> watching caller (after `watch`: status pushes above, and these for each job the group runs)
+
+/** A job's sizes and settings, as a planner takes them: never its token ids. */
+export const JobSummarySchema = z.strictObject({
+  contextTokens: count,
+  queryTokens: count,
+  prefixTokens: count,
+  strategy: z.enum(STRATEGIES),
+  hosts: rank.min(1),
+  anchorTokens: count.nullable(),
+  passingTokens: count.nullable(),
+  balanced: z.boolean().nullable(),
+  scorer: z.enum(SCORERS).nullable(),
+  maxTokens: count,
+});
+export type JobSummary = z.infer<typeof JobSummarySchema>;
+export const JobStartedSchema = z.strictObject({ type: z.literal("jobStarted"), v, jobId: id, groupId: id, job: JobSummarySchema });
+export const JobProgressSchema = z.strictObject({
+  type: z.literal("jobProgress"),
+  v,
+  jobId: id,
+  rank,
+  phase: z.string().min(1).max(64),
+  done: count,
+  total: count,
+});
+/** One host's report without its tokens and logits. */
+export const HostTimingsSchema = HostJobResultSchema.omit({ tokens: true, firstLogits: true });
+export type HostTimings = z.infer<typeof HostTimingsSchema>;
+export const JobDoneSchema = z.strictObject({
+  type: z.literal("jobDone"),
+  v,
+  jobId: id,
+  wallMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER),
+  firstTokenMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER).nullable(),
+  /** In rank order. */
+  hosts: z.array(HostTimingsSchema).max(65_536),
+});
+export const JobFailedSchema = z.strictObject({ type: z.literal("jobFailed"), v, jobId: id, error: ErrorDataSchema });
+
 /** Hello is the one type both roles send; its `role` says which. */
 export const HelloSchema = z.discriminatedUnion("role", [HostHelloSchema, CallerHelloSchema]);
 
@@ -157,7 +199,7 @@ export const FromHostSchema = z.discriminatedUnion("type", [
   HostErrorSchema,
   HeartbeatSchema,
 ]);
-export const FromCallerSchema = z.discriminatedUnion("type", [CallerHelloSchema, SubmitSchema, CancelSchema, StatusRequestSchema]);
+export const FromCallerSchema = z.discriminatedUnion("type", [CallerHelloSchema, SubmitSchema, CancelSchema, StatusRequestSchema, WatchSchema]);
 /** To hosts and callers alike: every type here goes to one of them only, except `error`, which both may get. */
 export const FromCoordinatorSchema = z.discriminatedUnion("type", [
   WelcomeSchema,
@@ -174,6 +216,10 @@ export const FromCoordinatorSchema = z.discriminatedUnion("type", [
   DoneSchema,
   FailedSchema,
   StatusSchema,
+  JobStartedSchema,
+  JobProgressSchema,
+  JobDoneSchema,
+  JobFailedSchema,
 ]);
 
 export type HostHello = z.infer<typeof HostHelloSchema>;

@@ -29,9 +29,12 @@ describe("parseFrame: every message round-trips", () => {
   it("covers every type each sender may send", () => {
     const types = (messages: typeof fromHost) => [...new Set(messages.map((m) => m.type))].sort();
     expect(types(fromHost)).toEqual(["bootstrap", "error", "heartbeat", "hello", "joined", "progress", "ready", "result", "token"]);
-    expect(types(fromCaller)).toEqual(["cancel", "hello", "status", "submit"]);
+    expect(types(fromCaller)).toEqual(["cancel", "hello", "status", "submit", "watch"]);
     expect(types(fromCoordinator)).toEqual(
-      ["abort", "accepted", "bootstrapRequest", "dissolve", "done", "error", "failed", "heartbeat", "job", "progress", "rendezvous", "status", "token", "welcome"],
+      [
+        "abort", "accepted", "bootstrapRequest", "dissolve", "done", "error", "failed", "heartbeat", "job",
+        "jobDone", "jobFailed", "jobProgress", "jobStarted", "progress", "rendezvous", "status", "token", "welcome",
+      ],
     );
   });
 

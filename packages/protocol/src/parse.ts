@@ -14,6 +14,10 @@ import {
   DoneSchema,
   FailedSchema,
   HeartbeatSchema,
+  JobDoneSchema,
+  JobFailedSchema,
+  JobProgressSchema,
+  JobStartedSchema,
   HelloSchema,
   HostErrorSchema,
   HostProgressSchema,
@@ -26,6 +30,7 @@ import {
   StatusRequestSchema,
   StatusSchema,
   SubmitSchema,
+  WatchSchema,
   WelcomeSchema,
   type CallerHello,
   type FromCaller,
@@ -67,7 +72,7 @@ const FROM_HOST: Table = {
   error: HostErrorSchema,
   heartbeat: HeartbeatSchema,
 };
-const FROM_CALLER: Table = { hello: HelloSchema, submit: SubmitSchema, cancel: CancelSchema, status: StatusRequestSchema };
+const FROM_CALLER: Table = { hello: HelloSchema, submit: SubmitSchema, cancel: CancelSchema, status: StatusRequestSchema, watch: WatchSchema };
 const FROM_COORDINATOR: Table = {
   welcome: WelcomeSchema,
   bootstrapRequest: BootstrapRequestSchema,
@@ -83,6 +88,10 @@ const FROM_COORDINATOR: Table = {
   done: DoneSchema,
   failed: FailedSchema,
   status: StatusSchema,
+  jobStarted: JobStartedSchema,
+  jobProgress: JobProgressSchema,
+  jobDone: JobDoneSchema,
+  jobFailed: JobFailedSchema,
 };
 const TABLES: Record<Sender, Table> = { host: FROM_HOST, caller: FROM_CALLER, coordinator: FROM_COORDINATOR, peer: { hello: HelloSchema } };
 const KNOWN_TYPES = new Set([...Object.keys(FROM_HOST), ...Object.keys(FROM_CALLER), ...Object.keys(FROM_COORDINATOR)]);
