@@ -10,6 +10,8 @@ export interface JobDesk {
   /** Starts the next job if the group is free. */
   pump(): void;
   status(): StatusSnapshot;
+  /** The peer gets the status now and whenever it changes, and every job's events. */
+  watch(peer: Peer): void;
   /** BUSY when the queue is full, else null. */
   busy(): ControlPlaneError | null;
   refuse(peer: Peer, error: ErrorData): void;
@@ -44,6 +46,8 @@ export class RemoteCallers {
         return this.desk.refuse(peer, { code: "DUPLICATE_HELLO", message: "this connection already said hello", path: "type" });
       case "status":
         return peer.send({ type: "status", status: this.desk.status() });
+      case "watch":
+        return this.desk.watch(peer);
       case "cancel": {
         const job = jobs.get(message.requestId);
         if (job) this.desk.cancel(job, "the caller cancelled it");

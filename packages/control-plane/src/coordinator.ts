@@ -24,6 +24,7 @@ import { listen } from "./listen.js";
 import { resolveOptions, type CoordinatorOptions, type Settings } from "./options.js";
 import type { Peer } from "./peer.js";
 import { assignRank } from "./ranks.js";
+import { summarize, Watchers, type WatchedJob } from "./watchers.js";
 
 export type { CoordinatorOptions } from "./options.js";
 
@@ -48,6 +49,7 @@ export class Coordinator {
   private readonly hosts = new Map<Peer, HostRecord>();
   private readonly slots: (HostRecord | null)[];
   private readonly callers: RemoteCallers;
+  private readonly watchers: Watchers;
   private readonly waiters = new Set<GroupWaiter>();
   private group: Group | null = null;
   private queue: Job[] = [];
@@ -82,6 +84,7 @@ export class Coordinator {
       admitCaller: (peer) => {
         this.callers.add(peer);
         this.log(`caller connected: ${peer.label}`);
+        this.watchers.changed();
       },
       fromHost: (peer, message) => {
         const host = this.hosts.get(peer);
@@ -101,10 +104,12 @@ export class Coordinator {
       cancel: (job, reason) => this.cancel(job, reason),
       pump: () => this.pump(),
       status: () => this.status(),
+      watch: (peer) => this.watchers.add(peer),
       busy: () => this.busy(),
       refuse: (peer, error) => this.gate.refuse(peer, error),
       groupTimeoutMs: settings.groupTimeoutMs,
     });
+    this.watchers = new Watchers({ status: () => this.status(), running: () => this.watchedJob() }, this.log);
     this.server = new WebSocketServer({
       // listen() runs the HTTP server and hands upgrades over, so a port in use rejects start().
       noServer: true,
@@ -220,6 +225,14 @@ export class Coordinator {
       this.removeHost(host, how);
     }
     this.callers.closed(peer);
+    this.watchers.remove(peer);
+    this.watchers.changed();
+  }
+
+  private watchedJob(): WatchedJob | null {
+    const job = this.running;
+    if (!job || job.groupId === null) return null;
+    return { jobId: job.jobId, groupId: job.groupId, summary: summarize(job.spec, this.worldSize) };
   }
 
   // ---------------------------------------------------------------- hosts
@@ -243,6 +256,7 @@ export class Coordinator {
     const hint = hello.rankHint === undefined ? "" : hello.rankHint === host.rank ? " (its hint)" : ` (hint ${hello.rankHint} was ${hello.rankHint < this.worldSize ? "taken" : "out of range"})`;
     const role = host.rank === null ? `standby: all ${this.worldSize} ranks are taken` : `rank ${host.rank}${hint}`;
     this.log(`${hostLabel(host)} joined as ${host.hostId}, ${role}; ${hello.facts.backend}, ${plural(hello.facts.gpus.length, "GPU")}; loading the model`);
+    this.watchers.changed();
     peer.send({ type: "welcome", hostId: host.hostId, model: { path: this.settings.model.path, fingerprint: this.expectedFingerprint() }, heartbeatMs: this.settings.heartbeatMs });
   }
 
@@ -265,7 +279,10 @@ export class Coordinator {
         return this.onJoined(host, message.groupId);
       case "progress": {
         const job = this.runningFor(host, message.jobId);
-        if (job) job.sink.onProgress({ rank: host.rank!, phase: message.phase, done: message.done, total: message.total });
+        if (!job) return;
+        const progress = { rank: host.rank!, phase: message.phase, done: message.done, total: message.total };
+        job.sink.onProgress(progress);
+        this.watchers.jobProgress(job.jobId, progress);
         return;
       }
       case "token": {
@@ -298,6 +315,7 @@ export class Coordinator {
     host.fingerprint = fingerprint;
     host.state = host.rank === null ? "standby" : "ready";
     this.log(`${hostLabel(host)} is ready (model ${fingerprint})${host.rank === null ? ", waiting as standby" : ""}`);
+    this.watchers.changed();
     this.maybeForm();
   }
 
@@ -320,6 +338,7 @@ export class Coordinator {
     }
     this.fillSlots();
     this.maybeForm();
+    this.watchers.changed();
   }
 
   /** Free ranks go to hosts without one, in arrival order, by hint where it is free. */
@@ -331,6 +350,7 @@ export class Coordinator {
       host.rank = rank;
       this.slots[rank] = host;
       if (host.state === "standby") host.state = "ready";
+      this.watchers.changed();
       this.log(`${host.hostId} (pid ${host.facts.pid} on ${host.facts.hostname}) takes rank ${rank}`);
     }
   }
@@ -364,6 +384,7 @@ export class Coordinator {
       if (this.group === group) this.formationFailed(`group ${group.groupId} did not form within ${seconds(this.settings.formTimeoutMs)} (${formationWait(group)})`);
     }, this.settings.formTimeoutMs);
     for (const member of members) member.state = "forming";
+    this.watchers.changed();
     this.log(`forming group ${group.groupId} of ${this.worldSize}: asking ${hostLabel(members[0]!)} for the data plane's bootstrap`);
     members[0]!.peer.send({ type: "bootstrapRequest", groupId: group.groupId, worldSize: this.worldSize });
   }
@@ -388,6 +409,7 @@ export class Coordinator {
     this.formationFailures = 0;
     this.lastFormationError = null;
     for (const member of group.members) member.state = "joined";
+    this.watchers.changed();
     this.log(`group ${group.groupId} formed: ${group.members.map((m) => hostLabel(m)).join(", ")}`);
     for (const job of this.queue) this.disarmGroupTimer(job);
     for (const waiter of this.waiters) {
@@ -413,6 +435,7 @@ export class Coordinator {
       member.state = "ready";
     }
     this.log(`group ${group.groupId} dissolved: ${reason}`);
+    this.watchers.changed();
     for (const job of this.queue) this.armGroupTimer(job);
     if (reformDelayMs > 0 && !this.shuttingDown) {
       this.reformTimer = setTimeout(() => {
@@ -439,6 +462,7 @@ export class Coordinator {
     const job = new Job(String(++this.counters.job), spec, sink, groupTimeoutMs, release);
     this.queue.push(job);
     this.armGroupTimer(job);
+    this.watchers.changed();
     return job;
   }
 
@@ -457,6 +481,7 @@ export class Coordinator {
       const error = this.groupTimeoutError(job.groupTimeoutMs);
       this.log(`job ${job.jobId} failed: ${error.message}`);
       job.reject(error);
+      this.watchers.changed();
     }, job.groupTimeoutMs);
   }
 
@@ -480,6 +505,7 @@ export class Coordinator {
     for (const member of group.members) member.peer.sendFrame(frame);
     const s = job.spec;
     this.log(`job ${job.jobId} started on group ${group.groupId}: ${s.strategy}, ${s.context.length} context + ${s.query.length} query tokens, up to ${s.maxTokens} new`);
+    this.watchers.jobStarted({ jobId: job.jobId, groupId: group.groupId, summary: summarize(s, this.worldSize) });
   }
 
   /** The running job if `jobId` names it and `host` is in its group; messages about other jobs are stale. */
@@ -499,6 +525,7 @@ export class Coordinator {
     const assembled = job.assemble(this.worldSize);
     this.log(`job ${job.jobId} done in ${duration(assembled.wallMs)}: ${plural(assembled.tokens.length, "token")}`);
     job.resolve(assembled);
+    this.watchers.jobDone(assembled);
     this.pump();
   }
 
@@ -533,6 +560,7 @@ export class Coordinator {
       this.queue.splice(at, 1);
       this.log(`job ${job.jobId} cancelled while queued: ${reason}`);
       job.reject(new ControlPlaneError({ code: "CANCELLED", message: `job ${job.jobId} was cancelled: ${reason}` }));
+      this.watchers.changed();
       return;
     }
     if (this.running === job) {
@@ -553,6 +581,7 @@ export class Coordinator {
     }
     this.log(`job ${job.jobId} aborted: ${reason}`);
     job.reject(error);
+    this.watchers.jobFailed(job.jobId, error.toJSON());
     this.dissolve(`job ${job.jobId} was aborted`);
   }
 
@@ -580,6 +609,7 @@ export class Coordinator {
       clearTimeout(cut);
     }
     this.server.close();
+    this.watchers.close();
     this.log("coordinator closed");
   }
 }
