@@ -1,0 +1,69 @@
+// Everything the page draws for one request: the chosen strategy's plan, a plan per strategy
+// (for the timelines), the comparison table and the recommendation. Only the chosen plan's
+// failure is an input error; the others are shown where they would have been drawn.
+import { PlannerError, type Comparison, type Plan, type Planner, type PlanRequest, type Recommendation, type Strategy } from "@apb/planner";
+
+export interface Outcome {
+  request: PlanRequest & { hosts: number; contextTokens: number };
+  plan: Plan;
+  /** The planner's anchor and passing defaults for this input (the form's placeholders). */
+  defaults: { anchorTokens: number; passingTokens: number };
+  comparison: Comparison;
+  plans: { strategy: Strategy; plan: Plan | null; error: string | null }[];
+  recommendation: Recommendation | { error: string };
+}
+
+const MAX_RECOMMEND_HOSTS = 1024;
+
+/** Throws the chosen plan's PlannerError; anything else failing is kept in the outcome. */
+export function compute(planner: Planner, request: Outcome["request"]): Outcome {
+  const plan = planner.plan(request);
+  const { anchorTokens, passingTokens, ...withoutSettings } = request;
+  const defaults =
+    anchorTokens === undefined && passingTokens === undefined
+      ? { anchorTokens: plan.anchorTokens, passingTokens: plan.passingTokens }
+      : tryOr(() => planner.plan(withoutSettings), plan);
+  const comparison = planner.compare(request);
+  const plans = comparison.strategies.map((row) => {
+    if ("error" in row) return { strategy: row.strategy, plan: null, error: row.error.message };
+    if (row.strategy === plan.strategy) return { strategy: row.strategy, plan, error: null };
+    try {
+      return { strategy: row.strategy, plan: planner.plan({ ...request, strategy: row.strategy }), error: null };
+    } catch (cause) {
+      return { strategy: row.strategy, plan: null, error: messageOf(cause) };
+    }
+  });
+  let recommendation: Outcome["recommendation"];
+  try {
+    recommendation = planner.recommend({
+      model: request.model,
+      hardware: request.hardware,
+      contextTokens: request.contextTokens,
+      queryTokens: request.queryTokens,
+      maxHosts: Math.min(request.hosts, MAX_RECOMMEND_HOSTS),
+      allowBalanced: true,
+    });
+  } catch (cause) {
+    recommendation = { error: messageOf(cause) };
+  }
+  return {
+    request,
+    plan,
+    defaults: { anchorTokens: defaults.anchorTokens, passingTokens: defaults.passingTokens },
+    comparison,
+    plans,
+    recommendation,
+  };
+}
+
+function tryOr<T>(f: () => T, fallback: T): T {
+  try {
+    return f();
+  } catch {
+    return fallback;
+  }
+}
+
+function messageOf(cause: unknown): string {
+  return cause instanceof PlannerError || cause instanceof Error ? cause.message : String(cause);
+}
