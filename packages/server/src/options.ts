@@ -28,6 +28,8 @@ export interface ServerOptions {
   strategy?: Strategy;
   /** max_tokens when a request gives none, capped by the model's positions (default 1024). */
   defaultMaxTokens?: number;
+  /** The built web page (apps/web/dist), served at / with its assets and no API key; null or absent: GET / says how to build it. */
+  webRoot?: string | null;
   /** Where the structured logs go (default: JSON lines on stderr at info level). */
   logger?: Logger;
 }

@@ -13,8 +13,9 @@ import type { ServerOptions } from "./options.js";
 import { registerCompletionRoutes } from "./routes/completions.js";
 import { registerInfoRoutes } from "./routes/info.js";
 import { noteOutcome, outcomeOfStatus, registerRequestLog } from "./request-log.js";
+import { registerWebPage } from "./static.js";
 
-const ROUTES = "POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics";
+const ROUTES = "GET / (the web page), POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health, GET /metrics";
 
 function invalid(path: string, message: string): never {
   throw new ServerError({ code: "INVALID_OPTIONS", path, message: `ApbServer.start: ${path} ${message}` });
@@ -106,6 +107,7 @@ export class ApbServer {
       },
     });
     registerInfoRoutes(app, { modelId: o.model.id, startedAtS: Math.floor(Date.now() / 1000), group: o.group, admission, metrics, draining: () => server.draining });
+    await registerWebPage(app, o.webRoot ?? null);
     await app.listen({ host: o.host ?? "127.0.0.1", port });
     return server;
   }
