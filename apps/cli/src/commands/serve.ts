@@ -3,15 +3,17 @@
 // `--workers remote` it is a coordinator that waits for --hosts `apb worker`s. The server
 // listens at once: /health says ready when the group has formed. SIGTERM (or Ctrl-C) drains:
 // running and queued requests finish (up to --drain-timeout-ms), then everything stops.
-import { basename } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { Coordinator } from "@apb/control-plane";
-import { BACKENDS, modelFingerprint, namedModel, openModelDir, resolveModel, STRATEGIES, type BackendName, type Strategy } from "@apb/runtime";
+import { BACKENDS, modelFingerprint, namedModel, openModelDir, resolveModel, STRATEGIES } from "@apb/runtime";
 import { ApbServer, defaultLogger } from "@apb/server";
 import { UsageError } from "../errors.js";
 import { startLocalGroup, type LocalGroup } from "../hosts/launch.js";
 import { MAX_HOSTS } from "../limits.js";
-import { parseWhole } from "../parse.js";
+import { parseChoice, parseWhole } from "../parse.js";
 import { parseListen } from "./coordinator.js";
 
 interface Flags {
@@ -64,9 +66,9 @@ export function registerServe(program: Command): void {
     .action(async (o: Flags) => {
       // Every flag is checked before the model is opened.
       const hosts = parseWhole("--hosts", o.hosts, { min: 1, max: MAX_HOSTS });
-      if (!(BACKENDS as readonly string[]).includes(o.backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(", ")}, got '${o.backend}'`);
-      const backend = o.backend as BackendName;
-      if (!(STRATEGIES as readonly string[]).includes(o.strategy)) throw new UsageError(`--strategy must be one of ${STRATEGIES.join(", ")}, got '${o.strategy}'`);
+      const backend = parseChoice("--backend", o.backend, BACKENDS);
+      const strategy = parseChoice("--strategy", o.strategy, STRATEGIES);
+      if (strategy === "full" && hosts > 1) throw new UsageError(`--strategy full runs on one host: serve it with --hosts 1, or choose another strategy for ${hosts} hosts`);
       if (o.workers !== "local" && o.workers !== "remote") throw new UsageError(`--workers must be local or remote, got '${o.workers}'`);
       const port = parseWhole("--port", o.port, { min: 0, max: 65_535 });
       const apiKey = o.apiKey ?? process.env.APB_API_KEY ?? null;
@@ -102,8 +104,9 @@ export function registerServe(program: Command): void {
         host: o.host,
         port,
         apiKey,
-        strategy: o.strategy as Strategy,
+        strategy,
         logger: log,
+        webRoot: findWebRoot(),
         ...settings,
       });
       log.info({ url: server.url, model: o.modelName ?? modelIdOf(o.model), hosts, backend, workers: o.workers }, `apb serve listening on ${server.url}`);
@@ -129,4 +132,13 @@ export function registerServe(program: Command): void {
         log.info("stopped");
       }
     });
+}
+
+/**
+ * The built web page served at /: a bundle's web/ beside lib/, or apps/web/dist in the
+ * repository (from apps/cli/dist/commands or apps/cli/src/commands); null when neither is built.
+ */
+export function findWebRoot(): string | null {
+  const candidates = [new URL("../web", import.meta.url), new URL("../../../web/dist", import.meta.url)].map((url) => fileURLToPath(url));
+  return candidates.find((dir) => existsSync(join(dir, "index.html"))) ?? null;
 }
