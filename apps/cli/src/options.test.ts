@@ -57,6 +57,17 @@ describe("options are checked before any file is read", () => {
     fails(["demo", "--model", MISSING, "--hosts", "1"], /--hosts must be a whole number between 2 and 4096, got 1/);
   });
 
+  it("apb serve", () => {
+    fails(["serve", "--model", MISSING, "--hosts", "0"], /--hosts must be a whole number between 1 and 4096, got 0/);
+    fails(["serve", "--model", MISSING, "--hosts", "2", "--backend", "tpu"], /--backend must be one of cpu, cuda; got 'tpu'/);
+    fails(["serve", "--model", MISSING, "--hosts", "2", "--strategy", "warp"], /--strategy must be one of full, apb, star, ring, ring-zigzag; got 'warp'/);
+    fails(["serve", "--model", MISSING, "--hosts", "2", "--strategy", "full"], /--strategy full runs on one host: serve it with --hosts 1/);
+    fails(["serve", "--model", MISSING, "--hosts", "2", "--port", "70000"], /--port must be a whole number between 0 and 65535, got 70000/);
+    fails(["serve", "--model", MISSING, "--hosts", "2", "--api-key", "short"], /--api-key must be at least 8 characters/);
+    fails(["serve", "--model", MISSING, "--hosts", "2", "--workers", "remote"], /--token is required with --workers remote/, { APB_TOKEN: "" });
+    fails(["serve", "--model", MISSING, "--hosts", "2", "--workers", "cloud"], /--workers must be local or remote, got 'cloud'/);
+  });
+
   it("apb coordinator", () => {
     fails(["coordinator", "--model", MISSING, "--hosts", "2", "--heartbeat-ms", "x", "--token", "t"], /--heartbeat-ms must be a whole number, got 'x'/);
   });
