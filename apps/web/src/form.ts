@@ -35,7 +35,7 @@ export class Form {
       this.model.append(option(name, `${name} (${formatLength(preset.contextLimitTokens)})`));
     }
     this.model.append(option("custom", "paste a config.json…"));
-    for (const [name, preset] of Object.entries(HARDWARE_PRESETS)) this.hardware.append(option(name, `${name}: ${preset.description}`));
+    for (const name of Object.keys(HARDWARE_PRESETS)) this.hardware.append(option(name, name));
     this.hardware.append(option("custom", "custom figures…"));
     for (const s of STRATEGIES) this.strategy.append(option(s, s));
     this.lastPreset = this.hardware.value;
@@ -59,6 +59,8 @@ export class Form {
   private showConditional(): void {
     byId("config-field").hidden = this.model.value !== "custom";
     byId("custom-hardware").hidden = this.hardware.value !== "custom";
+    const presets: Record<string, { description: string }> = HARDWARE_PRESETS;
+    byId("hardware-help").textContent = presets[this.hardware.value]?.description ?? "your own figures, per GPU";
   }
 
   read(): FormState {

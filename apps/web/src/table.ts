@@ -4,16 +4,19 @@ import { formatGiB, formatMs, formatSpeedup } from "./format.js";
 import { formatLength } from "./lengths.js";
 
 const HEAD = ["Strategy", "Hosts", "Anchor", "Passing", "Prefill", "Query pass", "Time to first token", "Speedup vs full", "Peak memory"];
+/** Columns left out on a narrow screen (the class "wide"): the table's point is the time and the speedup. */
+const WIDE = new Set([2, 3, 4, 5]);
 
 export function drawTable(container: HTMLElement, comparison: Comparison, selected: Strategy): void {
   const table = document.createElement("table");
   table.className = "comparison";
-  const caption = document.createElement("caption");
+  const caption = table.createCaption();
   caption.textContent = `${formatLength(comparison.contextTokens)} tokens, ${comparison.hosts} hosts: predicted times per strategy`;
   const thead = table.createTHead().insertRow();
-  for (const h of HEAD) {
+  for (const [i, h] of HEAD.entries()) {
     const th = document.createElement("th");
     th.scope = "col";
+    if (WIDE.has(i)) th.className = "wide";
     th.textContent = h;
     thead.append(th);
   }
@@ -47,6 +50,7 @@ export function drawTable(container: HTMLElement, comparison: Comparison, select
     cells.forEach((text, i) => {
       const td = tr.insertCell();
       td.textContent = text;
+      if (WIDE.has(i + 1)) td.className = "wide";
       if (i === 5 && row.summary.ttftMs === fastest) td.className = "best";
       if (i === 7 && !row.summary.fits) td.className = "over";
     });

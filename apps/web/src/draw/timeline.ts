@@ -31,7 +31,11 @@ export function drawTimelines(container: HTMLElement, entries: TimelineEntry[], 
   const cols = width >= 900 ? 3 : width >= 560 ? 2 : 1;
   const gap = 12;
   const panelW = Math.floor((width - (cols - 1) * gap) / cols);
-  const tmax = Math.max(1, ...entries.flatMap((e) => (e.plan ? [e.plan.summary.ttftMs, ...e.plan.hostPlans.map((h) => hostEnd(h, e.plan!))] : [])));
+  // Full attention is usually many times slower: the axis fits the other strategies, and
+  // full's bar runs off it (labelled), so the phases of the fast ones stay readable.
+  const extent = (e: TimelineEntry) => (e.plan ? Math.max(e.plan.summary.ttftMs, ...e.plan.hostPlans.map((h) => hostEnd(h, e.plan!))) : 0);
+  const others = entries.filter((e) => e.strategy !== "full" && e.plan);
+  const tmax = Math.max(1, ...(others.length > 0 ? others : entries).map(extent));
   const grid = document.createElement("div");
   grid.className = "panels";
   grid.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
@@ -79,9 +83,16 @@ function drawPanel(plan: Plan, width: number, tmax: number): SVGSVGElement {
   const height = bottom + 20;
   const svg = svgRoot(width, height, `${plan.strategy}: predicted phases per host`);
   svg.classList.add("timeline");
+  const clipId = `clip-${plan.strategy}`;
+  svg.append(svgEl("clipPath", { id: clipId }, svgEl("rect", { x: 0, y: 0, width: x1, height })));
+  const offAxis = plan.summary.ttftMs > tmax * 1.001;
   for (const t of ticks(tmax, width < 300 ? 2 : 4)) {
     const x = x0 + t * scale;
-    svg.append(svgEl("line", { x1: x, x2: x, y1: top, y2: bottom, class: "grid" }), svgText(x, bottom + 13, formatMs(t), { class: "tick", "text-anchor": t === 0 ? "start" : "middle" }));
+    if (x > x1 + 0.5) continue;
+    const skipLabel = offAxis && t > 0;
+    svg.append(svgEl("line", { x1: x, x2: x, y1: top, y2: bottom, class: "grid" }));
+    const anchor = t === 0 ? "start" : x > x1 - 20 ? "end" : "middle";
+    if (!skipLabel) svg.append(svgText(x, bottom + 13, formatMs(t), { class: "tick", "text-anchor": anchor }));
   }
   const slowest = plan.summary.slowestHost;
   const labelAll = rowH >= 10;
@@ -93,7 +104,7 @@ function drawPanel(plan: Plan, width: number, tmax: number): SVGSVGElement {
     }
     const host = plan.hostPlans[h]!;
     const isSlowest = host.host === slowest;
-    const g = svgEl("g", { class: `timeline-row${isSlowest ? " slowest" : ""}`, "data-host": host.host });
+    const g = svgEl("g", { class: `timeline-row${isSlowest ? " slowest" : ""}`, "data-host": host.host, "clip-path": `url(#${clipId})` });
     if (labelAll || isSlowest || i === 0 || i === hosts.length - 1) {
       g.append(svgText(labelW - 6, y + rowH / 2 + 4, isSlowest ? `▶ ${host.host}` : `${host.host}`, { class: "row-label", "text-anchor": "end" }));
     }
@@ -116,6 +127,10 @@ function drawPanel(plan: Plan, width: number, tmax: number): SVGSVGElement {
     }
     svg.append(g);
   });
+  if (offAxis) {
+    svg.append(svgText(x1, bottom + 13, `runs off the axis: ${formatMs(plan.summary.ttftMs)} ▶`, { class: "tick off-axis", "text-anchor": "end" }));
+    return svg;
+  }
   const ttft = x0 + plan.summary.ttftMs * scale;
   svg.append(titled(svgEl("line", { x1: ttft, x2: ttft, y1: top - 2, y2: bottom, class: "ttft-line" }), `predicted time to first token: ${formatMs(plan.summary.ttftMs)}`));
   return svg;

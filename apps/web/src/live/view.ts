@@ -73,17 +73,14 @@ export function mountLiveView(element: HTMLElement, options: LiveViewOptions): L
   let client: WatchClient | null = null;
   let state: LiveState = emptyState();
   let plan: PlanState | null = null;
-  let frame: number | null = null;
 
+  // Drawn on every event, at once: a few small tables, and no layer a host reports is skipped.
   const render = () => {
-    frame = null;
     renderGroup(group, state);
     renderHosts(hostsTable, state);
     renderJob(jobSection, state.job, plan);
   };
-  const schedule = () => {
-    frame ??= requestAnimationFrame(render);
-  };
+  const schedule = render;
 
   const askPlan = (job: LiveJob) => {
     const jobId = job.jobId;
