@@ -139,7 +139,7 @@ describe("the live view", () => {
     try {
       await waitFor("both workers in the hosts table, joined", async () => {
         const rows = await page.locator(".apb-live-hosts tbody tr").evaluateAll((trs) =>
-          trs.map((tr) => Object.fromEntries([...tr.querySelectorAll("td")].map((td) => [td.dataset.field, td.textContent]))),
+          trs.map((tr) => Object.fromEntries(Array.from(tr.querySelectorAll("td")).map((td) => [td.dataset.field, td.textContent]))),
         );
         const joined = rows.filter((r) => r.state === "joined");
         return joined.length === 2 && joined.map((r) => r.pid).sort().join() === pids.join() ? rows : undefined;
@@ -170,7 +170,7 @@ describe("the live view", () => {
     expect(await page.locator(".apb-live-outcome").textContent()).toMatch(/^Done in [\d.]+ m?s/);
     await waitFor("the prediction", async () => ((await page.locator(".apb-live-plan").textContent())?.startsWith("Predicted prefill") ? true : undefined), 10_000);
     const perHost = await page.locator(".apb-live-progress tbody tr").evaluateAll((trs) =>
-      trs.map((tr) => Object.fromEntries([...tr.querySelectorAll("td")].map((td) => [td.dataset.field, td.textContent?.trim()]))),
+      trs.map((tr) => Object.fromEntries(Array.from(tr.querySelectorAll("td")).map((td) => [td.dataset.field, td.textContent?.trim()]))),
     );
     expect(perHost).toHaveLength(2);
     for (const row of perHost) {
