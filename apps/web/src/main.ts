@@ -22,6 +22,8 @@ const results = el("results");
 const status = el("status");
 let planner: Planner | null = null;
 let last: Outcome | null = null;
+/** The model and hardware of the last input the form could read (the live view plans with them). */
+let lastModel: Pick<Outcome["request"], "model" | "hardware"> | null = null;
 let renders = 0;
 
 function width(container: HTMLElement): number {
@@ -58,6 +60,7 @@ function update(): void {
   if (!built.ok) {
     showErrors(form.root, built.errors);
   } else if (planner) {
+    lastModel = { model: built.request.model, hardware: built.request.hardware };
     try {
       last = compute(planner, built.request);
       ok = true;
@@ -112,7 +115,7 @@ async function start(): Promise<void> {
     return;
   }
   update();
-  mountLive(el("live"), () => planner);
+  mountLive(el("live"), () => (planner && lastModel ? { planner, ...lastModel } : null));
 }
 
 void start();

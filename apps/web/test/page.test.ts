@@ -88,6 +88,7 @@ describe("the planner page in Chromium", () => {
     expect(await page.locator("#layout svg .seg-query").count()).toBe(7); // every anchored host embeds the query
     expect(await page.locator("#layout svg .seg-passing").count()).toBe(28); // host h receives h passing blocks
     expect(await page.locator("#live").count()).toBe(1);
+    expect(await page.locator("#live form input").count()).toBeGreaterThanOrEqual(2); // the live view is mounted, connecting to nothing yet
     expect(await page.inputValue("#context")).toBe("128K");
     expect(await page.getAttribute("#anchor", "placeholder")).toBe("default 4096");
     expect(await page.getAttribute("#passing", "placeholder")).toBe("default 2048");
@@ -218,6 +219,9 @@ describe("the planner page in Chromium", () => {
       if (id) reached.add(id);
     }
     for (const c of controls.filter((c) => c.visible)) expect(reached.has(c.id), `#${c.id} reached with Tab`).toBe(true);
+    const live = await page.evaluate(() => [...document.querySelectorAll<HTMLInputElement>("#live input")].map((el) => el.labels?.[0]?.textContent ?? ""));
+    expect(live.length).toBeGreaterThan(0);
+    expect(live.every((l) => l.length > 0)).toBe(true);
     // Accessible names as a screen reader gets them.
     const snapshot = await page.locator("#form").ariaSnapshot();
     for (const name of ["Model preset", "Context length", "Query length", "Hosts", "Hardware", "Strategy", "Anchor tokens", "Passing tokens", "Balanced block sizes", "Hugging Face config.json", "Device memory (GiB)"]) {

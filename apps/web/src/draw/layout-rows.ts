@@ -82,7 +82,7 @@ export function drawLayoutRows(container: HTMLElement, plan: Plan, width: number
 
   for (const t of tokenTicks(max, width < 480 ? 4 : 8)) {
     const x = x0 + t * scale;
-    svg.append(svgEl("line", { x1: x, x2: x, y1: top - 6, y2: height - 4, class: "grid" }), svgText(x, top - 9, formatLength(t), { class: "tick", "text-anchor": "middle" }));
+    svg.append(svgEl("line", { x1: x, x2: x, y1: top - 6, y2: height - 4, class: "grid" }), svgText(x, top - 9, formatLength(t), { class: "tick", "text-anchor": t === 0 ? "start" : x > x1 - 16 ? "end" : "middle" }));
   }
   if (showContext) {
     const x = x0 + plan.contextTokens * scale;

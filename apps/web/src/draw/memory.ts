@@ -32,7 +32,7 @@ export function drawMemory(container: HTMLElement, plan: Plan, width: number): v
   svg.classList.add("memory");
   for (const t of ticks(max / GiB, width < 480 ? 3 : 6)) {
     const x = x0 + t * GiB * scale;
-    svg.append(svgEl("line", { x1: x, x2: x, y1: top, y2: bottom, class: "grid" }), svgText(x, bottom + 14, `${t} GiB`, { class: "tick", "text-anchor": t === 0 ? "start" : "middle" }));
+    svg.append(svgEl("line", { x1: x, x2: x, y1: top, y2: bottom, class: "grid" }), svgText(x, bottom + 14, `${t} GiB`, { class: "tick", "text-anchor": t === 0 ? "start" : x > x1 - 24 ? "end" : "middle" }));
   }
   hosts.forEach((h, i) => {
     const y = top + i * (rowH + gap);

@@ -30,7 +30,8 @@ function hostEnd(h: HostPlan, plan: Plan): number {
 export function drawTimelines(container: HTMLElement, entries: TimelineEntry[], selected: Strategy, width: number): void {
   const cols = width >= 900 ? 3 : width >= 560 ? 2 : 1;
   const gap = 12;
-  const panelW = Math.floor((width - (cols - 1) * gap) / cols);
+  // A panel's border and padding (styles.css: 1px + 6px each side) are not the drawing's.
+  const panelW = Math.floor((width - (cols - 1) * gap) / cols) - 14;
   // Full attention is usually many times slower: the axis fits the other strategies, and
   // full's bar runs off it (labelled), so the phases of the fast ones stay readable.
   const extent = (e: TimelineEntry) => (e.plan ? Math.max(e.plan.summary.ttftMs, ...e.plan.hostPlans.map((h) => hostEnd(h, e.plan!))) : 0);
