@@ -169,6 +169,10 @@ describe("the live view", () => {
     expect(await page.locator(".apb-live-job h3").textContent()).toMatch(/^Job \d+: apb on 2 hosts, \d+ context tokens \(\d+ prefix\) \+ \d+ query/);
     expect(await page.locator(".apb-live-outcome").textContent()).toMatch(/^Done in [\d.]+ m?s/);
     await waitFor("the prediction", async () => ((await page.locator(".apb-live-plan").textContent())?.startsWith("Predicted prefill") ? true : undefined), 10_000);
+    // The planner's layout for the job's sizes is the one the hosts ran.
+    const ran = /ran with (blocks of \d+, anchor \d+, passing \d+)/.exec((await page.locator(".apb-live-outcome").textContent()) ?? "")?.[1];
+    expect(ran).toBeDefined();
+    expect(await page.locator(".apb-live-plan").textContent()).toContain(`planned ${ran!}`);
     const perHost = await page.locator(".apb-live-progress tbody tr").evaluateAll((trs) =>
       trs.map((tr) => Object.fromEntries(Array.from(tr.querySelectorAll("td")).map((td) => [td.dataset.field, td.textContent?.trim()]))),
     );

@@ -22,7 +22,7 @@ describe("watch", () => {
     const w = await watcher(coordinator.url);
     const first = await w.next("status");
     expect("status" in first && first.status).toMatchObject({ formed: false, hosts: [], worldSize: 2, missing: 2 });
-    startAgents(coordinator.url, 2);
+    const agents = startAgents(coordinator.url, 2);
     await until(() => statuses(w).some((s) => s.formed), 5000, "a status showing the formed group");
     const formed = statuses(w).find((s) => s.formed)!;
     expect(formed.hosts.map((h) => [h.rank, h.facts.hostname, h.state])).toEqual([
@@ -30,6 +30,10 @@ describe("watch", () => {
       [1, "node-1", "joined"],
     ]);
     expect(logs).toContainEqual(expect.stringMatching(/^connection \d+ from .* is watching$/));
+    // A host leaves: the group dissolves and the watcher is told.
+    const seen = statuses(w).length;
+    await agents[1]!.agent.stop();
+    await until(() => statuses(w).slice(seen).some((s) => !s.formed && s.hosts.length === 1 && s.missing === 1), 5000, "a status showing the host gone");
   });
 
   it("sends a job's start (sizes, no token ids), its progress per rank, and its end with each host's timings", async () => {

@@ -76,7 +76,7 @@ export function mountLiveView(element: HTMLElement, options: LiveViewOptions): L
 
   // Drawn on every event, at once: a few small tables, and no layer a host reports is skipped.
   const render = () => {
-    renderGroup(group, state);
+    renderGroup(group, state, connection.dataset.state === "down");
     renderHosts(hostsTable, state);
     renderJob(jobSection, state.job, plan);
   };
@@ -177,7 +177,7 @@ function setConnection(node: HTMLElement, kind: "idle" | "connecting" | "open" |
   node.textContent = text;
 }
 
-function renderGroup(node: HTMLElement, state: LiveState): void {
+function renderGroup(node: HTMLElement, state: LiveState, stale: boolean): void {
   const s = state.status;
   if (!s) {
     node.textContent = "";
@@ -186,7 +186,7 @@ function renderGroup(node: HTMLElement, state: LiveState): void {
   const ready = s.worldSize - s.missing;
   const formed = s.formed ? `group ${s.groupId ?? ""} formed` : `group not formed (${ready} of ${s.worldSize} hosts ready)`;
   const running = s.runningJobId === null ? "idle" : `running job ${s.runningJobId}`;
-  node.textContent = `${formed}; ${s.hosts.length} host${s.hosts.length === 1 ? "" : "s"} connected; ${running}; ${s.queuedJobs} queued.`;
+  node.textContent = `${stale ? "Last known: " : ""}${formed}; ${s.hosts.length} host${s.hosts.length === 1 ? "" : "s"} connected; ${running}; ${s.queuedJobs} queued.`;
 }
 
 const HOST_COLUMNS = ["Rank", "Host", "PID", "Backend", "GPU", "GPU memory", "Free memory", "State", "Last seen"];
@@ -255,7 +255,11 @@ function renderJob(node: HTMLElement, job: LiveJob | null, plan: PlanState | nul
   node.append(el("h3", { text: describeJob(job) }));
   const o = job.outcome;
   const outcome =
-    o.kind === "running" ? "Running." : o.kind === "done" ? `Done in ${ms(o.wallMs)} (first token after ${ms(o.firstTokenMs)}).` : `Failed: ${o.error.code}: ${o.error.message}`;
+    o.kind === "running"
+      ? "Running."
+      : o.kind === "done"
+        ? `Done in ${ms(o.wallMs)} (first token after ${ms(o.firstTokenMs)})${o.hosts[0] ? `; ran with blocks of ${o.hosts[0].blockTokens}, anchor ${o.hosts[0].anchorTokens}, passing ${o.hosts[0].passingTokens}` : ""}.`
+        : `Failed: ${o.error.code}: ${o.error.message}`;
   node.append(el("p", { className: "apb-live-outcome", text: outcome }));
 
   const p = plan?.jobId === job.jobId ? plan : null;
@@ -271,7 +275,7 @@ function renderJob(node: HTMLElement, job: LiveJob | null, plan: PlanState | nul
             ? "Predicting…"
             : p.kind === "error"
               ? `The planner could not predict this job: ${p.message}`
-              : `Predicted prefill ${ms(p.plan.summary.prefillMs)}, first token ${ms(p.plan.summary.ttftMs)}; slowest host ${p.plan.summary.slowestHost}.`,
+              : `Predicted prefill ${ms(p.plan.summary.prefillMs)}, first token ${ms(p.plan.summary.ttftMs)}; slowest host ${p.plan.summary.slowestHost}; planned blocks of ${p.plan.blockTokens}, anchor ${p.plan.anchorTokens}, passing ${p.plan.passingTokens}.`,
       ),
     ),
   );
@@ -296,7 +300,8 @@ function renderJob(node: HTMLElement, job: LiveJob | null, plan: PlanState | nul
       o.kind === "done" ? "all layers" : !progress ? "waiting" : progress.phase === "prefill" ? `${progress.done} of ${progress.total} layers` : progress.phase;
     bar.setAttribute("aria-label", `host ${rank} prefill: ${layers}`);
     const hostPlan = predicted?.hostPlans[rank];
-    const measured = o.kind === "done" ? o.hosts.find((h) => h.rank === rank)?.timings.prefillMs : undefined;
+    const ran = o.kind === "done" ? o.hosts.find((h) => h.rank === rank) : undefined;
+    const measured = ran?.timings.prefillMs;
     const row = el("tr");
     row.dataset.rank = String(rank);
     const progressCell = el("td", {}, bar, el("span", { className: "apb-live-layers", text: ` ${layers}` }));
