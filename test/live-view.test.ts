@@ -1,7 +1,7 @@
 // The live view in real Chromium against a real group: `apb serve --workers remote` (whose
 // control plane the page watches) and two `apb worker` processes on the CPU with a tiny
-// model. The page is the live view bundled with esbuild and mounted alone, with a planFor that
-// plans with @apb/planner for the tiny model's shape.
+// model. The page is first the live view bundled with esbuild and mounted alone, with a planFor
+// that plans with @apb/planner for the tiny model's shape; then the page apb serve serves at /.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -110,8 +110,8 @@ afterAll(async () => {
 });
 
 async function watch(page: Page, address: string, token: string): Promise<void> {
-  await page.getByLabel("Coordinator address").fill(address);
-  await page.getByLabel("Token").fill(token);
+  await page.getByLabel("Coordinator address", { exact: true }).fill(address);
+  await page.getByLabel("Token", { exact: true }).fill(token);
   await page.getByRole("button", { name: "Watch" }).click();
 }
 
@@ -188,6 +188,27 @@ describe("the live view", () => {
     mkdirSync(OUTPUT, { recursive: true });
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.screenshot({ path: join(OUTPUT, "live-view-1280x800.png"), fullPage: true });
+
+    // The page apb serve serves at / (apps/web's build) carries the same view: it watches too.
+    const served = await browser.newPage();
+    served.on("pageerror", (e) => errors.push(`served page: ${e.message}`));
+    const home = await served.goto(`${httpUrl}/`);
+    expect(home?.status(), "GET / of apb serve: build the page with npm run build -w @apb/web").toBe(200);
+    await watch(served, coordinator, TOKEN);
+    await waitFor("the served page's hosts table", async () => {
+      const text = (await served.locator(".apb-live-hosts tbody").textContent()) ?? "";
+      return pids.every((pid) => text.includes(pid)) ? true : undefined;
+    }, 30_000);
+    const second = await fetch(`${httpUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: `${document}\n\nWho skates under the bridge?` }], max_tokens: 2 }),
+    });
+    expect(second.status).toBe(200);
+    await waitFor("the second job to end in the served page", async () => ((await served.locator(".apb-live-job").getAttribute("data-outcome")) === "done" ? true : undefined), 30_000);
+    expect(await served.locator(".apb-live-progress tbody tr").count()).toBe(2);
+    await served.setViewportSize({ width: 1280, height: 800 });
+    await served.locator(".apb-live").screenshot({ path: join(OUTPUT, "live-view-served-1280.png") });
 
     // The coordinator goes away: the view says so and keeps trying.
     server.child.kill("SIGTERM");
