@@ -82,6 +82,21 @@ describe("watch", () => {
     await expect(running).resolves.toMatchObject({ code: "CANCELLED" });
   });
 
+  it("sends jobFailed naming the host when a host dies mid-job", async () => {
+    const { coordinator } = await startCoordinator({ hosts: 2 });
+    const [, second] = startAgents(coordinator.url, 2, { hang: true });
+    await coordinator.waitForGroup(5000);
+    const w = await watcher(coordinator.url);
+    await w.next("status");
+    const running = coordinator.submit(job()).catch((e: unknown) => e);
+    const started = await w.next("jobStarted");
+    void second!.agent.stop();
+    const failed = await w.next("jobFailed");
+    expect(failed).toMatchObject({ jobId: started.jobId, error: { code: "HOST_LOST", message: expect.stringContaining("host 1 (pid") } });
+    await expect(running).resolves.toMatchObject({ code: "HOST_LOST" });
+    await until(() => statuses(w).some((s) => !s.formed && s.runningJobId === null), 5000, "a status showing the group dissolved");
+  });
+
   it("needs the token like any caller, and hello first", async () => {
     const { coordinator } = await startCoordinator({ hosts: 1 });
     const wrong = await watcher(coordinator.url, "not-the-token");
