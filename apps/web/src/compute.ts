@@ -10,8 +10,12 @@ export interface Outcome {
   defaults: { anchorTokens: number; passingTokens: number };
   comparison: Comparison;
   plans: { strategy: Strategy; plan: Plan | null; error: string | null }[];
-  recommendation: Recommendation | { error: string };
+  /** null: not searched yet (large groups search on request: the search grows faster than the hosts). */
+  recommendation: Recommendation | { error: string } | null;
 }
+
+/** Up to this many hosts recommend runs with every change (about 0.1 s at 128 hosts); above, on request. */
+export const AUTO_RECOMMEND_HOSTS = 128;
 
 const MAX_RECOMMEND_HOSTS = 1024;
 
@@ -33,19 +37,7 @@ export function compute(planner: Planner, request: Outcome["request"]): Outcome 
       return { strategy: row.strategy, plan: null, error: messageOf(cause) };
     }
   });
-  let recommendation: Outcome["recommendation"];
-  try {
-    recommendation = planner.recommend({
-      model: request.model,
-      hardware: request.hardware,
-      contextTokens: request.contextTokens,
-      queryTokens: request.queryTokens,
-      maxHosts: Math.min(request.hosts, MAX_RECOMMEND_HOSTS),
-      allowBalanced: true,
-    });
-  } catch (cause) {
-    recommendation = { error: messageOf(cause) };
-  }
+  const recommendation = request.hosts <= AUTO_RECOMMEND_HOSTS ? recommendFor(planner, request) : null;
   return {
     request,
     plan,
@@ -54,6 +46,22 @@ export function compute(planner: Planner, request: Outcome["request"]): Outcome 
     plans,
     recommendation,
   };
+}
+
+/** recommend over up to the form's hosts, for the same model, hardware and lengths. */
+export function recommendFor(planner: Planner, request: Outcome["request"]): Recommendation | { error: string } {
+  try {
+    return planner.recommend({
+      model: request.model,
+      hardware: request.hardware,
+      contextTokens: request.contextTokens,
+      queryTokens: request.queryTokens,
+      maxHosts: Math.min(request.hosts, MAX_RECOMMEND_HOSTS),
+      allowBalanced: true,
+    });
+  } catch (cause) {
+    return { error: messageOf(cause) };
+  }
 }
 
 function tryOr<T>(f: () => T, fallback: T): T {

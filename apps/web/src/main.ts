@@ -1,6 +1,6 @@
 // The page: read the form (or the URL), plan, draw; keep the URL in step so a layout can be shared.
 import { Planner } from "@apb/planner";
-import { compute, type Outcome } from "./compute.js";
+import { compute, recommendFor, type Outcome } from "./compute.js";
 import { drawLayoutRows } from "./draw/layout-rows.js";
 import { drawMemory } from "./draw/memory.js";
 import { drawTimelines } from "./draw/timeline.js";
@@ -43,10 +43,25 @@ function draw(outcome: Outcome): void {
   drawTimelines(el("timeline"), outcome.plans.map((p) => ({ ...p, speedup: speedups.get(p.strategy) ?? null })), plan.strategy, width(el("timeline")));
   drawMemory(el("memory"), plan, width(el("memory")));
   drawTable(el("table"), outcome.comparison, plan.strategy);
-  drawRecommendation(el("recommendation"), outcome.recommendation, plan, Math.min(outcome.request.hosts, 1024), (settings) => {
-    form.write(settings);
-    update();
-  });
+  drawRecommendationOf(outcome);
+}
+
+function drawRecommendationOf(outcome: Outcome): void {
+  drawRecommendation(
+    el("recommendation"),
+    outcome.recommendation,
+    outcome.plan,
+    Math.min(outcome.request.hosts, 1024),
+    (settings) => {
+      form.write(settings);
+      update();
+    },
+    () => {
+      if (!planner || last !== outcome) return; // the form changed meanwhile
+      outcome.recommendation = recommendFor(planner, outcome.request);
+      drawRecommendationOf(outcome);
+    },
+  );
 }
 
 function update(): void {
@@ -81,7 +96,11 @@ function update(): void {
     }
   }
   results.classList.toggle("stale", !ok && last !== null);
-  status.textContent = ok ? "" : last ? "Showing the last valid layout: fix the highlighted field to update it." : "";
+  status.textContent = ok
+    ? ""
+    : last
+      ? "Showing the last valid layout: fix the field marked in red to update it."
+      : "Nothing to draw yet: fix the field marked in red.";
   renders += 1;
   document.body.dataset.renders = String(renders);
   document.body.dataset.status = ok ? "ok" : "error";

@@ -11,8 +11,30 @@ export interface Applied {
   balanced: boolean;
 }
 
-export function drawRecommendation(container: HTMLElement, rec: Recommendation | { error: string }, current: Plan, maxHosts: number, apply: (settings: Applied) => void): void {
+export function drawRecommendation(
+  container: HTMLElement,
+  rec: Recommendation | { error: string } | null,
+  current: Plan,
+  maxHosts: number,
+  apply: (settings: Applied) => void,
+  search: () => void,
+): void {
   const p = document.createElement("p");
+  if (rec === null) {
+    p.textContent = `Searching layouts with up to ${maxHosts} hosts takes a while in the browser, so it runs when you ask.`;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.id = "run-recommendation";
+    button.textContent = `Search up to ${maxHosts} hosts`;
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      button.textContent = "Searching…";
+      // Let the browser paint the message before the search holds the page.
+      setTimeout(search, 30);
+    });
+    container.replaceChildren(p, button);
+    return;
+  }
   if ("error" in rec) {
     p.className = "warn";
     p.textContent = `No recommendation: ${rec.error}`;

@@ -240,6 +240,23 @@ describe("the planner page in Chromium", () => {
     await valid.page.close();
   });
 
+  it("draws a large group with the middle hosts left out, and says so", async () => {
+    const { page, errors } = await open("?context=1M&hosts=200");
+    expect(await page.evaluate(() => document.body.dataset.status)).toBe("ok");
+    expect(await hostRows(page)).toBe(64);
+    expect(await page.locator("#layout").innerText()).toContain("136 hosts not drawn");
+    expect(await page.locator('#layout .host-row[data-host="199"]').count()).toBe(1);
+    expect(await page.locator("#timeline .panel[data-strategy=apb] .timeline-row").count()).toBe(64);
+    // recommend over 200 hosts runs on request, not with every change.
+    expect(await page.locator("#apply-recommendation").count()).toBe(0);
+    await page.click("#run-recommendation");
+    await page.waitForSelector("#apply-recommendation", { timeout: 30_000 });
+    expect(await page.locator("#recommendation").innerText()).toContain("up to 200 hosts");
+    await page.screenshot({ path: `${OUTPUT}large-1280x800-full.png`, fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("writes screenshots at 1280x800 and 390x844", async () => {
     for (const [name, viewport] of [["desktop-1280x800", { width: 1280, height: 800 }], ["phone-390x844", { width: 390, height: 844 }]] as const) {
       const { page, errors } = await open("", viewport);
@@ -254,7 +271,11 @@ describe("the planner page in Chromium", () => {
       await page.close();
     }
     const { page } = await open("?context=abc&hosts=4");
+    expect(await page.locator("#status").innerText()).toContain("Nothing to draw yet");
     await page.screenshot({ path: `${OUTPUT}error-1280x800.png` });
     await page.close();
+    const custom = await open("?model=custom&hardware=custom&hosts=4000", { width: 390, height: 844 });
+    await custom.page.screenshot({ path: `${OUTPUT}phone-custom-390x844-full.png`, fullPage: true });
+    await custom.page.close();
   });
 });

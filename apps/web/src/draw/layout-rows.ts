@@ -73,8 +73,10 @@ export function drawLayoutRows(container: HTMLElement, plan: Plan, width: number
   const x0 = labelW;
   const x1 = width - 12;
   const scale = (x1 - x0) / max;
-  const rowH = 22;
-  const gap = 7;
+  // Rows shrink for large groups (64 drawn at most) so the drawing stays about a screen tall.
+  const rowH = Math.max(9, Math.min(22, Math.floor(560 / rows.length) - 4));
+  const gap = rowH >= 18 ? 7 : 3;
+  const labelEvery = rowH + gap >= 14 ? 1 : Math.ceil(14 / (rowH + gap));
   const top = 24;
   const height = top + rows.length * (rowH + gap) + 6;
   const svg = svgRoot(width, height, `Layout of ${plan.contextTokens} tokens over ${plan.hostPlans.length} hosts with ${plan.strategy}`);
@@ -96,13 +98,13 @@ export function drawLayoutRows(container: HTMLElement, plan: Plan, width: number
       return;
     }
     const g = svgEl("g", { class: "host-row", "data-host": row.host.host });
-    g.append(svgText(4, y + rowH / 2 + 4, `host ${row.host.host}`, { class: "row-label" }));
+    if (i % labelEvery === 0 || i === rows.length - 1) g.append(svgText(4, y + rowH / 2 + 4, `host ${row.host.host}`, { class: "row-label" }));
     let x = x0;
     for (const seg of row.segments) {
       const w = seg.tokens * scale;
       const rect = titled(svgEl("rect", { x, y, width: Math.max(w, 0.5), height: rowH, class: `seg seg-${seg.kind}` }), seg.title);
       g.append(rect);
-      if (seg.label && textWidth(seg.label) + 6 < w) g.append(svgText(x + 3, y + rowH / 2 + 4, seg.label, { class: `seg-label on-${seg.kind}` }));
+      if (seg.label && rowH >= 14 && textWidth(seg.label) + 6 < w) g.append(svgText(x + 3, y + rowH / 2 + 4, seg.label, { class: `seg-label on-${seg.kind}` }));
       x += w;
     }
     svg.append(g);

@@ -97,6 +97,10 @@ function drawPanel(plan: Plan, width: number, tmax: number): SVGSVGElement {
   }
   const slowest = plan.summary.slowestHost;
   const labelAll = rowH >= 10;
+  // With thin rows only the first, the last and the slowest host are named, and an end label
+  // too close to the slowest one is left out.
+  const slowestAt = hosts.indexOf(slowest);
+  const clear = (i: number) => slowestAt < 0 || Math.abs(i - slowestAt) * (rowH + gap) >= 12;
   hosts.forEach((h, i) => {
     const y = top + i * (rowH + gap);
     if (h === "gap") {
@@ -106,7 +110,7 @@ function drawPanel(plan: Plan, width: number, tmax: number): SVGSVGElement {
     const host = plan.hostPlans[h]!;
     const isSlowest = host.host === slowest;
     const g = svgEl("g", { class: `timeline-row${isSlowest ? " slowest" : ""}`, "data-host": host.host, "clip-path": `url(#${clipId})` });
-    if (labelAll || isSlowest || i === 0 || i === hosts.length - 1) {
+    if (labelAll || isSlowest || ((i === 0 || i === hosts.length - 1) && clear(i))) {
       g.append(svgText(labelW - 6, y + rowH / 2 + 4, isSlowest ? `▶ ${host.host}` : `${host.host}`, { class: "row-label", "text-anchor": "end" }));
     }
     let x = x0;
