@@ -100,13 +100,21 @@ export function drawLayoutRows(container: HTMLElement, plan: Plan, width: number
     const g = svgEl("g", { class: "host-row", "data-host": row.host.host });
     if (i % labelEvery === 0 || i === rows.length - 1) g.append(svgText(4, y + rowH / 2 + 4, `host ${row.host.host}`, { class: "row-label" }));
     let x = x0;
+    const onTop: SVGElement[] = [];
     for (const seg of row.segments) {
       const w = seg.tokens * scale;
-      const rect = titled(svgEl("rect", { x, y, width: Math.max(w, 0.5), height: rowH, class: `seg seg-${seg.kind}` }), seg.title);
-      g.append(rect);
+      // The query and the probe are a few hundred tokens at most: drawn at least 3 px wide (over
+      // the anchor's first tokens) so they stay visible; the widths after them stay to scale.
+      const minW = seg.kind === "query" || seg.kind === "probe" ? 3 : 0.5;
+      const rect = titled(svgEl("rect", { x, y, width: Math.max(w, minW), height: rowH, class: `seg seg-${seg.kind}` }), seg.title);
+      if (minW > w) {
+        rect.classList.add("widened");
+        onTop.push(rect);
+      } else g.append(rect);
       if (seg.label && rowH >= 14 && textWidth(seg.label) + 6 < w) g.append(svgText(x + 3, y + rowH / 2 + 4, seg.label, { class: `seg-label on-${seg.kind}` }));
       x += w;
     }
+    g.append(...onTop);
     svg.append(g);
   });
 
