@@ -55,7 +55,7 @@ export function registerServe(program: Command): void {
     .option("--model-name <id>", "the model id clients send (default: the model's name)")
     .option("--workers <where>", "local: start the hosts here, one per GPU with cuda; remote: wait for `apb worker`s", "local")
     .option("--listen <host:port>", "with --workers remote: where the control plane listens for workers", "0.0.0.0:29500")
-    .option("--token <token>", "with --workers remote: the workers' admission token (default $APB_TOKEN)")
+    .option("--token <token>", "the control plane's token: remote workers present it, and the page's live view watches the group with it (default $APB_TOKEN; local workers: random unless given)")
     .option("--strategy <name>", `the strategy when a request does not choose one: ${STRATEGIES.join("|")}`, "apb")
     .option("--max-queue <n>", "requests that may wait behind the running one; more get 429", "64")
     .option("--max-body-bytes <n>", "the largest request body", String(16 * 1024 * 1024))
@@ -95,8 +95,10 @@ export function registerServe(program: Command): void {
         log.info(`control plane listening on ${coordinator.url}; waiting for ${hosts} apb worker${hosts > 1 ? "s" : ""}`);
       } else {
         // The server's queue decides who waits: the coordinator must hold as many (its default is 1024).
-        local = await startLocalGroup({ modelPath: dir.path, fingerprint, hosts, backend, formTimeoutMs, maxQueuedJobs: settings.maxQueue + 1, restart: { log: (line) => log.warn(line) } });
+        local = await startLocalGroup({ modelPath: dir.path, fingerprint, hosts, backend, formTimeoutMs, maxQueuedJobs: settings.maxQueue + 1, ...(token ? { token } : {}), restart: { log: (line) => log.warn(line) } });
         coordinator = local.coordinator;
+        // The page's live view watches a group through its control plane, with its token.
+        log.info(token ? `control plane on ${coordinator.url} (watch it from the page's live view with --token)` : `control plane on ${coordinator.url} (give --token or APB_TOKEN to watch it from the page's live view)`);
       }
       const server = await ApbServer.start({
         group: coordinator,

@@ -15,6 +15,9 @@ export interface LocalGroupOptions {
   backend: BackendName;
   /** How long the group may take to form (workers load the model first). */
   formTimeoutMs: number;
+  /** The control plane's token (default: a random one only the workers know); a server sets
+   * it so that the page's live view can watch the group. */
+  token?: string;
   /** Restart a worker that dies once the group has formed (a server); says so in the log. */
   restart?: { log(line: string): void };
   /** Jobs the coordinator lets wait (a server's queue; default the coordinator's). */
@@ -36,7 +39,7 @@ const MAX_RESTART_DELAY_MS = 30_000;
 const STABLE_MS = 60_000;
 
 export async function startLocalGroup(o: LocalGroupOptions): Promise<LocalGroup> {
-  const token = randomBytes(24).toString("hex");
+  const token = o.token ?? randomBytes(24).toString("hex");
   const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, hosts: o.hosts, token, model: { path: o.modelPath, fingerprint: o.fingerprint }, ...(o.maxQueuedJobs !== undefined ? { maxQueuedJobs: o.maxQueuedJobs } : {}) });
   const workers: ChildProcess[] = [];
   let exited: ((e: Error) => void) | null = null;
