@@ -14,6 +14,9 @@ import type { ChatMessage } from "./tokenizer.js";
 export const STRATEGIES = ["full", "apb", "star", "ring", "ring-zigzag"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 
+/** The largest values a request accepts (hosts is the planner's MAX_HOSTS); callers can check their flags against them first. */
+export const REQUEST_LIMITS = { maxHosts: 4096, maxNewTokens: 1_000_000, maxTemperature: 100, maxSeed: 2 ** 32 - 1 } as const;
+
 const generateSchema = z.strictObject({
   document: z.string({ error: "must be the document text (the long context)" }),
   query: z.string({ error: "must be the question asked about the document" }).min(1, { error: "must not be empty" }),
@@ -21,15 +24,15 @@ const generateSchema = z.strictObject({
   answerPrefix: z.string({ error: "must be the text the answer starts with" }).optional(),
   chatTemplate: z.boolean({ error: "must be true or false" }).optional(),
   strategy: z.enum(STRATEGIES, { error: `must be one of ${STRATEGIES.join(", ")}` }).default("apb"),
-  hosts: z.number().int().min(1).max(4096).default(DEFAULT_HOSTS),
+  hosts: z.number().int().min(1).max(REQUEST_LIMITS.maxHosts).default(DEFAULT_HOSTS),
   anchorTokens: z.number().int().min(0).optional(),
   passingTokens: z.number().int().min(0).optional(),
   balanced: z.boolean().optional(),
   scorer: z.enum(["query", "retaining-heads"]).optional(),
-  maxTokens: z.number().int().min(0).max(1_000_000).default(DEFAULT_MAX_TOKENS),
-  temperature: z.number().min(0).max(100).default(0),
+  maxTokens: z.number().int().min(0).max(REQUEST_LIMITS.maxNewTokens).default(DEFAULT_MAX_TOKENS),
+  temperature: z.number().min(0).max(REQUEST_LIMITS.maxTemperature).default(0),
   topP: z.number().gt(0).max(1).default(1),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+  seed: z.number().int().min(0).max(REQUEST_LIMITS.maxSeed).default(0),
   stopTokenIds: z.array(z.number().int().min(0)).optional(),
   allowLongPrompt: z.boolean({ error: "must be true or false" }).optional(),
   onToken: z.function().optional(),
