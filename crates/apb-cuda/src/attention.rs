@@ -4,7 +4,7 @@
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
 
-use apb_engine::cpu::attention::Heads;
+use apb_engine::Heads;
 use apb_engine::error::{EngineError, Result};
 use cudarc::driver::{result, sys, CudaSlice, DevicePtr, DevicePtrMut, SyncOnDrop};
 

@@ -4,7 +4,7 @@
 //! waits for it.
 
 use apb_engine::backend::{Backend, Segment};
-use apb_engine::cpu::attention::Heads;
+use apb_engine::Heads;
 use apb_engine::error::{code, EngineError, Result};
 use cudarc::driver::{CudaSlice, DeviceRepr};
 

@@ -1,7 +1,8 @@
 //! The kernels against apb-engine's CPU reference on fresh random bf16 inputs, and their
 //! speed measured with GPU events.
 
-use apb_engine::cpu::attention::{attention as cpu_attention, merge as cpu_merge, Heads, KeySegment};
+use apb_engine::cpu::attention::{attention as cpu_attention, merge as cpu_merge, KeySegment};
+use apb_engine::Heads;
 use apb_engine::error::Result;
 use cudarc::driver::CudaSlice;
 

@@ -1,5 +1,6 @@
 //! Rough GFLOP/s of the CPU linear and attention kernels (for tuning; not a test).
-use apb_engine::cpu::attention::{attention, Heads, KeySegment};
+use apb_engine::cpu::attention::{attention, KeySegment};
+use apb_engine::Heads;
 use apb_engine::cpu::linear::linear;
 use std::time::Instant;
 

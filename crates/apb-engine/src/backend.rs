@@ -1,9 +1,9 @@
 //! What the transformer forward needs from a device. The forward is written once against
-//! this trait; the CPU backend implements it here and the CUDA backend will beside it.
+//! this trait; the CPU backend implements it in `cpu`, the CUDA backend in apb-cuda.
 //! Buffers hold f32 values on the CPU and bf16 activations (fp32 LSE) on the GPU; uploads and
 //! downloads speak f32. Shapes are passed explicitly and checked by each backend.
 
-use crate::cpu::attention::Heads;
+use crate::heads::Heads;
 use crate::error::Result;
 
 /// A run of keys (and their values) a range of query rows attends to, read in place.

@@ -2,7 +2,7 @@
 
 use crate::backend::Backend;
 use crate::config::ModelConfig;
-use crate::cpu::attention::Heads;
+use crate::heads::Heads;
 use crate::error::Result;
 use crate::rope;
 use crate::weights::{self, ModelWeights, TensorSource};

@@ -11,11 +11,11 @@ use crate::backend::{Backend, Segment};
 use crate::comm::{Comm, Handoff};
 use crate::control::LayerDone;
 use crate::exchange::{self, KvBlock};
-use crate::cpu::select;
 use crate::error::{EngineError, Result};
 use crate::host::HostRows;
 use crate::layer::{self, Qkv};
 use crate::model::Model;
+use crate::passing;
 use crate::timing::HostTimings;
 
 /// The KV a host keeps after prefill: its local block, per layer, [tokens][kv_width].
@@ -140,8 +140,8 @@ fn passing_block<B: Backend>(
             b.query_scores(&q_rows, k_local, m.heads())?
         }
     };
-    select::max_pool5(&mut scores, n);
-    let picked = select::top_k(&scores, n, me.passing.sends as usize, p.rows.excluded_local.clone());
+    passing::max_pool5(&mut scores, n);
+    let picked = passing::top_k(&scores, n, me.passing.sends as usize, p.rows.excluded_local.clone());
     Ok((b.gather_per_head(k_local, &picked, c.head_dim)?, b.gather_per_head(v_local, &picked, c.head_dim)?))
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use apb_engine::backend::{Backend, Segment};
 use apb_engine::config::Architecture;
-use apb_engine::cpu::attention::Heads;
+use apb_engine::Heads;
 use apb_engine::cpu::backend::Cpu;
 use apb_engine::{generate, Model, Result};
 use apb_plan::input::Strategy;

@@ -2,10 +2,12 @@
 
 mod common;
 
-use apb_engine::cpu::attention::{attention, merge, visible, Heads, KeySegment};
+use apb_engine::cpu::attention::{attention, merge, visible, KeySegment};
 use apb_engine::cpu::elementwise::{rms_norm, rope, silu_mul};
 use apb_engine::cpu::linear::{linear, pack};
-use apb_engine::cpu::select::{gather_per_head, max_pool5, query_scores, top_k};
+use apb_engine::cpu::select::{gather_per_head, query_scores};
+use apb_engine::passing::{max_pool5, top_k};
+use apb_engine::Heads;
 use common::*;
 
 fn close(a: &[f32], b: &[f64], tol: f64, what: &str) {

@@ -2,7 +2,7 @@
 //! GPU 0 and errors with CUDA_UNAVAILABLE where there is no GPU or the build has no kernels.
 
 use apb_cuda::{AttentionKernel, Gpu};
-use apb_engine::cpu::attention::Heads;
+use apb_engine::Heads;
 use apb_engine::EngineError;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

@@ -4,6 +4,7 @@
 //! is bottom-right aligned: row i sees keys 0..=i + (count - rows) of it.
 
 use super::par;
+use crate::heads::Heads;
 
 pub struct KeySegment<'a> {
     pub k: &'a [f32],
@@ -12,13 +13,6 @@ pub struct KeySegment<'a> {
     pub start: usize,
     pub count: usize,
     pub causal: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Heads {
-    pub q_heads: usize,
-    pub kv_heads: usize,
-    pub head_dim: usize,
 }
 
 /// Keys of `seg` that query row `row` (of `rows`) may see.

@@ -1,7 +1,8 @@
 //! The CPU backend: buffers are plain vectors; each op checks its shapes and reports a
 //! mismatch as an error rather than panicking.
 
-use super::attention::{self, Heads, KeySegment};
+use super::attention::{self, KeySegment};
+use crate::heads::Heads;
 use super::{elementwise, linear, select};
 use crate::backend::{Backend, Segment};
 use crate::error::{EngineError, Result};
