@@ -1,6 +1,6 @@
 //! Errors are data: a stable `code`, a human `message` that says how to fix it, and the
-//! `path` of the offending input field. The same shape crosses wasm, the CLI and later the
-//! native addon and control plane.
+//! `path` of the offending input field. The same shape crosses wasm, the CLI, the native
+//! addon and the control plane.
 
 use crate::json::Json;
 
