@@ -6,7 +6,8 @@
 import { mkdirSync, existsSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadModel, writeTinyModel } from "@apb/runtime";
+import { loadModel } from "@apb/runtime";
+import { writeTinyModel } from "@apb/runtime/testing";
 
 const out = new URL("../../bench/results/", import.meta.url);
 const MODELS = [

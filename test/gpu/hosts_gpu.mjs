@@ -21,7 +21,8 @@ import { Coordinator } from "@apb/control-plane";
 import { Engine } from "@apb/native";
 import { Planner } from "@apb/planner";
 import { decodeLogits } from "@apb/protocol";
-import { buildWeightSpec, logitAgreement, modelFingerprint, openModelDir, readEngineConfig, readSafetensorsDir, tinyTokenizerFiles } from "@apb/runtime";
+import { buildWeightSpec, modelFingerprint, openModelDir, readEngineConfig, readSafetensorsDir } from "@apb/runtime";
+import { logitAgreement, tinyTokenizerFiles } from "@apb/runtime/testing";
 
 const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
 const here = dirname(fileURLToPath(import.meta.url));

@@ -10,7 +10,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateCase } from "@apb/eval";
-import { loadModel, writeTinyModel } from "@apb/runtime";
+import { loadModel } from "@apb/runtime";
+import { writeTinyModel } from "@apb/runtime/testing";
 
 const file = process.argv[2];
 const out = process.env.OUT ?? ".";

@@ -11,7 +11,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateCase, klDivergence } from "@apb/eval";
-import { agreeingPrefix, loadModel, logitAgreement } from "@apb/runtime";
+import { agreeingPrefix, loadModel } from "@apb/runtime";
+import { logitAgreement } from "@apb/runtime/testing";
 
 const file = process.argv[2];
 const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeTinyModel } from "@apb/runtime";
+import { writeTinyModel } from "@apb/runtime/testing";
 
 export const BIN = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));

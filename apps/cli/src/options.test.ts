@@ -1,7 +1,7 @@
 // Every option is checked before any file is read or weights load, and every message names
 // only the flags of the command that was run, in the user's words (not a validator's).
 import { join } from "node:path";
-import { writeTinyModel } from "@apb/runtime";
+import { writeTinyModel } from "@apb/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apb, type Workspace, workspace } from "./cli.test-helper.js";
 

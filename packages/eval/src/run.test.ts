@@ -3,7 +3,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadModel, RuntimeError, writeTinyModel, type Model } from "@apb/runtime";
+import { loadModel, RuntimeError, type Model } from "@apb/runtime";
+import { writeTinyModel } from "@apb/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { needleCheck } from "./presets.js";
 import { runEval, type EvalProgress } from "./index.js";

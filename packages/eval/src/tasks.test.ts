@@ -3,7 +3,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadTokenizer, writeTinyModel } from "@apb/runtime";
+import { loadTokenizer } from "@apb/runtime";
+import { writeTinyModel } from "@apb/runtime/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildDocument } from "./document.js";
 import { createRng } from "./prng.js";

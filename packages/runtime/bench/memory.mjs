@@ -8,7 +8,8 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { loadModel, writeTinyModel } from "../dist/index.js";
+import { loadModel } from "../dist/index.js";
+import { writeTinyModel } from "../dist/testing.js";
 
 const out = new URL("../../../bench/results/", import.meta.url);
 const GENERATIONS = 100;

@@ -5,7 +5,8 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
-import { loadModel, RuntimeError, writeTinyModel, type Model, type PrefillProgress } from "./index.js";
+import { loadModel, RuntimeError, type Model, type PrefillProgress } from "./index.js";
+import { writeTinyModel } from "./testing.js";
 
 const freshDir = tempDirs("control");
 const document = "Ledgers, maps and letters from the harbour town fill the archive. ".repeat(60) + "The key is 4417. " + "More shelves follow. ".repeat(30);

@@ -3,7 +3,8 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDirs } from "./temp-dirs.test-helper.js";
-import { loadModel, logitAgreement, RuntimeError, writeTinyModel, writeTinyRetainingHeads, type Model } from "./index.js";
+import { loadModel, RuntimeError, type Model } from "./index.js";
+import { logitAgreement, writeTinyModel, writeTinyRetainingHeads } from "./testing.js";
 
 const freshDir = tempDirs("engine");
 

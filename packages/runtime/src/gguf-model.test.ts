@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadModel, logitAgreement, writeTinyGguf, writeTinyModel, type GenerateOptions, type TinyGgufOptions } from "./index.js";
+import { loadModel, type GenerateOptions } from "./index.js";
+import { logitAgreement, writeTinyGguf, writeTinyModel, type TinyGgufOptions } from "./testing.js";
 import { tempDirs } from "./temp-dirs.test-helper.js";
 import { ggmlTypeByName, type GgufFile, type GgufTensorInfo, type GgufValue } from "./gguf.js";
 import { engineConfigFromGguf, ggufTensorName, ggufTensors, hfTensorName, shortestF32 } from "./gguf-model.js";

@@ -3,7 +3,8 @@
 // aborted from outside ends a running request with an error instead of a hang.
 import { describe, expect, it, vi } from "vitest";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
-import { buildHostRequest, loadModel, logitAgreement, modelFingerprint, openModelDir, tcpListen, writeTinyModel, type Model, type PrefillProgress } from "./index.js";
+import { buildHostRequest, loadModel, modelFingerprint, openModelDir, tcpListen, type Model, type PrefillProgress } from "./index.js";
+import { logitAgreement, writeTinyModel } from "./testing.js";
 
 const freshDir = tempDirs("hosts");
 const document = "Lanterns and ledgers fill the archive. ".repeat(40) + "The code is 7731. " + "More shelves follow. ".repeat(25);

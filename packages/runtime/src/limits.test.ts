@@ -4,7 +4,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
-import { buildHostRequest, CONFIG_LIMITS, loadModel, openModelDir, readSafetensorsFile, RuntimeError, writeTinyGguf, writeTinyModel } from "./index.js";
+import { buildHostRequest, CONFIG_LIMITS, loadModel, openModelDir, readSafetensorsFile, REQUEST_LIMITS, RuntimeError } from "./index.js";
+import { writeTinyGguf, writeTinyModel } from "./testing.js";
 
 const freshDir = tempDirs("limits");
 
@@ -65,6 +66,7 @@ describe("config sizes", () => {
     for (const key of ["layers", "hidden", "heads", "headDim", "intermediate", "vocab"] as const) expect(CONFIG_LIMITS[key], key).toBe(number(key));
     expect(CONFIG_LIMITS.kvHeads).toBe(number("heads"));
     expect(CONFIG_LIMITS.maxPositions).toBe(Number(/MAX_TOKENS = ([\d_]+)/.exec(planner)?.[1]?.replaceAll("_", "")));
+    expect(REQUEST_LIMITS.maxHosts).toBe(Number(/MAX_HOSTS = ([\d_]+)/.exec(planner)?.[1]?.replaceAll("_", "")));
   });
 });
 

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
 import { mutate, type ModelFiles } from "./loader-fuzz.test-helper.js";
-import { loadModel, RuntimeError, seededUniform, writeTinyModel } from "./index.js";
+import { loadModel, RuntimeError } from "./index.js";
+import { seededUniform, writeTinyModel } from "./testing.js";
 
 const freshDir = tempDirs("fuzz");
 const CASES = Number(process.env.APB_FUZZ_CASES ?? 1200);

@@ -1,18 +1,16 @@
 import { readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { modelFingerprint, openModelDir, splitPrompt } from "./index.js";
 import {
   encodeGguf,
-  modelFingerprint,
-  openModelDir,
-  splitPrompt,
   writeGguf,
   writeTinyGguf,
   writeTinyModel,
   writeTinyRetainingHeads,
   type TinyGgufOptions,
   type TinyModelOptions,
-} from "./index.js";
+} from "./testing.js";
 import { ggufToWrite } from "./gguf-writer.js";
 import { freshSeed, tempDirs } from "./temp-dirs.test-helper.js";
 

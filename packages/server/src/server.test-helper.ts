@@ -3,7 +3,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openModelDir, writeTinyModel, type ModelDir } from "@apb/runtime";
+import { openModelDir, type ModelDir } from "@apb/runtime";
+import { writeTinyModel } from "@apb/runtime/testing";
 import { pino } from "pino";
 import { FakeGroup } from "./fake-group.test-helper.js";
 import type { ServerOptions } from "./options.js";

@@ -3,9 +3,8 @@
 // and runs the jobs `apb run --coordinator` sends, one at a time, until stopped.
 import type { Command } from "commander";
 import { Coordinator } from "@apb/control-plane";
-import { modelFingerprint, openModelDir, resolveModel } from "@apb/runtime";
+import { modelFingerprint, openModelDir, REQUEST_LIMITS, resolveModel } from "@apb/runtime";
 import { UsageError } from "../errors.js";
-import { MAX_HOSTS } from "../limits.js";
 import { parseWhole } from "../parse.js";
 
 interface Options {
@@ -34,7 +33,7 @@ export function registerCoordinator(program: Command): void {
     .option("--heartbeat-ms <ms>", "heartbeat interval; a host is dead after 3 missed", "1000")
     .action(async (o: Options) => {
       // Every flag is checked before the model is opened.
-      const hosts = parseWhole("--hosts", o.hosts, { min: 1, max: MAX_HOSTS });
+      const hosts = parseWhole("--hosts", o.hosts, { min: 1, max: REQUEST_LIMITS.maxHosts });
       const { host, port } = parseListen(o.listen);
       const token = o.token ?? process.env.APB_TOKEN;
       if (!token) throw new UsageError("--token is required (or set APB_TOKEN): hosts and callers must present it");

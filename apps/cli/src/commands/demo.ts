@@ -5,9 +5,8 @@
 import type { Command } from "commander";
 import { defaultPlanner } from "@apb/planner";
 import { generateCase, isCorrect } from "@apb/eval";
-import { agreeingPrefix, BACKENDS, DEFAULT_HOSTS, doctor, loadModel, resolveModel, type BackendName, type Generation, type Strategy } from "@apb/runtime";
+import { agreeingPrefix, BACKENDS, DEFAULT_HOSTS, doctor, loadModel, REQUEST_LIMITS, resolveModel, type BackendName, type Generation, type Strategy } from "@apb/runtime";
 import { withCtrlC } from "../interrupt.js";
-import { MAX_HOSTS } from "../limits.js";
 import { parseChoice, parseTokens, parseWhole } from "../parse.js";
 import { ms } from "../render/format.js";
 import { formatTable } from "../render/table.js";
@@ -53,7 +52,7 @@ export function registerDemo(program: Command): void {
     .option("--seed <n>", "which document and fact", "7")
     .action(async (o: Options) => {
       // Every flag is checked before the model is fetched or loaded.
-      const hosts = parseWhole("--hosts", o.hosts, { min: 2, max: MAX_HOSTS });
+      const hosts = parseWhole("--hosts", o.hosts, { min: 2, max: REQUEST_LIMITS.maxHosts });
       const seed = parseWhole("--seed", o.seed);
       const lengthFlag = o.length === undefined ? undefined : parseTokens("--length", o.length, { min: 1 });
       const backend = backendOf(o.backend);

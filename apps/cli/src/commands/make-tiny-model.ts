@@ -1,6 +1,7 @@
 // `apb make-tiny-model <dir>`: a small random Llama-family model for tests and the demo.
 import type { Command } from "commander";
-import { writeTinyModel } from "@apb/runtime";
+// This command is a fixture maker, so it takes the writer from the runtime's testing entry.
+import { writeTinyModel } from "@apb/runtime/testing";
 import { UsageError } from "../errors.js";
 import { parseWhole } from "../parse.js";
 

@@ -1,8 +1,7 @@
 // `apb plan`: the planner's layout and predicted costs, per host, or all strategies side by side.
 import type { Command } from "commander";
 import { type Comparison, defaultPlanner, HARDWARE_PRESETS, MODEL_PRESETS, type Plan, type PlanRequest, STRATEGIES } from "@apb/planner";
-import { DEFAULT_HOSTS } from "@apb/runtime";
-import { MAX_HOSTS } from "../limits.js";
+import { DEFAULT_HOSTS, REQUEST_LIMITS } from "@apb/runtime";
 import { flagError, parseChoice, parseModel, parseTokens, parseWhole } from "../parse.js";
 import { gib, ms, tflop, tokens } from "../render/format.js";
 import { LEGEND, layoutPicture } from "../render/picture.js";
@@ -88,7 +87,7 @@ function requestFields(o: PlanOptions): Omit<PlanRequest, "model"> {
   const request: Omit<PlanRequest, "model"> = {
     hardware: o.hardware,
     contextTokens: parseTokens("--length", o.length, { min: 1, max: MAX_CONTEXT_TOKENS }),
-    hosts: parseWhole("--hosts", o.hosts, { min: 1, max: MAX_HOSTS }),
+    hosts: parseWhole("--hosts", o.hosts, { min: 1, max: REQUEST_LIMITS.maxHosts }),
   };
   if (strategy !== "all") request.strategy = strategy;
   if (o.queryLength !== undefined) request.queryTokens = parseTokens("--query-length", o.queryLength);

@@ -1,8 +1,7 @@
 // `apb run`'s flags, every one checked before the prompt is read or a weight is loaded, and
 // the library's request fields named as `run`'s flags in its messages.
-import { BACKENDS, STRATEGIES, type BackendName, type GenerateOptions } from "@apb/runtime";
+import { BACKENDS, REQUEST_LIMITS, STRATEGIES, type BackendName, type GenerateOptions } from "@apb/runtime";
 import { UsageError } from "../errors.js";
-import { MAX_HOSTS, MAX_NEW_TOKENS, MAX_SEED, MAX_TEMPERATURE } from "../limits.js";
 import { parseChoice, parseNumber, parseTokens, parseWhole } from "../parse.js";
 import type { Words } from "../words.js";
 
@@ -92,15 +91,15 @@ export function runSettings(o: RunFlags): RunSettings {
   const request: Omit<GenerateOptions, "document"> = {
     query: o.query,
     strategy: parseChoice("--strategy", o.strategy, STRATEGIES),
-    hosts: parseWhole("--hosts", o.hosts, { min: 1, max: MAX_HOSTS }),
+    hosts: parseWhole("--hosts", o.hosts, { min: 1, max: REQUEST_LIMITS.maxHosts }),
     ...(o.anchor !== undefined ? { anchorTokens: parseTokens("--anchor", o.anchor) } : {}),
     ...(o.passing !== undefined ? { passingTokens: parseTokens("--passing", o.passing) } : {}),
     ...(o.balanced ? { balanced: true } : {}),
     ...(o.retainingHeads ? { scorer: "retaining-heads" as const } : {}),
-    maxTokens: parseWhole("--max-tokens", o.maxTokens, { max: MAX_NEW_TOKENS }),
-    temperature: parseNumber("--temperature", o.temperature, { min: 0, max: MAX_TEMPERATURE }),
+    maxTokens: parseWhole("--max-tokens", o.maxTokens, { max: REQUEST_LIMITS.maxNewTokens }),
+    temperature: parseNumber("--temperature", o.temperature, { min: 0, max: REQUEST_LIMITS.maxTemperature }),
     topP: parseNumber("--top-p", o.topP, { min: 0, max: 1, above: true }),
-    seed: parseWhole("--seed", o.seed, { max: MAX_SEED }),
+    seed: parseWhole("--seed", o.seed, { max: REQUEST_LIMITS.maxSeed }),
     ...(o.ignoreEos ? { stopTokenIds: [] } : {}),
     ...(o.allowLongPrompt ? { allowLongPrompt: true } : {}),
     ...(o.chatTemplate === false ? { chatTemplate: false } : {}),

@@ -8,11 +8,10 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { Coordinator } from "@apb/control-plane";
-import { BACKENDS, modelFingerprint, namedModel, openModelDir, resolveModel, STRATEGIES } from "@apb/runtime";
+import { BACKENDS, modelFingerprint, namedModel, openModelDir, REQUEST_LIMITS, resolveModel, STRATEGIES } from "@apb/runtime";
 import { ApbServer, defaultLogger } from "@apb/server";
 import { UsageError } from "../errors.js";
 import { startLocalGroup, type LocalGroup } from "../hosts/launch.js";
-import { MAX_HOSTS } from "../limits.js";
 import { parseChoice, parseWhole } from "../parse.js";
 import { parseListen } from "./coordinator.js";
 
@@ -65,7 +64,7 @@ export function registerServe(program: Command): void {
     .option("--form-timeout-ms <ms>", "with local workers: how long they may take to load the model and form the group", "600000")
     .action(async (o: Flags) => {
       // Every flag is checked before the model is opened.
-      const hosts = parseWhole("--hosts", o.hosts, { min: 1, max: MAX_HOSTS });
+      const hosts = parseWhole("--hosts", o.hosts, { min: 1, max: REQUEST_LIMITS.maxHosts });
       const backend = parseChoice("--backend", o.backend, BACKENDS);
       const strategy = parseChoice("--strategy", o.strategy, STRATEGIES);
       if (strategy === "full" && hosts > 1) throw new UsageError(`--strategy full runs on one host: serve it with --hosts 1, or choose another strategy for ${hosts} hosts`);
