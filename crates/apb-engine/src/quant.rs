@@ -320,25 +320,13 @@ mod tests {
 
     use super::*;
 
-    /// splitmix64: enough randomness for test data, no dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next() as u8).collect()
-        }
-        /// An f16 of either sign with magnitude in [2^-6, 2^5): a realistic, finite scale.
-        fn f16_bits(&mut self) -> [u8; 2] {
-            let r = self.next();
-            let (sign, exp, mant) = ((r & 1) as u16, 9 + (r >> 1) % 11, ((r >> 8) & 0x3FF) as u16);
-            ((sign << 15) | ((exp as u16) << 10) | mant).to_le_bytes()
-        }
+    use apb_test_support::Rng;
+
+    /// An f16 of either sign with magnitude in [2^-6, 2^5): a realistic, finite scale.
+    fn f16_bits(rng: &mut Rng) -> [u8; 2] {
+        let r = rng.next();
+        let (sign, exp, mant) = ((r & 1) as u16, 9 + (r >> 1) % 11, ((r >> 8) & 0x3FF) as u16);
+        ((sign << 15) | ((exp as u16) << 10) | mant).to_le_bytes()
     }
 
     fn f16_ref(lo: u8, hi: u8) -> f64 {
@@ -361,7 +349,7 @@ mod tests {
         let mut bytes = rng.bytes(blocks * size);
         for block in bytes.chunks_exact_mut(size) {
             for &at in halves {
-                block[at..at + 2].copy_from_slice(&rng.f16_bits());
+                block[at..at + 2].copy_from_slice(&f16_bits(rng));
             }
         }
         bytes
@@ -422,7 +410,7 @@ mod tests {
 
     #[test]
     fn every_block_format_matches_a_float64_reference() {
-        let mut rng = Rng(7);
+        let mut rng = Rng::seeded(7);
         for dtype in QUANTS {
             let (per, size) = dtype.block();
             for (rows, blocks_per_row) in [(1, 1), (3, 2), (5, 7)] {
@@ -443,7 +431,7 @@ mod tests {
 
     #[test]
     fn threads_agree_with_one() {
-        let mut rng = Rng(11);
+        let mut rng = Rng::seeded(11);
         for dtype in DType::ALL {
             let (per, _) = dtype.block();
             let shape = [67, 4096usize.div_ceil(per) * per];
@@ -477,7 +465,7 @@ mod tests {
 
     #[test]
     fn undoes_llama_cpp_head_permutation() {
-        let mut rng = Rng(13);
+        let mut rng = Rng::seeded(13);
         for (dtype, heads, hd) in [(DType::F32, 3, 4), (DType::Q8_0, 2, 8), (DType::Q4K, 4, 6)] {
             let rows = heads * hd;
             let shape = [rows, dtype.block().0 * 2];
@@ -523,7 +511,7 @@ mod tests {
     #[test]
     fn reads_quantized_tensors_from_a_file_and_reports_bad_entries() {
         use crate::safetensors::{TensorEntry, TensorFiles};
-        let mut rng = Rng(17);
+        let mut rng = Rng::seeded(17);
         let data = random_blocks(&mut rng, DType::Q4_1, 8);
         let file = std::env::temp_dir().join(format!("apb-quant-{}.bin", std::process::id()));
         std::fs::write(&file, [&[0u8; 3][..], &data].concat()).unwrap();

@@ -61,7 +61,7 @@ fn rms_norm_rope_and_swiglu_match_float64() {
         }
         let inv = apb_engine::rope::inv_freq(&c);
         let heads = 3;
-        let positions: Vec<u32> = (0..rows).map(|_| rng.range(0, 100_000) as u32).collect();
+        let positions: Vec<u32> = (0..rows).map(|_| rng.range(0u32, 100_000)).collect();
         let mut y = rng.vec(rows * heads * c.head_dim, 1.0);
         let mut expected: Vec<f64> = y.iter().map(|v| *v as f64).collect();
         rope(&mut y, heads, c.head_dim, &positions, &inv);

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use apb_engine::safetensors::{convert, DType, TensorEntry, TensorFiles};
+use apb_test_support::Rng;
 
 #[test]
 fn converts_bf16_f16_and_f32_little_endian() {
@@ -55,20 +56,20 @@ fn reads_checked_tensors_and_reports_bad_entries() {
 
 #[test]
 fn a_nan_or_inf_weight_is_refused_naming_the_tensor_and_where() {
-    let mut rng = common_rng();
+    let mut rng = Rng::fresh();
     for (dtype, poison) in [(DType::F32, f32::NAN), (DType::F32, f32::NEG_INFINITY), (DType::BF16, f32::INFINITY), (DType::F16, f32::NAN)] {
-        let (rows, cols) = (1 + (rng() % 40) as usize, 1 + (rng() % 300) as usize);
+        let (rows, cols) = (1 + (rng.next() % 40) as usize, 1 + (rng.next() % 300) as usize);
         let mut values: Vec<f32> = (0..rows * cols).map(|i| ((i as f32) * 0.37).sin()).collect();
-        let bad = (rng() % (rows * cols) as u64) as usize;
+        let bad = (rng.next() % (rows * cols) as u64) as usize;
         values[bad] = poison;
         let bytes: Vec<u8> = match dtype {
             DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
             DType::BF16 => values.iter().flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect(),
             _ => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
         };
-        let file = std::env::temp_dir().join(format!("apb-st-nan-{}-{}.bin", std::process::id(), rng()));
+        let file = std::env::temp_dir().join(format!("apb-st-nan-{}-{}.bin", std::process::id(), rng.next()));
         std::fs::write(&file, &bytes).unwrap();
-        let name = format!("model.layers.{}.mlp.up_proj.weight", rng() % 30);
+        let name = format!("model.layers.{}.mlp.up_proj.weight", rng.next() % 30);
         let mut files = TensorFiles::new(vec![TensorEntry {
             name: name.clone(),
             file: file.clone(),
@@ -82,20 +83,5 @@ fn a_nan_or_inf_weight_is_refused_naming_the_tensor_and_where() {
         assert_eq!((e.code, e.path.as_str()), ("NUMERIC", name.as_str()), "{dtype}: {e:?}");
         assert!(e.message.contains(&format!("row {}, column {}", bad / cols, bad % cols)), "{dtype}: {}", e.message);
         std::fs::remove_file(&file).ok();
-    }
-}
-
-/// A fresh xorshift stream (seed printed, so a failure can be replayed with APB_TEST_SEED).
-fn common_rng() -> impl FnMut() -> u64 {
-    let mut s = std::env::var("APB_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
-    });
-    eprintln!("APB_TEST_SEED={s}");
-    s |= 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
     }
 }

@@ -3,6 +3,7 @@
 
 use apb_plan::call;
 use apb_plan::json::{parse, Json};
+use apb_test_support::Rng;
 
 const MODEL: &str = r#""model":{"layers":32,"hidden":4096,"heads":32,"kvHeads":8,"headDim":128,"intermediate":14336,"vocab":128256,"bytesPerWeight":2}"#;
 const HW: &str = r#""hardware":{"matmulTflops":700,"attentionTflops":330,"hbmGBs":3000,"linkGBs":45,"linkLatencyUs":10,"memoryGiB":80}"#;
@@ -73,11 +74,9 @@ fn no_input_crashes_or_yields_nan() {
     let base = with(r#""contextTokens":131072,"hosts":8,"queryTokens":128"#);
     let values = ["0", "-1", "1e308", "4294967297", "0.5", "null", "true", "\"x\"", "[]", "{}", "7", "2147483647", "1e-300"];
     let fields = ["contextTokens", "hosts", "queryTokens", "anchorTokens", "passingTokens", "prefixTokens", "layers", "hidden", "heads", "kvHeads", "headDim", "vocab", "bytesPerWeight", "matmulTflops", "linkGBs", "memoryGiB", "kvBytes"];
-    let mut seed = 0x9E3779B97F4A7C15u64 ^ std::process::id() as u64;
+    let mut rng = Rng::fresh();
     for _ in 0..3000 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        let seed = rng.next();
         let field = fields[(seed % fields.len() as u64) as usize];
         let value = values[((seed >> 20) % values.len() as u64) as usize];
         let input = if base.contains(&format!("\"{field}\":")) {

@@ -131,12 +131,12 @@ fn random_shape(rng: &mut Rng, i: &mut PlanInput) {
 /// A context length for `hosts`: small, near a multiple of the split, or anything up to
 /// the largest allowed, spread over magnitudes.
 fn random_length(rng: &mut Rng, hosts: u64, split: u64) -> u64 {
-    match rng.range(0, 5) {
+    match rng.range(0u64, 5) {
         0 => rng.range(split, 4 * split),
         1 => (split * rng.range(1, 1000) + rng.range(0, 2)).saturating_sub(1).max(split),
         2 => MAX_TOKENS - rng.range(0, 3),
         _ => {
-            let magnitude = rng.range(0, 30);
+            let magnitude = rng.range(0u64, 30);
             (split + rng.range(0, 1u64 << magnitude)).min(MAX_TOKENS).max(hosts)
         }
     }

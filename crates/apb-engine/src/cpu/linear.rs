@@ -357,27 +357,7 @@ fn micro_portable<const R: usize, const S: usize>(kc: usize, a: &[f32], b: &[f32
 mod tests {
     use super::*;
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn fresh() -> Rng {
-            let seed = std::env::var("APB_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
-            });
-            eprintln!("APB_TEST_SEED={seed}");
-            Rng(seed | 1)
-        }
-        fn vec(&mut self, n: usize) -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    self.0 ^= self.0 << 13;
-                    self.0 ^= self.0 >> 7;
-                    self.0 ^= self.0 << 17;
-                    (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-                })
-                .collect()
-        }
-    }
+    use apb_test_support::Rng;
 
     /// x W^T + b in float64, W as [out][in].
     fn reference(x: &[f32], inp: usize, w: &[f32], outp: usize, bias: Option<&[f32]>) -> Vec<f64> {
@@ -406,9 +386,9 @@ mod tests {
     }
 
     fn check(rng: &mut Rng, rows: usize, inp: usize, outp: usize, with_bias: bool, simd: bool) {
-        let x = rng.vec(rows * inp);
-        let w = rng.vec(outp * inp);
-        let bias = with_bias.then(|| rng.vec(outp));
+        let x = rng.uniform_vec(rows * inp, -1.0, 1.0);
+        let w = rng.uniform_vec(outp * inp, -1.0, 1.0);
+        let bias = with_bias.then(|| rng.uniform_vec(outp, -1.0, 1.0));
         let mut out = vec![f32::NAN; rows * outp];
         linear_with(simd, &x, inp, &pack(&w, outp, inp), outp, bias.as_deref(), &mut out);
         let expected = reference(&x, inp, &w, outp, bias.as_deref());

@@ -1,4 +1,4 @@
-//! Test helpers: a seeded PRNG, random Llama-family models, and an independent float64
+//! Test helpers: the shared seeded PRNG, random Llama-family models, and an independent float64
 //! reference forward written as plainly as possible.
 #![allow(dead_code)]
 
@@ -10,40 +10,7 @@ use apb_engine::weights::TensorSource;
 use apb_engine::sample::Sampling;
 use apb_engine::{EngineError, Model, Request};
 use apb_plan::input::{Scorer, Strategy};
-
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn fresh() -> Rng {
-        let seed = std::env::var("APB_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
-        });
-        eprintln!("APB_TEST_SEED={seed}");
-        Rng(seed | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn normal(&mut self) -> f64 {
-        let (u1, u2) = (self.uniform().max(1e-300), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-    pub fn vec(&mut self, n: usize, scale: f64) -> Vec<f32> {
-        (0..n).map(|_| (self.normal() * scale) as f32).collect()
-    }
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-    pub fn tokens(&mut self, n: usize, vocab: usize) -> Vec<u32> {
-        (0..n).map(|_| (self.next() % vocab as u64) as u32).collect()
-    }
-}
+pub use apb_test_support::Rng;
 
 pub fn tiny_config(architecture: Architecture) -> ModelConfig {
     ModelConfig {

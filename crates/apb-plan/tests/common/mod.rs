@@ -1,34 +1,8 @@
-//! Shared helpers for the integration tests: a seeded PRNG (no external crates) and inputs.
+//! Shared helpers for the integration tests: the seeded PRNG (apb-test-support) and inputs.
 #![allow(dead_code)]
 
 use apb_plan::input::{Hardware, ModelShape, PlanInput, Scorer, Strategy};
-
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded from the clock so each run checks fresh inputs; the seed is printed so a
-    /// failure can be replayed with APB_TEST_SEED.
-    pub fn fresh() -> Rng {
-        let seed = std::env::var("APB_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-        });
-        eprintln!("APB_TEST_SEED={seed}");
-        Rng(seed | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Uniform in [lo, hi].
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
+pub use apb_test_support::Rng;
 
 pub fn llama8b() -> ModelShape {
     ModelShape {
