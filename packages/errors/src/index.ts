@@ -1,3 +1,4 @@
 export { ERRORS, ERROR_CODES, exitStatusOf, httpStatusOf, isErrorCode, type CodeInfo, type HttpStatus, type ErrorCode, type ErrorData } from "./codes.js";
 export { errorsMarkdown, WRITE_DOCS_COMMAND } from "./docs.js";
-export { errorDataFromZod, innermostIssue, pathOf, valueAt } from "./zod.js";
+export { ApbError, type ErrorInit } from "./error.js";
+export { errorDataFromZod, innermostIssue, pathOf, plainWording, valueAt, type ZodErrorCode, type ZodProblem } from "./zod.js";

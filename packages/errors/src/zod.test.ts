@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { errorDataFromZod, innermostIssue, pathOf, valueAt } from "./zod.js";
+import { errorDataFromZod, innermostIssue, pathOf, valueAt, type ZodProblem } from "./zod.js";
 
 describe("pathOf", () => {
   it("writes keys with dots and indices in brackets", () => {
@@ -54,5 +54,20 @@ describe("errorDataFromZod", () => {
     expect(data({ model: "m", n: 0 })).toMatchObject({ code: "OUT_OF_RANGE", path: "n" });
     expect(data({ model: "m", n: 1, parts: [{ text: "a", txet: "b" }] })).toMatchObject({ code: "UNKNOWN_FIELD", path: "parts[0].txet" });
     expect(data({ model: "m", n: 1.5 }).message).toMatch(/^n /);
+  });
+
+  it("calls a value of none of a union's types a wrong type, and a wrong value inside one out of range", () => {
+    const union = z.strictObject({ stop: z.union([z.string().min(1), z.array(z.string())]) });
+    expect(errorDataFromZod(union.safeParse({ stop: 5 }).error!, { stop: 5 })).toMatchObject({ code: "WRONG_TYPE", path: "stop" });
+    expect(errorDataFromZod(union.safeParse({ stop: "" }).error!, { stop: "" })).toMatchObject({ code: "OUT_OF_RANGE", path: "stop" });
+    expect(errorDataFromZod(union.safeParse({}).error!, {})).toMatchObject({ code: "MISSING_FIELD", path: "stop" });
+  });
+
+  it("words the message with `wording`, given the code, path, issue and the value found", () => {
+    const seen: ZodProblem[] = [];
+    const wording = (p: ZodProblem) => (seen.push(p), `${p.path}: ${p.code} (${JSON.stringify(p.found)})`);
+    const input = { model: "m", n: 0 };
+    expect(errorDataFromZod(schema.safeParse(input).error!, input, wording)).toEqual({ code: "OUT_OF_RANGE", path: "n", message: "n: OUT_OF_RANGE (0)" });
+    expect(seen[0]!.issue.code).toBe("too_small");
   });
 });
