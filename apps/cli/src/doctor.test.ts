@@ -48,7 +48,7 @@ describe("apb doctor --json", () => {
     expect(typeof j.kernelsBuilt).toBe("boolean");
     expect(j.backends).toContain("cpu");
     expect(j.backends.includes("cuda")).toBe(j.kernelsBuilt);
-    for (const g of j.gpus) expect(["hopper", "portable", "none"]).toContain(g.kernel);
+    for (const g of j.gpus) expect(["sm90", "portable", "none"]).toContain(g.kernel);
   });
 
   it.runIf(!loaderSees("libcuda.so.1"))("without the NVIDIA driver: no GPUs, and the driver is reported missing", () => {

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use cudarc::driver::sys::CUdevice_attribute;
 use libloading::Library;
 
+use crate::attention::AttentionKernel;
+
 /// The CUDA release the driver must support: the kernels are compiled by nvcc 13.0
 /// (scripts/cuda-toolchain.mjs) and the driver bindings name CUDA 13.0's entry points.
 pub const CUDA_REQUIRED: (u32, u32) = (13, 0);
@@ -26,11 +28,11 @@ pub const CUBLAS_NAMES: &[&str] = &["libcublas.so.13", "libcublas.so.12", "libcu
 pub const CUBLASLT_NAMES: &[&str] = &["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"];
 pub const NCCL_NAMES: &[&str] = &["libnccl.so.2", "libnccl.so"];
 
-/// Which of apb's attention kernels a GPU runs.
+/// Which of apb's attention kernels a GPU runs (named as `AttentionKernel` names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
-    /// Compute capability 9.0 exactly: the sm_90a machine code (TMA, wgmma).
-    Hopper,
+    /// Compute capability 9.0 exactly (Hopper): the sm_90a machine code (TMA, wgmma).
+    Sm90,
     /// 8.0 and newer: the portable kernel's PTX, compiled by the driver.
     Portable,
     /// Older than 8.0: no kernel of apb runs there.
@@ -40,7 +42,7 @@ pub enum Kernel {
 impl Kernel {
     pub fn for_capability(major: u32, minor: u32) -> Kernel {
         match (major, minor) {
-            (9, 0) => Kernel::Hopper,
+            (9, 0) => Kernel::Sm90,
             (m, _) if m >= 8 => Kernel::Portable,
             _ => Kernel::None,
         }
@@ -48,8 +50,8 @@ impl Kernel {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Kernel::Hopper => "hopper",
-            Kernel::Portable => "portable",
+            Kernel::Sm90 => AttentionKernel::Sm90.name(),
+            Kernel::Portable => AttentionKernel::Portable.name(),
             Kernel::None => "none",
         }
     }
@@ -611,13 +613,13 @@ mod tests {
 
     #[test]
     fn kernels_by_compute_capability() {
-        assert_eq!(Kernel::for_capability(9, 0), Kernel::Hopper);
+        assert_eq!(Kernel::for_capability(9, 0), Kernel::Sm90);
         assert_eq!(Kernel::for_capability(8, 0), Kernel::Portable);
         assert_eq!(Kernel::for_capability(8, 9), Kernel::Portable);
         assert_eq!(Kernel::for_capability(10, 0), Kernel::Portable);
         assert_eq!(Kernel::for_capability(12, 0), Kernel::Portable);
         assert_eq!(Kernel::for_capability(7, 5), Kernel::None);
-        assert_eq!(Kernel::Hopper.as_str(), "hopper");
+        assert_eq!(Kernel::Sm90.as_str(), "sm90");
     }
 
     #[test]

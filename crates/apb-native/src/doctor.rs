@@ -13,7 +13,7 @@ pub struct DoctorGpu {
     pub compute_capability: String,
     pub total_memory_bytes: f64,
     pub multiprocessors: u32,
-    /// Which of apb's attention kernels runs there: "hopper" (compute capability 9.0),
+    /// Which of apb's attention kernels runs there: "sm90" (Hopper, compute capability 9.0),
     /// "portable" (8.0 and newer) or "none".
     pub kernel: String,
 }

@@ -14,5 +14,6 @@ describe("doctor", () => {
     expect(r.backends).toContain("cpu");
     for (const lib of [r.cublas, r.cublasLt, r.nccl]) expect(lib.found).toBe(lib.file !== null);
     if (!r.driver.found) expect(r.gpus).toEqual([]);
+    for (const g of r.gpus) expect(["sm90", "portable", "none"]).toContain(g.kernel);
   });
 });

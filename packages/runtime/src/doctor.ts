@@ -4,7 +4,7 @@
 import { doctor as nativeDoctor, type DoctorLibrary as NativeLibrary, type DoctorSearch as NativeSearch } from "@apb/native";
 import { fromNative } from "./native-errors.js";
 
-export type KernelKind = "hopper" | "portable" | "none";
+export type KernelKind = "sm90" | "portable" | "none";
 
 export interface DoctorGpu {
   index: number;
@@ -13,7 +13,7 @@ export interface DoctorGpu {
   computeCapability: string;
   totalMemoryBytes: number;
   multiprocessors: number;
-  /** apb's attention kernel for this GPU: "hopper" (9.0), "portable" (8.0+) or "none". */
+  /** apb's attention kernel for this GPU: "sm90" (Hopper, 9.0), "portable" (8.0+) or "none". */
   kernel: KernelKind;
 }
 
@@ -76,7 +76,7 @@ function library(l: NativeLibrary): DoctorLibrary {
 }
 
 function kernel(kind: string): KernelKind {
-  return kind === "hopper" || kind === "portable" ? kind : "none";
+  return kind === "sm90" || kind === "portable" ? kind : "none";
 }
 
 /** Probes the machine; needs no GPU. Throws a RuntimeError only if the probe itself fails. */

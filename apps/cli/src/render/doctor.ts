@@ -4,7 +4,7 @@ import { gib } from "./format.js";
 import { formatTable } from "./table.js";
 
 const KERNEL_TEXT: Record<KernelKind, string> = {
-  hopper: "hopper (sm_90a: TMA + wgmma)",
+  sm90: "sm90 (Hopper, sm_90a: TMA + wgmma)",
   portable: "portable (PTX for 8.0+)",
   none: "none (needs compute capability 8.0+)",
 };
