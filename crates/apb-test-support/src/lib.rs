@@ -44,6 +44,8 @@ impl Rng {
         z ^= z >> 31;
         Rng(if z == 0 { 1 } else { z })
     }
+    /// The next 64 random bits (an endless stream, so not an `Iterator`).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
