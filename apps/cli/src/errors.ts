@@ -1,10 +1,16 @@
 // Turns errors into the CLI's one-line messages, their {code, message, path} data and exit
 // statuses. The status is the one list's (@apb/errors, docs/ERRORS.md): 2 when the user can
 // fix the cause, 1 otherwise, so a CUDA driver failure exits 1 and a bad flag exits 2.
-import { exitStatusOf, type ErrorData } from "@apb/errors";
+import { ApbError, exitStatusOf, type ErrorData } from "@apb/errors";
 
 /** A command line commander accepted but the command cannot use; reported as USAGE. */
-export class UsageError extends Error {}
+export class UsageError extends ApbError<"USAGE"> {
+  override readonly name = "UsageError";
+
+  constructor(message: string) {
+    super({ code: "USAGE", message });
+  }
+}
 
 export interface Described {
   /** What the CLI prints: `apb: <message> [<CODE>]`. */
@@ -21,7 +27,8 @@ export interface Described {
  */
 export function describe(error: unknown, flagOf: Readonly<Record<string, string>> = {}): Described {
   if (error instanceof UsageError) {
-    return { line: `apb: ${error.message}`, exitCode: exitStatusOf("USAGE"), error: { code: "USAGE", message: error.message, path: "" } };
+    // No [USAGE] in the line: it is about the command line itself, as commander's complaints are.
+    return { line: `apb: ${error.message}`, exitCode: exitStatusOf(error.code), error: error.toJSON() };
   }
   const raised = errorData(error);
   if (raised) {

@@ -1,20 +1,9 @@
+import { ApbError } from "@apb/errors";
 import type { ErrorCode, ErrorData } from "@apb/protocol";
 
 /** Errors are data: {code, message, path}, as every apb error; JSON.stringify gives exactly that. */
-export class ControlPlaneError extends Error implements ErrorData {
-  readonly code: ErrorCode;
-  readonly path: string;
-
-  constructor(data: { code: ErrorCode; message: string; path?: string }) {
-    super(data.message);
-    this.name = "ControlPlaneError";
-    this.code = data.code;
-    this.path = data.path ?? "";
-  }
-
-  toJSON(): ErrorData {
-    return { code: this.code, message: this.message, path: this.path };
-  }
+export class ControlPlaneError extends ApbError<ErrorCode> {
+  override readonly name = "ControlPlaneError";
 }
 
 /** Whatever an executor threw, as error data; an engine's {code, message, path} keeps its code. */

@@ -1,4 +1,4 @@
-import { type ErrorCode as AnyErrorCode, type ErrorData as AnyErrorData, pathOf, valueAt } from "@apb/errors";
+import { ApbError, type ErrorCode as AnyErrorCode, type ErrorData as AnyErrorData, errorDataFromZod, pathOf, type ZodProblem } from "@apb/errors";
 import type { z } from "zod";
 
 export { pathOf };
@@ -49,20 +49,8 @@ export type ErrorCode = (typeof RUNTIME_ERROR_CODES)[number];
  */
 export type ErrorData = AnyErrorData<ErrorCode>;
 
-export class RuntimeError extends Error implements ErrorData {
-  readonly code: ErrorCode;
-  readonly path: string;
-
-  constructor(data: ErrorData) {
-    super(data.message);
-    this.name = "RuntimeError";
-    this.code = data.code;
-    this.path = data.path;
-  }
-
-  toJSON(): ErrorData {
-    return { code: this.code, message: this.message, path: this.path };
-  }
+export class RuntimeError extends ApbError<ErrorCode> {
+  override readonly name = "RuntimeError";
 }
 
 function shown(value: unknown): string {
@@ -81,22 +69,23 @@ function requirement(issue: z.core.$ZodIssue): string {
   return `is wrong (${issue.message})`;
 }
 
+/**
+ * The runtime's wording of a problem in a model's file. It differs from the planner's on
+ * purpose: the file is one the user did not write (a checkpoint's config.json), so the message
+ * says in plain words what the field must be and what the file holds instead, rather than
+ * zod's "expected number, received string".
+ */
+function fileWording({ code, path, issue, found }: ZodProblem): string {
+  if (code === "UNKNOWN_FIELD") return `${path} is not a known field`;
+  const subject = path || "the top level";
+  if (code === "MISSING_FIELD") return `${subject} is required and ${requirement(issue)}; add it`;
+  return `${subject} ${requirement(issue)}, found ${shown(found)}`;
+}
+
 /** The first zod issue as a RuntimeError naming the file and the field; `input` tells missing from wrong. */
 export function fromZod(error: z.ZodError, input: unknown, fileName: string): RuntimeError {
-  const issue = error.issues[0];
-  if (!issue) return new RuntimeError({ code: "INTERNAL", message: `${fileName}: validation failed without an issue`, path: "" });
-  const path = pathOf(issue.path);
-  const subject = path || "the top level";
-  const found = valueAt(input, issue.path);
-  const typeIssue = issue.code === "invalid_type" || issue.code === "invalid_union";
-  if (found === undefined && typeIssue) {
-    return new RuntimeError({ code: "MISSING_FIELD", path, message: `${fileName}: ${subject} is required and ${requirement(issue)}; add it` });
-  }
-  return new RuntimeError({
-    code: typeIssue ? "WRONG_TYPE" : "OUT_OF_RANGE",
-    path,
-    message: `${fileName}: ${subject} ${requirement(issue)}, found ${shown(found)}`,
-  });
+  const data = errorDataFromZod(error, input, fileWording);
+  return new RuntimeError({ ...data, message: `${fileName}: ${data.message}` });
 }
 
 /** `fn()` with any non-RuntimeError turned into one of `code` (for third-party throws). */

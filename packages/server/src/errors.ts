@@ -1,22 +1,10 @@
 // Errors as the server answers them: apb's {code, message, path} (the one list in
 // @apb/errors gives each code its HTTP status) inside OpenAI's error envelope, whose
 // `type` and `param` the official clients read.
-import { httpStatusOf, type ErrorCode, type ErrorData, type HttpStatus } from "@apb/errors";
+import { ApbError, httpStatusOf, type ErrorCode, type ErrorData, type HttpStatus } from "@apb/errors";
 
-export class ServerError extends Error implements ErrorData {
-  readonly code: ErrorCode;
-  readonly path: string;
-
-  constructor(data: { code: ErrorCode; message: string; path?: string }) {
-    super(data.message);
-    this.name = "ServerError";
-    this.code = data.code;
-    this.path = data.path ?? "";
-  }
-
-  toJSON(): ErrorData {
-    return { code: this.code, message: this.message, path: this.path };
-  }
+export class ServerError extends ApbError<ErrorCode> {
+  override readonly name = "ServerError";
 }
 
 /** The body of an error response (and of an error event in a stream). */
