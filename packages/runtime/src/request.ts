@@ -1,6 +1,7 @@
 // A request as every host runs it: the prompt tokenized and split (prefix, document,
 // query), the strategy and its settings, sampling and stop ids. Emulated runs hand it to
 // the engine directly; a coordinator hands the same thing to every host of a group.
+import { errorDataFromZod } from "@apb/errors";
 import { checkRequest, type ConfigSpec, type GenerateSpec } from "@apb/native";
 import type { EngineConfig } from "./config.js";
 import { fromNative } from "./native-errors.js";
@@ -108,16 +109,10 @@ export interface HostRequest {
   seed: number;
 }
 
-function zodError(error: z.ZodError): RuntimeError {
-  const issue = error.issues[0]!;
-  const path = issue.path.join(".");
-  return new RuntimeError({ code: "OUT_OF_RANGE", path, message: `${path || "options"} ${issue.message}` });
-}
-
 /** Checks `options`, tokenizes the prompt with the model's tokenizer and builds the request. */
 export function buildHostRequest(dir: ModelDir, options: GenerateOptions): { request: HostRequest; prompt: PromptTokens } {
   const parsed = generateSchema.safeParse(options);
-  if (!parsed.success) throw zodError(parsed.error);
+  if (!parsed.success) throw new RuntimeError(errorDataFromZod(parsed.error, options));
   const o = parsed.data;
   const prompt = splitPrompt(dir.tokenizer, {
     document: o.document,
