@@ -3,6 +3,12 @@
 import { z } from "zod";
 import { LIMITS, MAX_HOSTS, MAX_RECOMMEND_HOSTS, MAX_TOKENS } from "./limits.js";
 
+/**
+ * Every strategy the planner models: what it can lay out and cost. The engine runs all but
+ * Ulysses, which has a layout and costs here but no run path in the engine yet, so the list of
+ * what the engine runs is the runtime's STRATEGIES (packages/runtime/src/request.ts), and a test
+ * there holds this list to it. The order is the one `apb plan --help` and the web page show.
+ */
 export const STRATEGIES = ["apb", "star", "ring", "ring-zigzag", "ulysses", "full"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 export const SCORERS = ["query", "retaining-heads"] as const;

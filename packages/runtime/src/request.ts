@@ -12,8 +12,22 @@ import type { ModelDir } from "./model-dir.js";
 import { splitPrompt, type PromptTokens } from "./prompt.js";
 import type { ChatMessage } from "./tokenizer.js";
 
+/**
+ * The strategies the engine runs: the one list of them (the CLI, the server and the eval suite
+ * take it from here). Two lists differ from it on purpose, and request.test.ts holds both to
+ * it: the protocol's (packages/protocol/src/job.ts) is this list written out again, since the
+ * protocol imports nothing of ours; the planner's (packages/planner/src/schema.ts) is what the
+ * planner models, which is this list and PLANNED_NOT_RUN.
+ */
 export const STRATEGIES = ["full", "apb", "star", "ring", "ring-zigzag"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
+
+/**
+ * Strategies the planner models but the engine does not run yet: Ulysses has a layout and
+ * costs in apb-plan, but the engine refuses it (apb-engine's prefill.rs), so no runtime caller
+ * may choose it.
+ */
+export const PLANNED_NOT_RUN = ["ulysses"] as const;
 
 /** The largest values a request accepts (hosts is the planner's MAX_HOSTS); callers can check their flags against them first. */
 export const REQUEST_LIMITS = { maxHosts: 4096, maxNewTokens: 1_000_000, maxTemperature: 100, maxSeed: 2 ** 32 - 1 } as const;
