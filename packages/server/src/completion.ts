@@ -36,6 +36,8 @@ export interface CompletionSettings {
 export interface Prepared {
   request: HostRequest;
   prompt: PromptTokens;
+  /** Prefix, document and query together: the request's usage.prompt_tokens. */
+  promptTokens: number;
   stops: string[];
 }
 
@@ -101,6 +103,11 @@ function inRequestTerms<T>(parts: PromptParts, f: () => T): T {
   }
 }
 
+/** The prefill wall time of a job's slowest host (null for a result with no hosts). */
+function slowestPrefillWallMs(result: JobResult): number | null {
+  return result.hosts.length ? Math.max(...result.hosts.map((h) => h.timings.prefillWallMs)) : null;
+}
+
 export class Completions {
   constructor(
     private readonly dir: ModelDir,
@@ -120,13 +127,14 @@ export class Completions {
       throw new ServerError({ code: "OUT_OF_RANGE", path: `apb.stop_token_ids[${outside}]`, message: `apb.stop_token_ids[${outside}] is ${stopTokenIds[outside]}, outside the model's vocabulary of ${vocab} ids` });
     }
     const asked = s.max_tokens ?? s.max_completion_tokens ?? null;
+    const worldSize = this.group.status().worldSize;
     const { request, prompt } = inRequestTerms(parts, () => buildHostRequest(this.dir, {
       document: parts.document,
       query: parts.query,
       ...(parts.messages.length ? { messages: parts.messages } : {}),
       chatTemplate: parts.chatTemplate,
       strategy: apb.strategy ?? this.settings.strategy,
-      hosts: this.group.status().worldSize,
+      hosts: worldSize,
       ...(apb.anchor_tokens !== undefined ? { anchorTokens: apb.anchor_tokens } : {}),
       ...(apb.passing_tokens !== undefined ? { passingTokens: apb.passing_tokens } : {}),
       ...(apb.balanced !== undefined ? { balanced: apb.balanced } : {}),
@@ -138,7 +146,6 @@ export class Completions {
       // Checked below, once max_tokens is known.
       allowLongPrompt: true,
     }));
-    const worldSize = this.group.status().worldSize;
     if (request.hosts !== worldSize) {
       // Full attention plans one host; a group runs every job on all of its hosts.
       throw new ServerError({
@@ -152,7 +159,7 @@ export class Completions {
     const maxTokens = asked ?? Math.max(1, Math.min(this.settings.defaultMaxTokens, this.dir.config.maxPositions - promptTokens));
     if (!apb.allow_long_prompt) inRequestTerms(parts, () => checkPromptLength(this.dir.config.maxPositions, prompt, maxTokens));
     const stops = s.stop == null ? [] : typeof s.stop === "string" ? [s.stop] : s.stop;
-    return { request: { ...request, maxTokens }, prompt, stops };
+    return { request: { ...request, maxTokens }, prompt, promptTokens, stops };
   }
 
   /**
@@ -232,7 +239,7 @@ export class Completions {
     result: JobResult | null,
     t: { arrivedAt: number; submittedAt: number; startedAt: number | null; firstTokenAt: number | null },
   ): Outcome {
-    const promptTokens = p.prompt.prefix.length + p.prompt.document.length + p.prompt.query.length;
+    const promptTokens = p.promptTokens;
     const last = result?.hosts.at(-1);
     const hosts = result?.hosts ?? [];
     return {
@@ -241,7 +248,7 @@ export class Completions {
       usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
       apb: {
         strategy: p.request.strategy,
-        hosts: hosts.length || this.group.status().worldSize,
+        hosts: p.request.hosts,
         anchor_tokens: last?.anchorTokens ?? 0,
         passing_tokens: last?.passingTokens ?? 0,
         block_tokens: last?.blockTokens ?? 0,
@@ -249,7 +256,7 @@ export class Completions {
         timings: {
           first_token_ms: t.firstTokenAt === null ? null : t.firstTokenAt - t.arrivedAt,
           queue_ms: t.startedAt === null ? null : t.startedAt - t.submittedAt,
-          prefill_wall_ms: hosts.length ? Math.max(...hosts.map((h) => h.timings.prefillWallMs)) : null,
+          prefill_wall_ms: result ? slowestPrefillWallMs(result) : null,
           total_ms: performance.now() - t.arrivedAt,
           hosts: hosts.map((h) => ({ host: h.rank, prefill_ms: h.timings.prefillMs, prefill_wall_ms: h.timings.prefillWallMs, compute_ms: h.timings.computeMs, comm_ms: h.timings.commMs })),
         },
@@ -261,14 +268,15 @@ export class Completions {
     const m = this.metrics;
     const now = performance.now();
     if (firstTokenAt !== null) m.firstToken.observe((firstTokenAt - arrivedAt) / 1000);
-    if (result.hosts.length) m.prefill.observe(Math.max(...result.hosts.map((h) => h.timings.prefillWallMs)) / 1000);
+    const prefillWallMs = slowestPrefillWallMs(result);
+    if (prefillWallMs !== null) m.prefill.observe(prefillWallMs / 1000);
     for (const h of result.hosts) {
       m.hostPrefill.observe({ host: String(h.rank) }, h.timings.prefillMs / 1000);
       m.hostComm.observe({ host: String(h.rank) }, h.timings.commMs / 1000);
     }
     const after = result.tokens.length - 1;
     if (firstTokenAt !== null && after > 0 && now > firstTokenAt) m.decodeRate.observe(after / ((now - firstTokenAt) / 1000));
-    m.promptTokens.inc(p.prompt.prefix.length + p.prompt.document.length + p.prompt.query.length);
+    m.promptTokens.inc(p.promptTokens);
     m.generatedTokens.inc(result.tokens.length);
   }
 }
