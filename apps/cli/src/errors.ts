@@ -1,7 +1,7 @@
 // Turns errors into the CLI's one-line messages, their {code, message, path} data and exit
 // statuses. The status is the one list's (@apb/errors, docs/ERRORS.md): 2 when the user can
 // fix the cause, 1 otherwise, so a CUDA driver failure exits 1 and a bad flag exits 2.
-import { ApbError, exitStatusOf, type ErrorData } from "@apb/errors";
+import { ApbError, carriedErrorData, exitStatusOf, messageOf, type ErrorData } from "@apb/errors";
 
 /** A command line commander accepted but the command cannot use; reported as USAGE. */
 export class UsageError extends ApbError<"USAGE"> {
@@ -30,12 +30,13 @@ export function describe(error: unknown, flagOf: Readonly<Record<string, string>
     // No [USAGE] in the line: it is about the command line itself, as commander's complaints are.
     return { line: `apb: ${error.message}`, exitCode: exitStatusOf(error.code), error: error.toJSON() };
   }
-  const raised = errorData(error);
+  // Errors that are data (the planner's, the runtime's, the control plane's, a host's) keep their code.
+  const raised = carriedErrorData(error);
   if (raised) {
     const data = inFlags(raised, flagOf);
     return { line: `apb: ${data.message} [${data.code}]`, exitCode: exitStatusOf(data.code), error: data };
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   return { line: `apb: internal error: ${message}`, exitCode: 1, error: { code: "INTERNAL", message, path: "" } };
 }
 
@@ -45,12 +46,4 @@ function inFlags(data: ErrorData<string>, flagOf: Readonly<Record<string, string
   if (!flag) return data;
   const message = data.message.startsWith(data.path) ? flag + data.message.slice(data.path.length) : data.message;
   return { code: data.code, message, path: flag };
-}
-
-/** {code, message, path} of an error that is data: the planner's, the runtime's, the control plane's, a host's. */
-function errorData(error: unknown): ErrorData<string> | null {
-  if (typeof error !== "object" || error === null) return null;
-  const { code, message, path } = error as { code?: unknown; message?: unknown; path?: unknown };
-  if (typeof code !== "string" || !/^[A-Z][A-Z0-9_]*$/.test(code) || typeof message !== "string") return null;
-  return { code, message, path: typeof path === "string" ? path : "" };
 }

@@ -1,7 +1,7 @@
 // Errors as the server answers them: apb's {code, message, path} (the one list in
 // @apb/errors gives each code its HTTP status) inside OpenAI's error envelope, whose
 // `type` and `param` the official clients read.
-import { ApbError, httpStatusOf, type ErrorCode, type ErrorData, type HttpStatus } from "@apb/errors";
+import { ApbError, carriedErrorData, httpStatusOf, type ErrorCode, type ErrorData, type HttpStatus } from "@apb/errors";
 
 export class ServerError extends ApbError<ErrorCode> {
   override readonly name = "ServerError";
@@ -35,9 +35,9 @@ const FASTIFY_CODES: readonly { fastify: string; code: ErrorCode }[] = [
 ];
 
 /**
- * Whatever a handler threw, as error data and a status. Codes apb knows keep their code; a
- * fastify refusal gets its apb code; anything else is INTERNAL, with its message kept for the
- * log (`internal`) but not shown to the client, which may be anyone.
+ * Whatever a handler threw, as error data and a status. A fastify refusal gets its apb code;
+ * an error that is data keeps its code; anything else is INTERNAL, with its message kept for
+ * the log (`internal`) but not shown to the client, which may be anyone.
  */
 export function asErrorData(e: unknown): { data: ErrorData; status: HttpStatus; internal: string | null } {
   const o = (e ?? {}) as { code?: unknown; message?: unknown; path?: unknown; statusCode?: unknown };
@@ -51,10 +51,11 @@ export function asErrorData(e: unknown): { data: ErrorData; status: HttpStatus; 
   if (e instanceof SyntaxError || (o.statusCode === 400 && typeof o.code === "string" && o.code.startsWith("FST_ERR_CTP"))) {
     return { data: { code: "INVALID_JSON", message: `the body is not valid JSON: ${message}`, path: "" }, status: 400, internal: null };
   }
-  if (typeof o.code === "string" && /^[A-Z][A-Z0-9_]*$/.test(o.code) && typeof o.message === "string") {
-    const status = httpStatusOf(o.code);
-    const data = { code: o.code as ErrorCode, message, path: typeof o.path === "string" ? o.path : "" };
-    return { data, status, internal: o.code === "INTERNAL" ? message : null };
+  // Errors that are data (@apb/errors' carriedErrorData) keep their code; a code apb does not list is a 500.
+  const carried = carriedErrorData(e);
+  if (carried) {
+    const data = { ...carried, code: carried.code as ErrorCode };
+    return { data, status: httpStatusOf(data.code), internal: data.code === "INTERNAL" ? data.message : null };
   }
   return { data: { code: "INTERNAL", message: "the server failed on this request (its log has the details)", path: "" }, status: 500, internal: e instanceof Error ? (e.stack ?? message) : message };
 }
