@@ -7,12 +7,16 @@
 // V while the next S = Q K^T runs. Softmax runs online in the log2 domain; O is normalised
 // at the end and LSE is written in natural log (-inf and zeros for a row that sees no key).
 //
-// This is the portable version (sm_80+ instructions) and the one in use; attention_sm90.cu
-// holds the Hopper (wgmma) work in progress behind the same interface and checks.
+// This is the portable kernel (sm_80+ instructions, head_dim 64 and 128); on Hopper the
+// engine runs attention_sm90.cu for head_dim 128. Launched only by
+// crates/apb-cuda/src/attention.rs, which owns the grid, block and shared-memory size and
+// checks shapes first: grid (ceil(rows / 128), q_heads), 128 threads,
+// (128 + 2 * 64) * (head_dim + 8) * 2 bytes of dynamic shared memory. Parameters:
+// (const bf16* q, bf16* o, float* lse, int64_t rows, int32_t q_heads, int32_t kv_heads,
+//  apb_segment_list segments by value).
 #include <cuda_bf16.h>
 #include <stdint.h>
 
-#include "attention.h"
 #include "common.cuh"
 
 namespace {
@@ -43,8 +47,8 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat
   }
 }
 
-static_assert(kBlockRows == APB_ATTENTION_BLOCK_ROWS && kThreads == APB_ATTENTION_THREADS && kPad == APB_ATTENTION_PAD,
-              "attention.h describes the launch shape");
+// The launch shape attention.rs uses (PORTABLE_BLOCK_ROWS, PORTABLE_THREADS, PORTABLE_PAD).
+static_assert(kBlockRows == 128 && kThreads == 128 && kPad == 8 && kBlockKeys == 64, "attention.rs launches this shape");
 
 template <int D>
 __device__ __forceinline__ void attention_body(const __nv_bfloat16* __restrict__ q, __nv_bfloat16* __restrict__ o,
@@ -265,38 +269,3 @@ extern "C" __global__ void __launch_bounds__(kThreads)
                        int32_t kv_heads, apb_segment_list segs) {
   attention_body<128>(q, o, lse, rows, q_heads, kv_heads, segs);
 }
-
-namespace {
-
-template <int D>
-int launch(const apb_attention_args* a, cudaStream_t stream) {
-  Segments segs;
-  segs.n = a->segment_count;
-  for (int i = 0; i < a->segment_count; ++i) segs.s[i] = a->segments[i];
-  auto kernel = D == 64 ? apb_attention_d64 : apb_attention_d128;
-  const int smem = apb_attention_smem_bytes(D);
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess) return APB_LAUNCH_FAILED;
-  dim3 grid(static_cast<unsigned>((a->rows + kBlockRows - 1) / kBlockRows), static_cast<unsigned>(a->q_heads));
-  kernel<<<grid, kThreads, smem, stream>>>(static_cast<const __nv_bfloat16*>(a->q), static_cast<__nv_bfloat16*>(a->o),
-                                           a->lse, a->rows, a->q_heads, a->kv_heads, segs);
-  return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED;
-}
-
-}  // namespace
-
-extern "C" int apb_attention_bf16(const apb_attention_args* a, void* stream) {
-  if (!a || !a->q || !a->o || !a->lse) return APB_BAD_POINTER;
-  if (a->head_dim != 64 && a->head_dim != 128) return APB_BAD_HEAD_DIM;
-  if (a->q_heads <= 0 || a->kv_heads <= 0 || a->q_heads % a->kv_heads != 0 || a->rows < 0) return APB_BAD_HEADS;
-  if (a->segment_count < 0 || a->segment_count > APB_MAX_SEGMENTS) return APB_BAD_SEGMENTS;
-  for (int i = 0; i < a->segment_count; ++i) {
-    const apb_segment& s = a->segments[i];
-    if (s.start < 0 || s.count < 0 || (s.count > 0 && (!s.k || !s.v))) return APB_BAD_SEGMENTS;
-    if (s.causal && i != a->segment_count - 1) return APB_BAD_SEGMENTS;
-  }
-  if (a->rows == 0) return APB_OK;
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  return a->head_dim == 64 ? launch<64>(a, st) : launch<128>(a, st);
-}
-
-extern "C" const char* apb_error_text(int code) { return apb_status_text(code); }

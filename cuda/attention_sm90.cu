@@ -7,20 +7,59 @@
 // P V of tile i-1, so the exponentials of tile i run while P V computes; across consumers,
 // a pair of named barriers takes turns ("ping-pong"), so one warpgroup's matrix products
 // run while the other does its softmax.
-// Keys come as segments read in place (attention.h); a block walks only the tiles its last
+// Keys come as segments read in place (common.cuh); a block walks only the tiles its last
 // row can see, and masks only tiles that cross a causal diagonal or a segment's end.
 // Tiles sit in shared memory in the 128-byte-swizzled layout TMA writes and wgmma reads:
 // a [128 rows][128 bf16] tile is two boxes of [128 rows][64 bf16], the 16-byte chunks of
 // row r permuted by r % 8.
-#include <cuda.h>
-#include <cudaTypedefs.h>
+//
+// Launched only by crates/apb-cuda/src/attention_sm90.rs, which encodes the tensor maps
+// (cuTensorMapEncodeTiled: 2-D bf16, box 64 columns x 128 rows, 128-byte swizzle; q over
+// [rows][q_heads * 128], k[i] and v[i] over segment i's own rows [count][kv_heads * 128],
+// based at its first row, so reads past a segment's end come back as zeros), checks shapes
+// and launches: grid (ceil(rows / 128), q_heads), 384 threads (a producer warpgroup and two
+// consumer warpgroups), 5 * 32 KiB + 2 KiB of dynamic shared memory (Q tile, two stages of
+// K and V tiles, barriers, 1 KiB alignment slack). Head dim 128 and sm_90a only.
 #include <cuda_bf16.h>
-#include <cuda_runtime.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "attention.h"
-#include "attention_sm90.h"
 #include "common.cuh"
+
+#define APB_SM90_BLOCK_ROWS 128
+#define APB_SM90_TILE_KEYS 128
+#define APB_SM90_THREADS 384
+
+// CUtensorMap's layout (cuda.h: 16 opaque 64-bit words, 128-byte aligned) without the
+// driver header.
+typedef struct {
+  alignas(128) uint64_t opaque[16];
+} apb_tensor_map;
+
+// The kernel's only parameter, by value (__grid_constant__), mirrored by Sm90Params in
+// attention_sm90.rs.
+typedef struct {
+  apb_tensor_map q;
+  apb_tensor_map k[APB_MAX_SEGMENTS];
+  apb_tensor_map v[APB_MAX_SEGMENTS];
+  void* o;     // [rows][q_heads][128] bf16
+  float* lse;  // [rows][q_heads]
+  int64_t rows;
+  int64_t count[APB_MAX_SEGMENTS];
+  int32_t causal[APB_MAX_SEGMENTS];
+  int32_t segment_count;
+  int32_t q_heads;
+  int32_t kv_heads;
+} apb_sm90_params;
+
+// layout: apb_sm90_params size 1280 align 128 q 0 k 128 v 640 o 1152 lse 1160 rows 1168 count 1176 causal 1208 segment_count 1224 q_heads 1228 kv_heads 1232
+static_assert(sizeof(apb_sm90_params) == 1280 && alignof(apb_sm90_params) == 128 && offsetof(apb_sm90_params, q) == 0 &&
+                  offsetof(apb_sm90_params, k) == 128 && offsetof(apb_sm90_params, v) == 640 &&
+                  offsetof(apb_sm90_params, o) == 1152 && offsetof(apb_sm90_params, lse) == 1160 &&
+                  offsetof(apb_sm90_params, rows) == 1168 && offsetof(apb_sm90_params, count) == 1176 &&
+                  offsetof(apb_sm90_params, causal) == 1208 && offsetof(apb_sm90_params, segment_count) == 1224 &&
+                  offsetof(apb_sm90_params, q_heads) == 1228 && offsetof(apb_sm90_params, kv_heads) == 1232,
+              "apb_sm90_params' layout is mirrored in attention_sm90.rs");
 
 // Other targets (the compute_80 PTX) get a stub that traps: this kernel is Hopper-only.
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -32,7 +71,7 @@ namespace sm90 {
 using namespace apb;
 
 constexpr int kD = 128;
-constexpr int kRows = APB_SM90_BLOCK_ROWS;   // per block; 64 per consumer warpgroup
+[[maybe_unused]] constexpr int kRows = APB_SM90_BLOCK_ROWS;   // per block; 64 per consumer warpgroup
 constexpr int kKeys = APB_SM90_TILE_KEYS;    // per K/V tile
 constexpr int kStages = 2;
 constexpr int kBoxBytes = 128 * 128;         // [128 rows][64 bf16]
@@ -45,6 +84,11 @@ struct Barriers {
   uint64_t k_full[kStages], k_empty[kStages];
   uint64_t v_full[kStages], v_empty[kStages];
 };
+
+// The dynamic shared memory attention_sm90.rs launches with (SM90_SMEM_BYTES): the tiles,
+// the barriers and the slack that aligning the tiles to 1024 bytes may take.
+static_assert((1 + 2 * kStages) * kTileBytes + 1024 + 1024 == 5 * 32768 + 2048 && sizeof(Barriers) <= 1024,
+              "attention_sm90.rs launches with 5 * 32768 + 2048 bytes");
 
 // ---- mbarrier and TMA ----------------------------------------------------------------
 __device__ __forceinline__ void bar_init(uint64_t* bar, int count) {
@@ -411,69 +455,4 @@ extern "C" __global__ void __launch_bounds__(APB_SM90_THREADS, 1)
     consume(p, w, sQ, sK, sV, b, row0, head, threadIdx.x / 128 - 1);
   }
 #endif
-}
-
-// ---- host side (the C ABI the GPU checks call through ctypes) ------------------------------
-static PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
-  if (!encode) {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult found;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) ==
-            cudaSuccess &&
-        found == cudaDriverEntryPointSuccess)
-      encode = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
-  }
-  return encode;
-}
-
-// A 2-D bf16 tensor [rows][columns] (rows `row_stride_elems` apart) read in 128-byte-swizzled
-// boxes of 64 columns x 128 rows.
-static bool encode_map(apb_tensor_map* map, const void* base, uint64_t columns, uint64_t rows,
-                       uint64_t row_stride_elems) {
-  PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
-  if (!encode || rows == 0) return false;
-  cuuint64_t dims[2] = {columns, rows};
-  cuuint64_t strides[1] = {row_stride_elems * 2};
-  cuuint32_t box[2] = {64, 128};
-  cuuint32_t element_strides[2] = {1, 1};
-  return encode(reinterpret_cast<CUtensorMap*>(map), CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims,
-                strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
-extern "C" int apb_attention_sm90_bf16(const apb_attention_args* a, void* stream) {
-  if (!a || !a->q || !a->o || !a->lse) return APB_BAD_POINTER;
-  if (a->head_dim != 128) return APB_BAD_HEAD_DIM;
-  if (a->q_heads <= 0 || a->kv_heads <= 0 || a->q_heads % a->kv_heads != 0 || a->rows < 0) return APB_BAD_HEADS;
-  if (a->segment_count < 0 || a->segment_count > APB_MAX_SEGMENTS) return APB_BAD_SEGMENTS;
-  if (a->rows == 0) return APB_OK;
-  apb_sm90_params p = {};
-  const uint64_t q_cols = static_cast<uint64_t>(a->q_heads) * 128, kv_cols = static_cast<uint64_t>(a->kv_heads) * 128;
-  if (!encode_map(&p.q, a->q, q_cols, a->rows, q_cols)) return APB_LAUNCH_FAILED;
-  for (int i = 0; i < a->segment_count; ++i) {
-    const apb_segment& s = a->segments[i];
-    if (s.count < 0 || s.start < 0 || (s.causal && i + 1 != a->segment_count)) return APB_BAD_SEGMENTS;
-    if (s.count > 0 && (!s.k || !s.v)) return APB_BAD_POINTER;
-    if (s.count > 0) {
-      const size_t offset = static_cast<size_t>(s.start) * kv_cols * 2;
-      if (!encode_map(&p.k[i], static_cast<const char*>(s.k) + offset, kv_cols, s.count, kv_cols) ||
-          !encode_map(&p.v[i], static_cast<const char*>(s.v) + offset, kv_cols, s.count, kv_cols))
-        return APB_LAUNCH_FAILED;
-    }
-    p.count[i] = s.count;
-    p.causal[i] = s.causal;
-  }
-  p.o = a->o;
-  p.lse = a->lse;
-  p.rows = a->rows;
-  p.segment_count = a->segment_count;
-  p.q_heads = a->q_heads;
-  p.kv_heads = a->kv_heads;
-  if (cudaFuncSetAttribute(apb_attention_sm90_d128, cudaFuncAttributeMaxDynamicSharedMemorySize, APB_SM90_SMEM_BYTES) !=
-      cudaSuccess)
-    return APB_LAUNCH_FAILED;
-  dim3 grid(static_cast<unsigned>((a->rows + kRows - 1) / kRows), static_cast<unsigned>(a->q_heads));
-  apb_attention_sm90_d128<<<grid, APB_SM90_THREADS, APB_SM90_SMEM_BYTES, static_cast<cudaStream_t>(stream)>>>(p);
-  return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED;
 }

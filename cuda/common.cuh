@@ -2,9 +2,39 @@
 // and which keys of a segment a query row may see.
 #pragma once
 #include <cuda_bf16.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "attention.h"
+// Key segments, as the portable attention kernel takes them (by value) and as the Hopper one
+// counts them. Mirrored by #[repr(C)] structs in crates/apb-cuda/src/attention.rs; the layout
+// asserts below and there state the same sizes and offsets, and a Rust test reads these.
+#define APB_MAX_SEGMENTS 4
+
+// A run of keys and values: [tokens][kv_heads][head_dim] bf16, rows start..start+count.
+// A causal segment is bottom-right aligned to the query rows: row i sees keys
+// 0..=i + (count - rows) of it; it must be the last segment.
+typedef struct {
+  const void* k;
+  const void* v;
+  int64_t start;
+  int64_t count;
+  int32_t causal;
+} apb_segment;
+
+typedef struct {
+  apb_segment s[APB_MAX_SEGMENTS];
+  int32_t n;
+} apb_segment_list;
+
+// layout: apb_segment size 40 align 8 k 0 v 8 start 16 count 24 causal 32
+static_assert(sizeof(apb_segment) == 40 && alignof(apb_segment) == 8 && offsetof(apb_segment, k) == 0 &&
+                  offsetof(apb_segment, v) == 8 && offsetof(apb_segment, start) == 16 &&
+                  offsetof(apb_segment, count) == 24 && offsetof(apb_segment, causal) == 32,
+              "apb_segment's layout is mirrored in attention.rs");
+// layout: apb_segment_list size 168 align 8 s 0 n 160
+static_assert(sizeof(apb_segment_list) == 168 && alignof(apb_segment_list) == 8 && offsetof(apb_segment_list, s) == 0 &&
+                  offsetof(apb_segment_list, n) == 160,
+              "apb_segment_list's layout is mirrored in attention.rs");
 
 namespace apb {
 

@@ -2,10 +2,29 @@
 // O = sum_i w_i O_i / sum_i w_i and LSE = m + log(sum_i w_i). Nothing overflows, and parts
 // that saw no key (lse = -inf) weigh nothing; if no part saw a key, O = 0 and LSE = -inf.
 // Each thread merges 8 contiguous elements (16 bytes) of one (row, head).
+//
+// Launched only by crates/apb-cuda/src/merge.rs, which checks the parts' shapes (head_dim a
+// multiple of 8, 1 to 16 parts of the output's shape): one thread per 8 elements of a
+// (row, head), 256 threads per block, grid ceil(pairs * head_dim / 8 / 256), no dynamic
+// shared memory. Parameters: (apb_merge_parts by value, int32_t part_count, bf16* out_o,
+// float* out_lse, int64_t pairs = rows * heads, int32_t head_dim).
 #include <cuda_bf16.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "merge.h"
+#define APB_MAX_MERGE_PARTS 16
+
+// Each part's O ([rows][heads][head_dim] bf16) and LSE ([rows][heads], natural log, -inf for
+// "saw nothing"), mirrored by MergeParts in merge.rs.
+typedef struct {
+  const void* o[APB_MAX_MERGE_PARTS];
+  const float* lse[APB_MAX_MERGE_PARTS];
+} apb_merge_parts;
+
+// layout: apb_merge_parts size 256 align 8 o 0 lse 128
+static_assert(sizeof(apb_merge_parts) == 256 && alignof(apb_merge_parts) == 8 && offsetof(apb_merge_parts, o) == 0 &&
+                  offsetof(apb_merge_parts, lse) == 128,
+              "apb_merge_parts' layout is mirrored in merge.rs");
 
 extern "C" __global__ void apb_merge_bf16_kernel(apb_merge_parts p, int32_t parts, __nv_bfloat16* __restrict__ out_o,
                                                  float* __restrict__ out_lse, int64_t pairs, int32_t head_dim) {
@@ -40,25 +59,4 @@ extern "C" __global__ void apb_merge_bf16_kernel(apb_merge_parts p, int32_t part
   for (int e = 0; e < 4; ++e) outv[e] = __floats2bfloat162_rn(acc[2 * e] * inv, acc[2 * e + 1] * inv);
   *reinterpret_cast<uint4*>(out_o + pair * head_dim + chunk * 8) = packed;
   if (chunk == 0) out_lse[pair] = total > 0.f ? m + __logf(total) : -INFINITY;
-}
-
-extern "C" int apb_merge_bf16(const apb_merge_args* a, void* stream) {
-  if (!a) return APB_BAD_POINTER;
-  if (a->head_dim <= 0 || a->head_dim % 8 != 0 || a->parts < 1 || a->parts > APB_MAX_MERGE_PARTS || a->rows < 0 ||
-      a->heads < 0)
-    return APB_BAD_SHAPE;
-  if (!a->out_o || !a->out_lse) return APB_BAD_POINTER;
-  apb_merge_parts p = {};
-  for (int i = 0; i < a->parts; ++i) {
-    if (!a->o[i] || !a->lse[i]) return APB_BAD_POINTER;
-    p.o[i] = a->o[i];
-    p.lse[i] = a->lse[i];
-  }
-  const int64_t pairs = a->rows * a->heads;
-  if (pairs == 0) return APB_OK;
-  const int64_t threads = pairs * (a->head_dim / 8);
-  const int block = APB_MERGE_THREADS;
-  apb_merge_bf16_kernel<<<static_cast<unsigned>((threads + block - 1) / block), block, 0, static_cast<cudaStream_t>(stream)>>>(
-      p, a->parts, static_cast<__nv_bfloat16*>(a->out_o), a->out_lse, pairs, a->head_dim);
-  return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED;
 }

@@ -1,6 +1,8 @@
-// The element-wise and gather kernels of the decoder (embedding, RMSNorm, RoPE, SwiGLU, adds,
-// conversions, per-head gather) and the query-aware passing score. ops.h documents each entry
-// point's parameters and launch shape; the semantics are the CPU backend's.
+// The element-wise and gather kernels of the decoder (embedding, RMSNorm and the fused
+// residual add + RMSNorm, RoPE, SwiGLU, adds, per-head gather) and the query-aware passing
+// score. Launched only by crates/apb-cuda/src/ops.rs, which documents each entry's
+// parameters and owns its launch shape, and checks shapes first; the semantics are the CPU
+// backend's (crates/apb-engine/src/cpu).
 //
 // Element-wise kernels give each thread a chunk of 8 consecutive elements of one row: one
 // 16-byte access when the chunk is whole and the layout allows it (decided per launch, in
@@ -9,18 +11,16 @@
 #include <stdint.h>
 
 #include "common.cuh"
-#include "ops.h"
 
 namespace {
 
 using namespace apb;
 using bf16 = __nv_bfloat16;
 
-constexpr int kThreads = APB_OPS_THREADS;
+constexpr int kThreads = 256;  // ops.rs: THREADS
 constexpr int kWarps = kThreads / 32;
-constexpr int kChunk = APB_OPS_CHUNK;
+constexpr int kChunk = 8;      // ops.rs: CHUNK
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 // ---- Chunk access -------------------------------------------------------------------------
 
@@ -212,8 +212,8 @@ extern "C" __global__ void __launch_bounds__(kThreads)
 
 namespace {
 
-constexpr int kRopeRows = APB_ROPE_ROWS_PER_BLOCK;
-constexpr int kRopeMaxHalf = APB_ROPE_MAX_HEAD_DIM / 2;
+constexpr int kRopeRows = 4;        // ops.rs: ROPE_ROWS_PER_BLOCK
+constexpr int kRopeMaxHalf = 512 / 2;  // ops.rs: ROPE_MAX_HEAD_DIM
 
 // cos and sin of pos * inv_freq as fp32, from fp64 throughout: --use_fast_math turns fp32
 // sinf into __sinf, whose error grows with the argument (positions reach 2^20), and an fp32
@@ -346,35 +346,6 @@ extern "C" __global__ void __launch_bounds__(kThreads)
   store8(x + c.row * width + c.col, c.count, vec, a);
 }
 
-// ---- Conversions --------------------------------------------------------------------------
-
-extern "C" __global__ void __launch_bounds__(kThreads) apb_f32_to_bf16_kernel(const float* in, bf16* out, int64_t n) {
-  Chunk c;
-  if (!my_chunk(1, n, c)) return;
-  float v[kChunk];
-  if (c.count == kChunk && aligned16(in) && aligned16(out)) {
-    const float4 lo = *reinterpret_cast<const float4*>(in + c.col);
-    const float4 hi = *reinterpret_cast<const float4*>(in + c.col + 4);
-    v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
-    store8(out + c.col, kChunk, true, v);
-  } else {
-    for (int e = 0; e < c.count; ++e) out[c.col + e] = __float2bfloat16_rn(in[c.col + e]);
-  }
-}
-
-extern "C" __global__ void __launch_bounds__(kThreads) apb_bf16_to_f32_kernel(const bf16* in, float* out, int64_t n) {
-  Chunk c;
-  if (!my_chunk(1, n, c)) return;
-  if (c.count == kChunk && aligned16(in) && aligned16(out)) {
-    float v[kChunk];
-    load8(in + c.col, kChunk, true, v);
-    *reinterpret_cast<float4*>(out + c.col) = make_float4(v[0], v[1], v[2], v[3]);
-    *reinterpret_cast<float4*>(out + c.col + 4) = make_float4(v[4], v[5], v[6], v[7]);
-  } else {
-    for (int e = 0; e < c.count; ++e) out[c.col + e] = __bfloat162float(in[c.col + e]);
-  }
-}
-
 // ---- Gathering each KV head's picked tokens -----------------------------------------------
 
 extern "C" __global__ void __launch_bounds__(kThreads)
@@ -400,9 +371,12 @@ extern "C" __global__ void __launch_bounds__(kThreads)
 
 // ---- Query-aware passing score ------------------------------------------------------------
 //
-// Both kernels see, for KV head g, "pairs" p = (query row r, head g * group + p % group) with
-// r = p / group: the query vectors whose softmax runs over g's keys. Logits are scaled into
-// log2 units (exp2 is the hardware's exponential).
+// scores[g][j] = sum over query rows r and heads h of g's group of
+// exp(q[r][h] . k[j][g] / sqrt(head_dim) - lse[r][h]) (cpu/select.rs: query_scores), with lse
+// any natural-log LSE over the same keys (attention's). The kernel sees, for KV head g,
+// "pairs" p = (query row r, head g * group + p % group) with r = p / group: the query vectors
+// whose softmax runs over g's keys. Logits are scaled into log2 units (exp2 is the hardware's
+// exponential). Tensor cores (mma.sync) and no float atomics: the result is deterministic.
 
 namespace {
 
@@ -446,127 +420,6 @@ __device__ __forceinline__ void load_keys(bf16* tile, const bf16* src, int64_t f
   }
 }
 
-// -- LSE: FlashAttention's forward without V. A block holds 128 pairs (4 warps x 2 m16 tiles)
-// and streams its key range in tiles of 64, double-buffered, keeping a running max and sum.
-constexpr int kLseWarps = 4;
-constexpr int kLseThreads = kLseWarps * 32;
-constexpr int kLseMTiles = 2;
-constexpr int kLsePairs = 16 * kLseMTiles * kLseWarps;
-constexpr int kLseKeys = APB_LSE_KEYS_PER_TILE;
-static_assert(kLsePairs == APB_LSE_PAIRS_PER_BLOCK && kLseThreads == APB_LSE_THREADS && kPad == 8,
-              "ops.h describes the LSE launch and its shared memory");
-
-template <int D>
-__device__ __forceinline__ void query_lse_body(const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                               float* __restrict__ partial, int64_t q_rows, int q_heads,
-                                               int kv_heads, int64_t n, int64_t keys_per_split) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  constexpr int kStride = D + kPad;
-  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);  // [kLsePairs][kStride]
-  bf16* sK = sQ + kLsePairs * kStride;           // [2][kLseKeys][kStride]
-
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int g = blockIdx.z, group = q_heads / kv_heads;
-  const int64_t pairs = q_rows * group;
-  const int64_t p0 = static_cast<int64_t>(blockIdx.y) * kLsePairs;
-  const int64_t key_begin = static_cast<int64_t>(blockIdx.x) * keys_per_split;
-  const int64_t key_end = lmin(n, key_begin + keys_per_split);
-  const int64_t kv_stride = static_cast<int64_t>(kv_heads) * D;
-  const bf16* k_head = k + static_cast<int64_t>(g) * D;
-  const float scale = kLog2e / sqrtf(static_cast<float>(D));
-  const int warp_row = warp * 16 * kLseMTiles;
-
-  load_pairs<D, kLsePairs, kLseThreads>(sQ, q, p0, pairs, group, q_heads, g);
-  cp_async_commit();
-  load_keys<D, kLseKeys, kLseThreads>(sK, k_head, key_begin, key_end - key_begin, kv_stride);
-  cp_async_commit();
-
-  float m[kLseMTiles][2], l[kLseMTiles][2];
-#pragma unroll
-  for (int mt = 0; mt < kLseMTiles; ++mt) m[mt][0] = m[mt][1] = -INFINITY, l[mt][0] = l[mt][1] = 0.f;
-
-  int buf = 0;
-  for (int64_t t0 = key_begin; t0 < key_end; t0 += kLseKeys, buf ^= 1) {
-    // The other buffer was last read in the previous iteration, which ended on a barrier.
-    if (t0 + kLseKeys < key_end)
-      load_keys<D, kLseKeys, kLseThreads>(sK + (buf ^ 1) * kLseKeys * kStride, k_head, t0 + kLseKeys,
-                                          key_end - t0 - kLseKeys, kv_stride);
-    cp_async_commit();
-    cp_async_wait<1>();  // Q and this tile landed; the next may still be in flight
-    __syncthreads();
-    const bf16* tile = sK + buf * kLseKeys * kStride;
-
-    float s[kLseMTiles][kLseKeys / 8][4];
-#pragma unroll
-    for (int mt = 0; mt < kLseMTiles; ++mt)
-#pragma unroll
-      for (int j = 0; j < kLseKeys / 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t qa[kLseMTiles][4];
-#pragma unroll
-      for (int mt = 0; mt < kLseMTiles; ++mt) {
-        const int r = warp_row + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-        ldmatrix_x4(qa[mt], sQ + r * kStride + kk * 16 + (lane / 16) * 8);
-      }
-#pragma unroll
-      for (int j = 0; j < kLseKeys / 8; j += 2) {
-        uint32_t b[4];
-        const int key = j * 8 + (lane % 8) + (lane / 16) * 8;
-        ldmatrix_x4(b, tile + key * kStride + kk * 16 + ((lane / 8) % 2) * 8);
-#pragma unroll
-        for (int mt = 0; mt < kLseMTiles; ++mt) {
-          mma_bf16(s[mt][j], qa[mt], b[0], b[1]);
-          mma_bf16(s[mt][j + 1], qa[mt], b[2], b[3]);
-        }
-      }
-    }
-
-    // Online max and sum per pair; keys past the range are masked. Every tile has at least
-    // one valid key, so m becomes finite on the first tile and exp2(-inf - m) = 0 there.
-    const int64_t valid = key_end - t0;
-#pragma unroll
-    for (int mt = 0; mt < kLseMTiles; ++mt) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        float tile_max = -INFINITY;
-#pragma unroll
-        for (int j = 0; j < kLseKeys / 8; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int key = j * 8 + (lane % 4) * 2 + e;
-            const float v = key < valid ? s[mt][j][h * 2 + e] * scale : -INFINITY;
-            s[mt][j][h * 2 + e] = v;
-            tile_max = fmaxf(tile_max, v);
-          }
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 2));
-        const float m_new = fmaxf(m[mt][h], tile_max);
-        float sum = 0.f;
-#pragma unroll
-        for (int j = 0; j < kLseKeys / 8; ++j)
-          sum += exp2f(s[mt][j][h * 2] - m_new) + exp2f(s[mt][j][h * 2 + 1] - m_new);
-        sum += __shfl_xor_sync(0xffffffff, sum, 1);
-        sum += __shfl_xor_sync(0xffffffff, sum, 2);
-        l[mt][h] = l[mt][h] * exp2f(m[mt][h] - m_new) + sum;
-        m[mt][h] = m_new;
-      }
-    }
-    __syncthreads();  // every warp is done with this buffer before it is refilled
-  }
-  cp_async_wait<0>();
-
-  const int64_t pairs_total = q_rows * q_heads;
-  float2* out = reinterpret_cast<float2*>(partial) + static_cast<int64_t>(blockIdx.x) * pairs_total;
-#pragma unroll
-  for (int mt = 0; mt < kLseMTiles; ++mt)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t p = p0 + warp_row + mt * 16 + lane / 4 + h * 8;
-      if (p < pairs && lane % 4 == 0) out[pair_index(p, group, q_heads, g)] = make_float2(m[mt][h], l[mt][h]);
-    }
-}
-
 // -- Scores: a block holds 256 keys of one KV head as mma A operands in registers (8 warps x
 // 2 m16 tiles) and streams the head's pairs through shared memory, 64 at a time, double-
 // buffered; each key's sum over the pairs stays in the registers of the lanes that hold it.
@@ -574,9 +427,9 @@ constexpr int kScoreWarps = 8;
 constexpr int kScoreThreads = kScoreWarps * 32;
 constexpr int kScoreMTiles = 2;
 constexpr int kScoreKeys = 16 * kScoreMTiles * kScoreWarps;
-constexpr int kScorePairs = APB_SCORES_PAIRS_PER_STEP;
-static_assert(kScoreKeys == APB_SCORES_KEYS_PER_BLOCK && kScoreThreads == APB_SCORES_THREADS,
-              "ops.h describes the scores launch");
+constexpr int kScorePairs = 64;
+static_assert(kScoreKeys == 256 && kScoreThreads == 256 && kPad == 8,
+              "ops.rs launches 256 threads per 256 keys with (256 * (head_dim + 8) * 2) bytes of shared memory");
 
 template <int D>
 __device__ __forceinline__ void query_scores_body(const bf16* __restrict__ q, const float* __restrict__ lse,
@@ -679,32 +532,6 @@ __device__ __forceinline__ void query_scores_body(const bf16* __restrict__ q, co
 
 }  // namespace
 
-extern "C" __global__ void __launch_bounds__(kLseThreads)
-    apb_query_lse_partial_d64(const bf16* q, const bf16* k, float* partial, int64_t q_rows, int32_t q_heads,
-                              int32_t kv_heads, int64_t n, int64_t keys_per_split) {
-  query_lse_body<64>(q, k, partial, q_rows, q_heads, kv_heads, n, keys_per_split);
-}
-
-extern "C" __global__ void __launch_bounds__(kLseThreads)
-    apb_query_lse_partial_d128(const bf16* q, const bf16* k, float* partial, int64_t q_rows, int32_t q_heads,
-                               int32_t kv_heads, int64_t n, int64_t keys_per_split) {
-  query_lse_body<128>(q, k, partial, q_rows, q_heads, kv_heads, n, keys_per_split);
-}
-
-// LSE (natural log) of each pair from the ranges' (max, sum) in log2 units; -inf if no keys.
-extern "C" __global__ void __launch_bounds__(kThreads)
-    apb_query_lse_combine(const float* partial, float* lse, int64_t pairs, int32_t splits) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= pairs) return;
-  const float2* part = reinterpret_cast<const float2*>(partial);
-  float m = -INFINITY;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, part[s * pairs + i].x);
-  float sum = 0.f;
-  if (m != -INFINITY)
-    for (int s = 0; s < splits; ++s) sum += part[s * pairs + i].y * exp2f(part[s * pairs + i].x - m);
-  lse[i] = sum > 0.f ? (m + log2f(sum)) * kLn2 : -INFINITY;
-}
-
 extern "C" __global__ void __launch_bounds__(kScoreThreads, 2)
     apb_query_scores_d64(const bf16* q, const float* lse, const bf16* k, float* scores, int64_t q_rows,
                          int32_t q_heads, int32_t kv_heads, int64_t n) {
@@ -715,235 +542,4 @@ extern "C" __global__ void __launch_bounds__(kScoreThreads, 2)
     apb_query_scores_d128(const bf16* q, const float* lse, const bf16* k, float* scores, int64_t q_rows,
                           int32_t q_heads, int32_t kv_heads, int64_t n) {
   query_scores_body<128>(q, lse, k, scores, q_rows, q_heads, kv_heads, n);
-}
-
-// ---- Launchers ----------------------------------------------------------------------------
-
-namespace {
-
-constexpr int64_t kMaxGrid = 0x7fffffff;
-
-int finish_launch() { return cudaGetLastError() == cudaSuccess ? APB_OK : APB_LAUNCH_FAILED; }
-
-// Blocks for `items` threads of kThreads; 0 if the grid would be too large.
-int64_t blocks_for(int64_t items) {
-  const int64_t blocks = (items + kThreads - 1) / kThreads;
-  return blocks <= kMaxGrid ? blocks : 0;
-}
-
-// Blocks for an element-wise op over [rows][width] in chunks of 8.
-int64_t chunk_blocks(int64_t rows, int64_t width) { return blocks_for(rows * ((width + kChunk - 1) / kChunk)); }
-
-cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
-
-// Shapes the two scoring launchers share.
-int check_scoring(const void* q, int64_t q_rows, int32_t q_heads, const void* k, int64_t n, int32_t kv_heads,
-                  int32_t head_dim) {
-  if (q_rows < 0 || n < 0) return APB_BAD_SHAPE;
-  if (q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0) return APB_BAD_HEADS;
-  if (head_dim != 64 && head_dim != 128) return APB_BAD_HEAD_DIM;
-  if ((q_rows > 0 && !q) || (n > 0 && !k)) return APB_BAD_POINTER;
-  if ((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k)) & 15) return APB_BAD_ALIGNMENT;
-  return APB_OK;
-}
-
-}  // namespace
-
-extern "C" const char* apb_ops_error_text(int code) { return apb_status_text(code); }
-
-extern "C" int apb_embed_bf16(const void* table, int64_t vocab, int64_t hidden, const uint32_t* ids, int64_t rows,
-                              void* out, int32_t* bad_ids, void* stream) {
-  if (rows < 0 || vocab < 0 || hidden <= 0) return APB_BAD_SHAPE;
-  if (rows == 0) return APB_OK;
-  if (!table || !ids || !out) return APB_BAD_POINTER;
-  const int64_t blocks = chunk_blocks(rows, hidden);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_embed_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
-      static_cast<const bf16*>(table), vocab, hidden, ids, rows, static_cast<bf16*>(out), bad_ids);
-  return finish_launch();
-}
-
-extern "C" int apb_rms_norm_bf16(const void* x, const void* w, void* out, int64_t rows, int32_t hidden, float eps,
-                                 void* stream) {
-  if (rows < 0 || rows > kMaxGrid || hidden <= 0) return APB_BAD_SHAPE;
-  if (rows == 0) return APB_OK;
-  if (!x || !w || !out) return APB_BAD_POINTER;
-  apb_rms_norm_bf16_kernel<<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
-      static_cast<const bf16*>(x), static_cast<const bf16*>(w), static_cast<bf16*>(out), rows, hidden, eps);
-  return finish_launch();
-}
-
-extern "C" int apb_add_rms_norm_bf16(void* residual, const void* delta, const void* w, void* out, int64_t rows,
-                                     int32_t hidden, float eps, void* stream) {
-  if (rows < 0 || rows > kMaxGrid || hidden <= 0) return APB_BAD_SHAPE;
-  if (rows == 0) return APB_OK;
-  if (!residual || !delta || !w || !out) return APB_BAD_POINTER;
-  apb_add_rms_norm_bf16_kernel<<<static_cast<unsigned>(rows), kThreads, 0, as_stream(stream)>>>(
-      static_cast<bf16*>(residual), static_cast<const bf16*>(delta), static_cast<const bf16*>(w),
-      static_cast<bf16*>(out), rows, hidden, eps);
-  return finish_launch();
-}
-
-extern "C" int apb_rope_bf16(void* x, const uint32_t* positions, const double* inv_freq, int64_t rows, int32_t heads,
-                             int32_t head_dim, int64_t row_stride, void* stream) {
-  if (rows < 0 || heads <= 0 || head_dim < 2 || head_dim % 2 != 0 || head_dim > APB_ROPE_MAX_HEAD_DIM ||
-      row_stride < static_cast<int64_t>(heads) * head_dim)
-    return APB_BAD_SHAPE;
-  if (rows == 0) return APB_OK;
-  if (!x || !positions || !inv_freq) return APB_BAD_POINTER;
-  const int64_t blocks = (rows + kRopeRows - 1) / kRopeRows;
-  if (blocks > kMaxGrid) return APB_BAD_SHAPE;
-  apb_rope_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
-      static_cast<bf16*>(x), positions, inv_freq, rows, heads, head_dim, row_stride);
-  return finish_launch();
-}
-
-extern "C" int apb_silu_mul_bf16(const void* gate, int64_t gate_stride, const void* up, int64_t up_stride, void* out,
-                                 int64_t out_stride, int64_t rows, int64_t width, void* stream) {
-  if (rows < 0 || width <= 0 || gate_stride < width || up_stride < width || out_stride < width)
-    return APB_BAD_SHAPE;
-  if (rows == 0) return APB_OK;
-  if (!gate || !up || !out) return APB_BAD_POINTER;
-  const int64_t blocks = chunk_blocks(rows, width);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_silu_mul_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
-      static_cast<const bf16*>(gate), gate_stride, static_cast<const bf16*>(up), up_stride, static_cast<bf16*>(out),
-      out_stride, rows, width);
-  return finish_launch();
-}
-
-extern "C" int apb_silu_bf16(void* x, int64_t n, void* stream) {
-  if (n < 0) return APB_BAD_SHAPE;
-  if (n == 0) return APB_OK;
-  if (!x) return APB_BAD_POINTER;
-  const int64_t blocks = chunk_blocks(1, n);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_silu_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(static_cast<bf16*>(x), n);
-  return finish_launch();
-}
-
-extern "C" int apb_add_bf16(void* x, const void* y, int64_t n, void* stream) {
-  if (n < 0) return APB_BAD_SHAPE;
-  if (n == 0) return APB_OK;
-  if (!x || !y) return APB_BAD_POINTER;
-  const int64_t blocks = chunk_blocks(1, n);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_add_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
-      static_cast<bf16*>(x), static_cast<const bf16*>(y), n);
-  return finish_launch();
-}
-
-extern "C" int apb_add_bias_bf16(void* x, const void* bias, int64_t rows, int64_t width, void* stream) {
-  if (rows < 0 || width <= 0) return APB_BAD_SHAPE;
-  if (rows == 0) return APB_OK;
-  if (!x || !bias) return APB_BAD_POINTER;
-  const int64_t blocks = chunk_blocks(rows, width);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_add_bias_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
-      static_cast<bf16*>(x), static_cast<const bf16*>(bias), rows, width);
-  return finish_launch();
-}
-
-extern "C" int apb_f32_to_bf16(const float* in, void* out, int64_t n, void* stream) {
-  if (n < 0) return APB_BAD_SHAPE;
-  if (n == 0) return APB_OK;
-  if (!in || !out) return APB_BAD_POINTER;
-  const int64_t blocks = chunk_blocks(1, n);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_f32_to_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
-      in, static_cast<bf16*>(out), n);
-  return finish_launch();
-}
-
-extern "C" int apb_bf16_to_f32(const void* in, float* out, int64_t n, void* stream) {
-  if (n < 0) return APB_BAD_SHAPE;
-  if (n == 0) return APB_OK;
-  if (!in || !out) return APB_BAD_POINTER;
-  const int64_t blocks = chunk_blocks(1, n);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_bf16_to_f32_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
-      static_cast<const bf16*>(in), out, n);
-  return finish_launch();
-}
-
-extern "C" int apb_gather_per_head_bf16(const void* kv, int64_t n, int32_t kv_heads, int32_t head_dim,
-                                        const uint32_t* picked, int64_t count, void* out, int32_t* bad_ids,
-                                        void* stream) {
-  if (n < 0 || count < 0 || kv_heads <= 0 || head_dim <= 0) return APB_BAD_SHAPE;
-  if (count == 0) return APB_OK;
-  if (!kv || !picked || !out) return APB_BAD_POINTER;
-  const int64_t blocks = chunk_blocks(count * kv_heads, head_dim);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_gather_per_head_bf16_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, as_stream(stream)>>>(
-      static_cast<const bf16*>(kv), n, kv_heads, head_dim, picked, count, static_cast<bf16*>(out), bad_ids);
-  return finish_launch();
-}
-
-extern "C" int64_t apb_query_lse_keys_per_split(int64_t q_rows, int32_t q_heads, int32_t kv_heads, int64_t n) {
-  if (q_rows < 0 || n < 0 || q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0) return 0;
-  // Enough (key range, pair block) blocks to fill the GPU a few times over, without ranges
-  // so short that reloading the block's query pairs costs more than its keys.
-  const int64_t pair_blocks = (q_rows * (q_heads / kv_heads) + kLsePairs - 1) / kLsePairs;
-  const int64_t blocks = pair_blocks * kv_heads > 0 ? pair_blocks * kv_heads : 1;
-  const int64_t target = (1024 + blocks - 1) / blocks;
-  const int64_t per = ((n + target - 1) / target + kLseKeys - 1) / kLseKeys * kLseKeys;
-  return per > 512 ? per : 512;
-}
-
-extern "C" int64_t apb_query_lse_workspace_floats(int64_t q_rows, int32_t q_heads, int32_t kv_heads, int64_t n) {
-  const int64_t per = apb_query_lse_keys_per_split(q_rows, q_heads, kv_heads, n);
-  if (per == 0) return 0;
-  return (n + per - 1) / per * q_rows * q_heads * 2;
-}
-
-extern "C" int apb_query_lse_bf16(const void* q, int64_t q_rows, int32_t q_heads, const void* k, int64_t n,
-                                  int32_t kv_heads, int32_t head_dim, float* workspace, int64_t workspace_floats,
-                                  float* lse, void* stream) {
-  const int shape = check_scoring(q, q_rows, q_heads, k, n, kv_heads, head_dim);
-  if (shape != APB_OK) return shape;
-  const int64_t pairs_total = q_rows * q_heads;
-  if (pairs_total == 0) return APB_OK;
-  if (!lse) return APB_BAD_POINTER;
-  const int64_t per = apb_query_lse_keys_per_split(q_rows, q_heads, kv_heads, n);
-  const int64_t splits = (n + per - 1) / per;
-  if (workspace_floats < splits * pairs_total * 2) return APB_BAD_SHAPE;
-  if (splits > 0 && !workspace) return APB_BAD_POINTER;
-  if (splits > 0 && (reinterpret_cast<uintptr_t>(workspace) & 7)) return APB_BAD_ALIGNMENT;
-  const int64_t pair_blocks = (q_rows * (q_heads / kv_heads) + kLsePairs - 1) / kLsePairs;
-  if (splits > kMaxGrid || pair_blocks > 65535 || kv_heads > 65535) return APB_BAD_SHAPE;
-  cudaStream_t st = as_stream(stream);
-  if (splits > 0) {
-    auto kernel = head_dim == 64 ? apb_query_lse_partial_d64 : apb_query_lse_partial_d128;
-    const int smem = apb_query_lse_smem_bytes(head_dim);
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
-      return APB_LAUNCH_FAILED;
-    const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(pair_blocks), static_cast<unsigned>(kv_heads));
-    kernel<<<grid, kLseThreads, smem, st>>>(static_cast<const bf16*>(q), static_cast<const bf16*>(k), workspace, q_rows,
-                                           q_heads, kv_heads, n, per);
-    if (cudaGetLastError() != cudaSuccess) return APB_LAUNCH_FAILED;
-  }
-  const int64_t blocks = blocks_for(pairs_total);
-  if (blocks == 0) return APB_BAD_SHAPE;
-  apb_query_lse_combine<<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(workspace, lse, pairs_total,
-                                                                          static_cast<int32_t>(splits));
-  return finish_launch();
-}
-
-extern "C" int apb_query_scores_bf16(const void* q, const float* lse, int64_t q_rows, int32_t q_heads, const void* k,
-                                     int64_t n, int32_t kv_heads, int32_t head_dim, float* scores, void* stream) {
-  const int shape = check_scoring(q, q_rows, q_heads, k, n, kv_heads, head_dim);
-  if (shape != APB_OK) return shape;
-  if (n == 0) return APB_OK;
-  if (!scores || (q_rows > 0 && !lse)) return APB_BAD_POINTER;
-  const int64_t blocks = (n + kScoreKeys - 1) / kScoreKeys;
-  if (blocks > kMaxGrid || kv_heads > 65535) return APB_BAD_SHAPE;
-  auto kernel = head_dim == 64 ? apb_query_scores_d64 : apb_query_scores_d128;
-  const int smem = apb_query_scores_smem_bytes(head_dim);
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
-    return APB_LAUNCH_FAILED;
-  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(kv_heads));
-  kernel<<<grid, kScoreThreads, smem, as_stream(stream)>>>(static_cast<const bf16*>(q), lse,
-                                                          static_cast<const bf16*>(k), scores, q_rows, q_heads,
-                                                          kv_heads, n);
-  return finish_launch();
 }

@@ -6,7 +6,7 @@
 //   node scripts/bundle.mjs [outDir] [--xz]     (npm run bundle builds everything first)
 //
 // Layout: bin/node, bin/apb, lib/apb.mjs, wasm/apb_plan.wasm, node_modules/@apb/native/,
-// kernels/*.fatbin, cuda/ (sources, for the checks' own build), test/gpu/, bench/, web/ (the page `apb serve` serves).
+// kernels/*.fatbin, test/gpu/ (the GPU checks: they run the kernels through the addon's testing entry), bench/, web/ (the page `apb serve` serves).
 import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -86,9 +86,8 @@ async function main(args) {
   // The web page `apb serve` serves at / (it looks for web/ beside lib/), when it is built.
   if (existsSync(from("apps", "web", "dist", "index.html"))) cpSync(from("apps", "web", "dist"), join(out, "web"), { recursive: true });
   else console.warn("no web page in the bundle: apps/web/dist is not built (npm run build -w @apb/web)");
-  for (const f of ["index.js", "package.json", ...addon]) copyFileSync(from("packages", "native", f), join(out, "node_modules", "@apb", "native", f));
+  for (const f of ["index.js", "testing.js", "binding.js", "package.json", ...addon]) copyFileSync(from("packages", "native", f), join(out, "node_modules", "@apb", "native", f));
   if (existsSync(from("cuda", "build"))) cpSync(from("cuda", "build"), join(out, "kernels"), { recursive: true });
-  cpSync(from("cuda"), join(out, "cuda"), { recursive: true, filter: (src) => !src.includes(`${join("cuda", "build")}`) && !src.endsWith("package.json") && !src.endsWith("turbo.json") });
   // The GPU checks: Python ones as they are; Node ones bundled like the CLI (they import the
   // runtime and the planner), the addon staying a package.
   mkdirSync(join(out, "test", "gpu"), { recursive: true });

@@ -186,38 +186,41 @@ describe("the CUDA kernels through the addon", () => {
     }
   });
 
-  it("attention matches the CPU attention, with each kernel the GPU has", async () => {
-    const { cudaAttentionCheck } = await import("./index.js");
-    const spec = { rows: 150, qHeads: 8, kvHeads: 2, headDim: 128, prefix: [70, 33], seed: Date.now() % 1e9 };
-    const auto = await onGpuOrUnavailable(() => cudaAttentionCheck(spec));
-    if (!auto) return;
-    for (const kernel of auto.kernel === "sm90" ? ["sm90", "portable"] : ["portable"]) {
-      const r = cudaAttentionCheck({ ...spec, kernel });
-      expect(r.kernel).toBe(kernel);
-      expect(r.oRelErr).toBeLessThan(1e-2);
-      expect(r.lseMaxAbsErr).toBeLessThan(1e-3);
-      expect(r.lseMismatchedRows).toBe(0);
-    }
-  });
-
-  it("merge matches the CPU merge, including parts and rows that saw nothing", async () => {
-    const { cudaMergeCheck } = await import("./index.js");
-    const r = await onGpuOrUnavailable(() => cudaMergeCheck({ rows: 33, heads: 4, headDim: 64, parts: 3, seed: Date.now() % 1e9 }));
+  it("the testing entry runs a kernel by name, or says why it cannot", async () => {
+    const { runKernel } = await import("./testing.js");
+    const x = Buffer.from(new Uint16Array([0x3f80, 0x4000, 0xbf80, 0x0000]).buffer); // bf16 1, 2, -1, 0
+    const w = Buffer.from(new Uint16Array([0x3f80, 0x3f80]).buffer);
+    const r = await onGpuOrUnavailable(() => runKernel({ kernel: "rms_norm", params: JSON.stringify({ eps: 1e-5 }), tensors: { x, w } }));
     if (!r) return;
-    expect(r.oRelErr).toBeLessThan(1e-2);
-    expect(r.lseMaxAbsErr).toBeLessThan(1e-3);
-    expect(r.lseMismatchedRows).toBe(0);
+    // Row [1, 2]: rms = sqrt(2.5); row [-1, 0]: rms = sqrt(0.5). Inputs come back unchanged.
+    const out = new Uint16Array(r.tensors.out.buffer, r.tensors.out.byteOffset, 4);
+    const f = (b: number) => new Float32Array(new Uint32Array([b << 16]).buffer)[0];
+    const want = [1 / Math.sqrt(2.5), 2 / Math.sqrt(2.5), -1 / Math.sqrt(0.5), 0];
+    [...out].forEach((b, i) => expect(f(b)).toBeCloseTo(want[i], 2));
+    expect(Buffer.compare(r.tensors.x, x)).toBe(0);
   });
 
-  it("rejects an unknown kernel name with a coded error, before touching the GPU", async () => {
-    const { cudaAttentionCheck } = await import("./index.js");
-    let thrown: unknown = null;
-    try {
-      cudaAttentionCheck({ rows: 8, qHeads: 8, kvHeads: 2, headDim: 128, prefix: [], kernel: "fast" });
-    } catch (e) {
-      thrown = e;
-    }
-    expect(errorData(thrown)).toMatchObject({ code: "INVALID_INPUT", path: "kernel" });
-    expect(errorData(thrown).message).toMatch(/"sm90" or "portable"/);
+  it("rejects an unknown kernel, or attention kernel, with a coded error before touching the GPU", async () => {
+    const { runKernel } = await import("./testing.js");
+    const thrown = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return errorData(e);
+      }
+      throw new Error("expected an error");
+    };
+    const unknown = thrown(() => runKernel({ kernel: "softmax", params: {}, tensors: {} }));
+    expect(unknown).toMatchObject({ code: "INVALID_INPUT", path: "kernel" });
+    expect(unknown.message).toMatch(/unknown kernel "softmax"; one of attention, merge/);
+    const attention = thrown(() => runKernel({ kernel: "attention", params: { kernel: "fast", headDim: 128 }, tensors: {} }));
+    expect(attention).toMatchObject({ code: "INVALID_INPUT", path: "kernel" });
+    expect(attention.message).toMatch(/"sm90" or "portable"/);
+  });
+
+  it("keeps the kernel runner out of the main entry", async () => {
+    const main = await import("./index.js");
+    expect(Object.keys(main)).not.toContain("runKernel");
+    expect(Object.keys(main).sort()).toEqual(["CancelToken", "DataPlane", "Engine", "TcpEndpoint", "backends", "checkRequest", "doctor", "ncclUniqueId", "tcpListen"]);
   });
 });

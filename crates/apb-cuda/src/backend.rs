@@ -4,12 +4,13 @@
 //! waits for it.
 
 use apb_engine::backend::{Backend, Segment};
+use apb_engine::config::ModelConfig;
 use apb_engine::Heads;
 use apb_engine::error::{code, EngineError, Result};
 use cudarc::driver::{CudaSlice, DeviceRepr};
 
 use crate::blas::{Blas, OutType};
-use crate::gpu::{driver, Gpu};
+use crate::gpu::{driver, Gpu, CUDA_UNAVAILABLE};
 
 /// A buffer on the GPU: bf16 values (activations, weights, K/V, O) or fp32 (LSE, scores).
 pub enum GpuBuf {
@@ -88,6 +89,34 @@ impl Cuda {
         Ok(Cuda { gpu, blas })
     }
 
+    /// Refuses, before anything is uploaded, a model the kernels cannot run (its head_dim) or
+    /// whose bf16 weights (`weight_elements` values, plus the lm_head copy of tied embeddings
+    /// and 1 GiB for the work of a short prompt) do not fit in this GPU's free memory.
+    pub fn check_fits(&self, config: &ModelConfig, weight_elements: f64) -> Result<()> {
+        let d = config.head_dim;
+        if !crate::attention::HEAD_DIMS.contains(&d) {
+            return Err(EngineError::new(
+                CUDA_UNAVAILABLE,
+                "headDim",
+                format!("the CUDA backend's attention kernels take head_dim {:?}; this model has {d}. Run it with --backend cpu", crate::attention::HEAD_DIMS),
+            ));
+        }
+        let mut needed = weight_elements * 2.0 + (1u64 << 30) as f64;
+        if config.tied_embeddings {
+            needed += config.vocab as f64 * config.hidden as f64 * 2.0;
+        }
+        let (free, total) = self.memory()?;
+        if needed > free as f64 {
+            let gib = |b: f64| b / (1u64 << 30) as f64;
+            return Err(EngineError::new(
+                code::GPU_MEMORY,
+                "model",
+                format!("the model needs about {:.1} GiB on the GPU (bf16 weights + 1 GiB of work) but {} has {:.1} GiB free of {:.1} GiB", gib(needed), self.gpu.name, gib(free as f64), gib(total as f64)),
+            ));
+        }
+        Ok(())
+    }
+
     /// Free and total device memory, in bytes.
     pub fn memory(&self) -> Result<(usize, usize)> {
         self.gpu.memory()
@@ -162,6 +191,12 @@ impl Backend for Cuda {
         let x = want_bf16("rms_norm", x)?;
         let mut out = self.alloc::<u16>(x.len())?;
         self.gpu.rms_norm(x, want_bf16("rms_norm", w)?, eps, &mut out)?;
+        Ok(GpuBuf::Bf16(out))
+    }
+    fn add_rms_norm(&self, x: &mut GpuBuf, delta: &GpuBuf, w: &GpuBuf, eps: f32) -> Result<GpuBuf> {
+        let x = want_bf16_mut("add_rms_norm", x)?;
+        let mut out = self.alloc::<u16>(x.len())?;
+        self.gpu.add_rms_norm(x, want_bf16("add_rms_norm", delta)?, want_bf16("add_rms_norm", w)?, eps, &mut out)?;
         Ok(GpuBuf::Bf16(out))
     }
     fn linear(&self, x: &GpuBuf, inp: usize, w: &GpuBuf, outp: usize, bias: Option<&GpuBuf>) -> Result<GpuBuf> {

@@ -4,15 +4,17 @@
 //! find it, through the dynamic loader, and reported as data: nothing here panics, and a
 //! machine without a GPU gets a report, not an error.
 //!
-//! The driver is probed through its own handful of long-stable entry points rather than
-//! cudarc: cudarc resolves every symbol of the CUDA release it was built for when it first
-//! opens libcuda, and panics on a driver too old to have them all, which is exactly the
-//! machine a doctor has to describe.
+//! The driver is read through cudarc, the one binding of it, but only once the driver has
+//! said it supports CUDA 13.0: cudarc resolves every symbol of the release it was built for
+//! when it first opens libcuda and panics on a driver too old to have them all, which is
+//! exactly the machine a doctor has to describe. That one question, cuDriverGetVersion, is
+//! asked through the library the loader opened.
 
-use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 
-use cudarc::driver::sys::CUdevice_attribute;
+use cudarc::driver::result;
+use cudarc::driver::sys::{self, CUdevice_attribute};
 use libloading::Library;
 
 use crate::attention::AttentionKernel;
@@ -28,35 +30,6 @@ pub const CUBLAS_NAMES: &[&str] = &["libcublas.so.13", "libcublas.so.12", "libcu
 pub const CUBLASLT_NAMES: &[&str] = &["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"];
 pub const NCCL_NAMES: &[&str] = &["libnccl.so.2", "libnccl.so"];
 
-/// Which of apb's attention kernels a GPU runs (named as `AttentionKernel` names them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernel {
-    /// Compute capability 9.0 exactly (Hopper): the sm_90a machine code (TMA, wgmma).
-    Sm90,
-    /// 8.0 and newer: the portable kernel's PTX, compiled by the driver.
-    Portable,
-    /// Older than 8.0: no kernel of apb runs there.
-    None,
-}
-
-impl Kernel {
-    pub fn for_capability(major: u32, minor: u32) -> Kernel {
-        match (major, minor) {
-            (9, 0) => Kernel::Sm90,
-            (m, _) if m >= 8 => Kernel::Portable,
-            _ => Kernel::None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kernel::Sm90 => AttentionKernel::Sm90.name(),
-            Kernel::Portable => AttentionKernel::Portable.name(),
-            Kernel::None => "none",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuInfo {
     pub index: u32,
@@ -64,7 +37,8 @@ pub struct GpuInfo {
     pub compute_capability: (u32, u32),
     pub total_memory_bytes: u64,
     pub multiprocessors: u32,
-    pub kernel: Kernel,
+    /// The attention kernel it runs; None before compute capability 8.0, where none does.
+    pub kernel: Option<AttentionKernel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,118 +365,52 @@ fn probe_library(w: &Wanted) -> LibraryInfo {
 
 // --- the driver and its GPUs ------------------------------------------------------------
 
-type CuInit = unsafe extern "C" fn(c_uint) -> c_int;
-type CuIntOut = unsafe extern "C" fn(*mut c_int) -> c_int;
-type CuDeviceGet = unsafe extern "C" fn(*mut c_int, c_int) -> c_int;
-type CuDeviceGetName = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
-type CuDeviceTotalMem = unsafe extern "C" fn(*mut usize, c_int) -> c_int;
-type CuDeviceGetAttribute = unsafe extern "C" fn(*mut c_int, c_int, c_int) -> c_int;
-type CuGetErrorText = unsafe extern "C" fn(c_int, *mut *const c_char) -> c_int;
+/// cuDriverGetVersion's C signature: CUresult (an int) f(int*), unchanged since CUDA 2.2.
+type CuDriverGetVersion = unsafe extern "C" fn(*mut c_int) -> c_int;
 
-/// The driver's entry points used here. The required ones date from CUDA 3.2 and have kept
-/// their signatures since (cuda.h: CUresult and CUdevice are ints, CUdevice_attribute an
-/// enum); the error texts came with CUDA 6.0 and are optional.
-struct Cu {
-    init: CuInit,
-    driver_get_version: CuIntOut,
-    device_get_count: CuIntOut,
-    device_get: CuDeviceGet,
-    device_get_name: CuDeviceGetName,
-    device_total_mem: CuDeviceTotalMem,
-    device_get_attribute: CuDeviceGetAttribute,
-    get_error_name: Option<CuGetErrorText>,
-    get_error_string: Option<CuGetErrorText>,
+/// The newest CUDA release the driver supports, (major, minor), or None if it does not say.
+fn cuda_release(lib: &'static Library) -> Option<(u32, u32)> {
+    // SAFETY: the type is cuDriverGetVersion's C signature; `lib` is never unloaded, so the
+    // pointer never dangles.
+    let f = unsafe { lib.get::<CuDriverGetVersion>(b"cuDriverGetVersion\0") }.ok().map(|s| *s)?;
+    let mut v: c_int = 0;
+    // SAFETY: `v` is a valid, writable int; cuDriverGetVersion needs no cuInit.
+    let status = unsafe { f(&mut v) };
+    if status != 0 || v <= 0 {
+        return None;
+    }
+    Some((v as u32 / 1000, (v as u32 % 1000) / 10))
 }
 
-impl Cu {
-    fn load(lib: &'static Library) -> Result<Cu, String> {
-        /// # Safety
-        /// `T` must be the C signature of the function `name` in `lib`.
-        unsafe fn get<T: Copy>(lib: &'static Library, name: &str) -> Result<T, String> {
-            let symbol = format!("{name}\0");
-            // SAFETY: the caller vouches for `T`; `lib` is never unloaded, so the pointer
-            // never dangles.
-            unsafe { lib.get::<T>(symbol.as_bytes()) }.map(|s| *s).map_err(|e| format!("libcuda has no {name}: {e}"))
-        }
-        // SAFETY: each type below is the signature cuda.h declares for that function (see
-        // the type aliases above).
-        unsafe {
-            Ok(Cu {
-                init: get::<CuInit>(lib, "cuInit")?,
-                driver_get_version: get::<CuIntOut>(lib, "cuDriverGetVersion")?,
-                device_get_count: get::<CuIntOut>(lib, "cuDeviceGetCount")?,
-                device_get: get::<CuDeviceGet>(lib, "cuDeviceGet")?,
-                device_get_name: get::<CuDeviceGetName>(lib, "cuDeviceGetName")?,
-                device_total_mem: get::<CuDeviceTotalMem>(lib, "cuDeviceTotalMem_v2")?,
-                device_get_attribute: get::<CuDeviceGetAttribute>(lib, "cuDeviceGetAttribute")?,
-                get_error_name: get::<CuGetErrorText>(lib, "cuGetErrorName").ok(),
-                get_error_string: get::<CuGetErrorText>(lib, "cuGetErrorString").ok(),
-            })
-        }
+/// "cuInit failed: CUDA_ERROR_NO_DEVICE (no CUDA-capable device is detected)".
+fn failed(what: &str) -> impl Fn(result::DriverError) -> String + '_ {
+    move |e| match (e.error_name(), e.error_string()) {
+        (Ok(name), Ok(text)) => format!("{what} failed: {} ({})", name.to_string_lossy(), text.to_string_lossy()),
+        _ => format!("{what} failed: {e:?}"),
     }
+}
 
-    /// "CUDA_ERROR_NO_DEVICE (no CUDA-capable device is detected)".
-    fn describe(&self, status: c_int) -> String {
-        let text = |f: Option<CuGetErrorText>| -> Option<String> {
-            let f = f?;
-            let mut p: *const c_char = std::ptr::null();
-            // SAFETY: cuGetErrorName/cuGetErrorString write a pointer to a static,
-            // NUL-terminated string into `p`, or fail and leave it alone.
-            if unsafe { f(status, &mut p) } != 0 || p.is_null() {
-                return None;
-            }
-            // SAFETY: `p` points at the driver's static NUL-terminated string (checked non-null).
-            Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
-        };
-        match (text(self.get_error_name), text(self.get_error_string)) {
-            (Some(name), Some(s)) => format!("{name} ({s})"),
-            (Some(name), None) => name,
-            _ => format!("CUDA error {status}"),
-        }
-    }
-
-    fn call(&self, what: &str, status: c_int) -> Result<(), String> {
-        if status == 0 {
-            Ok(())
-        } else {
-            Err(format!("{what} failed: {}", self.describe(status)))
-        }
-    }
-
-    fn gpu(&self, index: c_int) -> Result<GpuInfo, String> {
-        let mut dev: c_int = 0;
-        // SAFETY: `dev` is a valid, writable CUdevice; cuInit succeeded before this is called.
-        self.call("cuDeviceGet", unsafe { (self.device_get)(&mut dev, index) })?;
-        let mut name = [0 as c_char; 256];
-        // SAFETY: the buffer holds `name.len()` chars, the length passed; the driver writes a
-        // NUL-terminated name of at most that many bytes.
-        self.call("cuDeviceGetName", unsafe { (self.device_get_name)(name.as_mut_ptr(), name.len() as c_int, dev) })?;
-        let last = name.len() - 1;
-        name[last] = 0;
-        // SAFETY: the buffer is NUL-terminated (its last element was just set to 0).
-        let name = unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().trim().to_string();
-        let mut bytes: usize = 0;
-        // SAFETY: `bytes` is a valid, writable size_t; `dev` came from cuDeviceGet.
-        self.call("cuDeviceTotalMem", unsafe { (self.device_total_mem)(&mut bytes, dev) })?;
-        let attribute = |a: CUdevice_attribute| -> Result<u32, String> {
-            let mut v: c_int = 0;
-            // SAFETY: `v` is a valid, writable int; `a` is one of cuda.h's attributes (the enum
-            // is passed by value as an int); `dev` came from cuDeviceGet.
-            self.call("cuDeviceGetAttribute", unsafe { (self.device_get_attribute)(&mut v, a as c_int, dev) })?;
-            Ok(v.max(0) as u32)
-        };
-        let major = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
-        let minor = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
-        let multiprocessors = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
-        Ok(GpuInfo {
-            index: index as u32,
-            name,
-            compute_capability: (major, minor),
-            total_memory_bytes: bytes as u64,
-            multiprocessors,
-            kernel: Kernel::for_capability(major, minor),
-        })
-    }
+/// GPU `index`, through cudarc (the driver supports CUDA 13.0 and cuInit succeeded).
+fn gpu(index: c_int) -> Result<GpuInfo, String> {
+    let dev = result::device::get(index).map_err(failed("cuDeviceGet"))?;
+    let name = result::device::get_name(dev).map_err(failed("cuDeviceGetName"))?.trim().to_string();
+    // SAFETY: `dev` came from cuDeviceGet.
+    let bytes = unsafe { result::device::total_mem(dev) }.map_err(failed("cuDeviceTotalMem"))?;
+    let attribute = |a: CUdevice_attribute| -> Result<u32, String> {
+        // SAFETY: `dev` came from cuDeviceGet.
+        unsafe { result::device::get_attribute(dev, a) }.map(|v| v.max(0) as u32).map_err(failed("cuDeviceGetAttribute"))
+    };
+    let major = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+    let minor = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    let multiprocessors = attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+    Ok(GpuInfo {
+        index: index as u32,
+        name,
+        compute_capability: (major, minor),
+        total_memory_bytes: bytes as u64,
+        multiprocessors,
+        kernel: AttentionKernel::for_capability(major, minor),
+    })
 }
 
 /// The kernel module's version, from sysfs or /proc (absent in some containers and on WSL).
@@ -554,42 +462,41 @@ pub(crate) fn probe_driver() -> (DriverInfo, Vec<GpuInfo>) {
         fix: None,
         search: Search { tried: DRIVER_NAMES.iter().map(|n| n.to_string()).collect(), loader: loader_search(), ..Search::default() },
     };
-    let cu = match Cu::load(lib) {
-        Ok(cu) => cu,
-        Err(e) => {
-            driver.report(e, Some("reinstall NVIDIA's driver: this libcuda lacks entry points every driver has".into()));
-            return (driver, Vec::new());
-        }
+    let Some((major, minor)) = cuda_release(lib) else {
+        driver.report("the driver does not say which CUDA release it supports (cuDriverGetVersion failed)".into(), Some("reinstall NVIDIA's driver".into()));
+        return (driver, Vec::new());
     };
-    let mut v: c_int = 0;
-    // SAFETY: `v` is a valid, writable int; cuDriverGetVersion needs no cuInit.
-    if unsafe { (cu.driver_get_version)(&mut v) } == 0 && v > 0 {
-        let (major, minor) = (v as u32 / 1000, (v as u32 % 1000) / 10);
-        driver.cuda_version = Some(format!("{major}.{minor}"));
-        driver.cuda_supported = (major, minor) >= CUDA_REQUIRED;
-        if !driver.cuda_supported {
-            let (need_major, need_minor) = CUDA_REQUIRED;
-            driver.report(
-                format!("the driver supports CUDA {major}.{minor}; apb's kernels and driver bindings need CUDA {need_major}.{need_minor} or newer"),
-                Some(format!("update NVIDIA's driver to {DRIVER_REQUIRED} or newer")),
-            );
-        }
+    driver.cuda_version = Some(format!("{major}.{minor}"));
+    driver.cuda_supported = (major, minor) >= CUDA_REQUIRED;
+    if !driver.cuda_supported {
+        let (need_major, need_minor) = CUDA_REQUIRED;
+        driver.report(
+            format!("the driver supports CUDA {major}.{minor}; apb's kernels and driver bindings need CUDA {need_major}.{need_minor} or newer"),
+            Some(format!("update NVIDIA's driver to {DRIVER_REQUIRED} or newer")),
+        );
+        return (driver, Vec::new());
     }
-    // SAFETY: cuInit takes flags, which must be 0; it may be called more than once.
-    if let Err(e) = cu.call("cuInit", unsafe { (cu.init)(0) }) {
+    // From here on the driver has every entry point cudarc binds.
+    // SAFETY: only asks whether cudarc can open libcuda (it panics on use otherwise).
+    if !unsafe { sys::is_culib_present() } {
+        driver.report(format!("{soname} loaded, but not under the names cudarc opens (libcuda.so)"), Some("reinstall NVIDIA's driver".into()));
+        return (driver, Vec::new());
+    }
+    if let Err(e) = result::init().map_err(failed("cuInit")) {
         let fix = init_fix(&e);
         driver.report(e, Some(fix));
         return (driver, Vec::new());
     }
-    let mut count: c_int = 0;
-    // SAFETY: `count` is a valid, writable int; cuInit succeeded.
-    if let Err(e) = cu.call("cuDeviceGetCount", unsafe { (cu.device_get_count)(&mut count) }) {
-        driver.report(e, None);
-        return (driver, Vec::new());
-    }
+    let count = match result::device::get_count().map_err(failed("cuDeviceGetCount")) {
+        Ok(n) => n,
+        Err(e) => {
+            driver.report(e, None);
+            return (driver, Vec::new());
+        }
+    };
     let mut gpus = Vec::new();
     for index in 0..count.max(0) {
-        match cu.gpu(index) {
+        match gpu(index) {
             Ok(g) => gpus.push(g),
             Err(e) => driver.report(format!("GPU {index}: {e}"), None),
         }
@@ -613,13 +520,13 @@ mod tests {
 
     #[test]
     fn kernels_by_compute_capability() {
-        assert_eq!(Kernel::for_capability(9, 0), Kernel::Sm90);
-        assert_eq!(Kernel::for_capability(8, 0), Kernel::Portable);
-        assert_eq!(Kernel::for_capability(8, 9), Kernel::Portable);
-        assert_eq!(Kernel::for_capability(10, 0), Kernel::Portable);
-        assert_eq!(Kernel::for_capability(12, 0), Kernel::Portable);
-        assert_eq!(Kernel::for_capability(7, 5), Kernel::None);
-        assert_eq!(Kernel::Sm90.as_str(), "sm90");
+        assert_eq!(AttentionKernel::for_capability(9, 0), Some(AttentionKernel::Sm90));
+        assert_eq!(AttentionKernel::for_capability(8, 0), Some(AttentionKernel::Portable));
+        assert_eq!(AttentionKernel::for_capability(8, 9), Some(AttentionKernel::Portable));
+        assert_eq!(AttentionKernel::for_capability(10, 0), Some(AttentionKernel::Portable));
+        assert_eq!(AttentionKernel::for_capability(12, 0), Some(AttentionKernel::Portable));
+        assert_eq!(AttentionKernel::for_capability(7, 5), None);
+        assert_eq!(AttentionKernel::Sm90.name(), "sm90");
     }
 
     #[test]
@@ -680,7 +587,7 @@ mod tests {
         }
         for (i, g) in r.gpus.iter().enumerate() {
             assert_eq!(g.index as usize, i);
-            assert_eq!(g.kernel, Kernel::for_capability(g.compute_capability.0, g.compute_capability.1));
+            assert_eq!(g.kernel, AttentionKernel::for_capability(g.compute_capability.0, g.compute_capability.1));
         }
         for lib in [&r.cublas, &r.cublas_lt, &r.nccl] {
             assert_eq!(lib.found, lib.file.is_some(), "{lib:?}");

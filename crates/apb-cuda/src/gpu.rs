@@ -6,10 +6,6 @@ use std::sync::Arc;
 use apb_engine::error::{code, EngineError, Result};
 use cudarc::driver::{result, sys, CudaContext, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
 
-static ATTENTION_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention.fatbin"));
-static ATTENTION_SM90_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_sm90.fatbin"));
-static MERGE_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/merge.fatbin"));
-
 /// Re-exported for callers that name it through this crate; the engine's `code` module holds it.
 pub use apb_engine::error::code::CUDA_UNAVAILABLE;
 
@@ -23,17 +19,26 @@ pub(crate) fn driver(what: &str) -> impl Fn(result::DriverError) -> EngineError 
 
 /// Whether this build carries the kernels.
 pub fn kernels_built() -> bool {
-    cfg!(apb_kernels) && !ATTENTION_FATBIN.is_empty() && !ATTENTION_SM90_FATBIN.is_empty() && !MERGE_FATBIN.is_empty() && crate::ops::ops_built()
+    cfg!(apb_kernels) && [crate::attention::FATBIN, crate::attention_sm90::FATBIN, crate::merge::FATBIN, crate::ops::FATBIN].iter().all(|f| !f.is_empty())
 }
 
-/// The kernel entry points, looked up once per GPU.
+/// The kernel entry points, looked up once per GPU by each kernel's launcher module.
 pub(crate) struct Kernels {
-    /// The portable attention kernels for head_dim 64 and 128.
-    pub attention: [sys::CUfunction; 2],
-    /// The Hopper kernel (head_dim 128), on compute capability 9.0 only.
-    pub attention_sm90: Option<sys::CUfunction>,
-    pub merge: sys::CUfunction,
-    pub ops: crate::ops::OpsKernels,
+    pub attention: crate::attention::Functions,
+    /// The Hopper kernel, on compute capability 9.0 only.
+    pub attention_sm90: Option<crate::attention_sm90::Functions>,
+    pub merge: crate::merge::Functions,
+    pub ops: crate::ops::Functions,
+}
+
+/// The largest grid the driver launches: x up to 2^31 - 1 blocks, y up to 65,535.
+const MAX_GRID: (usize, usize) = ((1 << 31) - 1, 65_535);
+
+/// How one kernel is launched: blocks in x and y, threads per block, dynamic shared memory.
+pub(crate) struct LaunchShape {
+    pub grid: (usize, usize),
+    pub threads: u32,
+    pub smem_bytes: usize,
 }
 
 pub struct Gpu {
@@ -99,26 +104,37 @@ impl Gpu {
         }
         let stream = ctx.default_stream();
         ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
-        let portable_smem = |d: usize| crate::attention::PORTABLE_SMEM_ROWS * (d + crate::attention::PORTABLE_PAD) * 2;
-        let attention = module(ATTENTION_FATBIN)?;
         let kernels = Kernels {
-            attention: [
-                function(attention, "apb_attention_d64", portable_smem(64))?,
-                function(attention, "apb_attention_d128", portable_smem(128))?,
-            ],
-            attention_sm90: if compute_capability == (9, 0) {
-                Some(function(module(ATTENTION_SM90_FATBIN)?, "apb_attention_sm90_d128", crate::attention::SM90_SMEM_BYTES)?)
-            } else {
-                None
-            },
-            merge: function(module(MERGE_FATBIN)?, "apb_merge_bf16_kernel", 0)?,
-            ops: crate::ops::OpsKernels::load()?,
+            attention: crate::attention::Functions::load()?,
+            attention_sm90: if compute_capability == (9, 0) { Some(crate::attention_sm90::Functions::load()?) } else { None },
+            merge: crate::merge::Functions::load()?,
+            ops: crate::ops::Functions::load()?,
         };
         Ok(Gpu { name, compute_capability, ctx, stream, kernels })
     }
 
-    pub(crate) fn ops(&self) -> &crate::ops::OpsKernels {
-        &self.kernels.ops
+    /// Launches `f` on this GPU's stream, after checking the grid against the driver's limits
+    /// (an empty grid launches nothing). Every kernel's launcher comes through here.
+    ///
+    /// # Safety
+    /// `params` must be the kernel's parameters in the order and types its .cu source
+    /// declares, each pointing at a live local, and every buffer they address must have been
+    /// checked by the caller to hold what the kernel reads and writes for this shape, and
+    /// outlive the launch (stream order: the caller holds the buffers' guards).
+    pub(crate) unsafe fn launch(&self, what: &str, f: sys::CUfunction, shape: LaunchShape, params: &mut [*mut c_void]) -> Result<()> {
+        let (x, y) = shape.grid;
+        if x == 0 || y == 0 {
+            return Ok(());
+        }
+        if x > MAX_GRID.0 || y > MAX_GRID.1 {
+            return Err(EngineError::new(code::INTERNAL, what, format!("{what}: a grid of {x} x {y} blocks is over the driver's limit of {} x {}; split the work", MAX_GRID.0, MAX_GRID.1)));
+        }
+        // Engine hosts are threads; each must have the context current before a raw launch.
+        self.ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
+        // SAFETY: the caller guarantees the parameters and buffers (this function's contract);
+        // the grid is within the driver's limits, and `f` was loaded in this context.
+        unsafe { result::launch_kernel(f, (x as u32, y as u32, 1), (shape.threads, 1, 1), shape.smem_bytes as u32, self.stream.cu_stream(), params) }
+            .map_err(|e| EngineError::new(code::CUDA, what, format!("launching {what} failed: {e:?}")))
     }
 
     pub fn stream(&self) -> &Arc<CudaStream> {

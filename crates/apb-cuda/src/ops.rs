@@ -1,53 +1,63 @@
-//! Launching the element-wise, gather and scoring kernels of cuda/ops.cu by name. Each
-//! launcher checks its shapes (as cuda/ops.h lists) before the launch.
-
-use std::ffi::c_void;
+//! The launchers of cuda/ops.cu's kernels: embedding, RMSNorm (alone and fused with the
+//! residual add), RoPE, SwiGLU, adds, the per-head gather and the query-aware passing score.
+//! Each checks its shapes, then launches through `Gpu::launch` with the shape the kernel was
+//! written for. Semantics are the CPU backend's (crates/apb-engine/src/cpu): activations bf16,
+//! [rows][width] row-major, math in fp32, one rounding to bf16 per output.
+//!
+//! Launch shapes: 256 threads per block. Element-wise kernels give each thread a chunk of 8
+//! consecutive elements of one row (the last chunk of a row may be shorter), so their grid is
+//! ceil(rows * ceil(width / 8) / 256); they choose 16-byte accesses themselves when the
+//! layout allows, so they have no alignment preconditions. RMSNorm runs a block per row, RoPE
+//! a block per 4 rows, the score a block per 256 keys of one KV head.
 
 use apb_engine::error::{code, EngineError, Result};
-use cudarc::driver::{result, sys, CudaSlice, DevicePtr, DevicePtrMut};
+use cudarc::driver::{sys, CudaSlice, DevicePtr, DevicePtrMut};
 
-use crate::gpu::{driver, function, module, Gpu};
+use crate::gpu::{function, module, Gpu, LaunchShape};
 
-static OPS_FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ops.fatbin"));
+pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ops.fatbin"));
 
 const THREADS: u32 = 256;
 const CHUNK: usize = 8;
 const ROPE_ROWS_PER_BLOCK: usize = 4;
+/// RoPE keeps a block's cos and sin tables in 8 KiB of static shared memory.
+const ROPE_MAX_HEAD_DIM: usize = 512;
 const SCORES_KEYS_PER_BLOCK: usize = 256;
 
-pub(crate) fn ops_built() -> bool {
-    !OPS_FATBIN.is_empty()
-}
-
-pub(crate) struct OpsKernels {
+pub(crate) struct Functions {
     embed: sys::CUfunction,
     rms_norm: sys::CUfunction,
+    add_rms_norm: sys::CUfunction,
     rope: sys::CUfunction,
     silu_mul: sys::CUfunction,
     silu: sys::CUfunction,
     add: sys::CUfunction,
     add_bias: sys::CUfunction,
-    scores: [sys::CUfunction; 2],
+    scores_d64: sys::CUfunction,
+    scores_d128: sys::CUfunction,
     gather: sys::CUfunction,
 }
 
+/// Each block holds 256 keys, padded by 8 per row (ldmatrix rows on distinct banks).
 fn scores_smem(head_dim: usize) -> usize {
     SCORES_KEYS_PER_BLOCK * (head_dim + 8) * 2
 }
 
-impl OpsKernels {
-    pub(crate) fn load() -> Result<OpsKernels> {
-        let ops = module(OPS_FATBIN)?;
+impl Functions {
+    pub(crate) fn load() -> Result<Functions> {
+        let ops = module(FATBIN)?;
         let f = |name: &str| function(ops, name, 0);
-        Ok(OpsKernels {
+        Ok(Functions {
             embed: f("apb_embed_bf16_kernel")?,
             rms_norm: f("apb_rms_norm_bf16_kernel")?,
+            add_rms_norm: f("apb_add_rms_norm_bf16_kernel")?,
             rope: f("apb_rope_bf16_kernel")?,
             silu_mul: f("apb_silu_mul_bf16_kernel")?,
             silu: f("apb_silu_bf16_kernel")?,
             add: f("apb_add_bf16_kernel")?,
             add_bias: f("apb_add_bias_bf16_kernel")?,
-            scores: [function(ops, "apb_query_scores_d64", scores_smem(64))?, function(ops, "apb_query_scores_d128", scores_smem(128))?],
+            scores_d64: function(ops, "apb_query_scores_d64", scores_smem(64))?,
+            scores_d128: function(ops, "apb_query_scores_d128", scores_smem(128))?,
             gather: f("apb_gather_per_head_bf16_kernel")?,
         })
     }
@@ -57,20 +67,19 @@ fn internal(op: &str, what: String) -> EngineError {
     EngineError::new(code::INTERNAL, op, format!("{op}: {what}"))
 }
 
-fn blocks(items: usize) -> u32 {
-    items.div_ceil(THREADS as usize) as u32
+/// The launch of an element-wise kernel over `rows` rows of `width` values.
+fn chunks(rows: usize, width: usize) -> LaunchShape {
+    LaunchShape { grid: ((rows * width.div_ceil(CHUNK)).div_ceil(THREADS as usize), 1), threads: THREADS, smem_bytes: 0 }
+}
+
+/// One block per row (RMSNorm).
+fn per_row(rows: usize) -> LaunchShape {
+    LaunchShape { grid: (rows, 1), threads: THREADS, smem_bytes: 0 }
 }
 
 impl Gpu {
-    fn launch(&self, f: sys::CUfunction, grid: u32, grid_y: u32, smem: usize, params: &mut [*mut c_void]) -> Result<()> {
-        if grid == 0 || grid_y == 0 {
-            return Ok(());
-        }
-        // Engine hosts are threads; each must have the context current before a raw launch.
-        self.ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
-        // SAFETY: every caller passes the kernel's parameters in the order and types cuda/ops.h
-        // documents, pointing at buffers it checked and that outlive the launch (stream order).
-        unsafe { result::launch_kernel(f, (grid, grid_y, 1), (THREADS, 1, 1), smem as u32, self.stream.cu_stream(), params) }.map_err(driver("launching an op"))
+    fn ops(&self) -> &Functions {
+        &self.kernels.ops
     }
 
     /// out[i] = table[ids[i]] (ids checked against the vocabulary on the host first).
@@ -86,27 +95,55 @@ impl Gpu {
         let (mut t, _g1) = table.device_ptr(&self.stream);
         let (mut i, _g2) = dev_ids.device_ptr(&self.stream);
         let (mut o, _g3) = out.device_ptr_mut(&self.stream);
+        // Ids were checked above, so the kernel's bad-id counter is not needed (null).
         let (mut v, mut h, mut rows, mut bad) = (vocab as i64, hidden as i64, ids.len() as i64, 0u64);
-        self.launch(self.ops().embed, blocks(ids.len() * hidden.div_ceil(CHUNK)), 1, 0, &mut args![t, v, h, i, rows, o, bad])
+        // SAFETY: apb_embed_bf16_kernel(const bf16* table, int64_t vocab, int64_t hidden, const
+        // uint32_t* ids, int64_t rows, bf16* out, int32_t* bad_ids): every id < vocab and out
+        // holds rows x hidden (checked above); the guards keep the buffers alive.
+        unsafe { self.launch("embed", self.ops().embed, chunks(ids.len(), hidden), &mut args![t, v, h, i, rows, o, bad]) }
     }
 
     /// out = x / sqrt(mean(x^2) + eps) * w, row by row.
     pub fn rms_norm(&self, x: &CudaSlice<u16>, w: &CudaSlice<u16>, eps: f32, out: &mut CudaSlice<u16>) -> Result<()> {
         let hidden = w.len();
-        if hidden == 0 || !x.len().is_multiple_of(hidden) || out.len() != x.len() {
+        if hidden == 0 || hidden > i32::MAX as usize || !x.len().is_multiple_of(hidden) || out.len() != x.len() {
             return Err(internal("rms_norm", format!("{} values, width {hidden}, out {}", x.len(), out.len())));
         }
         let (mut xp, _g1) = x.device_ptr(&self.stream);
         let (mut wp, _g2) = w.device_ptr(&self.stream);
         let (mut op, _g3) = out.device_ptr_mut(&self.stream);
-        let (mut rows, mut h, mut e) = ((x.len() / hidden) as i64, hidden as i32, eps);
-        self.launch(self.ops().rms_norm, rows as u32, 1, 0, &mut args![xp, wp, op, rows, h, e])
+        let rows = x.len() / hidden;
+        let (mut r, mut h, mut e) = (rows as i64, hidden as i32, eps);
+        // SAFETY: apb_rms_norm_bf16_kernel(const bf16* x, const bf16* w, bf16* out, int64_t rows,
+        // int32_t hidden, float eps): x and out hold rows x hidden, w hidden (checked above).
+        unsafe { self.launch("rms_norm", self.ops().rms_norm, per_row(rows), &mut args![xp, wp, op, r, h, e]) }
+    }
+
+    /// The residual add and the next RMSNorm in one pass: residual = bf16(residual + delta) in
+    /// place (rounded as `add` rounds), then out = rms_norm(residual) * w (as `rms_norm`).
+    pub fn add_rms_norm(&self, residual: &mut CudaSlice<u16>, delta: &CudaSlice<u16>, w: &CudaSlice<u16>, eps: f32, out: &mut CudaSlice<u16>) -> Result<()> {
+        let hidden = w.len();
+        let n = residual.len();
+        if hidden == 0 || hidden > i32::MAX as usize || !n.is_multiple_of(hidden) || delta.len() != n || out.len() != n {
+            return Err(internal("add_rms_norm", format!("residual {n}, delta {}, out {} values, width {hidden}", delta.len(), out.len())));
+        }
+        let (mut rp, _g1) = residual.device_ptr_mut(&self.stream);
+        let (mut dp, _g2) = delta.device_ptr(&self.stream);
+        let (mut wp, _g3) = w.device_ptr(&self.stream);
+        let (mut op, _g4) = out.device_ptr_mut(&self.stream);
+        let rows = n / hidden;
+        let (mut r, mut h, mut e) = (rows as i64, hidden as i32, eps);
+        // SAFETY: apb_add_rms_norm_bf16_kernel(bf16* residual, const bf16* delta, const bf16* w,
+        // bf16* out, int64_t rows, int32_t hidden, float eps): residual, delta and out hold rows x
+        // hidden, w hidden (checked above); out is a different buffer from residual (the borrow
+        // rules make it so), as the kernel needs.
+        unsafe { self.launch("add_rms_norm", self.ops().add_rms_norm, per_row(rows), &mut args![rp, dp, wp, op, r, h, e]) }
     }
 
     /// RoPE in place on x [rows][heads][head_dim] (rotate-half), angles in fp64.
     pub fn rope(&self, x: &mut CudaSlice<u16>, heads: usize, head_dim: usize, positions: &[u32], inv_freq: &[f64]) -> Result<()> {
         let rows = positions.len();
-        if !head_dim.is_multiple_of(2) || head_dim > 512 || inv_freq.len() != head_dim / 2 || x.len() != rows * heads * head_dim {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) || head_dim > ROPE_MAX_HEAD_DIM || heads == 0 || inv_freq.len() != head_dim / 2 || x.len() != rows * heads * head_dim {
             return Err(internal("rope", format!("{} values for {rows} rows x {heads} heads x {head_dim}, {} frequencies", x.len(), inv_freq.len())));
         }
         let pos = self.upload(positions)?;
@@ -115,7 +152,12 @@ impl Gpu {
         let (mut pp, _g2) = pos.device_ptr(&self.stream);
         let (mut fp, _g3) = freq.device_ptr(&self.stream);
         let (mut r, mut h, mut d, mut stride) = (rows as i64, heads as i32, head_dim as i32, (heads * head_dim) as i64);
-        self.launch(self.ops().rope, rows.div_ceil(ROPE_ROWS_PER_BLOCK) as u32, 1, 0, &mut args![xp, pp, fp, r, h, d, stride])
+        let shape = LaunchShape { grid: (rows.div_ceil(ROPE_ROWS_PER_BLOCK), 1), threads: THREADS, smem_bytes: 0 };
+        // SAFETY: apb_rope_bf16_kernel(bf16* x, const uint32_t* positions, const double*
+        // inv_freq, int64_t rows, int32_t heads, int32_t head_dim, int64_t row_stride): x holds
+        // rows x heads x head_dim, head_dim even and at most 512, one frequency per pair
+        // (checked above).
+        unsafe { self.launch("rope", self.ops().rope, shape, &mut args![xp, pp, fp, r, h, d, stride]) }
     }
 
     /// out = silu(gate) * up, element-wise over equal shapes.
@@ -129,14 +171,20 @@ impl Gpu {
         let (mut o, _g3) = out.device_ptr_mut(&self.stream);
         let (mut stride, mut rows, mut width) = (n as i64, 1i64, n as i64);
         let (mut s2, mut s3) = (stride, stride);
-        self.launch(self.ops().silu_mul, blocks(n.div_ceil(CHUNK)), 1, 0, &mut args![g, stride, u, s2, o, s3, rows, width])
+        // SAFETY: apb_silu_mul_bf16_kernel(const bf16* gate, int64_t gate_stride, const bf16*
+        // up, int64_t up_stride, bf16* out, int64_t out_stride, int64_t rows, int64_t width):
+        // one row of n values in each buffer (checked above).
+        unsafe { self.launch("silu_mul", self.ops().silu_mul, chunks(1, n), &mut args![g, stride, u, s2, o, s3, rows, width]) }
     }
 
+    /// x = silu(x), element-wise, in place.
     pub fn silu(&self, x: &mut CudaSlice<u16>) -> Result<()> {
         let n = x.len();
         let (mut xp, _g) = x.device_ptr_mut(&self.stream);
         let mut len = n as i64;
-        self.launch(self.ops().silu, blocks(n.div_ceil(CHUNK)), 1, 0, &mut args![xp, len])
+        // SAFETY: apb_silu_bf16_kernel(bf16* x, int64_t n) touches x[0..n), exactly x's length;
+        // any length is a valid shape.
+        unsafe { self.launch("silu", self.ops().silu, chunks(1, n), &mut args![xp, len]) }
     }
 
     /// x += y.
@@ -148,7 +196,9 @@ impl Gpu {
         let (mut xp, _g1) = x.device_ptr_mut(&self.stream);
         let (mut yp, _g2) = y.device_ptr(&self.stream);
         let mut len = n as i64;
-        self.launch(self.ops().add, blocks(n.div_ceil(CHUNK)), 1, 0, &mut args![xp, yp, len])
+        // SAFETY: apb_add_bf16_kernel(bf16* x, const bf16* y, int64_t n): both hold n values
+        // (checked above).
+        unsafe { self.launch("add", self.ops().add, chunks(1, n), &mut args![xp, yp, len]) }
     }
 
     /// Each row of x [rows][bias.len()] += bias.
@@ -161,7 +211,9 @@ impl Gpu {
         let (mut xp, _g1) = x.device_ptr_mut(&self.stream);
         let (mut bp, _g2) = bias.device_ptr(&self.stream);
         let (mut r, mut w) = (rows as i64, width as i64);
-        self.launch(self.ops().add_bias, blocks(rows * width.div_ceil(CHUNK)), 1, 0, &mut args![xp, bp, r, w])
+        // SAFETY: apb_add_bias_bf16_kernel(bf16* x, const bf16* bias, int64_t rows, int64_t
+        // width): x holds rows x width, bias width (checked above).
+        unsafe { self.launch("add_bias", self.ops().add_bias, chunks(rows, width), &mut args![xp, bp, r, w]) }
     }
 
     /// scores[g][j] = sum over rows r and heads h of g's group of exp(q[r][h].k[j][g] /
@@ -170,7 +222,7 @@ impl Gpu {
     pub fn query_scores(&self, q: &CudaSlice<u16>, lse: &CudaSlice<f32>, k: &CudaSlice<u16>, q_heads: usize, kv_heads: usize, head_dim: usize, scores: &mut CudaSlice<f32>) -> Result<()> {
         let q_rows = q.len() / (q_heads * head_dim);
         let n = k.len() / (kv_heads * head_dim);
-        if (head_dim != 64 && head_dim != 128) || lse.len() != q_rows * q_heads || scores.len() != kv_heads * n || !q_heads.is_multiple_of(kv_heads) {
+        if !crate::attention::HEAD_DIMS.contains(&head_dim) || lse.len() != q_rows * q_heads || scores.len() != kv_heads * n || !q_heads.is_multiple_of(kv_heads) {
             return Err(internal("query_scores", format!("q {} / lse {} / k {} / scores {} values for {q_heads}/{kv_heads} heads of {head_dim}", q.len(), lse.len(), k.len(), scores.len())));
         }
         let (mut qp, _g1) = q.device_ptr(&self.stream);
@@ -178,8 +230,13 @@ impl Gpu {
         let (mut kp, _g3) = k.device_ptr(&self.stream);
         let (mut sp, _g4) = scores.device_ptr_mut(&self.stream);
         let (mut rows, mut hq, mut hkv, mut keys) = (q_rows as i64, q_heads as i32, kv_heads as i32, n as i64);
-        let f = self.ops().scores[if head_dim == 64 { 0 } else { 1 }];
-        self.launch(f, n.div_ceil(SCORES_KEYS_PER_BLOCK) as u32, kv_heads as u32, scores_smem(head_dim), &mut args![qp, lp, kp, sp, rows, hq, hkv, keys])
+        let f = if head_dim == 64 { self.ops().scores_d64 } else { self.ops().scores_d128 };
+        let shape = LaunchShape { grid: (n.div_ceil(SCORES_KEYS_PER_BLOCK), kv_heads), threads: THREADS, smem_bytes: scores_smem(head_dim) };
+        // SAFETY: apb_query_scores_d64/d128(const bf16* q, const float* lse, const bf16* k,
+        // float* scores, int64_t q_rows, int32_t q_heads, int32_t kv_heads, int64_t n): every
+        // buffer holds what these sizes say (checked above); q and k are whole allocations, so
+        // 16-byte aligned as the kernel's 16-byte copies need.
+        unsafe { self.launch("query_scores", f, shape, &mut args![qp, lp, kp, sp, rows, hq, hkv, keys]) }
     }
 
     /// out[i][h] = kv[picked[h][i]][h] for each KV head h.
@@ -199,6 +256,10 @@ impl Gpu {
         let (mut pp, _g2) = dev.device_ptr(&self.stream);
         let (mut op, _g3) = out.device_ptr_mut(&self.stream);
         let (mut tokens, mut h, mut d, mut c, mut bad) = (n as i64, kv_heads as i32, head_dim as i32, count as i64, 0u64);
-        self.launch(self.ops().gather, blocks(count * kv_heads * head_dim.div_ceil(CHUNK)), 1, 0, &mut args![kp, tokens, h, d, pp, c, op, bad])
+        // SAFETY: apb_gather_per_head_bf16_kernel(const bf16* kv, int64_t n, int32_t kv_heads,
+        // int32_t head_dim, const uint32_t* picked, int64_t count, bf16* out, int32_t* bad_ids):
+        // every index < n and out holds count x kv_heads x head_dim (checked above); bad_ids is
+        // null since no index can be bad.
+        unsafe { self.launch("gather_per_head", self.ops().gather, chunks(count * kv_heads, head_dim), &mut args![kp, tokens, h, d, pp, c, op, bad]) }
     }
 }

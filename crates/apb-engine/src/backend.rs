@@ -47,6 +47,12 @@ pub trait Backend: Send + Sync {
 
     fn embed(&self, table: &Self::Buf, hidden: usize, ids: &[u32]) -> Result<Self::Buf>;
     fn rms_norm(&self, x: &Self::Buf, w: &Self::Buf, eps: f32) -> Result<Self::Buf>;
+    /// x += delta, then the RMSNorm of the new x: a residual add and the norm after it, which
+    /// a backend may fuse into one pass (the result must equal the two steps').
+    fn add_rms_norm(&self, x: &mut Self::Buf, delta: &Self::Buf, w: &Self::Buf, eps: f32) -> Result<Self::Buf> {
+        self.add(x, delta)?;
+        self.rms_norm(x, w, eps)
+    }
     /// x [rows][inp] times W^T plus bias: [rows][outp].
     fn linear(&self, x: &Self::Buf, inp: usize, w: &Self::Buf, outp: usize, bias: Option<&Self::Buf>) -> Result<Self::Buf>;
     fn rope(&self, x: &mut Self::Buf, heads: usize, head_dim: usize, positions: &[u32], inv_freq: &[f64]) -> Result<()>;

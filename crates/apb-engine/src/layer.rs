@@ -34,8 +34,7 @@ pub fn rotate<B: Backend>(m: &Model<B>, qkv: &mut Qkv<B>, positions: &[u32]) -> 
 pub fn finish<B: Backend>(m: &Model<B>, w: &LayerWeights<B>, x: &mut B::Buf, attention: &B::Buf) -> Result<()> {
     let c = &m.config;
     let b = &m.backend;
-    b.add(x, &b.linear(attention, c.q_width(), &w.wo, c.hidden, None)?)?;
-    let h = b.rms_norm(x, &w.ffn_norm, c.rms_norm_eps)?;
+    let h = b.add_rms_norm(x, &b.linear(attention, c.q_width(), &w.wo, c.hidden, None)?, &w.ffn_norm, c.rms_norm_eps)?;
     let gate = b.linear(&h, c.hidden, &w.w_gate, c.intermediate, None)?;
     let up = b.linear(&h, c.hidden, &w.w_up, c.intermediate, None)?;
     let act = b.silu_mul(&gate, &up)?;

@@ -82,7 +82,7 @@ fn gpu(g: GpuInfo) -> DoctorGpu {
         compute_capability: format!("{}.{}", g.compute_capability.0, g.compute_capability.1),
         total_memory_bytes: g.total_memory_bytes as f64,
         multiprocessors: g.multiprocessors,
-        kernel: g.kernel.as_str().to_string(),
+        kernel: g.kernel.map_or("none", |k| k.name()).to_string(),
     }
 }
 

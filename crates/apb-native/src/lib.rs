@@ -246,7 +246,7 @@ impl Task for LoadTask {
                 }
                 Some("cuda") => {
                     let cuda = apb_cuda::Cuda::open(spec.gpu.unwrap_or(0) as usize)?;
-                    check_fits(&cuda, &spec)?;
+                    cuda.check_fits(&config, weight_elements(&spec))?;
                     let mut model = Model::load(cuda, config, &mut files, &mut report)?;
                     load_retaining(&mut model, &spec)?;
                     Ok(Loaded::Cuda(Box::new(model)))
@@ -273,32 +273,9 @@ fn load_retaining<B: apb_engine::backend::Backend>(model: &mut Model<B>, spec: &
     Ok(())
 }
 
-/// Refuses, before anything is uploaded, a model the kernels cannot run (head_dim) or whose
-/// bf16 weights (plus 1 GiB for the work of a short prompt) do not fit in the GPU's free memory.
-fn check_fits(cuda: &apb_cuda::Cuda, spec: &ModelSpec) -> apb_engine::Result<()> {
-    let d = spec.config.head_dim;
-    if d != 64 && d != 128 {
-        return Err(EngineError::new(
-            apb_cuda::CUDA_UNAVAILABLE,
-            "headDim",
-            format!("the CUDA backend's attention kernels take head_dim 64 or 128; this model has {d}. Run it with --backend cpu"),
-        ));
-    }
-    let elements: f64 = spec.tensors.iter().chain(spec.retaining.iter().flatten()).map(|t| t.shape.iter().map(|&d| d as f64).product::<f64>()).sum();
-    let mut needed = elements * 2.0 + (1u64 << 30) as f64;
-    if spec.config.tied_embeddings {
-        needed += spec.config.vocab as f64 * spec.config.hidden as f64 * 2.0; // the lm_head copy
-    }
-    let (free, total) = cuda.memory()?;
-    if needed > free as f64 {
-        let gib = |b: f64| b / (1u64 << 30) as f64;
-        return Err(EngineError::new(
-            code::GPU_MEMORY,
-            "model",
-            format!("the model needs about {:.1} GiB on the GPU (bf16 weights + 1 GiB of work) but {} has {:.1} GiB free of {:.1} GiB", gib(needed), cuda.gpu.name, gib(free as f64), gib(total as f64)),
-        ));
-    }
-    Ok(())
+/// The values of every weight tensor the spec lists (the retaining heads' included).
+fn weight_elements(spec: &ModelSpec) -> f64 {
+    spec.tensors.iter().chain(spec.retaining.iter().flatten()).map(|t| t.shape.iter().map(|&d| d as f64).product::<f64>()).sum()
 }
 
 #[napi(object)]
@@ -589,7 +566,7 @@ impl Engine {
 }
 
 /// Backends this build of the addon can run ("cuda" when it carries the kernels; whether a
-/// GPU is present is another matter: see cudaAttentionCheck).
+/// GPU is present is another matter: `apb doctor` says).
 #[napi]
 pub fn backends() -> Vec<String> {
     let mut out = vec!["cpu".to_string()];
@@ -599,10 +576,10 @@ pub fn backends() -> Vec<String> {
     out
 }
 
-pub mod cuda;
 pub mod doctor;
 pub mod hosts;
 mod memory;
+pub mod testing;
 
 #[napi_derive::module_init]
 fn init() {

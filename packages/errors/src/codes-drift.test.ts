@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ERRORS, ERROR_CODES, isErrorCode } from "./codes.js";
 import { errorsMarkdown, WRITE_DOCS_COMMAND } from "./docs.js";
-import { cEnum, kernelStatuses, ROOT, rustCodes, tsCodes, tsList, type Use } from "./sources.test-helper.js";
+import { ROOT, rustCodes, tsCodes, tsList, type Use } from "./sources.test-helper.js";
 
 const rust = rustCodes();
 const lists = {
@@ -78,25 +78,6 @@ describe("the Rust crates name each code once", () => {
   it("and build errors from those constants, never from a string literal", () => {
     const literals = rust.bareLiterals.filter((u) => isErrorCode(u.code));
     expect(where(literals), "use code::NAME instead of \"NAME\" (outside tests)").toEqual([]);
-  });
-});
-
-describe("the kernels' status codes", () => {
-  const statuses = cEnum("cuda/status.h");
-
-  it("are one enum, in cuda/status.h, numbered from APB_OK = 0 without gaps or repeats", () => {
-    expect(statuses.get("APB_OK")).toBe(0);
-    expect([...statuses.values()].sort((a, b) => a - b)).toEqual([...statuses.keys()].map((_, i) => i));
-    const { defined } = kernelStatuses();
-    const elsewhere = defined.filter((d) => d.code.startsWith("APB_") && d.file !== "cuda/status.h");
-    expect(where(elsewhere), "kernel statuses belong in cuda/status.h").toEqual([]);
-  });
-
-  it("are the only statuses the launchers return, by name, never as bare numbers", () => {
-    const { returned, numeric } = kernelStatuses();
-    expect(returned.length).toBeGreaterThan(20);
-    expect(where(returned.filter((r) => !statuses.has(r.code)))).toEqual([]);
-    expect(where(numeric), "return a name from cuda/status.h").toEqual([]);
   });
 });
 

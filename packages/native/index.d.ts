@@ -1,0 +1,19 @@
+// The addon's public entry (see index.js); the declarations are napi-rs's, in binding.d.ts.
+export { backends, CancelToken, checkRequest, DataPlane, doctor, Engine, ncclUniqueId, TcpEndpoint, tcpListen } from "./binding.js";
+export type {
+  ConfigSpec,
+  DoctorDriver,
+  DoctorGpu,
+  DoctorLibrary,
+  DoctorReport,
+  DoctorSearch,
+  GenerateResult,
+  GenerateSpec,
+  GpuMemory,
+  HostGenerateResult,
+  HostTiming,
+  ModelSpec,
+  PrefillProgress,
+  RopeScalingSpec,
+  TensorSpec,
+} from "./binding.js";
