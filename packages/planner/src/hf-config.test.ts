@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { modelFromHfConfig, PlannerError } from "./index.js";
+import { architectureOf, hfConfigSchema, hfSizes, modelFromHfConfig, MODEL_TYPES, PlannerError } from "./index.js";
 
 const llama31 = {
   architectures: ["LlamaForCausalLM"],
@@ -45,5 +45,22 @@ describe("modelFromHfConfig", () => {
     expect(wrong({ ...llama31, model_type: "gpt2" })).toMatch(/model_type "gpt2" is not supported; supported: llama, mistral, qwen2, yi/);
     expect(wrong({ ...llama31, hidden_size: undefined })).toMatch(/config.json: hidden_size is required/);
     expect(wrong({ ...llama31, torch_dtype: "int4" })).toMatch(/torch_dtype "int4" is not supported/);
+  });
+});
+
+describe("the one config.json reader (the runtime's engineConfigFromHf extends it)", () => {
+  it("derives the sizes a config leaves out as transformers does: KV heads = heads, head_dim = hidden / heads", () => {
+    const minimal = { model_type: "llama", vocab_size: 1000, hidden_size: 250, num_hidden_layers: 2, num_attention_heads: 8, intermediate_size: 512 };
+    expect(hfSizes(hfConfigSchema.parse(minimal))).toEqual({ layers: 2, hidden: 250, heads: 8, kvHeads: 8, headDim: 31, intermediate: 512, vocab: 1000, tiedEmbeddings: false });
+    expect(hfSizes(hfConfigSchema.parse({ ...minimal, num_key_value_heads: null, head_dim: null }))).toMatchObject({ kvHeads: 8, headDim: 31 });
+    expect(hfSizes(hfConfigSchema.parse({ ...minimal, num_key_value_heads: 2, head_dim: 64, tie_word_embeddings: true }))).toMatchObject({ kvHeads: 2, headDim: 64, tiedEmbeddings: true });
+  });
+
+  it("runs the Llama family: model_type in any case, Yi as Llama", () => {
+    expect(Object.keys(MODEL_TYPES)).toEqual(["llama", "mistral", "qwen2", "yi"]);
+    expect(["llama", "Yi", "MISTRAL", "qwen2"].map(architectureOf)).toEqual(["llama", "llama", "mistral", "qwen2"]);
+    expect(architectureOf("gpt2")).toBeUndefined();
+    expect(architectureOf("constructor")).toBeUndefined(); // not fooled by Object.prototype
+    expect(modelFromHfConfig({ ...llama31, model_type: "Yi", num_key_value_heads: null }).shape).toMatchObject({ kvHeads: 32 });
   });
 });

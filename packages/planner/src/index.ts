@@ -1,7 +1,7 @@
 // @apb/planner: APB layouts and costs for every strategy, in Node and in the browser.
 export { Planner, defaultPlanner, resolveHardware, resolveModel } from "./planner.js";
 export { PLANNER_ERROR_CODES, PlannerError, type ErrorCode, type ErrorData } from "./errors.js";
-export { modelFromHfConfig, type HfModel } from "./hf-config.js";
+export { architectureOf, hfConfigSchema, hfSizes, modelFromHfConfig, MODEL_TYPES, type Architecture, type HfConfig, type HfModel, type HfSizes } from "./hf-config.js";
 export {
   DEFAULT_HARDWARE,
   HARDWARE_PRESETS,

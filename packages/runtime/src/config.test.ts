@@ -1,5 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { modelFromHfConfig } from "@apb/planner";
 import { describe, expect, it } from "vitest";
 import { engineConfigFromHf, readEngineConfig } from "./config.js";
 import { tempDirs } from "./temp-dirs.test-helper.js";
@@ -93,6 +94,15 @@ describe("engineConfigFromHf", () => {
   it("runs Yi as Llama and tied embeddings as tied", () => {
     expect(engineConfigFromHf({ ...llama31, model_type: "yi", tie_word_embeddings: true })).toMatchObject({ architecture: "llama", tiedEmbeddings: true });
     expect(engineConfigFromHf({ ...llama31, model_type: "Yi" }).architecture).toBe("llama");
+  });
+
+  it("reads the sizes the planner reads, through the planner's reader (one reader of config.json)", () => {
+    for (const config of [llama31, qwen25, { ...llama31, num_key_value_heads: null, head_dim: null, tie_word_embeddings: true }]) {
+      const { bytesPerWeight: _, ...sizes } = modelFromHfConfig(config).shape;
+      const c = engineConfigFromHf(config);
+      expect({ layers: c.layers, hidden: c.hidden, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, intermediate: c.intermediate, vocab: c.vocab, tiedEmbeddings: c.tiedEmbeddings }).toEqual(sizes);
+    }
+    expect(failure({ ...llama31, model_type: "constructor" })).toMatchObject({ code: "UNSUPPORTED_ARCHITECTURE", path: "model_type" });
   });
 
   it("accepts rope_scaling under the old key `type`, `default` as none, and null or absence as none", () => {

@@ -1,13 +1,17 @@
 // Hugging Face config.json (+ generation_config.json) -> EngineConfig, the hyperparameters the
 // engine runs with. Defaults are transformers' (LlamaConfig, MistralConfig, Qwen2Config), so a
-// config that leaves a field out means what it means in Python.
+// config that leaves a field out means what it means in Python. The fields every reader reads,
+// the model types apb runs and the sizes' defaults are the planner's (@apb/planner's
+// hfConfigSchema, MODEL_TYPES, hfSizes: the one config.json reader); this extends that schema
+// with the numerics, features and token ids the engine needs, and words errors as the runtime does.
 import { join } from "node:path";
+import { architectureOf, hfConfigSchema, hfSizes, MODEL_TYPES, type Architecture } from "@apb/planner";
 import { z } from "zod";
 import { checkConfigLimits, type LimitedField } from "./config-limits.js";
 import { fromZod, RuntimeError } from "./errors.js";
 import { exists, readJson } from "./files.js";
 
-export type Architecture = "llama" | "mistral" | "qwen2";
+export { MODEL_TYPES, type Architecture };
 
 export interface RopeScalingLlama3 {
   type: "llama3";
@@ -37,9 +41,6 @@ export interface EngineConfig {
   eosTokenIds: number[];
 }
 
-/** model_type values accepted, and the architecture each one runs as ("yi" is Llama's layout). */
-export const MODEL_TYPES: Readonly<Record<string, Architecture>> = { llama: "llama", mistral: "mistral", qwen2: "qwen2", yi: "llama" };
-
 /** transformers' defaults where the architectures differ. */
 const DEFAULTS: Record<Architecture, { maxPositions: number; bosTokenId: number | null; eosTokenId: number | null }> = {
   llama: { maxPositions: 2048, bosTokenId: 1, eosTokenId: 2 },
@@ -53,27 +54,18 @@ const tokenIds = z.union([z.number().int().nonnegative(), z.array(z.number().int
   error: "must be a token id, an array of token ids or null",
 });
 
-const hfConfigSchema = z.looseObject({
-  model_type: z.string(),
-  vocab_size: count,
-  hidden_size: count,
-  num_hidden_layers: count,
-  num_attention_heads: count,
-  num_key_value_heads: count.nullish(),
-  head_dim: count.nullish(),
-  intermediate_size: count,
+/** The planner's schema of the fields every reader reads, and what the engine also needs. */
+const engineConfigSchema = hfConfigSchema.extend({
   hidden_act: z.string().optional(),
   rms_norm_eps: positive.optional(),
   rope_theta: positive.optional(),
   rope_scaling: z.looseObject({}).nullish(),
   // transformers 5 writes rope_theta and the scaling together here instead.
   rope_parameters: z.looseObject({ rope_theta: positive.optional() }).nullish(),
-  tie_word_embeddings: z.boolean().optional(),
   attention_bias: z.boolean().optional(),
   mlp_bias: z.boolean().optional(),
   sliding_window: z.number().int().nullish(),
   use_sliding_window: z.boolean().optional(),
-  max_position_embeddings: count.optional(),
   bos_token_id: z.number().int().nonnegative().nullish(),
   eos_token_id: tokenIds.optional(),
 });
@@ -127,7 +119,7 @@ function idList(ids: number | number[] | null | undefined): number[] {
 }
 
 /** Rejects features of otherwise supported architectures that the engine's kernels do not have. */
-function checkFeatures(c: z.infer<typeof hfConfigSchema>, architecture: Architecture): void {
+function checkFeatures(c: z.infer<typeof engineConfigSchema>, architecture: Architecture): void {
   if (c.hidden_act !== undefined && c.hidden_act !== "silu") {
     throw unsupported("hidden_act", `hidden_act "${c.hidden_act}" is not supported; the engine's MLP is SwiGLU ("silu")`);
   }
@@ -144,12 +136,12 @@ function checkFeatures(c: z.infer<typeof hfConfigSchema>, architecture: Architec
         `context. Use a checkpoint without a window (e.g. Mistral-7B v0.2 or later)`,
     );
   }
-  const kvHeads = c.num_key_value_heads ?? c.num_attention_heads;
-  if (c.num_attention_heads % kvHeads !== 0) {
+  const { heads, kvHeads } = hfSizes(c);
+  if (heads % kvHeads !== 0) {
     throw new RuntimeError({
       code: "OUT_OF_RANGE",
       path: "num_key_value_heads",
-      message: `config.json: num_attention_heads (${c.num_attention_heads}) must be a multiple of num_key_value_heads (${kvHeads})`,
+      message: `config.json: num_attention_heads (${heads}) must be a multiple of num_key_value_heads (${kvHeads})`,
     });
   }
 }
@@ -168,10 +160,10 @@ const HF_FIELDS: Record<LimitedField, string> = {
 
 /** Converts parsed config.json (and generation_config.json, when given) into an EngineConfig. */
 export function engineConfigFromHf(config: unknown, generationConfig?: unknown): EngineConfig {
-  const parsed = hfConfigSchema.safeParse(config);
+  const parsed = engineConfigSchema.safeParse(config);
   if (!parsed.success) throw fromZod(parsed.error, config, "config.json");
   const c = parsed.data;
-  const architecture = MODEL_TYPES[c.model_type.toLowerCase()];
+  const architecture = architectureOf(c.model_type);
   if (architecture === undefined) {
     throw unsupported(
       "model_type",
@@ -189,19 +181,20 @@ export function engineConfigFromHf(config: unknown, generationConfig?: unknown):
   // generate() stops on generation_config's ids; config.json's may list more (or older) ones.
   const configEos = c.eos_token_id === undefined ? idList(defaults.eosTokenId) : idList(c.eos_token_id);
   const eosTokenIds = [...new Set([...idList(generation.eos_token_id), ...configEos])];
+  const sizes = hfSizes(c);
   const engineConfig: EngineConfig = {
     architecture,
-    vocab: c.vocab_size,
-    hidden: c.hidden_size,
-    layers: c.num_hidden_layers,
-    heads: c.num_attention_heads,
-    kvHeads: c.num_key_value_heads ?? c.num_attention_heads,
-    headDim: c.head_dim ?? Math.floor(c.hidden_size / c.num_attention_heads),
-    intermediate: c.intermediate_size,
+    vocab: sizes.vocab,
+    hidden: sizes.hidden,
+    layers: sizes.layers,
+    heads: sizes.heads,
+    kvHeads: sizes.kvHeads,
+    headDim: sizes.headDim,
+    intermediate: sizes.intermediate,
     rmsNormEps: c.rms_norm_eps ?? 1e-6,
     ropeTheta: c.rope_theta ?? c.rope_parameters?.rope_theta ?? 10000,
     ropeScaling: c.rope_scaling ? ropeScalingOf(c.rope_scaling, "rope_scaling") : ropeScalingOf(c.rope_parameters, "rope_parameters"),
-    tiedEmbeddings: c.tie_word_embeddings ?? false,
+    tiedEmbeddings: sizes.tiedEmbeddings,
     // Qwen2 always has q/k/v biases (transformers hard-codes bias=True); Mistral never has them.
     attentionBias: architecture === "qwen2" ? (c.attention_bias ?? true) : false,
     maxPositions: c.max_position_embeddings ?? defaults.maxPositions,
