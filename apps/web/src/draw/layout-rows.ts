@@ -3,7 +3,8 @@
 // every width to one token scale.
 import type { HostPlan, Plan } from "@apb/planner";
 import { formatLength } from "../lengths.js";
-import { drawnHosts, legend } from "./legend.js";
+import { drawnHosts } from "./host-rows.js";
+import { legend } from "./legend.js";
 import { svgEl, svgRoot, svgText, textWidth, titled, tokenTicks } from "./svg.js";
 
 interface Segment {

@@ -12,10 +12,3 @@ export function legend(items: { className: string; label: string }[]): HTMLEleme
   }
   return list;
 }
-
-/** Which hosts to draw: all up to `max`, else the first and last halves (an elision row between). */
-export function drawnHosts(hosts: number, max = 64): (number | "gap")[] {
-  if (hosts <= max) return Array.from({ length: hosts }, (_, i) => i);
-  const half = Math.floor(max / 2);
-  return [...Array.from({ length: half }, (_, i) => i), "gap", ...Array.from({ length: half }, (_, i) => hosts - half + i)];
-}

@@ -2,7 +2,8 @@
 // transient KV and activations, stacked; a line at the device's memory.
 import type { Plan } from "@apb/planner";
 import { formatGiB } from "../format.js";
-import { drawnHosts, legend } from "./legend.js";
+import { drawnHosts, eachHostRow } from "./host-rows.js";
+import { legend } from "./legend.js";
 import { svgEl, svgRoot, svgText, ticks, titled } from "./svg.js";
 
 const PARTS = [
@@ -34,13 +35,7 @@ export function drawMemory(container: HTMLElement, plan: Plan, width: number): v
     const x = x0 + t * GiB * scale;
     svg.append(svgEl("line", { x1: x, x2: x, y1: top, y2: bottom, class: "grid" }), svgText(x, bottom + 14, `${t} GiB`, { class: "tick", "text-anchor": t === 0 ? "start" : x > x1 - 24 ? "end" : "middle" }));
   }
-  hosts.forEach((h, i) => {
-    const y = top + i * (rowH + gap);
-    if (h === "gap") {
-      svg.append(svgText(x0 + 4, y + rowH, "…", { class: "note" }));
-      return;
-    }
-    const host = plan.hostPlans[h]!;
+  eachHostRow(svg, plan.hostPlans, hosts, { top, rowH, gap, x0 }, (host, y, i) => {
     const g = svgEl("g", { class: `memory-row${host.memory.fits ? "" : " over"}`, "data-host": host.host });
     if (rowH >= 10 || i === 0 || i === hosts.length - 1) g.append(svgText(4, y + rowH / 2 + 4, `host ${host.host}`, { class: "row-label" }));
     let x = x0;

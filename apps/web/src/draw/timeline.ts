@@ -2,7 +2,8 @@
 // plan's phases stacked per host, the slowest host marked, a line at time to first token.
 import type { HostPlan, Plan, Strategy } from "@apb/planner";
 import { formatMs, formatSpeedup } from "../format.js";
-import { drawnHosts, legend } from "./legend.js";
+import { drawnHosts, eachHostRow } from "./host-rows.js";
+import { legend } from "./legend.js";
 import { svgEl, svgRoot, svgText, ticks, titled } from "./svg.js";
 
 type Phase = "projections" | "scoring" | "attention" | "ffn" | "elementwise" | "communication";
@@ -101,13 +102,7 @@ function drawPanel(plan: Plan, width: number, tmax: number): SVGSVGElement {
   // too close to the slowest one is left out.
   const slowestAt = hosts.indexOf(slowest);
   const clear = (i: number) => slowestAt < 0 || Math.abs(i - slowestAt) * (rowH + gap) >= 12;
-  hosts.forEach((h, i) => {
-    const y = top + i * (rowH + gap);
-    if (h === "gap") {
-      svg.append(svgText(x0 + 4, y + rowH, "…", { class: "note" }));
-      return;
-    }
-    const host = plan.hostPlans[h]!;
+  eachHostRow(svg, plan.hostPlans, hosts, { top, rowH, gap, x0 }, (host, y, i) => {
     const isSlowest = host.host === slowest;
     const g = svgEl("g", { class: `timeline-row${isSlowest ? " slowest" : ""}`, "data-host": host.host, "clip-path": `url(#${clipId})` });
     if (labelAll || isSlowest || ((i === 0 || i === hosts.length - 1) && clear(i))) {
