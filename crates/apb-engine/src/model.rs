@@ -3,8 +3,9 @@
 use crate::backend::Backend;
 use crate::config::ModelConfig;
 use crate::heads::Heads;
-use crate::error::Result;
+use crate::error::{code, EngineError, Result};
 use crate::rope;
+use crate::safetensors::{TensorEntry, TensorFiles};
 use crate::weights::{self, ModelWeights, TensorSource};
 
 pub struct Model<B: Backend> {
@@ -22,8 +23,15 @@ impl<B: Backend> Model<B> {
         Ok(Model { backend, config, weights, inv_freq })
     }
 
-    pub fn load_retaining_heads(&mut self, source: &mut dyn TensorSource, hidden: usize) -> Result<()> {
-        self.weights.retaining = Some(weights::load_retaining(&self.backend, &self.config, source, hidden)?);
+    /// Loads the retaining-heads scorer from its own file, whose hidden size is the first
+    /// layer's fc1 rows.
+    pub fn load_retaining_heads(&mut self, entries: Vec<TensorEntry>) -> Result<()> {
+        let fc1 = entries.iter().find(|t| t.name.ends_with("layers.0.self_attn.fc1.weight")).ok_or_else(|| {
+            EngineError::new(code::TENSOR_MISSING, "retaining", "the retaining-heads file has no model.layers.0.self_attn.fc1.weight")
+        })?;
+        let hidden = fc1.shape.first().copied().unwrap_or(0);
+        let mut source = TensorFiles::new(entries);
+        self.weights.retaining = Some(weights::load_retaining(&self.backend, &self.config, &mut source, hidden)?);
         Ok(())
     }
 

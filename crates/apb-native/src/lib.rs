@@ -262,15 +262,10 @@ impl Task for LoadTask {
 }
 
 fn load_retaining<B: apb_engine::backend::Backend>(model: &mut Model<B>, spec: &ModelSpec) -> apb_engine::Result<()> {
-    if let Some(retaining) = &spec.retaining {
-        let fc1 = retaining.iter().find(|t| t.name.ends_with("layers.0.self_attn.fc1.weight")).ok_or_else(|| {
-            EngineError::new(code::TENSOR_MISSING, "retaining", "the retaining-heads file has no model.layers.0.self_attn.fc1.weight")
-        })?;
-        let hidden = fc1.shape.first().copied().unwrap_or(0) as usize;
-        let mut heads = TensorFiles::new(entries_of(retaining)?);
-        model.load_retaining_heads(&mut heads, hidden)?;
+    match &spec.retaining {
+        Some(retaining) => model.load_retaining_heads(entries_of(retaining)?),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The values of every weight tensor the spec lists (the retaining heads' included).
