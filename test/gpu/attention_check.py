@@ -27,9 +27,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernels import inputs_unchanged, run_ok  # noqa: E402
+from kernels import finish, inputs_unchanged, run_ok  # noqa: E402
 
-OUT = os.environ.get("OUT", ".")
 # The kernels checked and timed: the portable mma.sync one, and on Hopper (compute capability
 # 9.0) the TMA + wgmma one (head dim 128). --kernel=sm90 or --kernel=portable picks one. The
 # report names them as before (so results stay comparable); the addon calls them ADDON[name].
@@ -333,14 +332,7 @@ def main():
         report["checks"] = [c for k in chosen for c in checks(quick, k)] + merge_checks()
     if "--checks-only" not in sys.argv:
         report["bench"] = bench(quick, chosen)
-    with open(os.path.join(OUT, "attention.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    text = markdown(report, chosen)
-    with open(os.path.join(OUT, "attention.md"), "w") as f:
-        f.write(text)
-    print(text)
-    failed = [c for c in report.get("checks", []) if not c["pass"]]
-    sys.exit(1 if failed else 0)
+    finish("attention", report, markdown(report, chosen))
 
 
 if __name__ == "__main__":

@@ -139,3 +139,17 @@ def inputs_unchanged(call, result):
         if not same:
             return False
     return True
+
+
+def finish(name, report, markdown_text):
+    """Writes report as $OUT/<name>.json and the table as $OUT/<name>.md, prints the table
+    and exits 1 if any check failed."""
+    out = os.environ.get("OUT", ".")
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write(markdown_text)
+    print(markdown_text)
+    failed = [c for c in report.get("checks", []) if not c["pass"]]
+    raise SystemExit(1 if failed else 0)
+

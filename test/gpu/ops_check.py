@@ -32,9 +32,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kernels import KernelError, inputs_unchanged, run, run_ok  # noqa: E402
+from kernels import KernelError, finish, inputs_unchanged, run, run_ok  # noqa: E402
 
-OUT = os.environ.get("OUT", ".")
 BF16_REL = 1e-2
 F32_REL = 1e-3
 LSE_ABS = 1e-3
@@ -422,14 +421,7 @@ def main():
         report["checks"] = checks()
     if "--checks-only" not in sys.argv:
         report["bench"] = bench()
-    with open(os.path.join(OUT, "ops.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    text = markdown(report)
-    with open(os.path.join(OUT, "ops.md"), "w") as f:
-        f.write(text)
-    print(text)
-    failed = [c for c in report.get("checks", []) if not c["pass"]]
-    sys.exit(1 if failed else 0)
+    finish("ops", report, markdown(report))
 
 
 if __name__ == "__main__":
