@@ -2,6 +2,7 @@
 export { Planner, defaultPlanner, resolveHardware, resolveModel } from "./planner.js";
 export { PLANNER_ERROR_CODES, PlannerError, type ErrorCode, type ErrorData } from "./errors.js";
 export { architectureOf, hfConfigSchema, hfSizes, modelFromHfConfig, MODEL_TYPES, type Architecture, type HfConfig, type HfModel, type HfSizes } from "./hf-config.js";
+export { LIMITS, MAX_HOSTS, MAX_TOKENS } from "./limits.js";
 export {
   DEFAULT_HARDWARE,
   HARDWARE_PRESETS,

@@ -1,21 +1,22 @@
 // Sizes a real checkpoint cannot exceed, checked before anything is allocated from them: a
 // config.json that claims a billion layers is refused at once instead of building a billion
 // layers' tensor list until the heap runs out. The numbers are the planner's input bounds
-// (packages/planner/src/limits.ts, crates/apb-plan/src/input.rs; config-limits.test.ts holds
-// them equal), so a model the runtime opens is one the planner can lay out.
+// (the same in crates/apb-plan/src/input.rs), so a model the runtime opens is one the planner
+// can lay out.
+import { LIMITS, MAX_TOKENS } from "@apb/planner";
 import type { EngineConfig } from "./config.js";
 import { RuntimeError } from "./errors.js";
 
 export const CONFIG_LIMITS = {
-  layers: 1024,
-  hidden: 1_048_576,
-  heads: 1024,
-  kvHeads: 1024,
-  headDim: 1024,
-  intermediate: 16_777_216,
-  vocab: 16_777_216,
-  /** The planner's MAX_TOKENS: positions are token indices. */
-  maxPositions: 2_147_483_647,
+  layers: LIMITS.layers,
+  hidden: LIMITS.hidden,
+  heads: LIMITS.heads,
+  kvHeads: LIMITS.heads,
+  headDim: LIMITS.headDim,
+  intermediate: LIMITS.intermediate,
+  vocab: LIMITS.vocab,
+  /** Positions are token indices. */
+  maxPositions: MAX_TOKENS,
 } as const;
 
 export type LimitedField = keyof typeof CONFIG_LIMITS;

@@ -3,6 +3,7 @@
 // the engine directly; a coordinator hands the same thing to every host of a group.
 import { errorDataFromZod } from "@apb/errors";
 import { checkRequest, type ConfigSpec, type GenerateSpec } from "@apb/native";
+import { MAX_HOSTS } from "@apb/planner";
 import type { EngineConfig } from "./config.js";
 import { fromNative } from "./native-errors.js";
 import { z } from "zod";
@@ -30,7 +31,7 @@ export type Strategy = (typeof STRATEGIES)[number];
 export const PLANNED_NOT_RUN = ["ulysses"] as const;
 
 /** The largest values a request accepts (hosts is the planner's MAX_HOSTS); callers can check their flags against them first. */
-export const REQUEST_LIMITS = { maxHosts: 4096, maxNewTokens: 1_000_000, maxTemperature: 100, maxSeed: 2 ** 32 - 1 } as const;
+export const REQUEST_LIMITS = { maxHosts: MAX_HOSTS, maxNewTokens: 1_000_000, maxTemperature: 100, maxSeed: 2 ** 32 - 1 } as const;
 
 const generateSchema = z.strictObject({
   document: z.string({ error: "must be the document text (the long context)" }),
