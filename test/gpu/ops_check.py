@@ -246,10 +246,13 @@ def check_rope():
 def check_silu_mul():
     out = []
     cases = [(37, 14336), (1, 37), (64, 4864), (7, 1003)]
-    calls = [call("silu_mul", gate=randn_bf16(rows, width, scale=4.0), up=randn_bf16(rows, width)) for rows, width in cases]
+    # The stacked gate and up projections' output, [rows][gate | up], read in place.
+    calls = [call("silu_mul", {"width": width}, gateUp=torch.cat([randn_bf16(rows, width, scale=4.0), randn_bf16(rows, width)], dim=1))
+             for rows, width in cases]
     for (rows, width), c, a in zip(cases, calls, run_ok(calls)):
         o = a["tensors"]["out"].view(rows, width)
-        ref = silu_ref(c["tensors"]["gate"]) * c["tensors"]["up"].double()
+        gate_up = c["tensors"]["gateUp"]
+        ref = silu_ref(gate_up[:, :width]) * gate_up[:, width:].double()
         out.append(result("silu_mul", f"{rows}x{width}", "rel err", rel_err(o, ref), BF16_REL, no_nan(o), inputs_unchanged_ok=inputs_unchanged(c, a)))
     return out
 
@@ -366,7 +369,7 @@ def bench():
     table = randn_bf16(32000, hidden)
     add("embed", f"{rows}x{hidden}", call("embed", {"hidden": hidden}, table=table, ids=ids), 2 * rows * hidden * 2)
     inter = 14336
-    add("silu_mul", f"{rows}x{inter}", call("silu_mul", gate=randn_bf16(rows, inter), up=randn_bf16(rows, inter)), 3 * rows * inter * 2)
+    add("silu_mul", f"{rows}x{inter}", call("silu_mul", {"width": inter}, gateUp=randn_bf16(rows, 2 * inter)), 3 * rows * inter * 2)
 
     rope_rows, heads, d = 32768, 32, 128
     pos = torch.arange(rope_rows, device="cuda", dtype=torch.int64) + 1048575 - rope_rows

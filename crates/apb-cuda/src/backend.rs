@@ -212,10 +212,10 @@ impl Backend for Cuda {
     fn rope(&self, x: &mut GpuBuf, heads: usize, head_dim: usize, positions: &[u32], inv_freq: &[f64]) -> Result<()> {
         self.gpu.rope(want_bf16_mut("rope", x)?, heads, head_dim, positions, inv_freq)
     }
-    fn silu_mul(&self, gate: &GpuBuf, up: &GpuBuf) -> Result<GpuBuf> {
-        let gate = want_bf16("silu_mul", gate)?;
-        let mut out = self.alloc::<u16>(gate.len())?;
-        self.gpu.silu_mul(gate, want_bf16("silu_mul", up)?, &mut out)?;
+    fn silu_mul(&self, gate_up: &GpuBuf, width: usize) -> Result<GpuBuf> {
+        let gate_up = want_bf16("silu_mul", gate_up)?;
+        let mut out = self.alloc::<u16>(gate_up.len() / 2)?;
+        self.gpu.silu_mul(gate_up, width, &mut out)?;
         Ok(GpuBuf::Bf16(out))
     }
     fn silu(&self, x: &mut GpuBuf) -> Result<()> {

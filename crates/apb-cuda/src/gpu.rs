@@ -110,7 +110,9 @@ impl Gpu {
             merge: crate::merge::Functions::load()?,
             ops: crate::ops::Functions::load()?,
         };
-        Ok(Gpu { name, compute_capability, ctx, stream, kernels })
+        let gpu = Gpu { name, compute_capability, ctx, stream, kernels };
+        gpu.keep_freed_memory()?;
+        Ok(gpu)
     }
 
     /// Launches `f` on this GPU's stream, after checking the grid against the driver's limits
@@ -159,13 +161,43 @@ impl Gpu {
         result::mem_get_info().map_err(driver("reading free memory"))
     }
 
-    /// Bytes of the default memory pool (where every buffer is allocated, stream-ordered):
-    /// (in use now, most in use since the last reset). `reset` starts a new high-water mark.
-    pub fn pool_usage(&self, reset: bool) -> Result<(u64, u64)> {
+    /// The device's default memory pool, where every buffer is allocated (stream-ordered).
+    fn pool(&self) -> Result<sys::CUmemoryPool> {
         self.ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
         let mut pool = std::ptr::null_mut();
         // SAFETY: `pool` is a valid out-pointer and the device handle belongs to this context.
         unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, self.ctx.cu_device()) }.result().map_err(driver("finding the memory pool"))?;
+        Ok(pool)
+    }
+
+    fn set_pool_attribute(&self, pool: sys::CUmemoryPool, attr: sys::CUmemPool_attribute, mut value: u64) -> Result<()> {
+        // SAFETY: every attribute set here (the release threshold, the high-water mark) is a
+        // 64-bit value read from `value`; `pool` belongs to this context.
+        unsafe { sys::cuMemPoolSetAttribute(pool, attr, &mut value as *mut u64 as *mut c_void) }.result().map_err(driver("setting a memory pool attribute"))
+    }
+
+    /// Keeps freed memory in the pool across synchronizations. By default the pool hands all
+    /// of it back to the device at every synchronize, and the next layer's buffers (GBs at long
+    /// prompts: a 128K-row FFN's gate and up alone are 7.5 GB) must be mapped again. The
+    /// memory is given back by `trim_pool` when a model is released.
+    fn keep_freed_memory(&self) -> Result<()> {
+        let pool = self.pool()?;
+        self.set_pool_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, u64::MAX)
+    }
+
+    /// Gives the pool's unused memory back to the device (after a model is released).
+    pub fn trim_pool(&self) -> Result<()> {
+        let pool = self.pool()?;
+        self.synchronize()?;
+        // SAFETY: `pool` belongs to this context; trimming only releases memory no
+        // allocation holds.
+        unsafe { sys::cuMemPoolTrimTo(pool, 0) }.result().map_err(driver("trimming the memory pool"))
+    }
+
+    /// Bytes of the default memory pool: (in use now, most in use since the last reset).
+    /// `reset` starts a new high-water mark.
+    pub fn pool_usage(&self, reset: bool) -> Result<(u64, u64)> {
+        let pool = self.pool()?;
         let read = |attr| -> Result<u64> {
             let mut v = 0u64;
             // SAFETY: both attributes are 64-bit values written to `v`.
@@ -175,11 +207,7 @@ impl Gpu {
         let now = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
         let high = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH)?;
         if reset {
-            let mut zero = 0u64;
-            // SAFETY: the high-water attribute is reset by writing a 64-bit zero.
-            unsafe { sys::cuMemPoolSetAttribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, &mut zero as *mut u64 as *mut c_void) }
-                .result()
-                .map_err(driver("resetting the memory pool's high-water mark"))?;
+            self.set_pool_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, 0)?;
         }
         Ok((now, high))
     }

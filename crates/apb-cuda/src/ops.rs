@@ -160,21 +160,24 @@ impl Gpu {
         unsafe { self.launch("rope", self.ops().rope, shape, &mut args![xp, pp, fp, r, h, d, stride]) }
     }
 
-    /// out = silu(gate) * up, element-wise over equal shapes.
-    pub fn silu_mul(&self, gate: &CudaSlice<u16>, up: &CudaSlice<u16>, out: &mut CudaSlice<u16>) -> Result<()> {
-        let n = gate.len();
-        if up.len() != n || out.len() != n {
-            return Err(internal("silu_mul", format!("gate {n}, up {}, out {}", up.len(), out.len())));
+    /// out[r] = silu(gate_up[r][..width]) * gate_up[r][width..], silu(g) = g / (1 + exp(-g)):
+    /// the stacked gate and up projections' output [rows][2 * width] read in place.
+    pub fn silu_mul(&self, gate_up: &CudaSlice<u16>, width: usize, out: &mut CudaSlice<u16>) -> Result<()> {
+        if width == 0 || !gate_up.len().is_multiple_of(2 * width) || out.len() != gate_up.len() / 2 {
+            return Err(internal("silu_mul", format!("gate_up {} values, out {}, width {width}", gate_up.len(), out.len())));
         }
-        let (mut g, _g1) = gate.device_ptr(&self.stream);
-        let (mut u, _g2) = up.device_ptr(&self.stream);
-        let (mut o, _g3) = out.device_ptr_mut(&self.stream);
-        let (mut stride, mut rows, mut width) = (n as i64, 1i64, n as i64);
-        let (mut s2, mut s3) = (stride, stride);
+        let rows = out.len() / width;
+        let (g, _g1) = gate_up.device_ptr(&self.stream);
+        let (mut o, _g2) = out.device_ptr_mut(&self.stream);
+        // The up half starts `width` elements into each row (2 bytes each).
+        let (mut gate, mut up) = (g, g + 2 * width as u64);
+        let (mut in_stride, mut up_stride, mut out_stride) = ((2 * width) as i64, (2 * width) as i64, width as i64);
+        let (mut r, mut w) = (rows as i64, width as i64);
         // SAFETY: apb_silu_mul_bf16_kernel(const bf16* gate, int64_t gate_stride, const bf16*
         // up, int64_t up_stride, bf16* out, int64_t out_stride, int64_t rows, int64_t width):
-        // one row of n values in each buffer (checked above).
-        unsafe { self.launch("silu_mul", self.ops().silu_mul, chunks(1, n), &mut args![g, stride, u, s2, o, s3, rows, width]) }
+        // rows of 2 x width values in gate_up and width in out (checked above); gate and up
+        // are its two halves, each read `width` values into a row of stride 2 x width.
+        unsafe { self.launch("silu_mul", self.ops().silu_mul, chunks(rows, width), &mut args![gate, in_stride, up, up_stride, o, out_stride, r, w]) }
     }
 
     /// x = silu(x), element-wise, in place.

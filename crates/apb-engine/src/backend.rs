@@ -56,7 +56,9 @@ pub trait Backend: Send + Sync {
     /// x [rows][inp] times W^T plus bias: [rows][outp].
     fn linear(&self, x: &Self::Buf, inp: usize, w: &Self::Buf, outp: usize, bias: Option<&Self::Buf>) -> Result<Self::Buf>;
     fn rope(&self, x: &mut Self::Buf, heads: usize, head_dim: usize, positions: &[u32], inv_freq: &[f64]) -> Result<()>;
-    fn silu_mul(&self, gate: &Self::Buf, up: &Self::Buf) -> Result<Self::Buf>;
+    /// silu(gate) * up from one [rows][2 * width] buffer whose rows are [gate | up] (the
+    /// stacked gate and up projections' output): [rows][width].
+    fn silu_mul(&self, gate_up: &Self::Buf, width: usize) -> Result<Self::Buf>;
     fn silu(&self, x: &mut Self::Buf) -> Result<()>;
     fn add(&self, x: &mut Self::Buf, y: &Self::Buf) -> Result<()>;
     /// Attention of `q` ([rows][q_heads * head_dim]) over `segments`: (O, LSE [rows][q_heads]).

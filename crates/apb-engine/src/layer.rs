@@ -35,9 +35,8 @@ pub fn finish<B: Backend>(m: &Model<B>, w: &LayerWeights<B>, x: &mut B::Buf, att
     let c = &m.config;
     let b = &m.backend;
     let h = b.add_rms_norm(x, &b.linear(attention, c.q_width(), &w.wo, c.hidden, None)?, &w.ffn_norm, c.rms_norm_eps)?;
-    let gate = b.linear(&h, c.hidden, &w.w_gate, c.intermediate, None)?;
-    let up = b.linear(&h, c.hidden, &w.w_up, c.intermediate, None)?;
-    let act = b.silu_mul(&gate, &up)?;
+    let gate_up = b.linear(&h, c.hidden, &w.w_gate_up, 2 * c.intermediate, None)?;
+    let act = b.silu_mul(&gate_up, c.intermediate)?;
     b.add(x, &b.linear(&act, c.intermediate, &w.w_down, c.hidden, None)?)
 }
 

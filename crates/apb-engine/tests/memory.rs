@@ -53,8 +53,8 @@ impl Backend for Limited {
     fn rope(&self, x: &mut Vec<f32>, heads: usize, head_dim: usize, positions: &[u32], inv_freq: &[f64]) -> Result<()> {
         self.cpu.rope(x, heads, head_dim, positions, inv_freq)
     }
-    fn silu_mul(&self, gate: &Vec<f32>, up: &Vec<f32>) -> Result<Vec<f32>> {
-        self.cpu.silu_mul(gate, up)
+    fn silu_mul(&self, gate_up: &Vec<f32>, width: usize) -> Result<Vec<f32>> {
+        self.cpu.silu_mul(gate_up, width)
     }
     fn silu(&self, x: &mut Vec<f32>) -> Result<()> {
         self.cpu.silu(x)

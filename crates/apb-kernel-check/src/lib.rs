@@ -23,6 +23,8 @@ pub struct Params {
     pub heads: Option<usize>,
     pub head_dim: Option<usize>,
     pub hidden: Option<usize>,
+    /// silu_mul: the width of each half of a [gate | up] row.
+    pub width: Option<usize>,
     pub eps: Option<f32>,
     /// Attention: "sm90" or "portable"; by default the one the engine would run.
     pub kernel: Option<String>,
@@ -204,10 +206,9 @@ fn prepare(gpu: &Gpu, kernel: &str, p: &Params, t: &mut Tensors) -> Result<()> {
         }
         "rope" | "silu" => t.bf16_in(gpu, "x")?,
         "silu_mul" => {
-            t.bf16_in(gpu, "gate")?;
-            t.bf16_in(gpu, "up")?;
-            let n = t.len("gate");
-            t.bf16_out(gpu, "out", n)?;
+            t.bf16_in(gpu, "gateUp")?;
+            let n = t.len("gateUp");
+            t.bf16_out(gpu, "out", n / 2)?;
         }
         "add" => {
             t.bf16_in(gpu, "x")?;
@@ -289,7 +290,7 @@ fn launch(gpu: &Gpu, kernel: &str, p: &Params, t: &mut Tensors) -> Result<()> {
         }
         "silu_mul" => {
             let mut out = t.take("out");
-            let r = gpu.silu_mul(t.bf16("gate"), t.bf16("up"), bf16_mut(&mut out));
+            let r = gpu.silu_mul(t.bf16("gateUp"), need(p.width, "width")?, bf16_mut(&mut out));
             t.put("out", out);
             r
         }

@@ -304,20 +304,22 @@ impl Loaded {
     }
 }
 
-/// Drops one holder of a model. The last one also waits for the GPU: CUDA buffers are freed
-/// stream-ordered into the device's memory pool, which hands memory back to the device only
-/// at a synchronize, so without it a disposed model's memory stayed taken (as the device's
-/// free memory shows) until the process next waited on the GPU.
+/// Drops one holder of a model. The last one also gives its GPU memory back: CUDA buffers are
+/// freed stream-ordered into the device's memory pool, which keeps them for the next
+/// allocation, so without the trim a disposed model's memory stayed taken (as the device's
+/// free memory shows).
 fn release(model: Arc<Loaded>) {
     let Some(loaded) = Arc::into_inner(model) else { return };
-    let stream = match &loaded {
-        Loaded::Cuda(m) => Some(m.backend.gpu.stream().clone()),
-        Loaded::Cpu(_) => None,
-    };
-    drop(loaded);
-    if let Some(stream) = stream {
-        // A failure here means the device is already lost; the weights are dropped either way.
-        let _ = stream.synchronize();
+    match loaded {
+        Loaded::Cuda(m) => {
+            let Model { backend, config: _, weights, inv_freq: _ } = *m;
+            drop(weights);
+            // The pool keeps freed memory (Gpu::keep_freed_memory): wait for the frees, then
+            // hand it back. A failure means the device is already lost; the weights are
+            // dropped either way.
+            let _ = backend.gpu.trim_pool();
+        }
+        Loaded::Cpu(m) => drop(m),
     }
 }
 

@@ -23,6 +23,7 @@ pub struct KernelParams {
     pub heads: Option<u32>,
     pub head_dim: Option<u32>,
     pub hidden: Option<u32>,
+    pub width: Option<u32>,
     pub eps: Option<f64>,
     /// Attention: "sm90" or "portable"; by default the one the engine would run.
     pub kernel: Option<String>,
@@ -59,6 +60,7 @@ pub fn run_kernel(call: KernelCall) -> Result<KernelRun> {
         heads: p.heads.map(|v| v as usize),
         head_dim: p.head_dim.map(|v| v as usize),
         hidden: p.hidden.map(|v| v as usize),
+        width: p.width.map(|v| v as usize),
         eps: p.eps.map(|v| v as f32),
         kernel: p.kernel,
         segments: p.segments.unwrap_or_default().iter().map(|s| SegmentParams { start: s.start as usize, count: s.count as usize, causal: s.causal }).collect(),

@@ -73,10 +73,13 @@ impl Backend for Cpu {
         elementwise::rope(x, heads, head_dim, positions, inv_freq);
         Ok(())
     }
-    fn silu_mul(&self, gate: &Vec<f32>, up: &Vec<f32>) -> Result<Vec<f32>> {
-        check("silu_mul", gate.len() == up.len(), || format!("{} vs {} values", gate.len(), up.len()))?;
-        let mut out = vec![0.0; gate.len()];
-        elementwise::silu_mul(gate, up, &mut out);
+    fn silu_mul(&self, gate_up: &Vec<f32>, width: usize) -> Result<Vec<f32>> {
+        check("silu_mul", width > 0 && gate_up.len().is_multiple_of(2 * width), || format!("{} values are not rows of 2 x {width}", gate_up.len()))?;
+        let mut out = vec![0.0; gate_up.len() / 2];
+        for (row, o) in gate_up.chunks_exact(2 * width).zip(out.chunks_exact_mut(width)) {
+            let (gate, up) = row.split_at(width);
+            elementwise::silu_mul(gate, up, o);
+        }
         Ok(out)
     }
     fn silu(&self, x: &mut Vec<f32>) -> Result<()> {
