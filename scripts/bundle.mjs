@@ -91,7 +91,9 @@ async function main(args) {
   // The GPU checks: Python ones as they are; Node ones bundled like the CLI (they import the
   // runtime and the planner), the addon staying a package.
   mkdirSync(join(out, "test", "gpu"), { recursive: true });
-  for (const f of readdirSync(from("test", "gpu"))) {
+  for (const entry of readdirSync(from("test", "gpu"), { withFileTypes: true })) {
+    if (!entry.isFile()) continue; // e.g. Python's __pycache__
+    const f = entry.name;
     if (!f.endsWith(".mjs")) {
       copyFileSync(from("test", "gpu", f), join(out, "test", "gpu", f));
       continue;
