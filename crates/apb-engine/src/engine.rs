@@ -185,12 +185,15 @@ pub fn generate_controlled<B: Backend>(
     check_memory(m, r, layout, &layout.hosts)?;
     let started = Instant::now();
     let cancel = hooks.cancel.cloned();
-    let prefilled: Vec<Result<Prefilled<B>>> = std::thread::scope(|s| {
+    let prefilled: Vec<Result<(Prefilled<B>, Vec<f32>)>> = std::thread::scope(|s| {
         let handles: Vec<_> = InProcess::group_cancellable(layout.hosts.len(), transfer, cancel.clone())
             .into_iter()
             .map(|mut comm| {
                 s.spawn(move || {
-                    let out = prefill_host(m, r, layout, &mut comm, started, hooks.on_layer);
+                    let out = prefill_host(m, r, layout, &mut comm, started, hooks.on_layer).and_then(|mut p| {
+                        let first_logits = query_pass(m, r, &mut comm, &mut p.cache, &mut p.timings)?;
+                        Ok((p, first_logits))
+                    });
                     if let Err(e) = &out {
                         comm.abort(&e.message);
                     }
@@ -207,18 +210,21 @@ pub fn generate_controlled<B: Backend>(
     if let Some(e) = prefilled.iter().filter_map(|x| x.as_ref().err()).min_by_key(|e| e.code == code::COMM) {
         return Err(e.clone());
     }
-    let prefilled: Vec<Prefilled<B>> = prefilled.into_iter().flatten().collect();
+    let (prefilled, first_logits): (Vec<Prefilled<B>>, Vec<Vec<f32>>) = prefilled.into_iter().flatten().unzip();
     let prefill_wall_ms = prefilled.iter().map(|p| p.prefill_ms).fold(0.0, f64::max);
     let mut hosts: Vec<HostTimings> = prefilled.iter().map(|p| p.timings.clone()).collect();
-    // Emulated hosts share one device, so after prefill they decode once over all hosts'
-    // KV in host order instead of taking H turns per layer per token: attention of the new
-    // rows over the concatenation is what the LSE merge of the hosts' partials gives (tests/
-    // tcp_hosts.rs holds real hosts, which merge, to these tokens), and only the last host
-    // appended before. Its time counts as the last host's `query` and `decode`.
+    // The query pass ran on every host over its own KV, merged by LSE, as real hosts run it
+    // (so each host's `query` time is what it would be on its own device). The generated
+    // tokens then decode once over all hosts' KV in host order instead of taking H turns per
+    // layer per token: attention of the new rows over the concatenation is what the LSE merge
+    // of the hosts' partials gives (tests/tcp_hosts.rs holds real hosts, which merge, to
+    // these tokens), and only the last host appended the query. That time counts as the last
+    // host's `decode`.
     let mut cache = merge_caches(&m.backend, prefilled.into_iter().map(|p| p.cache).collect())?;
     let last_host = hosts.len() - 1;
+    let first_logits = first_logits.into_iter().next_back().ok_or_else(|| EngineError::new(code::INTERNAL, "", "no host ran the query"))?;
     let mut single = InProcess::group_cancellable(1, Transfer::Handoff, cancel).pop().ok_or_else(|| EngineError::new(code::INTERNAL, "", "no decode group"))?;
-    let decoded = decode_tokens(m, r, &mut single, &mut cache, &mut hosts[last_host], on_token)?;
+    let decoded = generate_after(m, r, &mut single, &mut cache, &mut hosts[last_host], on_token, first_logits)?;
     let total_wall_ms = entered.elapsed().as_secs_f64() * 1e3;
     let s = &layout.settings;
     Ok(Output {
@@ -394,16 +400,37 @@ fn decode_tokens<B: Backend, C: Comm>(
     timings: &mut HostTimings,
     on_token: &(dyn Fn(u32) -> bool + Sync),
 ) -> Result<Decoded> {
-    let is_last = comm.rank() + 1 == comm.size();
+    let first_logits = query_pass(m, r, comm, cache, timings)?;
+    generate_after(m, r, comm, cache, timings, on_token, first_logits)
+}
+
+/// The query's rows through every layer, over every host's KV (merged by LSE): the logits of
+/// the first token. The last host appends the query's KV to its cache.
+fn query_pass<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut C, cache: &mut KvCache<B>, timings: &mut HostTimings) -> Result<Vec<f32>> {
     let n = r.context.len() as u32;
     let positions: Vec<u32> = (n..n + r.query.len() as u32).collect();
-    let mut logits = decode(m, comm, cache, &r.query, &positions, "query", timings)?;
+    let logits = decode(m, comm, cache, &r.query, &positions, "query", timings)?;
     check_logits(&logits, 0)?;
-    let first_logits = logits.clone();
+    Ok(logits)
+}
+
+/// Generation after the query pass, from its logits: the last host chooses each token, the
+/// others take it, and every host runs it through the layers.
+fn generate_after<B: Backend, C: Comm>(
+    m: &Model<B>,
+    r: &Request,
+    comm: &mut C,
+    cache: &mut KvCache<B>,
+    timings: &mut HostTimings,
+    on_token: &(dyn Fn(u32) -> bool + Sync),
+    first_logits: Vec<f32>,
+) -> Result<Decoded> {
+    let is_last = comm.rank() + 1 == comm.size();
+    let mut logits = first_logits.clone();
     let mut first_token_at = Instant::now();
     let mut sampler = Sampler::new(r.sampling);
     let mut tokens = Vec::new();
-    let mut position = n + r.query.len() as u32;
+    let mut position = (r.context.len() + r.query.len()) as u32;
     while tokens.len() < r.max_new_tokens {
         // The last host chooses; the others take its token (and whether to go on).
         let mut choice = vec![0.0f32, 0.0];
