@@ -543,3 +543,114 @@ extern "C" __global__ void __launch_bounds__(kScoreThreads, 2)
                           int32_t q_heads, int32_t kv_heads, int64_t n) {
   query_scores_body<128>(q, lse, k, scores, q_rows, q_heads, kv_heads, n);
 }
+
+// ---- Choosing the passing block ------------------------------------------------------------
+//
+// The scores max-pooled along the sequence (kernel 5, stride 1, padding ignored; NaN never
+// wins), then, per KV head, the `count` best tokens outside [ex_lo, ex_hi), ties to the earlier
+// token, written in ascending token order (cpu: passing.rs max_pool5 + top_k). One block of
+// 1024 threads per KV head: a radix select over 32-bit keys finds the count-th best key in
+// four passes of 8 bits, then the block writes the tokens above it, and the earliest of those
+// equal to it, in token order through two block-wide prefix sums. The scores are read from
+// global memory (L2) on every pass, so any n fits.
+
+namespace {
+
+constexpr int kSelectThreads = 1024;
+
+// A score's place in a total order as an unsigned key, larger for better; NaN as -inf. An
+// excluded token's key is 0, below every real score's.
+__device__ __forceinline__ uint32_t select_key(const float* row, int64_t n, int64_t j, int64_t ex_lo, int64_t ex_hi) {
+  if (j >= ex_lo && j < ex_hi) return 0u;
+  float m = -INFINITY;
+  const int64_t lo = j >= 2 ? j - 2 : 0, hi = j + 3 < n ? j + 3 : n;
+  for (int64_t i = lo; i < hi; ++i) m = fmaxf(m, row[i]);  // fmaxf drops a NaN operand
+  const uint32_t bits = __float_as_uint(m);
+  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+// Exclusive prefix sum of one int per thread across the block (1024 threads, 32 warps).
+__device__ __forceinline__ int64_t block_exclusive_scan(int64_t v, int64_t* warp_sums, int64_t* total) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  int64_t x = v;
+#pragma unroll
+  for (int d = 1; d < 32; d *= 2) {
+    const int64_t y = __shfl_up_sync(0xffffffff, x, d);
+    if (lane >= d) x += y;
+  }
+  if (lane == 31) warp_sums[warp] = x;
+  __syncthreads();
+  if (warp == 0) {
+    int64_t s = warp_sums[lane];
+#pragma unroll
+    for (int d = 1; d < 32; d *= 2) {
+      const int64_t y = __shfl_up_sync(0xffffffff, s, d);
+      if (lane >= d) s += y;
+    }
+    warp_sums[lane] = s;  // inclusive over warps
+    if (lane == 31) *total = s;
+  }
+  __syncthreads();
+  const int64_t before = (warp > 0 ? warp_sums[warp - 1] : 0) + x - v;
+  __syncthreads();  // warp_sums is reused by the next scan
+  return before;
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(kSelectThreads)
+    apb_passing_select_kernel(const float* scores, int64_t n, int64_t ex_lo, int64_t ex_hi, int64_t count,
+                              uint32_t* picked) {
+  __shared__ int64_t hist[256];
+  __shared__ int64_t warp_sums[32];
+  __shared__ int64_t total;
+  __shared__ uint32_t chosen_prefix;
+  __shared__ int64_t still_needed;
+  const float* row = scores + static_cast<int64_t>(blockIdx.x) * n;
+  uint32_t* out = picked + static_cast<int64_t>(blockIdx.x) * count;
+
+  // The count-th best key, 8 bits at a time: `needed` of the keys that share the prefix so far.
+  uint32_t prefix = 0, mask = 0;
+  int64_t needed = count;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int b = threadIdx.x; b < 256; b += kSelectThreads) hist[b] = 0;
+    __syncthreads();
+    for (int64_t j = threadIdx.x; j < n; j += kSelectThreads) {
+      const uint32_t key = select_key(row, n, j, ex_lo, ex_hi);
+      if ((key & mask) == prefix) atomicAdd(reinterpret_cast<unsigned long long*>(&hist[(key >> shift) & 255u]), 1ull);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      int64_t above = 0;
+      int b = 255;
+      for (; b > 0 && above + hist[b] < needed; --b) above += hist[b];
+      chosen_prefix = prefix | (static_cast<uint32_t>(b) << shift);
+      still_needed = needed - above;
+    }
+    __syncthreads();
+    prefix = chosen_prefix;
+    needed = still_needed;
+    mask |= 255u << shift;
+  }
+  // `prefix` is the count-th best key; take every key above it and the first `needed` equal.
+  const int64_t chunk = (n + kSelectThreads - 1) / kSelectThreads;
+  const int64_t first = static_cast<int64_t>(threadIdx.x) * chunk;
+  const int64_t last = first + chunk < n ? first + chunk : n;
+  int64_t above = 0, equal = 0;
+  for (int64_t j = first; j < last; ++j) {
+    const uint32_t key = select_key(row, n, j, ex_lo, ex_hi);
+    above += key > prefix;
+    equal += key == prefix;
+  }
+  const int64_t equal_before = block_exclusive_scan(equal, warp_sums, &total);
+  int64_t take_equal = needed - equal_before;
+  take_equal = take_equal < 0 ? 0 : (take_equal > equal ? equal : take_equal);
+  int64_t at = block_exclusive_scan(above + take_equal, warp_sums, &total);
+  for (int64_t j = first; j < last; ++j) {
+    const uint32_t key = select_key(row, n, j, ex_lo, ex_hi);
+    if (key > prefix || (key == prefix && take_equal > 0)) {
+      if (key == prefix) --take_equal;
+      out[at++] = static_cast<uint32_t>(j);
+    }
+  }
+}

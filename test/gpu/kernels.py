@@ -37,7 +37,7 @@ RUNNER = os.path.join(HERE, "run_kernels.mjs")
 FLOATS = {torch.bfloat16: "bf16", torch.float32: "f32", torch.float64: "f64"}
 INTEGERS = (torch.int32, torch.int64, torch.uint32)
 # The dtype of each write-only output (by name); every other output is bf16.
-OUTPUT_DTYPES = {"lse": torch.float32, "scores": torch.float32}
+OUTPUT_DTYPES = {"lse": torch.float32, "scores": torch.float32, "picked": torch.int64}
 # The inputs each kernel writes in place; every other input must come back unchanged.
 IN_PLACE = {"add_rms_norm": {"residual"}, "rope": {"x"}, "silu": {"x"}, "add": {"x"}, "add_bias": {"x"}}
 

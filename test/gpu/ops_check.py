@@ -314,6 +314,57 @@ def check_query_scores():
     return out
 
 
+def passing_select_ref(scores, count, lo, hi):
+    """The CPU's passing::max_pool5 and top_k: scores max-pooled along each row (kernel 5, NaN
+    never wins), then per row the `count` best tokens outside [lo, hi), ties to the earlier
+    token, ascending."""
+    heads, n = scores.shape
+    s = scores.double().cpu()
+    s = torch.where(torch.isnan(s), torch.full_like(s, -math.inf), s)
+    pad = torch.full((heads, 2), -math.inf, dtype=torch.float64)
+    pooled = torch.cat([pad, s, pad], dim=1).unfold(1, 5, 1).max(dim=-1).values
+    picks = []
+    for h in range(heads):
+        row = pooled[h].tolist()
+        eligible = [j for j in range(n) if not lo <= j < hi]
+        best = sorted(eligible, key=lambda j: (-row[j], j))[:count]
+        picks.append(sorted(best))
+    return torch.tensor(picks, dtype=torch.int64).view(heads, count)
+
+
+def check_passing_select():
+    out = []
+    cases = []
+    for heads, n, count, lo, hi, kind in [(8, 16376, 1920, 0, 0, "normal"), (8, 16384, 2048, 0, 4096, "normal"),
+                                            (4, 1000, 100, 10, 20, "ties"), (2, 500, 50, 0, 0, "nan"),
+                                            (2, 300, 290, 100, 110, "all eligible"), (1, 5, 1, 0, 0, "normal"),
+                                            (3, 1, 1, 0, 0, "normal"), (8, 131072, 16384, 0, 0, "normal")]:
+        if kind == "ties":
+            scores = torch.randint(0, 5, (heads, n), device="cuda").float()
+        else:
+            scores = torch.randn(heads, n, device="cuda") * 3
+        if kind == "nan":
+            scores.view(-1)[torch.randperm(heads * n, device="cuda")[: heads * n // 10]] = float("nan")
+            scores.view(-1)[torch.randperm(heads * n, device="cuda")[: heads * n // 20]] = -math.inf
+        params = {"tokens": n, "count": count, "excludedStart": lo, "excludedEnd": hi}
+        cases.append((heads, n, count, lo, hi, kind, call("passing_select", params, scores=scores)))
+    # More than the eligible tokens must be refused.
+    too_many = call("passing_select", {"tokens": 100, "count": 95, "excludedStart": 0, "excludedEnd": 10}, scores=torch.randn(2, 100, device="cuda"))
+    answers = run([c[-1] for c in cases] + [too_many])
+    for (heads, n, count, lo, hi, kind, c), a in zip(cases, answers):
+        if "error" in a:
+            raise KernelError("passing_select", a["error"])
+        got = a["tensors"]["picked"].view(heads, count).cpu()
+        ref = passing_select_ref(c["tensors"]["scores"], count, lo, hi)
+        wrong = int((got != ref).sum().item())
+        out.append(result("passing_select", f"{heads} heads x {n} tokens, {count} picked outside {lo}..{hi}, {kind}", "wrong picks", wrong, 0,
+                          bool((got != 2 ** 32 - 1).all()), inputs_unchanged_ok=inputs_unchanged(c, a)))
+    refusal = answers[-1]
+    out.append(result("passing_select", "95 picked from 90 eligible: refused", "refused", 0 if refused(refusal, {"INTERNAL", "INVALID_INPUT"}) else 1, 0,
+                      refusal=refusal.get("error")))
+    return out
+
+
 def check_gather():
     out = []
     cases = []
@@ -344,7 +395,7 @@ def check_gather():
 
 def checks():
     results = []
-    for fn in [check_embed, check_rms_norm, check_add_rms_norm, check_rope, check_silu_mul, check_silu_add, check_query_scores, check_gather]:
+    for fn in [check_embed, check_rms_norm, check_add_rms_norm, check_rope, check_silu_mul, check_silu_add, check_query_scores, check_passing_select, check_gather]:
         results += fn()
         torch.cuda.empty_cache()
     return results
@@ -383,6 +434,9 @@ def bench():
     add("query_scores", f"{q_rows} rows, {hq}/{hkv} heads, d {d}, {n} keys",
         call("query_scores", {"qHeads": hq, "kvHeads": hkv, "headDim": d}, q=q, lse=lse, k=k), n * hkv * d * 2 + hkv * n * 4,
         2 * q_rows * hq * n * d)
+    for n, count in [(16384, 2048), (131072, 16384)]:
+        add("passing_select", f"{hkv} heads x {n} tokens, {count} picked", call("passing_select", {"tokens": n, "count": count}, scores=torch.randn(hkv, n, device="cuda")),
+            hkv * n * 4 + hkv * count * 4)
 
     rows_out = []
     for (op, shape, _, nbytes, flops), a in zip(timed, run_ok([t[2] for t in timed])):

@@ -275,6 +275,23 @@ impl Backend for Cuda {
         self.gpu.query_scores(q, &lse, k, heads.q_heads, heads.kv_heads, heads.head_dim, &mut scores)?;
         self.gpu.download(&scores)
     }
+    fn pick_passing(&self, q_rows: &GpuBuf, k: &GpuBuf, heads: Heads, count: usize, excluded: std::ops::Range<usize>) -> Result<Vec<Vec<u32>>> {
+        let (q, k) = (want_bf16("pick_passing", q_rows)?, want_bf16("pick_passing", k)?);
+        let n = k.len() / (heads.kv_heads * heads.head_dim);
+        if n == 0 || q.is_empty() || count == 0 {
+            // Nothing to rank: the CPU rule on zero scores (the earliest eligible tokens).
+            return Ok(apb_engine::passing::top_k(&vec![0.0; heads.kv_heads * n], n, count, excluded));
+        }
+        // Scores, pooling and the selection stay on the device; only the picks come back.
+        let mut o = self.alloc::<u16>(q.len())?;
+        let mut lse = self.alloc::<f32>(q.len() / heads.head_dim)?;
+        self.gpu.attention(q, heads, &[(k, k, 0, n, false)], &mut o, &mut lse)?;
+        let mut scores = self.alloc::<f32>(heads.kv_heads * n)?;
+        self.gpu.query_scores(q, &lse, k, heads.q_heads, heads.kv_heads, heads.head_dim, &mut scores)?;
+        let mut picked = self.alloc::<u32>(heads.kv_heads * count)?;
+        self.gpu.passing_select(&scores, n, excluded, count, &mut picked)?;
+        Ok(self.gpu.download(&picked)?.chunks(count).map(<[u32]>::to_vec).collect())
+    }
     fn gather_per_head(&self, kv: &GpuBuf, picked: &[Vec<u32>], head_dim: usize) -> Result<GpuBuf> {
         let count = picked.first().map_or(0, |p| p.len());
         let mut out = self.alloc::<u16>(count * picked.len() * head_dim)?;

@@ -23,6 +23,8 @@ const ROPE_ROWS_PER_BLOCK: usize = 4;
 /// RoPE keeps a block's cos and sin tables in 8 KiB of static shared memory.
 const ROPE_MAX_HEAD_DIM: usize = 512;
 const SCORES_KEYS_PER_BLOCK: usize = 256;
+/// The passing selection runs one block of 1024 threads per KV head.
+const SELECT_THREADS: u32 = 1024;
 
 pub(crate) struct Functions {
     embed: sys::CUfunction,
@@ -35,6 +37,7 @@ pub(crate) struct Functions {
     add_bias: sys::CUfunction,
     scores_d64: sys::CUfunction,
     scores_d128: sys::CUfunction,
+    select: sys::CUfunction,
     gather: sys::CUfunction,
 }
 
@@ -58,6 +61,7 @@ impl Functions {
             add_bias: f("apb_add_bias_bf16_kernel")?,
             scores_d64: function(ops, "apb_query_scores_d64", scores_smem(64))?,
             scores_d128: function(ops, "apb_query_scores_d128", scores_smem(128))?,
+            select: f("apb_passing_select_kernel")?,
             gather: f("apb_gather_per_head_bf16_kernel")?,
         })
     }
@@ -240,6 +244,30 @@ impl Gpu {
         // buffer holds what these sizes say (checked above); q and k are whole allocations, so
         // 16-byte aligned as the kernel's 16-byte copies need.
         unsafe { self.launch("query_scores", f, shape, &mut args![qp, lp, kp, sp, rows, hq, hkv, keys]) }
+    }
+
+    /// The passing block's tokens: for each KV head (a row of `scores`, [kv_heads][n]), the
+    /// `count` tokens outside `excluded` whose scores max-pooled along the sequence (kernel 5)
+    /// are highest, ties to the earlier token, in ascending order, into `picked`
+    /// [kv_heads][count] (the CPU's passing::max_pool5 and top_k).
+    pub fn passing_select(&self, scores: &CudaSlice<f32>, n: usize, excluded: std::ops::Range<usize>, count: usize, picked: &mut CudaSlice<u32>) -> Result<()> {
+        let kv_heads = scores.len().checked_div(n).unwrap_or(0);
+        let excluded_here = excluded.end.min(n).saturating_sub(excluded.start.min(n));
+        if n == 0 || !scores.len().is_multiple_of(n) || n > u32::MAX as usize || count > n - excluded_here || picked.len() != kv_heads * count {
+            return Err(internal("passing_select", format!("{} scores for rows of {n}, {count} to pick outside {excluded:?}, picked {}", scores.len(), picked.len())));
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        let (mut sp, _g1) = scores.device_ptr(&self.stream);
+        let (mut pp, _g2) = picked.device_ptr_mut(&self.stream);
+        let (mut tokens, mut lo, mut hi, mut c) = (n as i64, excluded.start as i64, excluded.end as i64, count as i64);
+        let shape = LaunchShape { grid: (kv_heads, 1), threads: SELECT_THREADS, smem_bytes: 0 };
+        // SAFETY: apb_passing_select_kernel(const float* scores, int64_t n, int64_t ex_lo,
+        // int64_t ex_hi, int64_t count, uint32_t* picked): scores holds kv_heads rows of n,
+        // picked kv_heads x count, and count is at most the tokens outside the excluded range,
+        // so every block writes exactly count indices (checked above).
+        unsafe { self.launch("passing_select", self.ops().select, shape, &mut args![sp, tokens, lo, hi, c, pp]) }
     }
 
     /// out[i][h] = kv[picked[h][i]][h] for each KV head h.

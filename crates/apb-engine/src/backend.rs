@@ -70,5 +70,14 @@ pub trait Backend: Send + Sync {
     fn concat_rows(&self, parts: &[&Self::Buf]) -> Result<Self::Buf>;
     /// The query-aware passing score, [kv_heads][n], on the host.
     fn query_scores(&self, q_rows: &Self::Buf, k: &Self::Buf, heads: Heads) -> Result<Vec<f32>>;
+    /// The passing block's tokens by the query-aware score: for each KV head, the `count`
+    /// tokens outside `excluded` whose scores, max-pooled along the sequence, are highest (ties
+    /// to the earlier token), ascending. A device backend keeps the scores on the device.
+    fn pick_passing(&self, q_rows: &Self::Buf, k: &Self::Buf, heads: Heads, count: usize, excluded: std::ops::Range<usize>) -> Result<Vec<Vec<u32>>> {
+        let mut scores = self.query_scores(q_rows, k, heads)?;
+        let n = scores.len() / heads.kv_heads.max(1);
+        crate::passing::max_pool5(&mut scores, n);
+        Ok(crate::passing::top_k(&scores, n, count, excluded))
+    }
     fn gather_per_head(&self, kv: &Self::Buf, picked: &[Vec<u32>], head_dim: usize) -> Result<Self::Buf>;
 }

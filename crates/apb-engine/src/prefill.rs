@@ -130,18 +130,20 @@ fn passing_block<B: Backend>(
     let (b, c) = (&m.backend, &m.config);
     let me = &p.layout.hosts[p.host];
     let n = me.local_tokens as usize;
-    let mut scores = match retaining {
-        Some(s) => s,
+    let (sends, excluded) = (me.passing.sends as usize, p.rows.excluded_local.clone());
+    let picked = match retaining {
+        Some(mut scores) => {
+            passing::max_pool5(&mut scores, n);
+            passing::top_k(&scores, n, sends, excluded)
+        }
         // Passing every eligible token needs no ranking (and the plan gives no query rows).
-        None if me.passing.sends >= me.passing.candidates => vec![0.0; c.kv_heads * n],
+        None if me.passing.sends >= me.passing.candidates => passing::top_k(&vec![0.0; c.kv_heads * n], n, sends, excluded),
         None => {
             let rows = p.rows.query_rows.clone().ok_or_else(|| EngineError::invalid("queryTokens", "the query-aware scorer needs query tokens"))?;
             let q_rows = b.rows(q, c.q_width(), rows.start, rows.len())?;
-            b.query_scores(&q_rows, k_local, m.heads())?
+            b.pick_passing(&q_rows, k_local, m.heads(), sends, excluded)?
         }
     };
-    passing::max_pool5(&mut scores, n);
-    let picked = passing::top_k(&scores, n, me.passing.sends as usize, p.rows.excluded_local.clone());
     Ok((b.gather_per_head(k_local, &picked, c.head_dim)?, b.gather_per_head(v_local, &picked, c.head_dim)?))
 }
 

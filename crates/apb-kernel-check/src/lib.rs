@@ -25,6 +25,11 @@ pub struct Params {
     pub hidden: Option<usize>,
     /// silu_mul: the width of each half of a [gate | up] row.
     pub width: Option<usize>,
+    /// passing_select: tokens per row of scores, how many to pick, the excluded token range.
+    pub tokens: Option<usize>,
+    pub count: Option<usize>,
+    pub excluded_start: Option<usize>,
+    pub excluded_end: Option<usize>,
     pub eps: Option<f32>,
     /// Attention: "sm90" or "portable"; by default the one the engine would run.
     pub kernel: Option<String>,
@@ -48,11 +53,14 @@ pub struct Run {
 }
 
 /// The kernels this crate runs.
-pub const KERNELS: [&str; 12] = ["attention", "merge", "embed", "rms_norm", "add_rms_norm", "rope", "silu_mul", "silu", "add", "add_bias", "query_scores", "gather_per_head"];
+pub const KERNELS: [&str; 13] = [
+    "attention", "merge", "embed", "rms_norm", "add_rms_norm", "rope", "silu_mul", "silu", "add", "add_bias", "query_scores", "passing_select", "gather_per_head",
+];
 
 enum Tensor {
     Bf16(CudaSlice<u16>),
     F32(CudaSlice<f32>),
+    U32(CudaSlice<u32>),
 }
 
 /// Host-side tensors (ids, positions, frequencies: the launchers take them as slices) and
@@ -103,16 +111,21 @@ impl Tensors {
         self.device.insert(name.into(), Tensor::F32(gpu.upload(&vec![f32::NAN; len])?));
         Ok(())
     }
+    /// A write-only index output, u32::MAX (no token) until the kernel writes it.
+    fn u32_out(&mut self, gpu: &Gpu, name: &str, len: usize) -> Result<()> {
+        self.device.insert(name.into(), Tensor::U32(gpu.upload(&vec![u32::MAX; len])?));
+        Ok(())
+    }
     fn bf16(&self, name: &str) -> &CudaSlice<u16> {
         match &self.device[name] {
             Tensor::Bf16(t) => t,
-            Tensor::F32(_) => unreachable!("{name} was uploaded as bf16"),
+            _ => unreachable!("{name} was uploaded as bf16"),
         }
     }
     fn f32(&self, name: &str) -> &CudaSlice<f32> {
         match &self.device[name] {
             Tensor::F32(t) => t,
-            Tensor::Bf16(_) => unreachable!("{name} was uploaded as f32"),
+            _ => unreachable!("{name} was uploaded as f32"),
         }
     }
     /// Takes a device tensor out to write it (put it back with `put`).
@@ -126,6 +139,7 @@ impl Tensors {
         match &self.device[name] {
             Tensor::Bf16(t) => t.len(),
             Tensor::F32(t) => t.len(),
+            Tensor::U32(t) => t.len(),
         }
     }
 }
@@ -137,14 +151,21 @@ fn need(v: Option<usize>, name: &str) -> Result<usize> {
 fn bf16_mut(t: &mut Tensor) -> &mut CudaSlice<u16> {
     match t {
         Tensor::Bf16(t) => t,
-        Tensor::F32(_) => unreachable!("a bf16 tensor"),
+        _ => unreachable!("a bf16 tensor"),
     }
 }
 
 fn f32_mut(t: &mut Tensor) -> &mut CudaSlice<f32> {
     match t {
         Tensor::F32(t) => t,
-        Tensor::Bf16(_) => unreachable!("an f32 tensor"),
+        _ => unreachable!("an f32 tensor"),
+    }
+}
+
+fn u32_mut(t: &mut Tensor) -> &mut CudaSlice<u32> {
+    match t {
+        Tensor::U32(t) => t,
+        _ => unreachable!("a u32 tensor"),
     }
 }
 
@@ -225,6 +246,11 @@ fn prepare(gpu: &Gpu, kernel: &str, p: &Params, t: &mut Tensors) -> Result<()> {
             let (hkv, d) = (need(p.kv_heads, "kvHeads")?, need(p.head_dim, "headDim")?);
             let n = t.len("k") / (hkv * d).max(1);
             t.f32_out(gpu, "scores", hkv * n)?;
+        }
+        "passing_select" => {
+            t.f32_in(gpu, "scores")?;
+            let rows = t.len("scores") / need(p.tokens, "tokens")?.max(1);
+            t.u32_out(gpu, "picked", rows * need(p.count, "count")?)?;
         }
         "gather_per_head" => {
             t.bf16_in(gpu, "kv")?;
@@ -312,6 +338,13 @@ fn launch(gpu: &Gpu, kernel: &str, p: &Params, t: &mut Tensors) -> Result<()> {
             t.put("scores", scores);
             r
         }
+        "passing_select" => {
+            let excluded = p.excluded_start.unwrap_or(0)..p.excluded_end.unwrap_or(0);
+            let mut picked = t.take("picked");
+            let r = gpu.passing_select(t.f32("scores"), need(p.tokens, "tokens")?, excluded, need(p.count, "count")?, u32_mut(&mut picked));
+            t.put("picked", picked);
+            r
+        }
         "gather_per_head" => {
             let mut out = t.take("out");
             let r = gpu.gather_per_head(t.bf16("kv"), &p.picked, need(p.head_dim, "headDim")?, bf16_mut(&mut out));
@@ -342,6 +375,7 @@ pub fn run(kernel: &str, params: &Params, tensors: BTreeMap<String, Vec<u8>>, it
         let bytes = match tensor {
             Tensor::Bf16(d) => gpu.download(d)?.iter().flat_map(|v| v.to_le_bytes()).collect(),
             Tensor::F32(d) => gpu.download(d)?.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Tensor::U32(d) => gpu.download(d)?.iter().flat_map(|v| v.to_le_bytes()).collect(),
         };
         out.insert(name.clone(), bytes);
     }
