@@ -551,8 +551,9 @@ extern "C" __global__ void __launch_bounds__(kScoreThreads, 2)
 // token, written in ascending token order (cpu: passing.rs max_pool5 + top_k). One block of
 // 1024 threads per KV head: a radix select over 32-bit keys finds the count-th best key in
 // four passes of 8 bits, then the block writes the tokens above it, and the earliest of those
-// equal to it, in token order through two block-wide prefix sums. The scores are read from
-// global memory (L2) on every pass, so any n fits.
+// equal to it, in token order through two block-wide prefix sums. The keys are computed once
+// into shared memory where they fit; a longer row recomputes them from the scores (in L2) on
+// every pass, so any n works.
 
 namespace {
 
@@ -596,18 +597,36 @@ __device__ __forceinline__ int64_t block_exclusive_scan(int64_t v, int64_t* warp
   return before;
 }
 
+// Adds one to hist[bin] for every lane of the warp that holds `bin` (active lanes only):
+// one shared-memory atomic per distinct bin instead of one per lane, since a block's keys
+// crowd into a few bins of their high bits.
+__device__ __forceinline__ void count_bin(unsigned int* hist, uint32_t bin, bool active) {
+  const unsigned int voters = __ballot_sync(0xffffffff, active);
+  if (!active) return;
+  const unsigned int same = __match_any_sync(voters, bin);
+  if ((__ffs(same) - 1) == static_cast<int>(threadIdx.x % 32)) atomicAdd(&hist[bin], __popc(same));
+}
+
 }  // namespace
 
+// Dynamic shared memory: n * 4 bytes to hold the keys (computed once), or 0 to recompute them
+// from the scores on every pass (a row longer than the launcher's shared-memory budget).
 extern "C" __global__ void __launch_bounds__(kSelectThreads)
     apb_passing_select_kernel(const float* scores, int64_t n, int64_t ex_lo, int64_t ex_hi, int64_t count,
-                              uint32_t* picked) {
-  __shared__ int64_t hist[256];
+                              uint32_t* picked, int32_t keys_in_smem) {
+  __shared__ unsigned int hist[256];
   __shared__ int64_t warp_sums[32];
   __shared__ int64_t total;
   __shared__ uint32_t chosen_prefix;
   __shared__ int64_t still_needed;
+  extern __shared__ uint32_t keys[];
   const float* row = scores + static_cast<int64_t>(blockIdx.x) * n;
   uint32_t* out = picked + static_cast<int64_t>(blockIdx.x) * count;
+  if (keys_in_smem) {
+    for (int64_t j = threadIdx.x; j < n; j += kSelectThreads) keys[j] = select_key(row, n, j, ex_lo, ex_hi);
+    __syncthreads();
+  }
+  auto key_of = [&](int64_t j) { return keys_in_smem ? keys[j] : select_key(row, n, j, ex_lo, ex_hi); };
 
   // The count-th best key, 8 bits at a time: `needed` of the keys that share the prefix so far.
   uint32_t prefix = 0, mask = 0;
@@ -615,9 +634,12 @@ extern "C" __global__ void __launch_bounds__(kSelectThreads)
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int b = threadIdx.x; b < 256; b += kSelectThreads) hist[b] = 0;
     __syncthreads();
-    for (int64_t j = threadIdx.x; j < n; j += kSelectThreads) {
-      const uint32_t key = select_key(row, n, j, ex_lo, ex_hi);
-      if ((key & mask) == prefix) atomicAdd(reinterpret_cast<unsigned long long*>(&hist[(key >> shift) & 255u]), 1ull);
+    // Every lane takes the same number of turns, so the warp votes together.
+    const int64_t turns = (n + kSelectThreads - 1) / kSelectThreads;
+    for (int64_t t = 0; t < turns; ++t) {
+      const int64_t j = t * kSelectThreads + threadIdx.x;
+      const uint32_t key = j < n ? key_of(j) : 0u;
+      count_bin(hist, (key >> shift) & 255u, j < n && (key & mask) == prefix);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -638,7 +660,7 @@ extern "C" __global__ void __launch_bounds__(kSelectThreads)
   const int64_t last = first + chunk < n ? first + chunk : n;
   int64_t above = 0, equal = 0;
   for (int64_t j = first; j < last; ++j) {
-    const uint32_t key = select_key(row, n, j, ex_lo, ex_hi);
+    const uint32_t key = key_of(j);
     above += key > prefix;
     equal += key == prefix;
   }
@@ -647,7 +669,7 @@ extern "C" __global__ void __launch_bounds__(kSelectThreads)
   take_equal = take_equal < 0 ? 0 : (take_equal > equal ? equal : take_equal);
   int64_t at = block_exclusive_scan(above + take_equal, warp_sums, &total);
   for (int64_t j = first; j < last; ++j) {
-    const uint32_t key = select_key(row, n, j, ex_lo, ex_hi);
+    const uint32_t key = key_of(j);
     if (key > prefix || (key == prefix && take_equal > 0)) {
       if (key == prefix) --take_equal;
       out[at++] = static_cast<uint32_t>(j);

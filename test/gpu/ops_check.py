@@ -338,7 +338,7 @@ def check_passing_select():
     for heads, n, count, lo, hi, kind in [(8, 16376, 1920, 0, 0, "normal"), (8, 16384, 2048, 0, 4096, "normal"),
                                             (4, 1000, 100, 10, 20, "ties"), (2, 500, 50, 0, 0, "nan"),
                                             (2, 300, 290, 100, 110, "all eligible"), (1, 5, 1, 0, 0, "normal"),
-                                            (3, 1, 1, 0, 0, "normal"), (8, 131072, 16384, 0, 0, "normal")]:
+                                            (3, 1, 1, 0, 0, "normal"), (2, 24577, 100, 5, 9, "normal"), (8, 131072, 16384, 0, 0, "normal")]:
         if kind == "ties":
             scores = torch.randint(0, 5, (heads, n), device="cuda").float()
         else:

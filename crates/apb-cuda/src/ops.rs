@@ -23,8 +23,12 @@ const ROPE_ROWS_PER_BLOCK: usize = 4;
 /// RoPE keeps a block's cos and sin tables in 8 KiB of static shared memory.
 const ROPE_MAX_HEAD_DIM: usize = 512;
 const SCORES_KEYS_PER_BLOCK: usize = 256;
-/// The passing selection runs one block of 1024 threads per KV head.
+/// The passing selection runs one block of 1024 threads per KV head, holding the row's keys
+/// (4 bytes a token) in shared memory when they fit in 96 KiB (every GPU from compute
+/// capability 8.0 on gives a block that much): 24K tokens, a host's local block at 192K tokens
+/// on 8 hosts.
 const SELECT_THREADS: u32 = 1024;
+const SELECT_SMEM_BYTES: usize = 96 * 1024;
 
 pub(crate) struct Functions {
     embed: sys::CUfunction,
@@ -61,7 +65,7 @@ impl Functions {
             add_bias: f("apb_add_bias_bf16_kernel")?,
             scores_d64: function(ops, "apb_query_scores_d64", scores_smem(64))?,
             scores_d128: function(ops, "apb_query_scores_d128", scores_smem(128))?,
-            select: f("apb_passing_select_kernel")?,
+            select: function(ops, "apb_passing_select_kernel", SELECT_SMEM_BYTES)?,
             gather: f("apb_gather_per_head_bf16_kernel")?,
         })
     }
@@ -262,12 +266,15 @@ impl Gpu {
         let (mut sp, _g1) = scores.device_ptr(&self.stream);
         let (mut pp, _g2) = picked.device_ptr_mut(&self.stream);
         let (mut tokens, mut lo, mut hi, mut c) = (n as i64, excluded.start as i64, excluded.end as i64, count as i64);
-        let shape = LaunchShape { grid: (kv_heads, 1), threads: SELECT_THREADS, smem_bytes: 0 };
+        let keys_bytes = n * 4;
+        let mut in_smem = (keys_bytes <= SELECT_SMEM_BYTES) as i32;
+        let shape = LaunchShape { grid: (kv_heads, 1), threads: SELECT_THREADS, smem_bytes: if in_smem == 1 { keys_bytes } else { 0 } };
         // SAFETY: apb_passing_select_kernel(const float* scores, int64_t n, int64_t ex_lo,
-        // int64_t ex_hi, int64_t count, uint32_t* picked): scores holds kv_heads rows of n,
-        // picked kv_heads x count, and count is at most the tokens outside the excluded range,
-        // so every block writes exactly count indices (checked above).
-        unsafe { self.launch("passing_select", self.ops().select, shape, &mut args![sp, tokens, lo, hi, c, pp]) }
+        // int64_t ex_hi, int64_t count, uint32_t* picked, int32_t keys_in_smem): scores holds
+        // kv_heads rows of n, picked kv_heads x count, and count is at most the tokens outside
+        // the excluded range, so every block writes exactly count indices (checked above); the
+        // keys go to shared memory only with n x 4 bytes of it, within the limit set at load.
+        unsafe { self.launch("passing_select", self.ops().select, shape, &mut args![sp, tokens, lo, hi, c, pp, in_smem]) }
     }
 
     /// out[i][h] = kv[picked[h][i]][h] for each KV head h.
