@@ -105,7 +105,8 @@ impl Cuda {
         if config.tied_embeddings {
             needed += config.vocab as f64 * config.hidden as f64 * 2.0;
         }
-        let (free, total) = self.memory()?;
+        let (_, total) = self.memory()?;
+        let free = self.gpu.available_bytes()?;
         if needed > free as f64 {
             let gib = |b: f64| b / (1u64 << 30) as f64;
             return Err(EngineError::new(
@@ -156,8 +157,7 @@ impl Backend for Cuda {
     }
     fn free_memory(&self) -> Result<Option<(u64, usize)>> {
         self.gpu.synchronize()?;
-        let (free, _) = self.gpu.memory()?;
-        Ok(Some((free as u64, 2)))
+        Ok(Some((self.gpu.available_bytes()?, 2)))
     }
     fn zeros(&self, len: usize) -> Result<GpuBuf> {
         Ok(GpuBuf::Bf16(self.gpu.zeros(len)?))

@@ -54,6 +54,15 @@ pub struct Gpu {
 unsafe impl Send for Gpu {}
 unsafe impl Sync for Gpu {}
 
+/// A 64-bit attribute of a memory pool (its reserved and used bytes, their high-water marks).
+fn pool_attribute(pool: sys::CUmemoryPool, attr: sys::CUmemPool_attribute) -> Result<u64> {
+    let mut v = 0u64;
+    // SAFETY: the attributes read through here are 64-bit values written to `v`; `pool` is a
+    // pool of the current context.
+    unsafe { sys::cuMemPoolGetAttribute(pool, attr, &mut v as *mut u64 as *mut c_void) }.result().map_err(driver("reading the memory pool"))?;
+    Ok(v)
+}
+
 /// Loads a fatbin into the current context (once per image: on GPUs that run its PTX, each
 /// load compiles it again).
 pub(crate) fn module(image: &'static [u8]) -> Result<sys::CUmodule> {
@@ -194,16 +203,23 @@ impl Gpu {
         unsafe { sys::cuMemPoolTrimTo(pool, 0) }.result().map_err(driver("trimming the memory pool"))
     }
 
+    /// Bytes this process can still allocate: the device's free memory plus what the pool
+    /// holds unused (`keep_freed_memory` keeps it there for the next buffers, so the device's
+    /// own figure alone would count a finished request's memory as taken).
+    pub fn available_bytes(&self) -> Result<u64> {
+        let (free, _) = self.memory()?;
+        let pool = self.pool()?;
+        let read = |attr| pool_attribute(pool, attr);
+        let reserved = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT)?;
+        let used = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
+        Ok(free as u64 + reserved.saturating_sub(used))
+    }
+
     /// Bytes of the default memory pool: (in use now, most in use since the last reset).
     /// `reset` starts a new high-water mark.
     pub fn pool_usage(&self, reset: bool) -> Result<(u64, u64)> {
         let pool = self.pool()?;
-        let read = |attr| -> Result<u64> {
-            let mut v = 0u64;
-            // SAFETY: both attributes are 64-bit values written to `v`.
-            unsafe { sys::cuMemPoolGetAttribute(pool, attr, &mut v as *mut u64 as *mut c_void) }.result().map_err(driver("reading the memory pool"))?;
-            Ok(v)
-        };
+        let read = |attr| pool_attribute(pool, attr);
         let now = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
         let high = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH)?;
         if reset {
