@@ -4,7 +4,8 @@
 //   - one GPU, full prefill at each length: time to first token (prefill + the query's pass),
 //     tokens/s, peak memory, beside transformers (sdpa) measured on the same GPU;
 //   - 8 hosts emulated on the GPU at 32K/64K/128K: the slowest host's prefill for apb, star
-//     and ring beside full on one host, with the planner's predictions (8x H100, NVLink).
+//     and ring beside full on one host, with the planner's predictions for 8 of this GPU in
+//     an NVLink node (the h200-nvlink profile on an H200, else h100-nvlink).
 // Writes model-bench.json and model-bench.md to $OUT (or the current directory).
 // usage: bundle/bin/node bundle/test/gpu/model_bench.mjs OUTDIR [--lengths 8192,32768,131072]
 //          [--hosts-lengths 32768,65536,131072] [--strategies full,apb,star,ring]
@@ -25,6 +26,7 @@ const PREFIX = 1;
 const GiB = 2 ** 30;
 
 const hf = JSON.parse(readFileSync(join(outDir, "transformers.json"), "utf8"));
+const PLANNER_HARDWARE = /H200/.test(hf.gpu) ? "h200-nvlink" : "h100-nvlink";
 const dir = join(outDir, "model");
 const config = await readEngineConfig(dir);
 const tensors = buildWeightSpec(config, await readSafetensorsDir(dir));
@@ -65,7 +67,7 @@ const multi = [];
 // Ring last at each length, and the report rewritten after every row: emulated ring moves
 // every block through host memory, so it is by far the slowest to run.
 for (const n of hostLengths) {
-  const predicted = planner.compare({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: "h100-nvlink" });
+  const predicted = planner.compare({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: PLANNER_HARDWARE });
   const full = single.find((s) => s.tokens === n) ?? (await run(n, "full", 1));
   for (const strategy of strategies) {
     const r = strategy === "full" ? full : await run(n, strategy, HOSTS);
@@ -95,9 +97,9 @@ function write() {
     "",
     `## ${HOSTS} hosts emulated on the GPU (each host's work timed alone; the slowest host)`,
     "",
-    "Emulated hosts hand K/V blocks over in place on the GPU; comm is the copies around them (stacking received blocks), timed apart; compute is the slowest host's own GPU work. The planner's column predicts 8 real H100s with NVLink (transfers included).",
+    "Emulated hosts hand K/V blocks over in place on the GPU; comm is the copies around them (stacking received blocks), timed apart; compute is the slowest host's own GPU work. The planner's column predicts 8 real GPUs of this kind in an NVLink node (transfers included).",
     "",
-    "| tokens | strategy | prefill ms (slowest host) | of which comm ms | compute ms (slowest) | passing score ms (slowest) | query pass ms (slowest) | TTFT ms | speedup vs full | compute speedup | planner prefill ms (8x H100 NVLink) | planner speedup |",
+    `| tokens | strategy | prefill ms (slowest host) | of which comm ms | compute ms (slowest) | passing score ms (slowest) | query pass ms (slowest) | TTFT ms | speedup vs full | compute speedup | planner prefill ms (${PLANNER_HARDWARE}, 8 GPUs) | planner speedup |`,
     "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...multi.map((r) => `| ${r.tokens} | ${r.strategy}${r.hosts > 1 ? ` x${r.hosts}` : ""} | ${f0(r.prefillMs)} | ${f0(r.commMs)} | ${f0(r.computeMs)} | ${f0(r.scoringMs)} | ${f0(r.queryMs)} | ${f0(r.ttftMs)} | ${f2(r.speedupVsFull)}x | ${f2(r.computeSpeedupVsFull)}x | ${f0(r.plannedPrefillMs)} | ${f2(r.plannedSpeedupVsFull)}x |`),
   ];

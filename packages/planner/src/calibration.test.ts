@@ -1,0 +1,45 @@
+// The h200-nvlink profile against what the engine measured on an H200 (bench/results/
+// model-h200.json: a Llama-3.1-8B-shaped model, full prefill on one GPU and 8 hosts emulated
+// on it). Emulated hosts move no data over a link, so the planner's link time (NVLink, small
+// here) is the only part it adds that the measurement lacks.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { Planner } from "./index.js";
+
+interface MeasuredRow {
+  tokens: number;
+  strategy: string;
+  hosts: number;
+  prefillMs: number;
+}
+
+const measured = JSON.parse(readFileSync(new URL("../../../bench/results/model-h200.json", import.meta.url), "utf8")) as { gpu: string; multi: MeasuredRow[] };
+const QUERY = 64; // model_bench.mjs's query
+
+async function predictions() {
+  const planner = await Planner.create();
+  return measured.multi.map((row) => {
+    const c = planner.compare({ model: "llama-3.1-8b", contextTokens: row.tokens - QUERY, queryTokens: QUERY, hosts: 8, hardware: "h200-nvlink" });
+    const predicted = c.strategies.find((s) => s.strategy === row.strategy)!.summary.prefillMs;
+    return { ...row, predicted, error: predicted / row.prefillMs - 1 };
+  });
+}
+
+describe("the h200-nvlink profile", () => {
+  it("was measured on an H200, at 32K, 64K and 128K, for full, apb, star and ring", () => {
+    expect(measured.gpu).toMatch(/H200/);
+    expect(new Set(measured.multi.map((r) => r.tokens))).toEqual(new Set([32768, 65536, 131072]));
+    expect(new Set(measured.multi.map((r) => r.strategy))).toEqual(new Set(["full", "apb", "star", "ring"]));
+  });
+
+  it("predicts full, apb and star prefill within 10% of the measurement", async () => {
+    const far = (await predictions()).filter((r) => r.strategy !== "ring" && Math.abs(r.error) > 0.1);
+    expect(far.map((r) => `${r.strategy} at ${r.tokens}: predicted ${r.predicted.toFixed(0)} ms, measured ${r.prefillMs.toFixed(0)} ms`)).toEqual([]);
+  });
+
+  it("predicts ring within 15%: its eight small steps a layer run below the kernel's rate at 32K", async () => {
+    const ring = (await predictions()).filter((r) => r.strategy === "ring");
+    expect(ring.length).toBe(3);
+    for (const r of ring) expect(Math.abs(r.error), `ring at ${r.tokens}`).toBeLessThan(0.15);
+  });
+});
