@@ -129,6 +129,22 @@ impl Cuda {
         unsafe { self.gpu.stream().alloc::<T>(len) }.map_err(driver("allocating GPU memory"))
     }
 
+    /// The query-aware passing scores [kv_heads][n] on the device, or None when there is
+    /// nothing to score (no keys or no query rows). Each (row, head)'s LSE over the keys comes
+    /// from the attention kernel (V unused).
+    fn scores_on_device(&self, q: &CudaSlice<u16>, k: &CudaSlice<u16>, heads: Heads) -> Result<Option<CudaSlice<f32>>> {
+        let n = k.len() / (heads.kv_heads * heads.head_dim);
+        if n == 0 || q.is_empty() {
+            return Ok(None);
+        }
+        let mut o = self.alloc::<u16>(q.len())?;
+        let mut lse = self.alloc::<f32>(q.len() / heads.head_dim)?;
+        self.gpu.attention(q, heads, &[(k, k, 0, n, false)], &mut o, &mut lse)?;
+        let mut scores = self.alloc::<f32>(heads.kv_heads * n)?;
+        self.gpu.query_scores(q, &lse, k, heads.q_heads, heads.kv_heads, heads.head_dim, &mut scores)?;
+        Ok(Some(scores))
+    }
+
     fn copy_rows<T: DeviceRepr>(&self, parts: &[(&CudaSlice<T>, usize, usize)]) -> Result<CudaSlice<T>> {
         let total = parts.iter().map(|(_, _, n)| n).sum();
         let mut out = self.alloc::<T>(total)?;
@@ -264,30 +280,22 @@ impl Backend for Cuda {
     fn query_scores(&self, q_rows: &GpuBuf, k: &GpuBuf, heads: Heads) -> Result<Vec<f32>> {
         let (q, k) = (want_bf16("query_scores", q_rows)?, want_bf16("query_scores", k)?);
         let n = k.len() / (heads.kv_heads * heads.head_dim);
-        if n == 0 || q.is_empty() {
-            return Ok(vec![0.0; heads.kv_heads * n]);
+        match self.scores_on_device(q, k, heads)? {
+            Some(scores) => self.gpu.download(&scores),
+            None => Ok(vec![0.0; heads.kv_heads * n]),
         }
-        // Each (row, head)'s LSE over the keys comes from the attention kernel (V unused).
-        let mut o = self.alloc::<u16>(q.len())?;
-        let mut lse = self.alloc::<f32>(q.len() / heads.head_dim)?;
-        self.gpu.attention(q, heads, &[(k, k, 0, n, false)], &mut o, &mut lse)?;
-        let mut scores = self.alloc::<f32>(heads.kv_heads * n)?;
-        self.gpu.query_scores(q, &lse, k, heads.q_heads, heads.kv_heads, heads.head_dim, &mut scores)?;
-        self.gpu.download(&scores)
     }
     fn pick_passing(&self, q_rows: &GpuBuf, k: &GpuBuf, heads: Heads, count: usize, excluded: std::ops::Range<usize>) -> Result<Vec<Vec<u32>>> {
         let (q, k) = (want_bf16("pick_passing", q_rows)?, want_bf16("pick_passing", k)?);
         let n = k.len() / (heads.kv_heads * heads.head_dim);
-        if n == 0 || q.is_empty() || count == 0 {
-            // Nothing to rank: the CPU rule on zero scores (the earliest eligible tokens).
-            return Ok(apb_engine::passing::top_k(&vec![0.0; heads.kv_heads * n], n, count, excluded));
-        }
-        // Scores, pooling and the selection stay on the device; only the picks come back.
-        let mut o = self.alloc::<u16>(q.len())?;
-        let mut lse = self.alloc::<f32>(q.len() / heads.head_dim)?;
-        self.gpu.attention(q, heads, &[(k, k, 0, n, false)], &mut o, &mut lse)?;
-        let mut scores = self.alloc::<f32>(heads.kv_heads * n)?;
-        self.gpu.query_scores(q, &lse, k, heads.q_heads, heads.kv_heads, heads.head_dim, &mut scores)?;
+        // Nothing to rank (no picks, keys or query rows): the earliest eligible tokens, as
+        // equal scores give. Otherwise scores, pooling and the selection stay on the device and
+        // only the picks come back.
+        let scores = match count {
+            0 => None,
+            _ => self.scores_on_device(q, k, heads)?,
+        };
+        let Some(scores) = scores else { return Ok(apb_engine::passing::earliest(heads.kv_heads, n, count, excluded)) };
         let mut picked = self.alloc::<u32>(heads.kv_heads * count)?;
         self.gpu.passing_select(&scores, n, excluded, count, &mut picked)?;
         Ok(self.gpu.download(&picked)?.chunks(count).map(<[u32]>::to_vec).collect())

@@ -63,6 +63,13 @@ fn pool_attribute(pool: sys::CUmemoryPool, attr: sys::CUmemPool_attribute) -> Re
     Ok(v)
 }
 
+/// Sets a 64-bit attribute of a memory pool (its release threshold, its high-water mark).
+fn set_pool_attribute(pool: sys::CUmemoryPool, attr: sys::CUmemPool_attribute, mut value: u64) -> Result<()> {
+    // SAFETY: the attributes set through here are 64-bit values read from `value`; `pool` is a
+    // pool of the current context.
+    unsafe { sys::cuMemPoolSetAttribute(pool, attr, &mut value as *mut u64 as *mut c_void) }.result().map_err(driver("setting a memory pool attribute"))
+}
+
 /// Loads a fatbin into the current context (once per image: on GPUs that run its PTX, each
 /// load compiles it again).
 pub(crate) fn module(image: &'static [u8]) -> Result<sys::CUmodule> {
@@ -179,19 +186,13 @@ impl Gpu {
         Ok(pool)
     }
 
-    fn set_pool_attribute(&self, pool: sys::CUmemoryPool, attr: sys::CUmemPool_attribute, mut value: u64) -> Result<()> {
-        // SAFETY: every attribute set here (the release threshold, the high-water mark) is a
-        // 64-bit value read from `value`; `pool` belongs to this context.
-        unsafe { sys::cuMemPoolSetAttribute(pool, attr, &mut value as *mut u64 as *mut c_void) }.result().map_err(driver("setting a memory pool attribute"))
-    }
-
     /// Keeps freed memory in the pool across synchronizations. By default the pool hands all
     /// of it back to the device at every synchronize, and the next layer's buffers (GBs at long
     /// prompts: a 128K-row FFN's gate and up alone are 7.5 GB) must be mapped again. The
     /// memory is given back by `trim_pool` when a model is released.
     fn keep_freed_memory(&self) -> Result<()> {
         let pool = self.pool()?;
-        self.set_pool_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, u64::MAX)
+        set_pool_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, u64::MAX)
     }
 
     /// Gives the pool's unused memory back to the device (after a model is released).
@@ -223,7 +224,7 @@ impl Gpu {
         let now = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
         let high = read(sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH)?;
         if reset {
-            self.set_pool_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, 0)?;
+            set_pool_attribute(pool, sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH, 0)?;
         }
         Ok((now, high))
     }

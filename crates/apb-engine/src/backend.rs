@@ -74,10 +74,9 @@ pub trait Backend: Send + Sync {
     /// tokens outside `excluded` whose scores, max-pooled along the sequence, are highest (ties
     /// to the earlier token), ascending. A device backend keeps the scores on the device.
     fn pick_passing(&self, q_rows: &Self::Buf, k: &Self::Buf, heads: Heads, count: usize, excluded: std::ops::Range<usize>) -> Result<Vec<Vec<u32>>> {
-        let mut scores = self.query_scores(q_rows, k, heads)?;
+        let scores = self.query_scores(q_rows, k, heads)?;
         let n = scores.len() / heads.kv_heads.max(1);
-        crate::passing::max_pool5(&mut scores, n);
-        Ok(crate::passing::top_k(&scores, n, count, excluded))
+        Ok(crate::passing::pick(scores, n, count, excluded))
     }
     fn gather_per_head(&self, kv: &Self::Buf, picked: &[Vec<u32>], head_dim: usize) -> Result<Self::Buf>;
 }

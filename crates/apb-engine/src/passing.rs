@@ -51,6 +51,18 @@ pub fn top_k(scores: &[f32], n: usize, k: usize, excluded: std::ops::Range<usize
         .collect()
 }
 
+/// The passing tokens by scores ([kv_heads][n]): pooled, then the top `k` of each head.
+pub fn pick(mut scores: Vec<f32>, n: usize, k: usize, excluded: std::ops::Range<usize>) -> Vec<Vec<u32>> {
+    max_pool5(&mut scores, n);
+    top_k(&scores, n, k, excluded)
+}
+
+/// The first `k` tokens of each of `kv_heads` heads outside `excluded`: the passing block when
+/// nothing ranks the tokens (all equal scores).
+pub fn earliest(kv_heads: usize, n: usize, k: usize, excluded: std::ops::Range<usize>) -> Vec<Vec<u32>> {
+    top_k(&vec![0.0; kv_heads * n], n, k, excluded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

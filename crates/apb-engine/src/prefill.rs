@@ -132,12 +132,9 @@ fn passing_block<B: Backend>(
     let n = me.local_tokens as usize;
     let (sends, excluded) = (me.passing.sends as usize, p.rows.excluded_local.clone());
     let picked = match retaining {
-        Some(mut scores) => {
-            passing::max_pool5(&mut scores, n);
-            passing::top_k(&scores, n, sends, excluded)
-        }
+        Some(scores) => passing::pick(scores, n, sends, excluded),
         // Passing every eligible token needs no ranking (and the plan gives no query rows).
-        None if me.passing.sends >= me.passing.candidates => passing::top_k(&vec![0.0; c.kv_heads * n], n, sends, excluded),
+        None if me.passing.sends >= me.passing.candidates => passing::earliest(c.kv_heads, n, sends, excluded),
         None => {
             let rows = p.rows.query_rows.clone().ok_or_else(|| EngineError::invalid("queryTokens", "the query-aware scorer needs query tokens"))?;
             let q_rows = b.rows(q, c.q_width(), rows.start, rows.len())?;

@@ -169,12 +169,13 @@ fn u32_mut(t: &mut Tensor) -> &mut CudaSlice<u32> {
     }
 }
 
-/// The attention kernel asked for, or the one the engine would run.
-fn attention_kernel(gpu: &Gpu, p: &Params) -> Result<AttentionKernel> {
+/// The attention kernel asked for by name (None: the one the engine would run), read before
+/// the GPU is opened so a wrong name is refused without one.
+fn asked_attention_kernel(p: &Params) -> Result<Option<AttentionKernel>> {
     match p.kernel.as_deref() {
-        None => Ok(gpu.attention_kernel(need(p.head_dim, "headDim")?)),
-        Some("sm90") => Ok(AttentionKernel::Sm90),
-        Some("portable") => Ok(AttentionKernel::Portable),
+        None => Ok(None),
+        Some("sm90") => Ok(Some(AttentionKernel::Sm90)),
+        Some("portable") => Ok(Some(AttentionKernel::Portable)),
         Some(other) => Err(invalid("kernel", format!("unknown attention kernel \"{other}\"; use \"sm90\" or \"portable\""))),
     }
 }
@@ -188,11 +189,9 @@ fn prepare(gpu: &Gpu, kernel: &str, p: &Params, t: &mut Tensors) -> Result<()> {
                 t.bf16_in(gpu, &format!("k{i}"))?;
                 t.bf16_in(gpu, &format!("v{i}"))?;
             }
-            let (hq, d) = (need(p.q_heads, "qHeads")?, need(p.head_dim, "headDim")?);
             let q = t.len("q");
             t.bf16_out(gpu, "o", q)?;
-            t.f32_out(gpu, "lse", q / d.max(1))?; // [rows][q_heads]
-            let _ = hq;
+            t.f32_out(gpu, "lse", q / need(p.head_dim, "headDim")?.max(1))?; // [rows][q_heads]
         }
         "merge" => {
             let parts = t.host.keys().filter(|k| k.starts_with('o') && k[1..].parse::<usize>().is_ok()).count();
@@ -262,12 +261,13 @@ fn prepare(gpu: &Gpu, kernel: &str, p: &Params, t: &mut Tensors) -> Result<()> {
     Ok(())
 }
 
-/// One launch of `kernel` on the prepared tensors.
-fn launch(gpu: &Gpu, kernel: &str, p: &Params, t: &mut Tensors) -> Result<()> {
+/// One launch of `kernel` on the prepared tensors; `attention` is the attention kernel `run`
+/// chose (for "attention" only).
+fn launch(gpu: &Gpu, kernel: &str, p: &Params, attention: Option<AttentionKernel>, t: &mut Tensors) -> Result<()> {
     match kernel {
         "attention" => {
             let heads = Heads { q_heads: need(p.q_heads, "qHeads")?, kv_heads: need(p.kv_heads, "kvHeads")?, head_dim: need(p.head_dim, "headDim")? };
-            let which = attention_kernel(gpu, p)?;
+            let which = attention.ok_or_else(|| EngineError::new(apb_engine::error::code::INTERNAL, "kernel", "no attention kernel was chosen"))?;
             let (mut o, mut lse) = (t.take("o"), t.take("lse"));
             let segments: Vec<GpuSegment<'_>> =
                 p.segments.iter().enumerate().map(|(i, s)| (t.bf16(&format!("k{i}")), t.bf16(&format!("v{i}")), s.start, s.count, s.causal)).collect();
@@ -361,14 +361,17 @@ pub fn run(kernel: &str, params: &Params, tensors: BTreeMap<String, Vec<u8>>, it
     if !KERNELS.contains(&kernel) {
         return Err(invalid("kernel", format!("unknown kernel \"{kernel}\"; one of {}", KERNELS.join(", "))));
     }
-    if kernel == "attention" && !matches!(params.kernel.as_deref(), None | Some("sm90") | Some("portable")) {
-        return Err(invalid("kernel", format!("unknown attention kernel \"{}\"; use \"sm90\" or \"portable\"", params.kernel.as_deref().unwrap_or_default())));
-    }
+    let asked = if kernel == "attention" { asked_attention_kernel(params)? } else { None };
     let gpu = Gpu::open(0)?;
-    let ran = if kernel == "attention" { attention_kernel(&gpu, params)?.name().to_string() } else { kernel.to_string() };
+    let attention = match (kernel, asked) {
+        ("attention", Some(k)) => Some(k),
+        ("attention", None) => Some(gpu.attention_kernel(need(params.head_dim, "headDim")?)),
+        _ => None,
+    };
+    let ran = attention.map_or_else(|| kernel.to_string(), |k| k.name().to_string());
     let mut t = Tensors { host: tensors, device: BTreeMap::new() };
     prepare(&gpu, kernel, params, &mut t)?;
-    launch(&gpu, kernel, params, &mut t)?;
+    launch(&gpu, kernel, params, attention, &mut t)?;
     gpu.synchronize()?;
     let mut out = t.host.clone();
     for (name, tensor) in &t.device {
@@ -382,7 +385,7 @@ pub fn run(kernel: &str, params: &Params, tensors: BTreeMap<String, Vec<u8>>, it
     let median_ms = if iterations > 0 {
         let mut times = Vec::with_capacity(iterations);
         for _ in 0..iterations {
-            times.push(gpu.time_ms(|| launch(&gpu, kernel, params, &mut t))?);
+            times.push(gpu.time_ms(|| launch(&gpu, kernel, params, attention, &mut t))?);
         }
         times.sort_by(f64::total_cmp);
         Some(times[times.len() / 2])
