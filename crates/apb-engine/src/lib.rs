@@ -3,6 +3,7 @@
 //! full, APB, Star and Ring prefill with the planner's layouts, then merged decoding.
 
 pub mod backend;
+pub mod calibrate;
 pub mod comm;
 pub mod config;
 pub mod control;
