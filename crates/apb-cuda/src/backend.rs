@@ -3,11 +3,11 @@
 //! work on the GPU's stream; `synchronize` (called where the engine ends a timed phase)
 //! waits for it.
 
-use apb_engine::backend::{Backend, Segment};
+use apb_engine::backend::{column_rows, concat_column_rows, Backend, Segment};
 use apb_engine::config::ModelConfig;
 use apb_engine::Heads;
 use apb_engine::error::{code, EngineError, Result};
-use cudarc::driver::{CudaSlice, DeviceRepr};
+use cudarc::driver::{sys, CudaSlice, DevicePtr, DevicePtrMut, DeviceRepr};
 
 use crate::blas::{Blas, OutType};
 use crate::gpu::{driver, Gpu, CUDA_UNAVAILABLE};
@@ -157,6 +157,75 @@ impl Cuda {
         }
         Ok(out)
     }
+
+    /// A strided 2-D copy on the stream: `height` rows of `width` values, from column `src_x`
+    /// of `src`'s rows of `src_pitch` values into column `dst_x` of `dst`'s rows of
+    /// `dst_pitch` values (the driver's cuMemcpy2DAsync: a head range out of [rows][width],
+    /// or a column block into its place, with no kernel of ours).
+    fn copy_2d<T: DeviceRepr>(&self, src: &CudaSlice<T>, (src_pitch, src_x): (usize, usize), dst: &mut CudaSlice<T>, (dst_pitch, dst_x): (usize, usize), width: usize, height: usize) -> Result<()> {
+        if width == 0 || height == 0 {
+            return Ok(());
+        }
+        // Every row read and written lies inside its buffer, and a pitch fits the driver's
+        // limit (a signed 32-bit count of bytes on every GPU apb runs on).
+        let elem = std::mem::size_of::<T>();
+        let fits = |pitch: usize, x: usize, len: usize| {
+            x + width <= pitch && (height - 1).checked_mul(pitch).and_then(|r| r.checked_add(x + width)).is_some_and(|end| end <= len) && pitch * elem <= i32::MAX as usize
+        };
+        if !fits(src_pitch, src_x, src.len()) || !fits(dst_pitch, dst_x, dst.len()) {
+            return Err(EngineError::new(
+                code::INTERNAL,
+                "copy_2d",
+                format!("copy_2d: {height} rows of {width} values from column {src_x} of rows of {src_pitch} ({} values) to column {dst_x} of rows of {dst_pitch} ({} values)", src.len(), dst.len()),
+            ));
+        }
+        self.gpu.ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
+        let stream = self.gpu.stream();
+        let (src_ptr, _read) = src.device_ptr(stream);
+        let (dst_ptr, _write) = dst.device_ptr_mut(stream);
+        let copy = sys::CUDA_MEMCPY2D {
+            srcXInBytes: src_x * elem,
+            srcY: 0,
+            srcMemoryType: sys::CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            srcHost: std::ptr::null(),
+            srcDevice: src_ptr,
+            srcArray: std::ptr::null_mut(),
+            srcPitch: src_pitch * elem,
+            dstXInBytes: dst_x * elem,
+            dstY: 0,
+            dstMemoryType: sys::CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            dstHost: std::ptr::null_mut(),
+            dstDevice: dst_ptr,
+            dstArray: std::ptr::null_mut(),
+            dstPitch: dst_pitch * elem,
+            WidthInBytes: width * elem,
+            Height: height,
+        };
+        // SAFETY: both pointers are live device allocations of this context (current on this
+        // thread) and every byte the copy touches lies inside them (checked above); the
+        // guards order the copy after earlier work on these buffers and keep them alive in
+        // stream order; the descriptor is read before the call returns.
+        unsafe { sys::cuMemcpy2DAsync_v2(&copy, stream.cu_stream()) }.result().map_err(driver("copying columns on the GPU"))
+    }
+
+    /// Columns [start, start + count) of `x`'s rows of `width` values, `rows` of them.
+    fn take_columns<T: DeviceRepr>(&self, x: &CudaSlice<T>, width: usize, start: usize, count: usize, rows: usize) -> Result<CudaSlice<T>> {
+        let mut out = self.alloc::<T>(rows * count)?;
+        self.copy_2d(x, (width, start), &mut out, (count, 0), count, rows)?;
+        Ok(out)
+    }
+
+    /// Column blocks (each [rows][width]) side by side: [rows][sum of widths].
+    fn join_columns<T: DeviceRepr>(&self, parts: &[(&CudaSlice<T>, usize)], rows: usize) -> Result<CudaSlice<T>> {
+        let total: usize = parts.iter().map(|(_, w)| w).sum();
+        let mut out = self.alloc::<T>(rows * total)?;
+        let mut at = 0;
+        for (part, width) in parts {
+            self.copy_2d(part, (*width, 0), &mut out, (total, at), *width, rows)?;
+            at += width;
+        }
+        Ok(out)
+    }
 }
 
 impl Backend for Cuda {
@@ -276,6 +345,23 @@ impl Backend for Cuda {
         }
         let list = parts.iter().map(|p| Ok((want_bf16("concat_rows", p)?, 0, p.len()))).collect::<Result<Vec<_>>>()?;
         Ok(GpuBuf::Bf16(self.copy_rows(&list)?))
+    }
+    fn columns(&self, x: &GpuBuf, width: usize, start: usize, count: usize) -> Result<GpuBuf> {
+        let rows = column_rows(x.len(), width, start, count).map_err(|what| EngineError::new(code::INTERNAL, "columns", format!("columns: {what}")))?;
+        Ok(match x {
+            GpuBuf::Bf16(b) => GpuBuf::Bf16(self.take_columns(b, width, start, count, rows)?),
+            GpuBuf::F32(b) => GpuBuf::F32(self.take_columns(b, width, start, count, rows)?),
+        })
+    }
+    fn concat_columns(&self, parts: &[(&GpuBuf, usize)]) -> Result<GpuBuf> {
+        let shapes: Vec<(usize, usize)> = parts.iter().map(|(p, w)| (p.len(), *w)).collect();
+        let rows = concat_column_rows(&shapes).map_err(|what| EngineError::new(code::INTERNAL, "concat_columns", format!("concat_columns: {what}")))?;
+        if parts.iter().all(|(p, _)| matches!(p, GpuBuf::F32(_))) {
+            let list = parts.iter().map(|(p, w)| Ok((want_f32("concat_columns", p)?, *w))).collect::<Result<Vec<_>>>()?;
+            return Ok(GpuBuf::F32(self.join_columns(&list, rows)?));
+        }
+        let list = parts.iter().map(|(p, w)| Ok((want_bf16("concat_columns", p)?, *w))).collect::<Result<Vec<_>>>()?;
+        Ok(GpuBuf::Bf16(self.join_columns(&list, rows)?))
     }
     fn query_scores(&self, q_rows: &GpuBuf, k: &GpuBuf, heads: Heads) -> Result<Vec<f32>> {
         let (q, k) = (want_bf16("query_scores", q_rows)?, want_bf16("query_scores", k)?);

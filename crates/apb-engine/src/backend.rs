@@ -68,6 +68,12 @@ pub trait Backend: Send + Sync {
     /// Rows [start, start + count) of a [rows][width] buffer.
     fn rows(&self, x: &Self::Buf, width: usize, start: usize, count: usize) -> Result<Self::Buf>;
     fn concat_rows(&self, parts: &[&Self::Buf]) -> Result<Self::Buf>;
+    /// Columns [start, start + count) of every row of a [rows][width] buffer: [rows][count]
+    /// (a range of heads, as Ulysses hands each host its heads of every row).
+    fn columns(&self, x: &Self::Buf, width: usize, start: usize, count: usize) -> Result<Self::Buf>;
+    /// Column blocks side by side: each part is [rows][its width], all with the same rows;
+    /// the result is [rows][sum of the widths] (Ulysses putting every host's heads back together).
+    fn concat_columns(&self, parts: &[(&Self::Buf, usize)]) -> Result<Self::Buf>;
     /// The query-aware passing score, [kv_heads][n], on the host.
     fn query_scores(&self, q_rows: &Self::Buf, k: &Self::Buf, heads: Heads) -> Result<Vec<f32>>;
     /// The passing block's tokens by the query-aware score: for each KV head, the `count`
@@ -79,4 +85,30 @@ pub trait Backend: Send + Sync {
         Ok(crate::passing::pick(scores, n, count, excluded))
     }
     fn gather_per_head(&self, kv: &Self::Buf, picked: &[Vec<u32>], head_dim: usize) -> Result<Self::Buf>;
+}
+
+/// The rows of a [rows][width] buffer of `len` values whose columns [start, start + count)
+/// `Backend::columns` takes, or what is wrong with the shape (every backend checks the same way).
+pub fn column_rows(len: usize, width: usize, start: usize, count: usize) -> std::result::Result<usize, String> {
+    if width == 0 || !len.is_multiple_of(width) {
+        return Err(format!("{len} values are not rows of width {width}"));
+    }
+    match start.checked_add(count) {
+        Some(end) if end <= width => Ok(len / width),
+        _ => Err(format!("columns [{start}, +{count}) outside rows of width {width}")),
+    }
+}
+
+/// The rows every part of `Backend::concat_columns` has (each part as (values, width)), or
+/// what is wrong with them.
+pub fn concat_column_rows(parts: &[(usize, usize)]) -> std::result::Result<usize, String> {
+    let Some(&(len, width)) = parts.first() else { return Err("no column blocks to put together".into()) };
+    if width == 0 || !len.is_multiple_of(width) {
+        return Err(format!("the first block's {len} values are not rows of width {width}"));
+    }
+    let rows = len / width;
+    match parts.iter().position(|&(l, w)| w == 0 || w.checked_mul(rows) != Some(l)) {
+        Some(i) => Err(format!("block {i} has {} values for width {}; the first block has {rows} rows", parts[i].0, parts[i].1)),
+        None => Ok(rows),
+    }
 }

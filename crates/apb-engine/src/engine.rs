@@ -128,7 +128,20 @@ fn working_values(m: &Model<impl Backend>, r: &Request, hosts: &[apb_plan::layou
     let kv: u64 = hosts.iter().map(|h| rows(h) * 2 * c.kv_width() as u64 * c.layers as u64).sum();
     let per_row = (3 * c.hidden + 2 * c.q_width() + 2 * c.kv_width() + 3 * c.intermediate) as u64;
     let largest = hosts.iter().map(rows).max().unwrap_or(0);
-    kv + largest * per_row
+    kv + largest * per_row + ulysses_values(m, r, hosts)
+}
+
+/// What Ulysses holds beyond the local activations: the parts of the all-to-alls in flight
+/// (every host on this device's rows of q, k and v), and one host's whole-sequence q, k, v
+/// and attention output for its heads.
+fn ulysses_values(m: &Model<impl Backend>, r: &Request, hosts: &[apb_plan::layout::HostLayout]) -> u64 {
+    if r.strategy != Strategy::Ulysses {
+        return 0;
+    }
+    let c = &m.config;
+    let in_flight: u64 = hosts.iter().map(|h| h.local_tokens * (c.q_width() + 2 * c.kv_width()) as u64).sum();
+    let heads = hosts.iter().map(|h| 2 * (h.q_heads.1 + h.kv_heads.1)).max().unwrap_or(0);
+    in_flight + r.context.len() as u64 * heads * c.head_dim as u64
 }
 
 /// Refuses, before any work, a request whose working memory does not fit the device.

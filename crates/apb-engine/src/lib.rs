@@ -24,6 +24,7 @@ pub mod safetensors;
 pub mod sample;
 pub mod tcp;
 pub mod timing;
+pub mod ulysses;
 pub mod weights;
 
 pub use config::{Architecture, Llama3Scaling, ModelConfig};

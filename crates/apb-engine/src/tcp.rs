@@ -137,19 +137,18 @@ impl TcpComm {
         comm_error(format!("host {peer} {what}; host {} cannot go on", self.rank))
     }
 
-    /// Sends `data` to each of `to` (on their own threads) while receiving one frame from
+    /// Sends each of `to` its data (on their own threads) while receiving one frame from
     /// each of `from`, in order.
-    fn exchange(&self, data: &[f32], to: &[usize], from: &[usize]) -> Result<Vec<Vec<f32>>> {
+    fn exchange(&self, to: &[(usize, &[f32])], from: &[usize]) -> Result<Vec<Vec<f32>>> {
         self.check_aborted()?;
-        let bytes = as_bytes(data);
         std::thread::scope(|s| {
             let senders: Vec<_> = to
                 .iter()
-                .map(|&peer| {
+                .map(|&(peer, data)| {
                     let stream = self.peer(peer);
                     s.spawn(move || -> Result<()> {
                         let mut stream = stream?;
-                        write_frame(&mut stream, bytes).map_err(|e| self.lost(peer, e))
+                        write_frame(&mut stream, as_bytes(data)).map_err(|e| self.lost(peer, e))
                     })
                 })
                 .collect();
@@ -177,7 +176,8 @@ impl Comm for TcpComm {
 
     fn all_gather(&mut self, data: Vec<f32>) -> Result<Vec<Arc<Vec<f32>>>> {
         let others: Vec<usize> = (0..self.size).filter(|&h| h != self.rank).collect();
-        let mut received = self.exchange(&data, &others, &others)?.into_iter();
+        let to: Vec<(usize, &[f32])> = others.iter().map(|&h| (h, data.as_slice())).collect();
+        let mut received = self.exchange(&to, &others)?.into_iter();
         let mut mine = Some(data);
         Ok((0..self.size).map(|h| Arc::new(if h == self.rank { mine.take().unwrap_or_default() } else { received.next().unwrap_or_default() })).collect())
     }
@@ -188,7 +188,19 @@ impl Comm for TcpComm {
         }
         let next = (self.rank + 1) % self.size;
         let previous = (self.rank + self.size - 1) % self.size;
-        Ok(self.exchange(&data, &[next], &[previous])?.pop().unwrap_or_default())
+        Ok(self.exchange(&[(next, &data)], &[previous])?.pop().unwrap_or_default())
+    }
+
+    /// Each part goes only to its host, over that host's socket.
+    fn all_to_all(&mut self, mut parts: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        if parts.len() != self.size {
+            return Err(EngineError::new(code::INTERNAL, "tcp", format!("an all-to-all over {} hosts was given {} parts", self.size, parts.len())));
+        }
+        let others: Vec<usize> = (0..self.size).filter(|&h| h != self.rank).collect();
+        let to: Vec<(usize, &[f32])> = others.iter().map(|&h| (h, parts[h].as_slice())).collect();
+        let mut received = self.exchange(&to, &others)?.into_iter();
+        let mut mine = Some(std::mem::take(&mut parts[self.rank]));
+        Ok((0..self.size).map(|h| if h == self.rank { mine.take().unwrap_or_default() } else { received.next().unwrap_or_default() }).collect())
     }
 
     fn compute_turn(&self) -> Option<MutexGuard<'_, ()>> {

@@ -74,6 +74,12 @@ impl Backend for Limited {
     fn concat_rows(&self, parts: &[&Vec<f32>]) -> Result<Vec<f32>> {
         self.cpu.concat_rows(parts)
     }
+    fn columns(&self, x: &Vec<f32>, width: usize, start: usize, count: usize) -> Result<Vec<f32>> {
+        self.cpu.columns(x, width, start, count)
+    }
+    fn concat_columns(&self, parts: &[(&Vec<f32>, usize)]) -> Result<Vec<f32>> {
+        self.cpu.concat_columns(parts)
+    }
     fn query_scores(&self, q_rows: &Vec<f32>, k: &Vec<f32>, heads: Heads) -> Result<Vec<f32>> {
         self.cpu.query_scores(q_rows, k, heads)
     }

@@ -248,3 +248,28 @@ fn query_scores_max_pooling_and_top_k_pick_the_true_best_tokens() {
         }
     }
 }
+
+#[test]
+fn columns_take_and_put_back_head_ranges() {
+    use apb_engine::backend::Backend;
+    use apb_engine::cpu::backend::Cpu;
+    let b = Cpu;
+    // 3 rows of width 4: row r holds 10r + column.
+    let x: Vec<f32> = (0..3).flat_map(|r| (0..4).map(move |c| (10 * r + c) as f32)).collect();
+    assert_eq!(b.columns(&x, 4, 1, 2).unwrap(), vec![1.0, 2.0, 11.0, 12.0, 21.0, 22.0]);
+    assert_eq!(b.columns(&x, 4, 3, 1).unwrap(), vec![3.0, 13.0, 23.0]);
+    assert_eq!(b.columns(&x, 4, 0, 4).unwrap(), x);
+    assert_eq!(b.columns(&x, 4, 4, 0).unwrap(), Vec::<f32>::new());
+    let (left, right) = (b.columns(&x, 4, 0, 1).unwrap(), b.columns(&x, 4, 1, 3).unwrap());
+    assert_eq!(b.concat_columns(&[(&left, 1), (&right, 3)]).unwrap(), x);
+    assert_eq!(b.concat_columns(&[(&right, 3), (&left, 1)]).unwrap(), vec![1.0, 2.0, 3.0, 0.0, 11.0, 12.0, 13.0, 10.0, 21.0, 22.0, 23.0, 20.0]);
+    assert_eq!(b.concat_columns(&[(&vec![], 2), (&vec![], 3)]).unwrap(), Vec::<f32>::new(), "no rows");
+    // Shapes that do not fit are errors, never panics.
+    for (width, start, count) in [(4, 3, 2), (5, 0, 1), (0, 0, 0), (4, usize::MAX, 2)] {
+        let e = b.columns(&x, width, start, count).expect_err("outside the rows");
+        assert_eq!(e.code, "INTERNAL", "{width} {start} {count}");
+    }
+    assert!(b.concat_columns(&[(&left, 1), (&x, 3)]).is_err(), "rows differ");
+    assert!(b.concat_columns(&[(&left, 0)]).is_err(), "no width");
+    assert!(b.concat_columns(&[]).is_err(), "nothing to put together");
+}

@@ -43,8 +43,13 @@ fn every_strategy_over_tcp_equals_the_same_hosts_emulated() {
     let mut base = full_request(rng.tokens(n, c.vocab), rng.tokens(q, c.vocab));
     base.prefix_tokens = rng.range(0, 3);
     base.max_new_tokens = 4;
-    for (i, strategy) in [Strategy::Full, Strategy::Apb, Strategy::Star, Strategy::Ring, Strategy::RingZigzag].into_iter().enumerate() {
-        let hosts = if strategy == Strategy::Full { 1 } else { rng.range(2, 5) };
+    for (i, strategy) in [Strategy::Full, Strategy::Apb, Strategy::Star, Strategy::Ring, Strategy::RingZigzag, Strategy::Ulysses].into_iter().enumerate() {
+        let hosts = match strategy {
+            Strategy::Full => 1,
+            // The hosts must share tiny_config's 4 query heads.
+            Strategy::Ulysses => 2 * rng.range(1, 2),
+            _ => rng.range(2, 5),
+        };
         let r = Request { strategy, hosts, ..base.clone() };
         let emulated = generate(&model, &r, &|_| true).unwrap();
         let outputs = run_tcp(&model, &r, &mut tcp_group(hosts, &format!("g{i}")));

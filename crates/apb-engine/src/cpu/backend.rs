@@ -4,7 +4,7 @@
 use super::attention::{self, KeySegment};
 use crate::heads::Heads;
 use super::{elementwise, linear, select};
-use crate::backend::{Backend, Segment};
+use crate::backend::{column_rows, concat_column_rows, Backend, Segment};
 use crate::error::{EngineError, Result};
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -124,6 +124,21 @@ impl Backend for Cpu {
     }
     fn concat_rows(&self, parts: &[&Vec<f32>]) -> Result<Vec<f32>> {
         Ok(parts.iter().flat_map(|p| p.iter().copied()).collect())
+    }
+    fn columns(&self, x: &Vec<f32>, width: usize, start: usize, count: usize) -> Result<Vec<f32>> {
+        column_rows(x.len(), width, start, count).map_err(|what| shape_error("columns", what))?;
+        Ok(x.chunks_exact(width).flat_map(|row| &row[start..start + count]).copied().collect())
+    }
+    fn concat_columns(&self, parts: &[(&Vec<f32>, usize)]) -> Result<Vec<f32>> {
+        let shapes: Vec<(usize, usize)> = parts.iter().map(|(p, w)| (p.len(), *w)).collect();
+        let rows = concat_column_rows(&shapes).map_err(|what| shape_error("concat_columns", what))?;
+        let mut out = Vec::with_capacity(shapes.iter().map(|s| s.0).sum());
+        for r in 0..rows {
+            for (p, w) in parts {
+                out.extend_from_slice(&p[r * w..(r + 1) * w]);
+            }
+        }
+        Ok(out)
     }
     fn query_scores(&self, q_rows: &Vec<f32>, k: &Vec<f32>, heads: Heads) -> Result<Vec<f32>> {
         Ok(select::query_scores(q_rows, k, heads))
