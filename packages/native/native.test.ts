@@ -75,6 +75,19 @@ describe("@apb/native", () => {
     expect(tokens).toEqual(out.tokens);
   });
 
+  it("runs ulysses, splitting the heads over hosts, to full attention's tokens", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
+    const engine = await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec);
+    const request = { context: [1, 2, 3, 4, 5, 6, 7], prefixTokens: 1, query: [6], hosts: 1, maxNewTokens: 3, stopTokens: [] };
+    const full = await engine.generate({ ...request, strategy: "full" });
+    // 2 hosts: a query head each, sharing the one KV head.
+    const ulysses = await engine.generate({ ...request, strategy: "ulysses", hosts: 2 });
+    expect(ulysses.tokens).toEqual(full.tokens);
+    expect(ulysses.hosts.map((h) => h.host)).toEqual([0, 1]);
+    const err = Math.max(...full.firstLogits.map((x, i) => Math.abs(x - ulysses.firstLogits[i]!)));
+    expect(err).toBeLessThan(1e-4);
+  });
+
   it("rejects a bad spec with a coded error", async () => {
     const dir = mkdtempSync(join(tmpdir(), "apb-native-"));
     const cases: [ModelSpec, string, RegExp][] = [
@@ -96,7 +109,9 @@ describe("@apb/native", () => {
     const engine = await Engine.load({ config, tensors: llamaTensors(dir) } as ModelSpec);
     const base = { context: [1, 2, 3], prefixTokens: 1, query: [4], strategy: "full", hosts: 1, maxNewTokens: 1, stopTokens: [] };
     for (const [patch, path] of [
-      [{ strategy: "ulysses" }, "strategy"],
+      [{ strategy: "warp" }, "strategy"],
+      // 2 query heads cannot be split over 3 hosts: the planner's INFEASIBLE.
+      [{ strategy: "ulysses", hosts: 3, context: [1, 2, 3, 4, 5, 6] }, "hosts"],
       [{ context: [1, 99] }, "tokens"],
       [{ query: [] }, "query"],
       [{ hosts: 9, strategy: "apb" }, "hosts"],

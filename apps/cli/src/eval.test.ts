@@ -83,7 +83,7 @@ describe("apb eval", () => {
       [["--hosts", "2,0"], /^apb: --hosts must be whole numbers >= 1 \(and at most 4096\); got 0 \[OUT_OF_RANGE\]$/],
       [["--cases", "0"], /^apb: --cases must be a whole number of cases per cell, 1 to 100000; got 0 \[OUT_OF_RANGE\]$/],
       [["--tasks", "needle,haystack"], /^apb: --tasks must be among needle-number, .*, variable-tracking; got "haystack" \[OUT_OF_RANGE\]$/],
-      [["--strategies", "apb,warp"], /^apb: --strategies must be among full, apb, star, ring, ring-zigzag; got "warp" \[OUT_OF_RANGE\]$/],
+      [["--strategies", "apb,warp"], /^apb: --strategies must be among full, apb, star, ring, ring-zigzag, ulysses; got "warp" \[OUT_OF_RANGE\]$/],
       [["--backend", "tpu"], /^apb: --backend must be one of cpu, cuda; got 'tpu' \[OUT_OF_RANGE\]$/],
       [["--out", join(dir, "missing", "x.json")], /^apb: --out: the directory of .* does not exist \[INVALID_INPUT\]$/],
     ];

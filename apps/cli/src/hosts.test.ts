@@ -58,6 +58,8 @@ describe("apb run --processes", () => {
     ["star", 2 + Math.floor(Math.random() * 3)],
     ["ring", 2 + Math.floor(Math.random() * 3)],
     ["ring-zigzag", 2 + Math.floor(Math.random() * 3)],
+    // Hosts that share the tiny model's 4 query heads and 2 KV heads: 2, or 4 sharing a KV head.
+    ["ulysses", 2 * (1 + Math.floor(Math.random() * 2))],
   ];
   it.each(cases)("%s on %i hosts as processes gives the tokens and first-token logits of the same hosts emulated", (strategy, hosts) => {
     const args = ["--strategy", strategy, "--hosts", String(hosts)];

@@ -30,7 +30,7 @@ describe("options are checked before any file is read", () => {
     [["--temperature", "hot"], /--temperature must be a number, got 'hot'/],
     [["--top-p", "0"], /--top-p must be more than 0 and at most 1, got 0/],
     [["--seed", "1.5"], /--seed must be a whole number, got '1.5'/],
-    [["--strategy", "warp"], /--strategy must be one of full, apb, star, ring, ring-zigzag; got 'warp'/],
+    [["--strategy", "warp"], /--strategy must be one of full, apb, star, ring, ring-zigzag, ulysses; got 'warp'/],
     [["--backend", "tpu"], /--backend must be one of cpu, cuda; got 'tpu'/],
     [["--group-timeout-ms", "soon"], /--group-timeout-ms must be a whole number/],
   ])("apb run %j", (flags, message) => {
@@ -60,7 +60,7 @@ describe("options are checked before any file is read", () => {
   it("apb serve", () => {
     fails(["serve", "--model", MISSING, "--hosts", "0"], /--hosts must be a whole number between 1 and 4096, got 0/);
     fails(["serve", "--model", MISSING, "--hosts", "2", "--backend", "tpu"], /--backend must be one of cpu, cuda; got 'tpu'/);
-    fails(["serve", "--model", MISSING, "--hosts", "2", "--strategy", "warp"], /--strategy must be one of full, apb, star, ring, ring-zigzag; got 'warp'/);
+    fails(["serve", "--model", MISSING, "--hosts", "2", "--strategy", "warp"], /--strategy must be one of full, apb, star, ring, ring-zigzag, ulysses; got 'warp'/);
     fails(["serve", "--model", MISSING, "--hosts", "2", "--strategy", "full"], /--strategy full runs on one host: serve it with --hosts 1/);
     fails(["serve", "--model", MISSING, "--hosts", "2", "--port", "70000"], /--port must be a whole number between 0 and 65535, got 70000/);
     fails(["serve", "--model", MISSING, "--hosts", "2", "--api-key", "short"], /--api-key must be at least 8 characters/);

@@ -38,6 +38,14 @@ describe("apb make-tiny-model and apb run", () => {
     const ring = JSON.parse(apb("run", "--model", model, "--prompt-file", promptFile, "--query", "What is the key?", "--strategy", "ring", "--hosts", "2", "--max-tokens", "4", "--json").out);
     expect(ring.tokens).toEqual(full.tokens);
     expect(full.layout.hosts).toBe(1);
+    // Ulysses is exact too: 2 hosts with a KV head each, 4 hosts sharing the tiny model's 2.
+    for (const hosts of ["2", "4"]) {
+      const ulysses = apb("run", "--model", model, "--prompt-file", promptFile, "--query", "What is the key?", "--strategy", "ulysses", "--hosts", hosts, "--max-tokens", "4", "--json");
+      expect(ulysses.code, ulysses.err).toBe(0);
+      const out = JSON.parse(ulysses.out);
+      expect(out.tokens, `ulysses on ${hosts} hosts`).toEqual(full.tokens);
+      expect(out.layout.hosts).toBe(Number(hosts));
+    }
   });
 
   it("says in one line why the CUDA backend cannot run, where it cannot", () => {
@@ -54,7 +62,8 @@ describe("apb make-tiny-model and apb run", () => {
     const cases: [string[], RegExp][] = [
       [["run", "--model", join(dir, "missing"), "--prompt-file", promptFile, "--query", "q"], /model directory .*missing does not exist \[MODEL_FILE\]/],
       [["run", "--model", join(dir, "tiny"), "--prompt-file", join(dir, "nope.txt"), "--query", "q"], /--prompt-file: cannot read/],
-      [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--strategy", "ulysses"], /--strategy must be one of full, apb, star, ring, ring-zigzag/],
+      [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--strategy", "warp"], /--strategy must be one of full, apb, star, ring, ring-zigzag, ulysses; got 'warp'/],
+      [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--strategy", "ulysses", "--hosts", "3"], /ulysses splits heads across hosts: 4 query heads and 2 KV heads cannot be shared by 3 hosts.*\[INFEASIBLE\]/],
       [["run", "--model", join(dir, "tiny"), "--prompt-file", promptFile, "--query", "q", "--backend", "tpu"], /--backend must be one of cpu, cuda; got 'tpu'/],
       [["make-tiny-model", join(dir, "x"), "--architecture", "gpt2"], /--architecture must be one of llama, qwen2, mistral/],
     ];

@@ -99,7 +99,7 @@ describe("runEval", () => {
       [{ lengths: [64] }, "lengths", /^lengths must be whole numbers of tokens >= 128; got 64/],
       [{ lengths: [512], hosts: [2, 0] }, "hosts", /^hosts must be whole numbers >= 1 \(and at most 4096\); got 0/],
       [{ lengths: [512], tasks: ["needle-number", "haystack"] }, "tasks", /^tasks must be among needle-number, .*variable-tracking; got "haystack"/],
-      [{ lengths: [512], strategies: ["warp"] }, "strategies", /^strategies must be among full, apb, star, ring, ring-zigzag; got "warp"/],
+      [{ lengths: [512], strategies: ["warp"] }, "strategies", /^strategies must be among full, apb, star, ring, ring-zigzag, ulysses; got "warp"/],
       [{ lengths: [512], cases: 0 }, "cases", /^cases must be a whole number of cases per cell/],
       [{ lengths: [512], depths: [1.5] }, "depths", /^depths must be from 0 to 1; got 1.5/],
       [{ lengths: [512], passingTokens: "some" }, "passingTokens", /^passingTokens must be a whole number of tokens or "all"/],

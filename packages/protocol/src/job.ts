@@ -3,7 +3,7 @@ import { z } from "zod";
 /** Token ids are unsigned 32-bit in every tokenizer apb reads, and in the engine. */
 export const MAX_TOKEN_ID = 2 ** 32 - 1;
 
-export const STRATEGIES = ["full", "apb", "star", "ring", "ring-zigzag"] as const;
+export const STRATEGIES = ["full", "apb", "star", "ring", "ring-zigzag", "ulysses"] as const;
 export const SCORERS = ["query", "retaining-heads"] as const;
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);

@@ -100,7 +100,8 @@ describe("parseFrame: each bad frame gets its code and the field it is about", (
     expect(refused(submit({ query: [1.5] }), "caller")).toMatchObject({ path: "job.query[0]" });
     expect(refused(submit({ query: [] }), "caller")).toMatchObject({ path: "job.query", message: expect.stringContaining("at least one token") });
     expect(refused(submit({ context: "1 2 3" }), "caller")).toMatchObject({ path: "job.context", message: expect.stringContaining("must be an array of token ids") });
-    expect(refused(submit({ strategy: "ulysses" }), "caller")).toMatchObject({ path: "job.strategy", message: expect.stringContaining("must be one of full, apb, star, ring, ring-zigzag") });
+    expect(refused(submit({ strategy: "warp" }), "caller")).toMatchObject({ path: "job.strategy", message: expect.stringContaining("must be one of full, apb, star, ring, ring-zigzag, ulysses") });
+    expect(parseFrame(JSON.stringify(submit({ strategy: "ulysses" })), "caller")).toMatchObject({ ok: true, message: { job: { strategy: "ulysses" } } });
     expect(refused(submit({ topP: 0 }), "caller")).toMatchObject({ path: "job.topP", message: "submit: job.topP must be > 0, found 0" });
     expect(refused(submit({ temperature: -0.5 }), "caller")).toMatchObject({ path: "job.temperature" });
     expect(refused(submit({ maxTokens: 2.5 }), "caller")).toMatchObject({ path: "job.maxTokens", message: "submit: job.maxTokens must be an integer, found 2.5" });

@@ -36,6 +36,13 @@ describe("loadModel and generate", () => {
       expect(relError(out.firstLogits, full.firstLogits), strategy).toBeLessThan(1e-5);
       expect(out.tokens, strategy).toEqual(full.tokens);
     }
+    // Ulysses splits the tiny model's 4 query heads (2 KV heads) over 2 hosts, or 4 sharing a KV head.
+    for (const hosts of [2, 4]) {
+      const out = await model.generate({ document, query, strategy: "ulysses", hosts, maxTokens: 6 });
+      expect(out.layout).toMatchObject({ strategy: "ulysses", hosts });
+      expect(relError(out.firstLogits, full.firstLogits), `ulysses on ${hosts} hosts`).toBeLessThan(1e-5);
+      expect(out.tokens, `ulysses on ${hosts} hosts`).toEqual(full.tokens);
+    }
     const apb = await model.generate({ document, query, strategy: "apb", hosts: 4, maxTokens: 6 });
     expect(apb.layout).toMatchObject({ strategy: "apb", hosts: 4 });
     expect(apb.layout.anchorTokens).toBeGreaterThan(0);

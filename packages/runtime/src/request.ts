@@ -15,20 +15,13 @@ import type { ChatMessage } from "./tokenizer.js";
 
 /**
  * The strategies the engine runs: the one list of them (the CLI, the server and the eval suite
- * take it from here). Two lists differ from it on purpose, and request.test.ts holds both to
- * it: the protocol's (packages/protocol/src/job.ts) is this list written out again, since the
- * protocol imports nothing of ours; the planner's (packages/planner/src/schema.ts) is what the
- * planner models, which is this list and PLANNED_NOT_RUN.
+ * take it from here). Two lists are written out again, and request.test.ts holds both to it:
+ * the protocol's (packages/protocol/src/job.ts), since the protocol imports nothing of ours;
+ * the planner's (packages/planner/src/schema.ts), which is what the planner models: every
+ * strategy the engine runs, in the planner's own order.
  */
-export const STRATEGIES = ["full", "apb", "star", "ring", "ring-zigzag"] as const;
+export const STRATEGIES = ["full", "apb", "star", "ring", "ring-zigzag", "ulysses"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
-
-/**
- * Strategies the planner models but the engine does not run yet: Ulysses has a layout and
- * costs in apb-plan, but the engine refuses it (apb-engine's prefill.rs), so no runtime caller
- * may choose it.
- */
-export const PLANNED_NOT_RUN = ["ulysses"] as const;
 
 /** The largest values a request accepts (hosts is the planner's MAX_HOSTS); callers can check their flags against them first. */
 export const REQUEST_LIMITS = { maxHosts: MAX_HOSTS, maxNewTokens: 1_000_000, maxTemperature: 100, maxSeed: 2 ** 32 - 1 } as const;
