@@ -7,11 +7,11 @@
 //     the survivor (blocked on NCCL with a dead peer) is aborted and stays up, and after a new
 //     worker joins the next job runs.
 //   --bench MODELDIR: a Llama-3.1-8B-shaped model (model_bench.py's) at each length: time to
-//     first token of full on one GPU, and apb, star and ring on 2 real and on 2 emulated
+//     first token of full on one GPU, and apb, star, ring and ulysses on 2 real and on 2 emulated
 //     hosts, comm per layer, the planner's prediction beside each. Writes hosts-gpu.json and
 //     hosts-gpu.md to $OUT (or the current directory).
 // usage: bundle/bin/node bundle/test/gpu/hosts_gpu.mjs [--check REFDIR] [--bench MODELDIR]
-//          [--lengths 32768,131072] [--strategies apb,star,ring]
+//          [--lengths 32768,131072] [--strategies apb,star,ring,ring-zigzag,ulysses]
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
@@ -91,7 +91,8 @@ async function check(refDir) {
     const { config, engine } = await loadEmulated(modelDir);
     const group = await startGroup(modelDir);
     try {
-      for (const strategy of ["apb", "star", "ring", "ring-zigzag"]) {
+      // Ulysses on 2 hosts: the reference models' heads (8 over 2 KV, 14 over 2 KV) split in two.
+      for (const strategy of ["apb", "star", "ring", "ring-zigzag", "ulysses"]) {
         const n = 3000 + Math.floor(Math.random() * 2000);
         const ids = Array.from({ length: n }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
         const j = job(ids, 4, 16, strategy, 8);
@@ -137,7 +138,7 @@ async function kill(refDir) {
 
 async function bench(modelDir) {
   const lengths = arg("--lengths", "32768,131072").split(",").map(Number);
-  const strategies = arg("--strategies", "apb,star,ring,ring-zigzag").split(",");
+  const strategies = arg("--strategies", "apb,star,ring,ring-zigzag,ulysses").split(",");
   ensureTokenizer(modelDir);
   const { config, engine } = await loadEmulated(modelDir);
   const group = await startGroup(modelDir, true);

@@ -3,12 +3,12 @@
 // (a Llama-3.1-8B-shaped model with random bf16 weights and transformers' timings):
 //   - one GPU, full prefill at each length: time to first token (prefill + the query's pass),
 //     tokens/s, peak memory, beside transformers (sdpa) measured on the same GPU;
-//   - 8 hosts emulated on the GPU at 32K/64K/128K: the slowest host's prefill for apb, star
-//     and ring beside full on one host, with the planner's predictions for 8 of this GPU in
+//   - 8 hosts emulated on the GPU at 32K/64K/128K: the slowest host's prefill for apb, star,
+//     ulysses and ring beside full on one host, with the planner's predictions for 8 of this GPU in
 //     an NVLink node (the h200-nvlink profile on an H200, else h100-nvlink).
 // Writes model-bench.json and model-bench.md to $OUT (or the current directory).
 // usage: bundle/bin/node bundle/test/gpu/model_bench.mjs OUTDIR [--lengths 8192,32768,131072]
-//          [--hosts-lengths 32768,65536,131072] [--strategies full,apb,star,ring]
+//          [--hosts-lengths 32768,65536,131072] [--strategies full,apb,star,ulysses,ring]
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Engine } from "@apb/native";
@@ -19,7 +19,7 @@ const outDir = process.argv[2];
 const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
 const lengths = arg("--lengths", "8192,32768,131072").split(",").map(Number);
 const hostLengths = arg("--hosts-lengths", "32768,65536,131072").split(",").map(Number);
-const strategies = arg("--strategies", "full,apb,star,ring").split(",");
+const strategies = arg("--strategies", "full,apb,star,ulysses,ring").split(",");
 const HOSTS = 8;
 const QUERY = 64;
 const PREFIX = 1;

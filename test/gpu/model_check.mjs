@@ -3,8 +3,10 @@
 // hf_reference.py has written OUTDIR):
 //   - against Hugging Face transformers: logits of the full prefill (relative error against
 //     the float32 reference, beside transformers' own bf16 error) and greedy tokens;
-//   - against the CPU backend, every strategy (full, apb, star, ring over 4 emulated hosts);
-//   - apb with anchor 0 and passing = the whole block equals full, on CUDA as on CPU.
+//   - against the CPU backend, every strategy (full, apb, star, ring over 4 emulated hosts;
+//     ulysses over as many as share the model's heads, 4 or 2);
+//   - apb with anchor 0 and passing = the whole block equals full, and ulysses equals full,
+//     on CUDA as on CPU.
 // usage: bundle/bin/node bundle/test/gpu/model_check.mjs OUTDIR
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -64,8 +66,13 @@ for (const name of ["llama", "qwen2"]) {
   // margin). APB picks its passing tokens by a top-k over scores, which bf16 rounding can
   // reorder near the cut, so it gets a looser bound and must agree on the first token.
   const bf16Bound = Math.max(2e-2, 2 * hfOwn);
-  for (const strategy of ["full", "apb", "star", "ring"]) {
-    const hosts = strategy === "full" ? 1 : 4;
+  // Ulysses splits the heads over its hosts: 4 where they share this model's heads (Llama's
+  // 8 over 2 KV heads), else 2 (Qwen2's 14).
+  const hc = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+  const shares = (h) => hc.num_attention_heads % h === 0 && (hc.num_key_value_heads % h === 0 || h % hc.num_key_value_heads === 0);
+  const ulyssesHosts = [4, 2].find(shares) ?? 1;
+  for (const strategy of ["full", "apb", "star", "ring", "ulysses"]) {
+    const hosts = strategy === "full" ? 1 : strategy === "ulysses" ? ulyssesHosts : 4;
     const [g, c] = [await cuda.generate(request(ref.ids, strategy, hosts)), await cpu.generate(request(ref.ids, strategy, hosts))];
     const e = relErr(Array.from(g.firstLogits), Array.from(c.firstLogits));
     // A first token that differs must be a near tie in the CPU's own logits: within the
@@ -83,6 +90,10 @@ for (const name of ["llama", "qwen2"]) {
     const fullHere = await engine.generate(request(ref.ids, "full", 1));
     const e = relErr(Array.from(apbAsFull.firstLogits), Array.from(fullHere.firstLogits));
     report({ model: name, check: `${label}: apb with l_a = 0, l_p = l_b equals full`, relErr: e, blockTokens: probe.blockTokens }, e < (label === "cpu" ? 1e-4 : bf16Bound));
+    // Ulysses is exact: only which host computes which head changes.
+    const ulysses = await engine.generate(request(ref.ids, "ulysses", ulyssesHosts));
+    const eu = relErr(Array.from(ulysses.firstLogits), Array.from(fullHere.firstLogits));
+    report({ model: name, check: `${label}: ulysses over ${ulyssesHosts} hosts equals full`, relErr: eu, ulyssesTokens: ulysses.tokens, fullTokens: fullHere.tokens }, eu < (label === "cpu" ? 1e-4 : bf16Bound));
   }
 }
 process.exit(failed ? 1 : 0);
