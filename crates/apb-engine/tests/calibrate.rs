@@ -9,7 +9,7 @@ use apb_plan::layout::Mask;
 const SHAPE: LayerShape = LayerShape { hidden: 64, heads: 4, kv_heads: 2, head_dim: 16, intermediate: 96 };
 
 fn small() -> Settings {
-    Settings { tokens: 8, attention_tokens: 32, copy_bytes: 1 << 20, repeats: Repeats { warmup: 1, runs: 3 } }
+    Settings { tokens: 8, attention_tokens: 32, copy_bytes: 1 << 20, repeats: Repeats { warmup: 1, warmup_ms: 0.0, runs: 3, sample_ms: 0.0 } }
 }
 
 /// A planner input with this shape (the other fields are the planner's defaults).
@@ -74,4 +74,6 @@ fn bad_sizes_are_refused_naming_the_field() {
     assert_eq!(e.path, "tokens");
     let e = refused(SHAPE, Settings { attention_tokens: 0, ..small() });
     assert_eq!(e.path, "attentionTokens");
+    let e = refused(SHAPE, Settings { repeats: Repeats { sample_ms: f64::NAN, ..small().repeats }, ..small() });
+    assert_eq!(e.path, "sampleMs");
 }

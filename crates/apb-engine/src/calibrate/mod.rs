@@ -12,7 +12,7 @@ pub use timer::Repeats;
 pub use work::{causal_attention_flops, layer_gemm_flops, layer_gemms, Gemm, LayerShape};
 
 /// The sizes of a calibration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
     /// Rows of each GEMM (a prefill chunk's tokens).
     pub tokens: usize,
@@ -28,8 +28,20 @@ impl Settings {
     /// reads low); small on the CPU, so a calibration there takes seconds.
     pub fn for_backend(name: &str) -> Settings {
         match name {
-            "cpu" => Settings { tokens: 64, attention_tokens: 512, copy_bytes: 64 << 20, repeats: Repeats { warmup: 1, runs: 3 } },
-            _ => Settings { tokens: 8192, attention_tokens: 16384, copy_bytes: 1 << 30, repeats: Repeats { warmup: 2, runs: 5 } },
+            "cpu" => Settings {
+                tokens: 64,
+                attention_tokens: 512,
+                copy_bytes: 64 << 20,
+                repeats: Repeats { warmup: 1, warmup_ms: 0.0, runs: 3, sample_ms: 0.0 },
+            },
+            // A second of load first, then samples of 200 ms: a GPU's rate under the
+            // sustained load of a prefill, not its boost clock's (timer.rs).
+            _ => Settings {
+                tokens: 8192,
+                attention_tokens: 16384,
+                copy_bytes: 1 << 30,
+                repeats: Repeats { warmup: 2, warmup_ms: 1000.0, runs: 5, sample_ms: 200.0 },
+            },
         }
     }
 }
@@ -38,6 +50,8 @@ impl Settings {
 /// allocation that large could abort the process instead of failing.
 pub const MAX_BUFFER_VALUES: usize = 1 << 31;
 pub const MAX_RUNS: usize = 1000;
+/// Longest warm-up or sample, in milliseconds.
+pub const MAX_SUSTAIN_MS: f64 = 60_000.0;
 
 /// One GEMM's median time.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +137,11 @@ pub fn check(shape: &LayerShape, s: &Settings) -> Result<()> {
     if s.repeats.runs > MAX_RUNS || s.repeats.warmup > MAX_RUNS {
         let name = if s.repeats.runs > MAX_RUNS { "runs" } else { "warmup" };
         return Err(EngineError::invalid(name, format!("{name} must be at most {MAX_RUNS}")));
+    }
+    for (name, ms) in [("warmupMs", s.repeats.warmup_ms), ("sampleMs", s.repeats.sample_ms)] {
+        if !(ms.is_finite() && (0.0..=MAX_SUSTAIN_MS).contains(&ms)) {
+            return Err(EngineError::invalid(name, format!("{name} must be from 0 to {MAX_SUSTAIN_MS} milliseconds, got {ms}")));
+        }
     }
     let widest = layer_gemms(shape).iter().map(|g| g.n.max(g.k)).max().unwrap_or(0);
     let largest_weight = layer_gemms(shape).iter().map(|g| g.n.saturating_mul(g.k)).max().unwrap_or(0);
