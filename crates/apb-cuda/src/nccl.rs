@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use apb_engine::comm::{Comm, Handoff};
+use apb_engine::comm::{Comm, Handoff, InFlight};
 use apb_engine::error::{code, EngineError, Result};
 use apb_engine::exchange::KvBlock;
 use cudarc::driver::{sys as cu, CudaContext, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, SyncOnDrop};
@@ -413,6 +413,63 @@ impl Shared {
         EngineError::new(code::COMM, PATH, format!("rank {} of {}: {message}", self.rank, self.size))
     }
 
+    /// Runs `f` on the live communicator, under the state lock (so no abort frees it
+    /// meanwhile). An NCCL error aborts the communicator (its peers would otherwise wait on
+    /// work this rank will never do) and becomes a COMM error.
+    fn call<T>(&self, what: &str, f: impl FnOnce(&Nccl, sys::ncclComm_t) -> std::result::Result<T, String>) -> Result<T> {
+        let outcome = {
+            let s = lock(&self.state);
+            let Some(comm) = s.comm.as_ref().map(|c| c.0) else {
+                return Err(self.stopped(what, &s));
+            };
+            f(self.lib, comm)
+        };
+        outcome.map_err(|detail| {
+            let error = self.error(format!("{what} failed: {detail}"));
+            self.abort(&error.message);
+            error
+        })
+    }
+
+    /// The communicator's state: NCCL_SUCCESS (idle or work queued) or NCCL_IN_PROGRESS
+    /// (still joining, or still queueing work in the background); errors are COMM errors.
+    fn async_state(&self, what: &str) -> Result<c_int> {
+        self.call(what, |lib, comm| {
+            let mut state: c_int = NCCL_SUCCESS;
+            // SAFETY: `comm` is live (held under the lock); `state` is a valid out-int.
+            let status = unsafe { (lib.comm_get_async_error)(comm, &mut state) };
+            check(lib, comm, "ncclCommGetAsyncError", status)?;
+            check(lib, comm, "the communicator", state)?;
+            Ok(state)
+        })
+    }
+
+    /// Polls until `done` says the GPU has passed the work before it (or the communicator
+    /// fails or is aborted): first until NCCL has queued its work (non-blocking: in the
+    /// background), then the GPU. Never blocks in CUDA or NCCL, so an abort stops it.
+    fn wait_until(&self, what: &str, done: impl Fn() -> cu::CUresult) -> Result<()> {
+        let pause = Pause::new(Duration::from_millis(1));
+        loop {
+            if self.aborted.load(Ordering::SeqCst) {
+                return Err(self.stopped(what, &lock(&self.state)));
+            }
+            // Until NCCL has queued the group's kernels, an idle stream means nothing.
+            if self.async_state(what)? == NCCL_SUCCESS {
+                self.ctx.bind_to_thread().map_err(|e| self.error(format!("{what}: binding the GPU failed: {e:?}")))?;
+                match done() {
+                    cu::CUresult::CUDA_SUCCESS => return Ok(()),
+                    cu::CUresult::CUDA_ERROR_NOT_READY => {}
+                    other => {
+                        let error = self.error(format!("{what} failed: the GPU reported {other:?} while waiting for it"));
+                        self.abort(&error.message);
+                        return Err(error);
+                    }
+                }
+            }
+            pause.wait();
+        }
+    }
+
     /// The error for work on a communicator that is no longer there.
     fn stopped(&self, what: &str, s: &State) -> EngineError {
         match &s.reason {
@@ -593,6 +650,94 @@ pub struct NcclComm {
     shared: Arc<Shared>,
     /// The model backend's stream: collectives are ordered with its compute.
     stream: Arc<CudaStream>,
+    /// Where transfers that run beside the compute go (K/V blocks in the background).
+    transfer: TransferStream,
+}
+
+/// A stream of the communicator's own, at the GPU's highest priority, so that NCCL's
+/// kernels get SMs as soon as a compute kernel's blocks retire rather than after the kernel.
+struct TransferStream {
+    raw: cu::CUstream,
+    ctx: Arc<CudaContext>,
+}
+
+// SAFETY: a CUstream handle is not tied to a thread; every use binds its context first.
+unsafe impl Send for TransferStream {}
+
+impl TransferStream {
+    fn new(ctx: &Arc<CudaContext>) -> std::result::Result<TransferStream, String> {
+        ctx.bind_to_thread().map_err(|e| format!("binding the GPU failed: {e:?}"))?;
+        let (mut least, mut greatest) = (0, 0);
+        // SAFETY: two valid out-ints; the context is current on this thread.
+        unsafe { cu::cuCtxGetStreamPriorityRange(&mut least, &mut greatest) }.result().map_err(|e| format!("reading stream priorities failed: {e:?}"))?;
+        let mut raw: cu::CUstream = std::ptr::null_mut();
+        // SAFETY: `raw` is a valid out-pointer; the stream is destroyed in Drop, once.
+        unsafe { cu::cuStreamCreateWithPriority(&mut raw, cu::CUstream_flags::CU_STREAM_NON_BLOCKING as u32, greatest) }
+            .result()
+            .map_err(|e| format!("creating a transfer stream failed: {e:?}"))?;
+        Ok(TransferStream { raw, ctx: ctx.clone() })
+    }
+}
+
+impl Drop for TransferStream {
+    fn drop(&mut self) {
+        let _ = self.ctx.bind_to_thread();
+        // SAFETY: the stream was made in `new` and is destroyed only here; work still queued
+        // on it completes first (the driver releases the stream afterwards).
+        unsafe { cu::cuStreamDestroy_v2(self.raw) };
+    }
+}
+
+/// K/V blocks on their way (`start_block_exchange`): what must live until the transfer
+/// stream has passed them, and the event that says it has.
+struct NcclInFlight {
+    shared: Arc<Shared>,
+    /// The backend's stream (as `stream_handle` gives it), ordered after the transfer.
+    compute: usize,
+    done: cudarc::driver::CudaEvent,
+    /// This host's block, read by the sends.
+    _sent: Handoff,
+    received: Vec<Handoff>,
+    /// Whether the backend's stream already waits for `done`.
+    ordered: bool,
+}
+
+impl NcclInFlight {
+    /// Later work on the backend's stream (reading the received blocks, freeing any of these
+    /// buffers) runs after the transfer.
+    fn order_compute(&mut self) -> Result<()> {
+        if self.ordered {
+            return Ok(());
+        }
+        self.shared.ctx.bind_to_thread().map_err(|e| self.shared.error(format!("K/V blocks: binding the GPU failed: {e:?}")))?;
+        // SAFETY: both handles belong to this GPU's context, current on this thread; the
+        // event was recorded after the transfer was queued and is alive for the call.
+        unsafe { cu::cuStreamWaitEvent(std::ptr::without_provenance_mut(self.compute), self.done.cu_event(), 0) }
+            .result()
+            .map_err(|e| self.shared.error(format!("K/V blocks: ordering compute after the transfer failed: {e:?}")))?;
+        self.ordered = true;
+        Ok(())
+    }
+}
+
+impl InFlight for NcclInFlight {
+    fn finish(mut self: Box<Self>) -> Result<Vec<Handoff>> {
+        let done = self.done.cu_event();
+        // SAFETY: the event belongs to this GPU's context (bound before each query) and lives
+        // as long as `self`; querying has no other effect.
+        self.shared.wait_until("K/V blocks", || unsafe { cu::cuEventQuery(done) })?;
+        self.order_compute()?;
+        Ok(std::mem::take(&mut self.received))
+    }
+}
+
+impl Drop for NcclInFlight {
+    /// Dropped unfinished (a failed layer): the buffers are freed on the backend's stream,
+    /// so that stream waits for the transfer first (an aborted communicator stops NCCL's
+    /// kernels, so this never waits on a dead peer for long).
+    fn drop(&mut self) {
+        let _ = self.order_compute();
+    }
 }
 
 impl NcclComm {
@@ -641,7 +786,15 @@ impl NcclComm {
             return Err(shared.error("joining the group failed: ncclCommInitRankConfig returned no communicator".into()));
         }
         lock(&shared.state).comm = Some(RawComm(raw));
-        let comm = NcclComm { shared, stream };
+        let transfer = match TransferStream::new(&ctx) {
+            Ok(t) => t,
+            Err(detail) => {
+                let error = shared.error(format!("joining the group: {detail}"));
+                shared.abort(&error.message);
+                return Err(error);
+            }
+        };
+        let comm = NcclComm { shared, stream, transfer };
         let started = Instant::now();
         // No deadline where the timeout is beyond what an Instant can hold.
         let deadline = started.checked_add(Duration::from_millis(timeout_ms));
@@ -674,35 +827,12 @@ impl NcclComm {
         self.shared.error(message)
     }
 
-    /// Runs `f` on the live communicator, under the state lock (so no abort frees it
-    /// meanwhile). An NCCL error aborts the communicator (its peers would otherwise wait on
-    /// work this rank will never do) and becomes a COMM error.
     fn call<T>(&self, what: &str, f: impl FnOnce(&Nccl, sys::ncclComm_t) -> std::result::Result<T, String>) -> Result<T> {
-        let outcome = {
-            let s = lock(&self.shared.state);
-            let Some(comm) = s.comm.as_ref().map(|c| c.0) else {
-                return Err(self.shared.stopped(what, &s));
-            };
-            f(self.shared.lib, comm)
-        };
-        outcome.map_err(|detail| {
-            let error = self.error(format!("{what} failed: {detail}"));
-            self.shared.abort(&error.message);
-            error
-        })
+        self.shared.call(what, f)
     }
 
-    /// The communicator's state: NCCL_SUCCESS (idle or work queued) or NCCL_IN_PROGRESS
-    /// (still joining, or still queueing work in the background); errors are COMM errors.
     fn async_state(&self, what: &str) -> Result<c_int> {
-        self.call(what, |lib, comm| {
-            let mut state: c_int = NCCL_SUCCESS;
-            // SAFETY: `comm` is live (held under the lock); `state` is a valid out-int.
-            let status = unsafe { (lib.comm_get_async_error)(comm, &mut state) };
-            check(lib, comm, "ncclCommGetAsyncError", status)?;
-            check(lib, comm, "the communicator", state)?;
-            Ok(state)
-        })
+        self.shared.async_state(what)
     }
 
     /// The backend's stream as NCCL gets it. The backend queues on the context's NULL stream,
@@ -729,8 +859,18 @@ impl NcclComm {
         if ops.is_empty() {
             return Ok(());
         }
+        self.queue(what, ops, self.stream_handle())?;
+        self.wait(what)
+    }
+
+    /// Queues `ops` as one NCCL group on `stream` and returns (NCCL may still be queueing
+    /// them in the background: wait for the communicator before relying on the stream).
+    ///
+    /// The caller keeps every buffer of `ops` alive and untouched until the stream has
+    /// passed the group.
+    fn queue(&self, what: &str, ops: &[Op], stream: cu::CUstream) -> Result<()> {
         self.bind(what)?;
-        let stream = self.stream_handle() as sys::cudaStream_t;
+        let stream = stream as sys::cudaStream_t;
         self.call(what, |lib, comm| {
             // SAFETY: starts a group on this thread; it is always ended below.
             let start = unsafe { (lib.group_start)() };
@@ -752,36 +892,28 @@ impl NcclComm {
             let end = unsafe { (lib.group_end)() };
             failed?;
             check(lib, comm, "ncclGroupEnd", end)
-        })?;
-        self.wait(what)
+        })
     }
 
-    /// Waits for queued work without blocking in CUDA or NCCL: polls the communicator (until
-    /// its work is queued, then for errors a peer's loss raises) and the stream, and stops at
-    /// once when the communicator is aborted.
+    /// Waits for the backend's stream without blocking in CUDA or NCCL: polls the
+    /// communicator and the stream, and stops at once when the communicator is aborted.
     fn wait(&self, what: &str) -> Result<()> {
-        let pause = Pause::new(Duration::from_millis(1));
-        loop {
-            if self.shared.aborted.load(Ordering::SeqCst) {
-                return Err(self.shared.stopped(what, &lock(&self.shared.state)));
+        let stream = self.stream_handle();
+        // SAFETY: the stream belongs to this GPU's context (bound by `wait_until` before each
+        // query) and outlives the call; querying has no other effect.
+        self.shared.wait_until(what, || unsafe { cu::cuStreamQuery(stream) })
+    }
+
+    /// Best effort, on a failed transfer: the backend's stream waits for what the transfer
+    /// stream holds now, so buffers freed on it are not freed under a transfer.
+    fn order_after_transfers(&self) {
+        let Ok(event) = self.shared.ctx.new_event(None) else { return };
+        // SAFETY: the event and both streams belong to this GPU's context, current on this
+        // thread (bound before the transfer was queued); the event lives through both calls.
+        unsafe {
+            if cu::cuEventRecord(event.cu_event(), self.transfer.raw) == cu::CUresult::CUDA_SUCCESS {
+                let _ = cu::cuStreamWaitEvent(self.stream_handle(), event.cu_event(), 0);
             }
-            // Until NCCL has queued the group's kernels (non-blocking: in the background),
-            // an idle stream means nothing.
-            if self.async_state(what)? == NCCL_SUCCESS {
-                self.bind(what)?;
-                // SAFETY: the stream belongs to this GPU's context (current on this thread)
-                // and outlives the call; querying has no other effect.
-                match unsafe { cu::cuStreamQuery(self.stream_handle()) } {
-                    cu::CUresult::CUDA_SUCCESS => return Ok(()),
-                    cu::CUresult::CUDA_ERROR_NOT_READY => {}
-                    other => {
-                        let error = self.error(format!("{what} failed: the GPU reported {other:?} while waiting for it"));
-                        self.shared.abort(&error.message);
-                        return Err(error);
-                    }
-                }
-            }
-            pause.wait();
         }
     }
 
@@ -1011,6 +1143,93 @@ impl Comm for NcclComm {
         Ok(Some(received.into_iter().enumerate().map(|(r, block)| if r == rank { item.clone() } else { Arc::new(block) as Handoff }).collect()))
     }
 
+    /// K/V blocks in the background (APB's passing blocks, ring steps): the receive buffers
+    /// are made on the backend's stream, the transfer stream waits for them and for this host's block, and one group
+    /// of sends (this block to each host in `to`) and receives (each host of `from`) goes
+    /// on the transfer stream. No sizes are announced: every host's plan gives them, and the
+    /// engine checks its own block against its plan before sending.
+    fn start_block_exchange(&mut self, own: Handoff, to: &[usize], from: &[(usize, usize)]) -> Result<Option<Box<dyn InFlight>>> {
+        const WHAT: &str = "K/V blocks";
+        // A passing block (or none), or a ring step's held block.
+        let block = match (own.downcast_ref::<Option<KvBlock<Cuda>>>(), own.downcast_ref::<KvBlock<Cuda>>()) {
+            (Some(passing), _) => passing.as_ref(),
+            (None, Some(held)) => Some(held),
+            _ => return Err(self.wrong_item(WHAT, "(GpuBuf, GpuBuf) or an Option of it (a host's K/V block)")),
+        };
+        self.ensure_open(WHAT)?;
+        let (rank, size) = (self.shared.rank, self.shared.size);
+        let internal = |message: String| EngineError::new(code::INTERNAL, PATH, format!("rank {rank} of {size}: {WHAT}: {message}"));
+        if let Some(peer) = to.iter().chain(from.iter().map(|(r, _)| r)).find(|&&r| r >= size || r == rank) {
+            return Err(internal(format!("asked to exchange with rank {peer}")));
+        }
+        let sent = match block {
+            Some((k, v)) if !to.is_empty() => {
+                if !matches!((k, v), (GpuBuf::Bf16(_), GpuBuf::Bf16(_))) {
+                    return Err(internal("a passing block is bf16 K and V on the GPU".into()));
+                }
+                Some((k, v))
+            }
+            None if !to.is_empty() => return Err(internal(format!("asked to send to {to:?} without a block"))),
+            _ => None,
+        };
+        let mut received = Vec::with_capacity(from.len());
+        for &(peer, len) in from {
+            received.push((self.alloc_buf((Kind::Bf16, len), &format!("rank {peer}'s K"))?, self.alloc_buf((Kind::Bf16, len), &format!("rank {peer}'s V"))?));
+        }
+        self.bind(WHAT)?;
+        let ready = self.stream.record_event(None).map_err(|e| self.error(format!("{WHAT}: marking the compute stream failed: {e:?}")))?;
+        // SAFETY: both handles belong to this GPU's context, current on this thread; the
+        // event is alive for the call (the wait takes the event's state when it is queued).
+        unsafe { cu::cuStreamWaitEvent(self.transfer.raw, ready.cu_event(), 0) }.result().map_err(|e| self.error(format!("{WHAT}: ordering the transfer after compute failed: {e:?}")))?;
+        {
+            let mut ops = Vec::with_capacity(2 * (to.len() + from.len()));
+            let mut guards = Vec::with_capacity(2 * (to.len() + from.len()));
+            // Each pair of ranks matches in order: K, then V, both ways.
+            if let Some((k, v)) = sent {
+                for &peer in to {
+                    for b in [k, v] {
+                        let (p, bytes, g) = read_ptr(b, &self.stream);
+                        guards.push(g);
+                        if bytes > 0 {
+                            ops.push(Op::Send { buf: p, bytes, peer });
+                        }
+                    }
+                }
+            }
+            for ((k, v), &(peer, _)) in received.iter_mut().zip(from) {
+                for b in [k, v] {
+                    let (p, bytes, g) = write_ptr(b, &self.stream);
+                    guards.push(g);
+                    if bytes > 0 {
+                        ops.push(Op::Recv { buf: p, bytes, peer });
+                    }
+                }
+            }
+            // The event below must mark the stream after NCCL's kernels, so wait until they
+            // are queued (non-blocking: NCCL may queue them in the background).
+            let queued = if ops.is_empty() { Ok(()) } else { self.queue(WHAT, &ops, self.transfer.raw).and_then(|()| self.shared.wait_until(WHAT, || cu::CUresult::CUDA_SUCCESS)) };
+            drop(guards);
+            if let Err(error) = queued {
+                // The receive buffers are freed on the backend's stream: after whatever of the
+                // group reached the transfer stream (an aborted communicator stops it).
+                self.order_after_transfers();
+                return Err(error);
+            }
+        }
+        let done = self.shared.ctx.new_event(None).map_err(|e| self.error(format!("{WHAT}: making an event failed: {e:?}")))?;
+        // SAFETY: the event and the stream belong to this GPU's context, current on this
+        // thread (bound by `wait_until`).
+        unsafe { cu::cuEventRecord(done.cu_event(), self.transfer.raw) }.result().map_err(|e| self.error(format!("{WHAT}: marking the transfer failed: {e:?}")))?;
+        Ok(Some(Box::new(NcclInFlight {
+            shared: self.shared.clone(),
+            compute: self.stream_handle() as usize,
+            done,
+            _sent: own,
+            received: received.into_iter().map(|kv| Arc::new(kv) as Handoff).collect(),
+            ordered: false,
+        })))
+    }
+
     /// A ring step on device K/V: announces the block's sizes to the next rank (and learns
     /// the previous rank's), then sends K and V to the next rank and receives the previous
     /// rank's into new buffers, as one group.
@@ -1077,6 +1296,103 @@ impl Comm for NcclComm {
     fn collective_phase(&self) -> &'static str {
         "comm"
     }
+
+    /// Device buffers to each rank (Ulysses): announcements first (every rank's part for
+    /// every rank: how many buffers, each one's type and length), then one group of sends
+    /// and receives, each pair of ranks exchanging their parts' buffers in order. This rank's
+    /// own part stays where it is (the item itself is returned).
+    fn all_to_all_handoff(&mut self, parts: Vec<Handoff>) -> Result<Option<Vec<Handoff>>> {
+        const WHAT: &str = "all_to_all_handoff";
+        let (rank, size) = (self.shared.rank, self.shared.size);
+        if parts.len() != size {
+            return Err(EngineError::new(code::INTERNAL, PATH, format!("{WHAT}: {} parts for {size} ranks", parts.len())));
+        }
+        let own = parts.iter().map(|p| p.downcast_ref::<Vec<GpuBuf>>().ok_or_else(|| self.wrong_item(WHAT, "Vec<GpuBuf> for each rank (a part's buffers)"))).collect::<Result<Vec<_>>>()?;
+        self.ensure_open(WHAT)?;
+        if size == 1 {
+            return Ok(Some(parts));
+        }
+        let mut words = Vec::with_capacity(size * PART_WORDS);
+        for part in &own {
+            words.extend(part_meta(part).map_err(|detail| EngineError::new(code::INTERNAL, PATH, format!("{WHAT}: {detail}")))?);
+        }
+        let announced = self.exchange_all(&words, "all_to_all_handoff (part sizes)")?;
+        // Each rank's announcement for this rank, in rank order: what it is about to send here.
+        let mut received: Vec<Vec<GpuBuf>> = Vec::with_capacity(size);
+        for from in 0..size {
+            let at = (from * size + rank) * PART_WORDS;
+            let metas = announced.get(at..at + PART_WORDS).ok_or_else(|| self.out_of_step(WHAT, from, "too few words".into()))?;
+            let metas = parse_part(metas).map_err(|detail| self.out_of_step(WHAT, from, detail))?;
+            let bufs = if from == rank { Vec::new() } else { metas.into_iter().enumerate().map(|(i, m)| self.alloc_buf(m, &format!("rank {from}'s buffer {i}"))).collect::<Result<Vec<_>>>()? };
+            received.push(bufs);
+        }
+        {
+            let mut ops = Vec::with_capacity(2 * size * PART_BUFS);
+            let mut guards = Vec::with_capacity(2 * size * PART_BUFS);
+            // Every pair of ranks matches in order: the sender's buffers for the receiver as
+            // the receiver's buffers from the sender; empty buffers are skipped on both sides.
+            for (peer, part) in own.iter().enumerate().filter(|(peer, _)| *peer != rank) {
+                for b in part.iter() {
+                    let (p, bytes, g) = read_ptr(b, &self.stream);
+                    guards.push(g);
+                    if bytes > 0 {
+                        ops.push(Op::Send { buf: p, bytes, peer });
+                    }
+                }
+            }
+            for (peer, bufs) in received.iter_mut().enumerate() {
+                for b in bufs.iter_mut() {
+                    let (p, bytes, g) = write_ptr(b, &self.stream);
+                    guards.push(g);
+                    if bytes > 0 {
+                        ops.push(Op::Recv { buf: p, bytes, peer });
+                    }
+                }
+            }
+            self.run(WHAT, &ops)?;
+            drop(guards);
+        }
+        Ok(Some(received.into_iter().enumerate().map(|(r, bufs)| if r == rank { parts[rank].clone() } else { Arc::new(bufs) as Handoff }).collect()))
+    }
+}
+
+/// The most buffers one all-to-all part carries (Ulysses sends q, k and v).
+const PART_BUFS: usize = 4;
+/// Words announcing a part: [buffers, then each one's type and length], unused slots zero.
+const PART_WORDS: usize = 1 + 2 * PART_BUFS;
+
+fn part_meta(part: &[GpuBuf]) -> std::result::Result<[u64; PART_WORDS], String> {
+    if part.len() > PART_BUFS {
+        return Err(format!("a part of {} buffers; at most {PART_BUFS}", part.len()));
+    }
+    let mut words = [0; PART_WORDS];
+    words[0] = part.len() as u64;
+    for (i, b) in part.iter().enumerate() {
+        words[1 + 2 * i..3 + 2 * i].copy_from_slice(&buf_meta(b));
+    }
+    Ok(words)
+}
+
+/// A peer's announced part, checked: each buffer's type and length.
+fn parse_part(words: &[u64]) -> std::result::Result<Vec<BufMeta>, String> {
+    let count = words.first().map_or(u64::MAX, |&n| n) as usize;
+    if words.len() != PART_WORDS || count > PART_BUFS || words[1 + 2 * count..].iter().any(|&w| w != 0) {
+        return Err(format!("a malformed part announcement {words:?}"));
+    }
+    words[1..1 + 2 * count]
+        .chunks_exact(2)
+        .map(|w| {
+            let kind = match w[0] {
+                1 => Kind::Bf16,
+                2 => Kind::F32,
+                other => return Err(format!("unknown buffer type {other}")),
+            };
+            if w[1] > MAX_ELEMENTS {
+                return Err(format!("a length of {} values", w[1]));
+            }
+            Ok((kind, w[1] as usize))
+        })
+        .collect()
 }
 
 impl Drop for NcclComm {
@@ -1201,5 +1517,17 @@ mod tests {
                 assert!(e.message.contains("libnccl.so.2") && e.message.contains("LD_LIBRARY_PATH"), "{}", e.message);
             }
         }
+    }
+
+    #[test]
+    fn part_announcements_are_checked() {
+        let words = |w: &[u64]| w.iter().copied().chain(std::iter::repeat(0)).take(PART_WORDS).collect::<Vec<_>>();
+        assert_eq!(parse_part(&words(&[0])).unwrap(), vec![]);
+        assert_eq!(parse_part(&words(&[2, 1, 96, 2, 0])).unwrap(), vec![(Kind::Bf16, 96), (Kind::F32, 0)]);
+        assert!(parse_part(&words(&[5])).is_err(), "more buffers than a part carries");
+        assert!(parse_part(&words(&[1, 1, 8, 1, 8])).is_err(), "words past the announced buffers");
+        assert!(parse_part(&words(&[1, 3, 8])).is_err(), "unknown type");
+        assert!(parse_part(&words(&[1, 1, MAX_ELEMENTS + 1])).is_err());
+        assert!(parse_part(&[1, 1, 8]).is_err(), "too short");
     }
 }

@@ -32,6 +32,15 @@ pub trait Comm: Send {
         let from = (self.rank() + self.size() - 1) % self.size();
         Ok(self.all_gather_handoff(item)?.map(|all| all[from].clone()))
     }
+    /// Starts moving K/V blocks between hosts and returns before the data has moved, where
+    /// the transport can (GPUs over NCCL, on a stream of their own): `own` (a passing block,
+    /// `Option<KvBlock>`, or a ring step's held `KvBlock`) goes to every host in `to`, and a block of `from[i].1` values per K and per V comes from host `from[i].0`.
+    /// Every host passes what the same plan says, so the sends and receives pair up. The
+    /// caller queues work that needs none of the blocks, then finishes the transfer. `None`
+    /// where the transport moves data only in step (the default; the caller then gathers).
+    fn start_block_exchange(&mut self, _own: Handoff, _to: &[usize], _from: &[(usize, usize)]) -> Result<Option<Box<dyn InFlight>>> {
+        Ok(None)
+    }
     /// Held while this host computes. Emulated hosts take turns so that each host's timed
     /// work has the machine to itself; real hosts never wait here.
     fn compute_turn(&self) -> Option<MutexGuard<'_, ()>>;
@@ -48,10 +57,94 @@ pub trait Comm: Send {
     fn collective_phase(&self) -> &'static str {
         "comm"
     }
+    /// All-to-all (Ulysses): `parts[r]` goes to host r; returns what every host sent this
+    /// one, in rank order. The default rides on `all_gather`, every host keeping only its
+    /// part: correct on any transport, at H times the bytes of point-to-point sends (which
+    /// `TcpComm` overrides it with).
+    fn all_to_all(&mut self, parts: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        let (rank, size) = (self.rank(), self.size());
+        let payload = all_to_all_payload(parts, size)?;
+        let all = self.all_gather(payload)?;
+        all.iter()
+            .enumerate()
+            .map(|(from, p)| {
+                part_for(p, rank, size).ok_or_else(|| EngineError::new(code::COMM, "", format!("host {from} sent a malformed all-to-all ({} values)", p.len())))
+            })
+            .collect()
+    }
+    /// All-to-all on values that stay where they are (device buffers): `parts[r]` is handed to
+    /// host r; returns what every host handed this one, in rank order (this host's own part
+    /// as it is); `None` where the transport can only move bytes (then the caller uses
+    /// `all_to_all`). The default hands every host's parts to every host through
+    /// `all_gather_handoff` (emulated hosts on one device: only `Arc`s move); device
+    /// transports (NCCL) override it with point-to-point sends.
+    fn all_to_all_handoff(&mut self, parts: Vec<Handoff>) -> Result<Option<Vec<Handoff>>> {
+        let (rank, size) = (self.rank(), self.size());
+        if parts.len() != size {
+            return Err(EngineError::new(code::INTERNAL, "comm", format!("an all-to-all over {size} hosts was given {} parts", parts.len())));
+        }
+        let Some(all) = self.all_gather_handoff(Arc::new(parts))? else { return Ok(None) };
+        all.iter()
+            .enumerate()
+            .map(|(from, h)| {
+                h.downcast_ref::<Vec<Handoff>>()
+                    .and_then(|p| p.get(rank))
+                    .cloned()
+                    .ok_or_else(|| EngineError::new(code::INTERNAL, "comm", format!("host {from} offered no all-to-all part for host {rank}")))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
+/// What one host contributes to the default all-to-all: each part's length, then the parts.
+/// A length travels as two f32 (its low 16 bits and the rest), exact up to 2^40 values, so
+/// the header needs no other encoding than the values themselves.
+fn all_to_all_payload(parts: Vec<Vec<f32>>, size: usize) -> Result<Vec<f32>> {
+    if parts.len() != size {
+        return Err(EngineError::new(code::INTERNAL, "comm", format!("an all-to-all over {size} hosts was given {} parts", parts.len())));
+    }
+    let total: usize = parts.iter().map(Vec::len).sum();
+    if total as u64 >= 1 << 40 {
+        return Err(EngineError::new(code::INTERNAL, "comm", format!("an all-to-all of {total} values is beyond what its header counts")));
+    }
+    let mut payload = Vec::with_capacity(2 * size + total);
+    for p in &parts {
+        let n = p.len() as u64;
+        payload.extend([(n & 0xffff) as f32, (n >> 16) as f32]);
+    }
+    parts.into_iter().for_each(|p| payload.extend(p));
+    Ok(payload)
+}
+
+/// Host `rank`'s part of another host's all-to-all payload, or None where the header does
+/// not describe the payload.
+fn part_for(payload: &[f32], rank: usize, size: usize) -> Option<Vec<f32>> {
+    let header = payload.get(..2 * size)?;
+    let lens: Vec<usize> = header
+        .chunks_exact(2)
+        .map(|w| {
+            let whole = w.iter().all(|x| x.is_finite() && *x >= 0.0 && x.fract() == 0.0) && w[0] < 65536.0 && w[1] < 16_777_216.0;
+            whole.then(|| w[0] as usize + ((w[1] as usize) << 16))
+        })
+        .collect::<Option<_>>()?;
+    if 2 * size + lens.iter().sum::<usize>() != payload.len() {
+        return None;
+    }
+    let start = 2 * size + lens[..rank].iter().sum::<usize>();
+    Some(payload[start..start + lens[rank]].to_vec())
 }
 
 /// A value handed between emulated hosts without copying (device buffers, on one device).
 pub type Handoff = Arc<dyn Any + Send + Sync>;
+
+/// Blocks on their way between hosts (`Comm::start_block_exchange`).
+pub trait InFlight: Send {
+    /// Waits until this host's sends and receives are done (returning at once with an error
+    /// when the group is aborted), with later device work ordered after them: the received
+    /// blocks, in the order they were asked `from`.
+    fn finish(self: Box<Self>) -> Result<Vec<Handoff>>;
+}
 
 /// What one host contributes to a collective: bytes, or a shared value.
 #[derive(Clone)]

@@ -1,13 +1,15 @@
-//! Moving K/V blocks between hosts: APB's passing blocks (one all-gather per layer) and
-//! ring attention's steps. Where the transport can hand buffers over in place (hosts
+//! Moving K/V blocks between hosts: APB's passing blocks (one all-gather per layer, or sends
+//! in the background where the transport can) and ring attention's steps. Where the transport can hand buffers over in place (hosts
 //! emulated on one device) they never leave the device; otherwise they travel as bytes,
 //! taken off the device and put back on. Both ways are timed as `comm`.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use apb_plan::layout::Layout;
+
 use crate::backend::Backend;
-use crate::comm::{Comm, Handoff};
+use crate::comm::{Comm, Handoff, InFlight};
 use crate::error::{code, EngineError, Result};
 use crate::model::Model;
 use crate::timing::HostTimings;
@@ -44,16 +46,67 @@ pub(crate) fn moving<B: Backend, C: Comm, T>(m: &Model<B>, comm: &C, timings: &m
     Ok(out)
 }
 
-/// Every host offers its passing block (or none); this host gets the blocks of the first
-/// `from_hosts` hosts, stacked in host order.
-pub fn gather_passing<B: Backend, C: Comm>(
-    m: &Model<B>,
-    comm: &mut C,
-    block: Option<KvBlock<B>>,
-    from_hosts: usize,
-    timings: &mut HostTimings,
-) -> Result<Option<KvBlock<B>>> {
+/// APB's passing blocks for one host: gathered in step, or on their way.
+pub enum Passing<B: Backend> {
+    /// The blocks of the hosts before this one, stacked in host order (None: it keeps none).
+    Ready(Option<KvBlock<B>>),
+    /// Moving in the background; [`arrived`] waits for them.
+    InFlight(Box<dyn InFlight>),
+}
+
+/// Starts APB's passing exchange. Where the transport moves blocks in the background, each
+/// host sends its block only to the hosts that keep it (the plan's `from_hosts`) and this
+/// returns at once; otherwise every host offers its block (or none) in one all-gather and
+/// this host keeps the blocks of the hosts before it.
+pub fn start_passing<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, layout: &Layout, host: usize, block: Option<KvBlock<B>>, timings: &mut HostTimings) -> Result<Passing<B>> {
+    let kv_width = m.config.kv_width();
+    let keeps = |keeper: usize, sender: usize| keeper != sender && sender < layout.hosts[keeper].passing.from_hosts as usize;
+    let values = |sender: usize| layout.hosts[sender].passing.sends as usize * kv_width;
+    if let Some((k, v)) = &block {
+        // Receivers size their buffers from the plan; a block of another size would pair
+        // sends and receives of different lengths.
+        let (b, expected) = (&m.backend, values(host));
+        if b.len(k) != expected || b.len(v) != expected {
+            return Err(EngineError::new(code::INTERNAL, "passing", format!("host {host}'s passing block has {} and {} values; the plan gives {expected}", b.len(k), b.len(v))));
+        }
+    }
+    let to: Vec<usize> = if block.is_some() { (0..layout.hosts.len()).filter(|&j| keeps(j, host)).collect() } else { Vec::new() };
+    let from: Vec<(usize, usize)> = (0..layout.hosts.len()).filter(|&r| keeps(host, r) && values(r) > 0).map(|r| (r, values(r))).collect();
     let offered: Handoff = Arc::new(block);
+    let t = Instant::now();
+    if let Some(pending) = comm.start_block_exchange(offered.clone(), &to, &from)? {
+        timings.add(comm.collective_phase(), t);
+        return Ok(Passing::InFlight(pending));
+    }
+    gather_passing(m, comm, offered, layout.hosts[host].passing.from_hosts as usize, timings).map(Passing::Ready)
+}
+
+/// Waits for blocks moving in the background, timed as comm: the caller has done all it
+/// could without them, so this is the transfer's share of the critical path.
+fn finish<C: Comm>(comm: &C, pending: Box<dyn InFlight>, timings: &mut HostTimings) -> Result<Vec<Handoff>> {
+    let t = Instant::now();
+    let blocks = pending.finish()?;
+    timings.add(comm.collective_phase(), t);
+    Ok(blocks)
+}
+
+/// Waits for passing blocks started in the background; stacked in host order.
+pub fn arrived<B: Backend, C: Comm>(m: &Model<B>, comm: &C, pending: Box<dyn InFlight>, timings: &mut HostTimings) -> Result<Option<KvBlock<B>>> {
+    let blocks = finish(comm, pending, timings)?;
+    if blocks.is_empty() {
+        return Ok(None);
+    }
+    let kvs = blocks.iter().map(kv_of::<B>).collect::<Result<Vec<_>>>()?;
+    let b = &m.backend;
+    moving(m, comm, timings, || {
+        let (ks, vs): (Vec<&B::Buf>, Vec<&B::Buf>) = kvs.iter().map(|(k, v)| (k, v)).unzip();
+        Ok(Some((b.concat_rows(&ks)?, b.concat_rows(&vs)?)))
+    })
+}
+
+/// Every host offers its passing block (`Option<KvBlock>`, or none); this host gets the
+/// blocks of the first `from_hosts` hosts, stacked in host order.
+fn gather_passing<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, offered: Handoff, from_hosts: usize, timings: &mut HostTimings) -> Result<Option<KvBlock<B>>> {
     let t = Instant::now();
     if let Some(all) = comm.all_gather_handoff(offered.clone())? {
         timings.add(comm.collective_phase(), t);
@@ -90,6 +143,42 @@ fn blocks_stacked(blocks: &[Arc<Vec<f32>>]) -> Vec<f32> {
     }
     k.extend(v);
     k
+}
+
+/// Starts a ring step in the background where the transport can: `held` (the block of host
+/// `source`) goes to the next host while the previous host's comes here, the block of host
+/// `next_source` (sizes from the plan). `None` where the transport moves data only in step
+/// (then [`ring_step`], after the attention to `held`).
+pub fn start_ring_step<B: Backend, C: Comm>(
+    m: &Model<B>,
+    comm: &mut C,
+    layout: &Layout,
+    (host, source, next_source): (usize, usize, usize),
+    held: &Handoff,
+    timings: &mut HostTimings,
+) -> Result<Option<Box<dyn InFlight>>> {
+    let hosts = layout.hosts.len();
+    let values = |h: usize| layout.hosts[h].local_tokens as usize * m.config.kv_width();
+    let (k, v) = kv_of::<B>(held)?;
+    let b = &m.backend;
+    if b.len(k) != values(source) || b.len(v) != values(source) {
+        return Err(EngineError::new(code::INTERNAL, "ring", format!("host {host} holds host {source}'s block with {} values; the plan gives {}", b.len(k), values(source))));
+    }
+    let t = Instant::now();
+    let pending = comm.start_block_exchange(held.clone(), &[(host + 1) % hosts], &[((host + hosts - 1) % hosts, values(next_source))])?;
+    if pending.is_some() {
+        timings.add(comm.collective_phase(), t);
+    }
+    Ok(pending)
+}
+
+/// Waits for a ring step started in the background: the previous host's block.
+pub fn ring_step_arrived<C: Comm>(comm: &C, pending: Box<dyn InFlight>, timings: &mut HostTimings) -> Result<Handoff> {
+    let mut blocks = finish(comm, pending, timings)?;
+    match (blocks.pop(), blocks.is_empty()) {
+        (Some(block), true) => Ok(block),
+        _ => Err(EngineError::new(code::INTERNAL, "ring", "a ring step brought other than one block")),
+    }
 }
 
 /// One ring step: hands `held` to the next host and returns the previous host's block.
@@ -154,4 +243,75 @@ impl Partials {
             }
         }
     }
+}
+
+/// The buffers inside an all-to-all part.
+pub fn parts_of<B: Backend>(h: &Handoff) -> Result<&Vec<B::Buf>> {
+    h.downcast_ref::<Vec<B::Buf>>().ok_or_else(wrong_payload)
+}
+
+/// Ulysses' all-to-all: `parts[r]` are the buffers this host sends host r; returns, in rank
+/// order, the buffers every host sent this one (this host's own part as it was). Handed over
+/// in place where the transport can, else as bytes; `expected[s]` is the length of each
+/// buffer host s sends here, which splits the bytes back into buffers and is checked on both
+/// paths (hosts out of step are an error, not a wrong answer).
+pub fn all_to_all<B: Backend, C: Comm>(
+    m: &Model<B>,
+    comm: &mut C,
+    parts: Vec<Vec<B::Buf>>,
+    expected: &[Vec<usize>],
+    timings: &mut HostTimings,
+) -> Result<Vec<Handoff>> {
+    let b = &m.backend;
+    let offered: Vec<Handoff> = parts.into_iter().map(|p| Arc::new(p) as Handoff).collect();
+    let t = Instant::now();
+    let got = match comm.all_to_all_handoff(offered.clone())? {
+        Some(got) => {
+            timings.add(comm.collective_phase(), t);
+            got
+        }
+        None => {
+            let bytes = moving(m, comm, timings, || {
+                offered.iter().map(|h| parts_of::<B>(h)?.iter().try_fold(Vec::new(), |mut out, buf| {
+                    out.extend(b.download(buf)?);
+                    Ok(out)
+                })).collect::<Result<Vec<_>>>()
+            })?;
+            drop(offered);
+            let t = Instant::now();
+            let all = comm.all_to_all(bytes)?;
+            timings.add(comm.collective_phase(), t);
+            moving(m, comm, timings, || {
+                all.iter()
+                    .zip(expected)
+                    .enumerate()
+                    .map(|(from, (bytes, lens))| {
+                        if lens.iter().sum::<usize>() != bytes.len() {
+                            return Err(out_of_step(from, bytes.len(), lens));
+                        }
+                        let mut at = 0;
+                        let bufs = lens.iter().map(|&n| {
+                            at += n;
+                            b.upload(bytes[at - n..at].to_vec())
+                        });
+                        Ok(Arc::new(bufs.collect::<Result<Vec<_>>>()?) as Handoff)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?
+        }
+    };
+    if got.len() != expected.len() {
+        return Err(EngineError::new(code::INTERNAL, "comm", format!("an all-to-all returned {} parts for {} hosts", got.len(), expected.len())));
+    }
+    for (from, (h, lens)) in got.iter().zip(expected).enumerate() {
+        let sizes: Vec<usize> = parts_of::<B>(h)?.iter().map(|buf| b.len(buf)).collect();
+        if &sizes != lens {
+            return Err(out_of_step(from, sizes.iter().sum(), lens));
+        }
+    }
+    Ok(got)
+}
+
+fn out_of_step(from: usize, values: usize, lens: &[usize]) -> EngineError {
+    EngineError::new(code::INTERNAL, "comm", format!("host {from} sent {values} values where the plan expects buffers of {lens:?}; the hosts are out of step"))
 }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use apb_plan::input::{Scorer, Strategy};
-use apb_plan::layout::{HostLayout, KeySource, Layout, Mask, QueryRange};
+use apb_plan::layout::{HostLayout, KeySegment, KeySource, Layout, Mask, QueryRange};
 
 use crate::backend::{Backend, Segment};
-use crate::comm::{Comm, Handoff};
+use crate::comm::{Comm, Handoff, InFlight};
 use crate::control::LayerDone;
-use crate::exchange::{self, KvBlock};
+use crate::exchange::{self, KvBlock, Passing};
 use crate::error::{EngineError, Result};
 use crate::host::HostRows;
 use crate::layer::{self, Qkv};
@@ -68,15 +68,17 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         drop(turn);
         let attention = match p.layout.settings.strategy {
             Strategy::Ring | Strategy::RingZigzag => ring_attention(m, comm, p, &qkv, timings)?,
-            Strategy::Ulysses => return Err(EngineError::invalid("strategy", "ulysses is planned but not run by this engine yet; use full, apb, star or ring")),
-            _ => {
-                let passing = exchange_passing(m, comm, p, block, timings)?;
-                let _turn = comm.compute_turn();
-                let t = Instant::now();
-                let out = anchored_attention(m, me, &qkv, a, passing.as_ref())?;
-                timings.end(&m.backend, "attention", t)?;
-                out
-            }
+            Strategy::Ulysses => crate::ulysses::attention(m, comm, p, &qkv, timings)?,
+            _ => match exchange_passing(m, comm, p, block, timings)? {
+                Passing::Ready(passing) => {
+                    let _turn = comm.compute_turn();
+                    let t = Instant::now();
+                    let out = anchored_attention(m, me, &qkv, a, passing.as_ref())?;
+                    timings.end(&m.backend, "attention", t)?;
+                    out
+                }
+                Passing::InFlight(pending) => overlapped_attention(m, comm, me, &qkv, a, pending, timings)?,
+            },
         };
         let _turn = comm.compute_turn();
         let t = Instant::now();
@@ -144,50 +146,82 @@ fn passing_block<B: Backend>(
     Ok((b.gather_per_head(k_local, &picked, c.head_dim)?, b.gather_per_head(v_local, &picked, c.head_dim)?))
 }
 
-/// One all-gather per layer; this host keeps the blocks of the hosts before it.
-fn exchange_passing<B: Backend, C: Comm>(
-    m: &Model<B>,
-    comm: &mut C,
-    p: &HostPrefill,
-    block: Option<KvBlock<B>>,
-    timings: &mut HostTimings,
-) -> Result<Option<KvBlock<B>>> {
+/// APB's passing blocks, once per layer: this host keeps the blocks of the hosts before it.
+fn exchange_passing<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill, block: Option<KvBlock<B>>, timings: &mut HostTimings) -> Result<Passing<B>> {
     let s = &p.layout.settings;
     if s.strategy != Strategy::Apb || s.hosts < 2 || s.passing_tokens == 0 {
-        return Ok(None);
+        return Ok(Passing::Ready(None));
     }
-    exchange::gather_passing(m, comm, block, p.layout.hosts[p.host].passing.from_hosts as usize, timings)
+    exchange::start_passing(m, comm, p.layout, p.host, block, timings)
+}
+
+/// The plan's key segment as the attention reads it: which buffer, from which row.
+fn segment_of<'a, B: Backend>(key: &KeySegment, qkv: &'a Qkv<B>, a: usize, passing: Option<&'a KvBlock<B>>) -> Result<Segment<'a, B::Buf>> {
+    let (k, v, base) = match key.source {
+        KeySource::Passing => {
+            let (pk, pv) = passing.ok_or_else(|| EngineError::new(crate::error::code::INTERNAL, "passing", "plan expects passing keys that never arrived"))?;
+            (pk, pv, 0)
+        }
+        KeySource::Anchor => (&qkv.k, &qkv.v, 0),
+        KeySource::Local => (&qkv.k, &qkv.v, a),
+        KeySource::Document | KeySource::Held => return Err(EngineError::new(crate::error::code::INTERNAL, "segments", "document and held keys belong to ring strategies")),
+    };
+    Ok(Segment { k, v, start: base + key.start as usize, count: key.count as usize, causal: key.mask == Mask::Causal })
 }
 
 /// Attention for apb, star and full: each query range of the plan over its key segments.
-fn anchored_attention<B: Backend>(m: &Model<B>, me: &HostLayout, qkv: &Qkv<B>, a: usize, passing: Option<&(B::Buf, B::Buf)>) -> Result<B::Buf> {
+fn anchored_attention<B: Backend>(m: &Model<B>, me: &HostLayout, qkv: &Qkv<B>, a: usize, passing: Option<&KvBlock<B>>) -> Result<B::Buf> {
     let (b, c) = (&m.backend, &m.config);
     let mut parts = Vec::with_capacity(me.segments.len());
     for range in &me.segments {
         let q = b.rows(&qkv.q, c.q_width(), range.row_start as usize, range.row_count as usize)?;
-        let mut segments = Vec::with_capacity(range.keys.len());
-        for key in &range.keys {
-            let (k, v, base) = match key.source {
-                KeySource::Passing => {
-                    let (pk, pv) = passing.ok_or_else(|| EngineError::new(crate::error::code::INTERNAL, "passing", "plan expects passing keys that never arrived"))?;
-                    (pk, pv, 0)
-                }
-                KeySource::Anchor => (&qkv.k, &qkv.v, 0),
-                KeySource::Local => (&qkv.k, &qkv.v, a),
-                KeySource::Document | KeySource::Held => {
-                    return Err(EngineError::new(crate::error::code::INTERNAL, "segments", "document and held keys belong to ring strategies"))
-                }
-            };
-            segments.push(Segment { k, v, start: base + key.start as usize, count: key.count as usize, causal: key.mask == Mask::Causal });
-        }
+        let segments = range.keys.iter().map(|key| segment_of(key, qkv, a, passing)).collect::<Result<Vec<_>>>()?;
         parts.push(b.attention(&q, m.heads(), &segments)?.0);
     }
     b.concat_rows(&parts.iter().collect::<Vec<_>>())
 }
 
+/// APB's attention while the passing blocks are on their way: each range over its anchor
+/// and local keys first; then, once the blocks are here, over the passing keys, merged by
+/// LSE (the same softmax over all keys, summed in two parts). Only what is still moving
+/// after the first part is done counts as comm: that is the transfer's share of the
+/// critical path.
+fn overlapped_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &C, me: &HostLayout, qkv: &Qkv<B>, a: usize, pending: Box<dyn InFlight>, timings: &mut HostTimings) -> Result<B::Buf> {
+    let (b, c) = (&m.backend, &m.config);
+    let t = Instant::now();
+    let mut parts = Vec::with_capacity(me.segments.len());
+    for range in &me.segments {
+        let rows = range.row_count as usize;
+        let q = b.rows(&qkv.q, c.q_width(), range.row_start as usize, rows)?;
+        let own = range.keys.iter().filter(|k| k.source != KeySource::Passing).map(|key| segment_of(key, qkv, a, None)).collect::<Result<Vec<_>>>()?;
+        let part = if own.is_empty() {
+            (b.zeros(rows * c.q_width())?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?)
+        } else {
+            b.attention(&q, m.heads(), &own)?
+        };
+        parts.push((q, part));
+    }
+    timings.end(&m.backend, "attention", t)?;
+    let passing = exchange::arrived(m, comm, pending, timings)?;
+    let t = Instant::now();
+    let mut outs = Vec::with_capacity(parts.len());
+    for (range, (q, (mut o, mut lse))) in me.segments.iter().zip(parts) {
+        let keys = range.keys.iter().filter(|k| k.source == KeySource::Passing).map(|key| segment_of(key, qkv, a, passing.as_ref())).collect::<Result<Vec<_>>>()?;
+        if !keys.is_empty() {
+            let (po, pl) = b.attention(&q, m.heads(), &keys)?;
+            b.merge(&mut o, &mut lse, &po, &pl, c.head_dim)?;
+        }
+        outs.push(o);
+    }
+    let out = b.concat_rows(&outs.iter().collect::<Vec<_>>())?;
+    timings.end(&m.backend, "attention", t)?;
+    Ok(out)
+}
+
 /// Ring attention: H steps; at step s this host holds the block that started on host
 /// (h - s) mod H, attends to what of it the plan's ring step lists, and merges partial
-/// results by LSE.
+/// results by LSE. Where the transport moves blocks in the background, each step's
+/// transfer runs under its attention (RingAttention's overlap).
 fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill, qkv: &Qkv<B>, timings: &mut HostTimings) -> Result<B::Buf> {
     let (b, c) = (&m.backend, &m.config);
     let hosts = p.layout.hosts.len();
@@ -205,22 +239,34 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
         Ok(Arc::new(own) as Handoff)
     })?;
     let mut acc: Option<(B::Buf, B::Buf)> = None;
-    for (step, (_source, ranges)) in me.ring_schedule().enumerate() {
-        if step > 0 {
-            held = exchange::ring_step(m, comm, held, timings)?;
+    let schedule: Vec<(u64, &[QueryRange])> = me.ring_schedule().collect();
+    for (step, &(source, ranges)) in schedule.iter().enumerate() {
+        let next_source = schedule.get(step + 1).map(|&(s, _)| s as usize);
+        // Where the transport can, the held block moves on while this host attends to it.
+        let pending = match next_source {
+            Some(next) => exchange::start_ring_step(m, comm, p.layout, (p.host, source as usize, next), &held, timings)?,
+            None => None,
+        };
+        {
+            let _turn = comm.compute_turn();
+            let t = Instant::now();
+            let (k, v) = exchange::kv_of::<B>(&held)?;
+            let (o, lse) = ring_partial(m, &qkv.q, ranges, k, v)?;
+            acc = Some(match acc {
+                None => (o, lse),
+                Some((mut ao, mut al)) => {
+                    b.merge(&mut ao, &mut al, &o, &lse, c.head_dim)?;
+                    (ao, al)
+                }
+            });
+            timings.end(&m.backend, "attention", t)?;
         }
-        let _turn = comm.compute_turn();
-        let t = Instant::now();
-        let (k, v) = exchange::kv_of::<B>(&held)?;
-        let (o, lse) = ring_partial(m, &qkv.q, ranges, k, v)?;
-        acc = Some(match acc {
-            None => (o, lse),
-            Some((mut ao, mut al)) => {
-                b.merge(&mut ao, &mut al, &o, &lse, c.head_dim)?;
-                (ao, al)
-            }
-        });
-        timings.end(&m.backend, "attention", t)?;
+        if next_source.is_some() {
+            held = match pending {
+                Some(pending) => exchange::ring_step_arrived(comm, pending, timings)?,
+                None => exchange::ring_step(m, comm, held, timings)?,
+            };
+        }
     }
     acc.map(|(o, _)| o).ok_or_else(|| EngineError::new(crate::error::code::INTERNAL, "ring", "no ring steps"))
 }
