@@ -3,6 +3,15 @@ export { Planner, defaultPlanner, resolveHardware, resolveModel } from "./planne
 export { PLANNER_ERROR_CODES, PlannerError, type ErrorCode, type ErrorData } from "./errors.js";
 export { architectureOf, hfConfigSchema, hfSizes, modelFromHfConfig, MODEL_TYPES, type Architecture, type HfConfig, type HfModel, type HfSizes } from "./hf-config.js";
 export { LIMITS, MAX_HOSTS, MAX_TOKENS } from "./limits.js";
+export { closestHardwarePreset, type MeasuredRates } from "./closest-preset.js";
+export {
+  checkHardwareProfileFile,
+  HARDWARE_FIELDS,
+  hardwareProfileFileSchema,
+  readHardwareProfileFile,
+  type HardwareField,
+  type HardwareProfileFile,
+} from "./profile-file.js";
 export {
   DEFAULT_HARDWARE,
   HARDWARE_PRESETS,
