@@ -1,7 +1,9 @@
 // `apb plan`: the planner's layout and predicted costs, per host, or all strategies side by side.
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { type Comparison, defaultPlanner, HARDWARE_PRESETS, MODEL_PRESETS, type Plan, type PlanRequest, STRATEGIES } from "@apb/planner";
+import { type Comparison, DEFAULT_HARDWARE, defaultPlanner, HARDWARE_PRESETS, MODEL_PRESETS, type Plan, type PlanRequest, readHardwareProfileFile, STRATEGIES } from "@apb/planner";
 import { DEFAULT_HOSTS, REQUEST_LIMITS } from "@apb/runtime";
+import { UsageError } from "../errors.js";
 import { flagError, parseChoice, parseModel, parseTokens, parseWhole } from "../parse.js";
 import { gib, ms, tflop, tokens } from "../render/format.js";
 import { LEGEND, layoutPicture } from "../render/picture.js";
@@ -18,7 +20,8 @@ interface PlanOptions {
   anchor?: string;
   passing?: string;
   balanced?: boolean;
-  hardware: string;
+  hardware?: string;
+  hardwareFile?: string;
   json?: boolean;
 }
 
@@ -35,21 +38,25 @@ export function registerPlan(program: Command): void {
     .option("--anchor <tokens>", "anchor length l_a (default l_b/4, multiple of 128)")
     .option("--passing <tokens>", "passing length l_p per host (default l_b/8, multiple of 128)")
     .option("--balanced", "size blocks so all hosts finish together")
-    .option("--hardware <preset>", Object.keys(HARDWARE_PRESETS).join("|"), "h100-ib")
+    // No commander default: a default would hide whether --hardware was given with --hardware-file.
+    .option("--hardware <preset>", `${Object.keys(HARDWARE_PRESETS).join("|")} (default ${DEFAULT_HARDWARE})`)
+    .option("--hardware-file <profile.json>", "a hardware profile written by apb calibrate, instead of --hardware")
     .option("--json", "print JSON only (errors too, on stderr)")
     .action((options: PlanOptions) => withWords(PLAN_WORDS, async () => {
       // Every flag is checked before --model's file is read.
       const fields = requestFields(options);
       const { model, label, contextLimitTokens } = parseModel(options.model);
+      const hardware = hardwareOf(options);
+      fields.hardware = hardware.request;
       const request: PlanRequest = { model, ...fields };
       const planner = await defaultPlanner();
       let text: string;
       if (options.strategy === "all") {
         const comparison = planner.compare(request);
-        text = options.json ? JSON.stringify(comparison, null, 2) : renderComparison(comparison, label, options.hardware);
+        text = options.json ? JSON.stringify(comparison, null, 2) : renderComparison(comparison, label, hardware.label);
       } else {
         const plan = planner.plan(request);
-        text = options.json ? JSON.stringify(plan, null, 2) : renderPlan(plan, label, options.hardware);
+        text = options.json ? JSON.stringify(plan, null, 2) : renderPlan(plan, label, hardware.label);
       }
       if (contextLimitTokens !== null && request.contextTokens + (request.queryTokens ?? 0) > contextLimitTokens) {
         process.stderr.write(`apb: warning: ${label} is made for up to ${contextLimitTokens} tokens; this prompt is longer\n`);
@@ -79,13 +86,28 @@ function print(text: string): void {
 /** The planner's limit on a context (its MAX_TOKENS). */
 const MAX_CONTEXT_TOKENS = 2_147_483_647;
 
+/** The hardware as the request gives it and as the heading names it: a preset, or a profile file's. */
+function hardwareOf(o: PlanOptions): { request: NonNullable<PlanRequest["hardware"]>; label: string } {
+  if (o.hardwareFile === undefined) return { request: o.hardware ?? DEFAULT_HARDWARE, label: o.hardware ?? DEFAULT_HARDWARE };
+  let text: string;
+  try {
+    text = readFileSync(o.hardwareFile, "utf8");
+  } catch (e) {
+    throw new UsageError(`--hardware-file: cannot read ${o.hardwareFile}: ${(e as Error).message}`);
+  }
+  const file = readHardwareProfileFile(text, o.hardwareFile);
+  return { request: file.profile, label: `${o.hardwareFile} (${file.device}; measured ${file.measured.join(", ") || "nothing"})` };
+}
+
 function requestFields(o: PlanOptions): Omit<PlanRequest, "model"> {
   const strategy = parseChoice("--strategy", o.strategy, [...STRATEGIES, "all"]);
-  if (!Object.hasOwn(HARDWARE_PRESETS, o.hardware)) {
+  if (o.hardware !== undefined && o.hardwareFile !== undefined) {
+    throw new UsageError("--hardware and --hardware-file exclude each other: give a preset or a calibrated profile, not both");
+  }
+  if (o.hardware !== undefined && !Object.hasOwn(HARDWARE_PRESETS, o.hardware)) {
     throw flagError("OUT_OF_RANGE", "--hardware", `"${o.hardware}" is not a preset; presets: ${Object.keys(HARDWARE_PRESETS).join(", ")}`);
   }
   const request: Omit<PlanRequest, "model"> = {
-    hardware: o.hardware,
     contextTokens: parseTokens("--length", o.length, { min: 1, max: MAX_CONTEXT_TOKENS }),
     hosts: parseWhole("--hosts", o.hosts, { min: 1, max: REQUEST_LIMITS.maxHosts }),
   };
