@@ -1,6 +1,8 @@
 // The addon's public entry (see index.js); the declarations are napi-rs's, in binding.d.ts.
-export { backends, CancelToken, checkRequest, DataPlane, doctor, Engine, ncclUniqueId, TcpEndpoint, tcpListen } from "./binding.js";
+export { backends, calibrate, CancelToken, checkRequest, DataPlane, doctor, Engine, ncclUniqueId, TcpEndpoint, tcpListen } from "./binding.js";
 export type {
+  CalibrateResult,
+  CalibrateSpec,
   ConfigSpec,
   DoctorDriver,
   DoctorGpu,
@@ -8,6 +10,7 @@ export type {
   DoctorReport,
   DoctorSearch,
   GenerateResult,
+  GemmRate,
   GenerateSpec,
   GpuMemory,
   HostGenerateResult,

@@ -236,6 +236,6 @@ describe("the CUDA kernels through the addon", () => {
   it("keeps the kernel runner out of the main entry", async () => {
     const main = await import("./index.js");
     expect(Object.keys(main)).not.toContain("runKernel");
-    expect(Object.keys(main).sort()).toEqual(["CancelToken", "DataPlane", "Engine", "TcpEndpoint", "backends", "checkRequest", "doctor", "ncclUniqueId", "tcpListen"]);
+    expect(Object.keys(main).sort()).toEqual(["CancelToken", "DataPlane", "Engine", "TcpEndpoint", "backends", "calibrate", "checkRequest", "doctor", "ncclUniqueId", "tcpListen"]);
   });
 });

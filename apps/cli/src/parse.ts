@@ -65,8 +65,8 @@ export interface ModelChoice {
   contextLimitTokens: number | null;
 }
 
-/** A preset name, a config.json, or a model directory holding one. */
-export function parseModel(text: string): ModelChoice {
+/** A preset name, a config.json, or a model directory holding one; `flag` is the option that gave it. */
+export function parseModel(text: string, flag = "--model"): ModelChoice {
   const looksLikePath = text.includes("/") || text.endsWith(".json") || existsSync(text);
   if (!looksLikePath) {
     const preset = (MODEL_PRESETS as Record<string, { contextLimitTokens: number }>)[text.toLowerCase()];
@@ -77,7 +77,7 @@ export function parseModel(text: string): ModelChoice {
   try {
     config = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new UsageError(`--model: cannot read ${file}: ${(e as Error).message}`);
+    throw new UsageError(`${flag}: cannot read ${file}: ${(e as Error).message}`);
   }
   const hf = modelFromHfConfig(config);
   return { model: hf.shape, label: file, contextLimitTokens: hf.contextLimitTokens };

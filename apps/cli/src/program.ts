@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerCalibrate } from "./commands/calibrate.js";
 import { registerCoordinator } from "./commands/coordinator.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDoctor } from "./commands/doctor.js";
@@ -33,6 +34,7 @@ export function buildProgram(quiet = false): Command {
   registerMakeTinyModel(program);
   registerModels(program);
   registerDoctor(program);
+  registerCalibrate(program);
   registerDemo(program);
   return program;
 }

@@ -277,6 +277,7 @@ fn weight_elements(spec: &ModelSpec) -> f64 {
 pub struct GpuMemory {
     pub in_use_bytes: f64,
     pub peak_bytes: f64,
+    /// What can still be allocated: the device's free memory and the pool's idle memory.
     pub free_bytes: f64,
     pub total_bytes: f64,
 }
@@ -367,9 +368,8 @@ pub struct GenerateResult {
 }
 
 pub(crate) fn request_of(s: &GenerateSpec) -> apb_engine::Result<Request> {
-    let strategy = apb_plan::input::Strategy::from_name(&s.strategy)
-        .filter(|x| *x != Strategy::Ulysses)
-        .ok_or_else(|| EngineError::invalid("strategy", format!("strategy '{}' is not one of full, apb, star, ring, ring-zigzag", s.strategy)))?;
+    let strategy = Strategy::from_name(&s.strategy)
+        .ok_or_else(|| EngineError::invalid("strategy", format!("strategy '{}' is not one of full, apb, star, ring, ring-zigzag, ulysses", s.strategy)))?;
     let scorer = match s.scorer.as_deref() {
         None | Some("query") => Scorer::Query,
         Some("retaining-heads") => Scorer::RetainingHeads,
@@ -542,14 +542,17 @@ impl Engine {
     }
 
     /// GPU memory of a CUDA model (null on the CPU): bytes in use now and the most in use
-    /// since the last call with `reset` (weights included), plus the device's free and total.
+    /// since the last call with `reset` (weights included), the bytes it can still allocate
+    /// (the device's free memory plus what the pool keeps idle for the next request) and the
+    /// device's total.
     #[napi]
     pub fn gpu_memory(&self, reset: Option<bool>) -> Result<Option<GpuMemory>> {
         guarded("gpuMemory", || match self.loaded()?.as_ref() {
             Loaded::Cpu(_) => Ok(None),
             Loaded::Cuda(m) => {
                 let (in_use, peak) = m.backend.gpu.pool_usage(reset.unwrap_or(false))?;
-                let (free, total) = m.backend.memory()?;
+                let (_, total) = m.backend.memory()?;
+                let free = m.backend.gpu.available_bytes()?;
                 Ok(Some(GpuMemory { in_use_bytes: in_use as f64, peak_bytes: peak as f64, free_bytes: free as f64, total_bytes: total as f64 }))
             }
         })
@@ -573,6 +576,7 @@ pub fn backends() -> Vec<String> {
     out
 }
 
+pub mod calibrate;
 pub mod doctor;
 pub mod hosts;
 mod memory;

@@ -20,7 +20,9 @@ async function predictions() {
   const planner = await Planner.create();
   return measured.multi.map((row) => {
     const c = planner.compare({ model: "llama-3.1-8b", contextTokens: row.tokens - QUERY, queryTokens: QUERY, hosts: 8, hardware: "h200-nvlink" });
-    const predicted = c.strategies.find((s) => s.strategy === row.strategy)!.summary.prefillMs;
+    const found = c.strategies.find((s) => s.strategy === row.strategy);
+    if (!found || !("summary" in found)) throw new Error(`the planner gave no ${row.strategy} row at ${row.tokens} tokens`);
+    const predicted = found.summary.prefillMs;
     return { ...row, predicted, error: predicted / row.prefillMs - 1 };
   });
 }

@@ -35,7 +35,8 @@ export { agreeingPrefix, argmax } from "./agreement.js";
 // Hosts in separate processes: the data planes between them.
 export { ncclUniqueId, tcpListen, type DataPlane, type TcpEndpoint } from "./data-plane.js";
 
-// The machine: what `apb doctor` reports.
+// The machine: what `apb doctor` reports, and its rates for the planner (`apb calibrate`).
+export { calibrate, type CalibrateOptions, type Calibration, type CalibrationShape, type CalibrationStep, type GemmRate } from "./calibrate.js";
 export { doctor, type DoctorDriver, type DoctorGpu, type DoctorLibrary, type DoctorReport, type DoctorSearch, type KernelKind } from "./doctor.js";
 
 // Tokenizers.
