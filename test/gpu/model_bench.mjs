@@ -9,6 +9,7 @@
 // Writes model-bench.json and model-bench.md to $OUT (or the current directory).
 // usage: bundle/bin/node bundle/test/gpu/model_bench.mjs OUTDIR [--lengths 8192,32768,131072]
 //          [--hosts-lengths 32768,65536,131072] [--strategies full,apb,star,ulysses,ring]
+//          (apb-balanced: APB with the planner's balanced block sizes)
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Engine } from "@apb/native";
@@ -36,10 +37,12 @@ const loadS = (performance.now() - started) / 1e3;
 console.log(JSON.stringify({ loaded: engine.backend, loadS, memory: engine.gpuMemory(false) }));
 
 const randomIds = (n) => Array.from({ length: n }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
+// "apb-balanced" is APB with the planner's balanced block sizes (`apb run --balanced`).
+const settingsOf = (strategy) => (strategy === "apb-balanced" ? { strategy: "apb", balanced: true } : { strategy });
 async function run(n, strategy, hosts) {
   const ids = randomIds(n);
   engine.gpuMemory(true);
-  const r = await engine.generate({ context: ids.slice(0, -QUERY), prefixTokens: PREFIX, query: ids.slice(-QUERY), strategy, hosts, maxNewTokens: 1, stopTokens: [] });
+  const r = await engine.generate({ context: ids.slice(0, -QUERY), prefixTokens: PREFIX, query: ids.slice(-QUERY), ...settingsOf(strategy), hosts, maxNewTokens: 1, stopTokens: [] });
   const memory = engine.gpuMemory(false);
   const slowest = r.hosts.reduce((a, b) => (b.prefillMs > a.prefillMs ? b : a));
   const comm = slowest.phasesMs.comm ?? 0;
@@ -71,7 +74,9 @@ for (const n of hostLengths) {
   const full = single.find((s) => s.tokens === n) ?? (await run(n, "full", 1));
   for (const strategy of strategies) {
     const r = strategy === "full" ? full : await run(n, strategy, HOSTS);
-    const plan = predicted.strategies.find((s) => s.strategy === r.strategy);
+    const plan = strategy === "apb-balanced"
+      ? { ...planner.plan({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: PLANNER_HARDWARE, ...settingsOf(strategy) }), speedupVsFull: undefined }
+      : predicted.strategies.find((s) => s.strategy === r.strategy);
     const row = { ...r, speedupVsFull: full.prefillMs / r.prefillMs, computeSpeedupVsFull: full.computeMs / r.computeMs, plannedPrefillMs: plan?.summary.prefillMs, plannedSpeedupVsFull: plan?.speedupVsFull };
     console.log(JSON.stringify(row));
     multi.push(row);
