@@ -75,7 +75,11 @@ for (const n of hostLengths) {
   for (const strategy of strategies) {
     const r = strategy === "full" ? full : await run(n, strategy, HOSTS);
     const plan = strategy === "apb-balanced"
-      ? { ...planner.plan({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: PLANNER_HARDWARE, ...settingsOf(strategy) }), speedupVsFull: undefined }
+      ? (() => {
+          const p = planner.plan({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: PLANNER_HARDWARE, ...settingsOf(strategy) });
+          const fullPlan = predicted.strategies.find((s) => s.strategy === "full");
+          return { ...p, speedupVsFull: fullPlan?.summary ? fullPlan.summary.prefillMs / p.summary.prefillMs : undefined };
+        })()
       : predicted.strategies.find((s) => s.strategy === r.strategy);
     const row = { ...r, speedupVsFull: full.prefillMs / r.prefillMs, computeSpeedupVsFull: full.computeMs / r.computeMs, plannedPrefillMs: plan?.summary.prefillMs, plannedSpeedupVsFull: plan?.speedupVsFull };
     console.log(JSON.stringify(row));
