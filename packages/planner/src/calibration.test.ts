@@ -13,12 +13,15 @@ interface MeasuredRow {
   prefillMs: number;
 }
 
-const measured = JSON.parse(readFileSync(new URL("../../../bench/results/model-h200.json", import.meta.url), "utf8")) as { gpu: string; multi: MeasuredRow[] };
+const results = (file: string) => JSON.parse(readFileSync(new URL(`../../../bench/results/${file}`, import.meta.url), "utf8")) as { gpu: string; multi: MeasuredRow[] };
+const measured = results("model-h200.json");
+// The same bench at 128K, later, with ulysses and ring-zigzag (model-h200-8hosts-128k.md).
+const measured128k = results("model-h200-8hosts-128k.json");
 const QUERY = 64; // model_bench.mjs's query
 
-async function predictions() {
+async function predictions(rows: MeasuredRow[] = measured.multi) {
   const planner = await Planner.create();
-  return measured.multi.map((row) => {
+  return rows.map((row) => {
     const c = planner.compare({ model: "llama-3.1-8b", contextTokens: row.tokens - QUERY, queryTokens: QUERY, hosts: 8, hardware: "h200-nvlink" });
     const found = c.strategies.find((s) => s.strategy === row.strategy);
     if (!found || !("summary" in found)) throw new Error(`the planner gave no ${row.strategy} row at ${row.tokens} tokens`);
@@ -37,6 +40,13 @@ describe("the h200-nvlink profile", () => {
   it("predicts full, apb and star prefill within 10% of the measurement", async () => {
     const far = (await predictions()).filter((r) => r.strategy !== "ring" && Math.abs(r.error) > 0.1);
     expect(far.map((r) => `${r.strategy} at ${r.tokens}: predicted ${r.predicted.toFixed(0)} ms, measured ${r.prefillMs.toFixed(0)} ms`)).toEqual([]);
+  });
+
+  it("predicts ulysses, apb and star at 128K within 10%, and ring-zigzag within 15% (its sixteen half-blocks run below the kernel's rate)", async () => {
+    expect(measured128k.gpu).toMatch(/H200/);
+    const rows = await predictions(measured128k.multi);
+    expect(new Set(rows.map((r) => r.strategy))).toEqual(new Set(["full", "apb", "ulysses", "ring-zigzag", "star"]));
+    for (const r of rows) expect(Math.abs(r.error), `${r.strategy}: predicted ${r.predicted.toFixed(0)} ms, measured ${r.prefillMs.toFixed(0)} ms`).toBeLessThan(r.strategy === "ring-zigzag" ? 0.15 : 0.1);
   });
 
   it("predicts ring within 15%: its eight small steps a layer run below the kernel's rate at 32K", async () => {
