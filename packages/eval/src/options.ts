@@ -36,6 +36,9 @@ export interface EvalOptions {
   /** APB's passing length (apb only); "all" passes every key of a block, which with anchor 0
    * makes APB exact: a check that the harness itself agrees with full attention. */
   passingTokens?: number | "all";
+  /** Balanced block sizes for apb and star (the planner's `balanced`: hosts that attend to
+   * more keys hold shorter blocks, so all finish together); default the paper's even split. */
+  balanced?: boolean;
   /** Shown in results (default the model directory's name). */
   modelName?: string;
   onProgress?: (event: EvalProgress) => void;
@@ -63,6 +66,7 @@ const schema = z.strictObject({
   maxTokens: whole("a whole number of tokens, 1 to 100000", 1, 100_000).optional(),
   anchorTokens: whole("a whole number of tokens >= 0", 0, 2 ** 31 - 1).optional(),
   passingTokens: z.union([whole("a whole number of tokens >= 0", 0, 2 ** 31 - 1), z.literal("all")], { error: "must be a whole number of tokens or \"all\"" }).optional(),
+  balanced: z.boolean({ error: (i) => `must be true or false${got(i.input)}` }).default(false),
   modelName: z.string().optional(),
   onProgress: z.function().optional(),
   signal: z.instanceof(AbortSignal).optional(),
@@ -80,6 +84,7 @@ export interface SuiteSettings {
   maxTokens: number | null;
   anchorTokens: number | null;
   passingTokens: number | "all" | null;
+  balanced: boolean;
 }
 
 const unique = <T>(xs: readonly T[]) => [...new Set(xs)];
@@ -109,6 +114,7 @@ export function parseEvalOptions(options: EvalOptions): SuiteSettings {
     maxTokens: o.maxTokens ?? null,
     anchorTokens: o.anchorTokens ?? null,
     passingTokens: o.passingTokens ?? null,
+    balanced: o.balanced,
   };
 }
 

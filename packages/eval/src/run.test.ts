@@ -3,11 +3,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadModel, RuntimeError, type Model } from "@apb/runtime";
+import { loadModel, RuntimeError, type Model, type Strategy } from "@apb/runtime";
 import { writeTinyModel } from "@apb/runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { needleCheck } from "./presets.js";
-import { runEval, type EvalProgress } from "./index.js";
+import { runEval, type EvalProgress, type TaskName } from "./index.js";
 
 let dir: string;
 let model: Model;
@@ -72,6 +72,17 @@ describe("runEval", () => {
     // The default layout approximates: the same harness then sees a difference.
     const approx = await runEval(model, { lengths: [1024], strategies: ["apb"], hosts: [2], cases: 3, maxTokens: 6, tasks: ["needle-word", "multi-value", "multi-query"] });
     expect(approx.cells[1]!.maxKl).toBeGreaterThan(1e-9);
+  });
+
+  it("runs apb and star with balanced blocks when asked, and says so in its suite", async () => {
+    const options = { lengths: [1024], strategies: ["full", "apb", "star"] as Strategy[], hosts: [4], cases: 3, maxTokens: 4, tasks: ["needle-word", "multi-value", "multi-query"] as TaskName[] };
+    const [even, balanced] = [await runEval(model, options), await runEval(model, { ...options, balanced: true })];
+    expect(even.suite.balanced).toBe(false);
+    expect(balanced.suite.balanced).toBe(true);
+    const kl = (r: typeof even, strategy: Strategy) => r.records.filter((x) => x.strategy === strategy).map((x) => x.klFromFull);
+    // Full is the same run either way; apb and star see other blocks, so other approximations.
+    expect(kl(balanced, "full")).toEqual(kl(even, "full"));
+    for (const strategy of ["apb", "star"] as Strategy[]) expect(kl(balanced, strategy), strategy).not.toEqual(kl(even, strategy));
   });
 
   it("stops between cases when its signal is aborted", async () => {

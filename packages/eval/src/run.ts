@@ -108,11 +108,14 @@ function prepare(model: EvalModel, settings: SuiteSettings, onProgress: EvalOpti
   });
 }
 
-/** APB's layout options, where given (the other strategies take none). */
+/** APB's layout options, where given, and balanced blocks for apb and star (the other
+ * strategies take none). */
 function layoutFor(settings: SuiteSettings, strategy: Strategy, hosts: number, contextTokens: number): Partial<GenerateOptions> {
-  if (strategy !== "apb") return {};
+  const balanced = settings.balanced && (strategy === "apb" || strategy === "star") ? { balanced: true } : {};
+  if (strategy !== "apb") return balanced;
   const passing = settings.passingTokens === "all" ? Math.ceil(contextTokens / hosts) : settings.passingTokens; // "all": a whole block, l_b = ceil(context / hosts)
   return {
+    ...balanced,
     ...(settings.anchorTokens !== null ? { anchorTokens: settings.anchorTokens } : {}),
     ...(passing !== null ? { passingTokens: passing } : {}),
   };

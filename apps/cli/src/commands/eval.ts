@@ -20,6 +20,7 @@ interface Options {
   tasks: string;
   seed: string;
   maxTokens?: string;
+  balanced?: boolean;
   backend: string;
   json?: boolean;
   out?: string;
@@ -34,6 +35,7 @@ const EVAL_WORDS: Words = {
   tasks: "--tasks",
   seed: "--seed",
   maxTokens: "--max-tokens",
+  balanced: "--balanced",
 };
 
 const list = (text: string) => text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
@@ -52,6 +54,7 @@ function suiteOptions(o: Options): EvalOptions {
     tasks: tasksOf(o.tasks),
     seed: parseWhole("--seed", o.seed),
     ...(o.maxTokens !== undefined ? { maxTokens: parseWhole("--max-tokens", o.maxTokens) } : {}),
+    ...(o.balanced ? { balanced: true } : {}),
   };
 }
 
@@ -67,6 +70,7 @@ export function registerEval(program: Command): void {
     .option("--tasks <list>", `all, needle (the single-needle tasks), or any of ${TASKS.join(", ")}`, "all")
     .option("--seed <n>", "seed of the generated cases", "0")
     .option("--max-tokens <n>", "new tokens per case (default: enough for each task's answer)")
+    .option("--balanced", "balanced block sizes for apb and star (hosts finish together) instead of the paper's even split")
     .option("--backend <name>", BACKENDS.join("|"), "cpu")
     .option("--json", "print the result as JSON on stdout (errors as JSON on stderr)")
     .option("--out <file>", "also write the result as JSON to a file")
