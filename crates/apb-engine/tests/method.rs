@@ -29,12 +29,6 @@ fn setup(rng: &mut Rng, arch: Architecture) -> (Model<Cpu>, Request) {
     (model, r)
 }
 
-fn assert_same(a: &Output, b: &Output, what: &str) {
-    let err = rel_error32(&a.first_logits, &b.first_logits);
-    assert!(err < 1e-5, "{what}: first-token logits differ by {err}");
-    assert_eq!(a.tokens, b.tokens, "{what}: generated tokens differ");
-}
-
 #[test]
 fn ring_and_zigzag_ring_equal_full_attention() {
     let mut rng = Rng::fresh();

@@ -6,26 +6,10 @@ mod common;
 
 use apb_engine::config::Architecture;
 use apb_engine::cpu::backend::Cpu;
-use apb_engine::tcp::{listen, TcpComm};
+use apb_engine::tcp::TcpComm;
 use apb_engine::{generate, generate_host, HostOutput, Model, Request};
 use apb_plan::input::Strategy;
 use common::*;
-
-fn tcp_group(size: usize, group: &str) -> Vec<TcpComm> {
-    let listeners: Vec<_> = (0..size).map(|_| listen("127.0.0.1:0").unwrap()).collect();
-    let addresses: Vec<String> = listeners.iter().map(|(_, a)| a.to_string()).collect();
-    std::thread::scope(|s| {
-        let joining: Vec<_> = listeners
-            .iter()
-            .enumerate()
-            .map(|(rank, (l, _))| {
-                let addresses = addresses.clone();
-                s.spawn(move || TcpComm::connect(l, group, rank, &addresses, 5000).unwrap())
-            })
-            .collect();
-        joining.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 fn run_tcp(model: &Model<Cpu>, r: &Request, comms: &mut [TcpComm]) -> Vec<apb_engine::Result<HostOutput>> {
     std::thread::scope(|s| {

@@ -7,7 +7,6 @@ mod common;
 
 use apb_engine::config::{Architecture, ModelConfig};
 use apb_engine::cpu::backend::Cpu;
-use apb_engine::tcp::{listen, TcpComm};
 use apb_engine::{generate, generate_host, generate_with, Model, Output, Request, Transfer};
 use apb_plan::input::Strategy;
 use common::*;
@@ -26,12 +25,6 @@ fn setup(rng: &mut Rng, c: &ModelConfig) -> (Model<Cpu>, Request) {
     r.prefix_tokens = rng.range(0, 3);
     r.max_new_tokens = 4;
     (model, r)
-}
-
-fn assert_same(a: &Output, b: &Output, what: &str) {
-    let err = rel_error32(&a.first_logits, &b.first_logits);
-    assert!(err < 1e-5, "{what}: first-token logits differ by {err}");
-    assert_eq!(a.tokens, b.tokens, "{what}: generated tokens differ");
 }
 
 /// 8 query heads over 4 KV heads: on 2 hosts each host has 2 KV heads and a GQA group of 4.
@@ -87,22 +80,6 @@ fn heads_the_hosts_cannot_share_are_the_planners_refusal() {
         assert_eq!((e.code, e.path.as_str()), ("INFEASIBLE", "hosts"), "{hosts} hosts: {e:?}");
         assert!(e.message.contains("ulysses splits heads"), "{}", e.message);
     }
-}
-
-fn tcp_group(size: usize, group: &str) -> Vec<TcpComm> {
-    let listeners: Vec<_> = (0..size).map(|_| listen("127.0.0.1:0").unwrap()).collect();
-    let addresses: Vec<String> = listeners.iter().map(|(_, a)| a.to_string()).collect();
-    std::thread::scope(|s| {
-        let joining: Vec<_> = listeners
-            .iter()
-            .enumerate()
-            .map(|(rank, (l, _))| {
-                let addresses = addresses.clone();
-                s.spawn(move || TcpComm::connect(l, group, rank, &addresses, 5000).unwrap())
-            })
-            .collect();
-        joining.into_iter().map(|h| h.join().unwrap()).collect()
-    })
 }
 
 #[test]

@@ -8,7 +8,8 @@ use apb_engine::config::{Architecture, Llama3Scaling, ModelConfig};
 use apb_engine::cpu::backend::Cpu;
 use apb_engine::weights::TensorSource;
 use apb_engine::sample::Sampling;
-use apb_engine::{EngineError, Model, Request};
+use apb_engine::tcp::{listen, TcpComm};
+use apb_engine::{EngineError, Model, Output, Request};
 use apb_plan::input::{Scorer, Strategy};
 pub use apb_test_support::Rng;
 
@@ -222,3 +223,27 @@ pub fn full_request(context: Vec<u32>, query: Vec<u32>) -> Request {
     }
 }
 
+
+/// H CPU hosts joined over TCP on loopback, as `group` (each in its own thread until joined).
+pub fn tcp_group(size: usize, group: &str) -> Vec<TcpComm> {
+    let listeners: Vec<_> = (0..size).map(|_| listen("127.0.0.1:0").unwrap()).collect();
+    let addresses: Vec<String> = listeners.iter().map(|(_, a)| a.to_string()).collect();
+    std::thread::scope(|s| {
+        let joining: Vec<_> = listeners
+            .iter()
+            .enumerate()
+            .map(|(rank, (l, _))| {
+                let addresses = addresses.clone();
+                s.spawn(move || TcpComm::connect(l, group, rank, &addresses, 5000).unwrap())
+            })
+            .collect();
+        joining.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Two runs give the same first-token logits (to 1e-5) and the same tokens.
+pub fn assert_same(a: &Output, b: &Output, what: &str) {
+    let err = rel_error32(&a.first_logits, &b.first_logits);
+    assert!(err < 1e-5, "{what}: first-token logits differ by {err}");
+    assert_eq!(a.tokens, b.tokens, "{what}: generated tokens differ");
+}
