@@ -11,6 +11,8 @@ import { native } from "./native-errors.js";
 
 /** The measurement starting: each GEMM by its name, then attention and the copy. */
 export type CalibrationStep = "memory" | "q" | "kv" | "o" | "gate_up" | "down" | "attention" | "copy";
+/** The step every finished measurement reports last. */
+const LAST_STEP: CalibrationStep = "copy";
 
 /** The sizes of a layer that set what is timed (a planner ModelShape has them all). */
 export type CalibrationShape = Pick<ModelShape, "hidden" | "heads" | "kvHeads" | "headDim" | "intermediate">;
@@ -91,7 +93,13 @@ export async function calibrate(options: CalibrateOptions): Promise<Calibration>
   if (!parsed.success) throw new RuntimeError(errorDataFromZod(parsed.error, options));
   const { shape, onStep, ...sizes } = options;
   let thrown: { error: unknown } | undefined;
+  // The addon queues each step to this thread without waiting, so the promise can settle
+  // before the last steps are heard; a finished measurement has queued all of them, so wait
+  // for the last one before settling (then an onStep that throws is always seen).
+  let lastHeard!: () => void;
+  const allHeard = new Promise<void>((resolve) => (lastHeard = resolve));
   const report = (step: string) => {
+    if (step === LAST_STEP) lastHeard();
     if (thrown || !onStep) return;
     try {
       onStep(step as CalibrationStep);
@@ -101,6 +109,8 @@ export async function calibrate(options: CalibrateOptions): Promise<Calibration>
   };
   const spec = { ...sizes, hidden: shape.hidden, heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.headDim, intermediate: shape.intermediate };
   const result = await native(() => nativeCalibrate(spec, report));
+  // Never wait forever on a step the addon could not queue (it only fails to while closing).
+  await Promise.race([allHeard, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
   if (thrown) throw thrown.error;
   return calibrationOf(result);
 }
