@@ -97,11 +97,14 @@ pub fn arrived<B: Backend, C: Comm>(m: &Model<B>, comm: &C, pending: Box<dyn InF
         return Ok(None);
     }
     let kvs = blocks.iter().map(kv_of::<B>).collect::<Result<Vec<_>>>()?;
+    stacked(m, comm, timings, &kvs).map(Some)
+}
+
+/// Blocks that are on this device, stacked in the order given ([all K], [all V]), timed as comm.
+fn stacked<B: Backend, C: Comm>(m: &Model<B>, comm: &C, timings: &mut HostTimings, blocks: &[&KvBlock<B>]) -> Result<KvBlock<B>> {
     let b = &m.backend;
-    moving(m, comm, timings, || {
-        let (ks, vs): (Vec<&B::Buf>, Vec<&B::Buf>) = kvs.iter().map(|(k, v)| (k, v)).unzip();
-        Ok(Some((b.concat_rows(&ks)?, b.concat_rows(&vs)?)))
-    })
+    let (ks, vs): (Vec<&B::Buf>, Vec<&B::Buf>) = blocks.iter().map(|(k, v)| (k, v)).unzip();
+    moving(m, comm, timings, || Ok((b.concat_rows(&ks)?, b.concat_rows(&vs)?)))
 }
 
 /// Every host offers its passing block (`Option<KvBlock>`, or none); this host gets the
@@ -114,9 +117,8 @@ fn gather_passing<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, offered: Hand
             return Ok(None);
         }
         let blocks = all[..from_hosts].iter().map(|h| h.downcast_ref::<Option<KvBlock<B>>>().ok_or_else(wrong_payload)).collect::<Result<Vec<_>>>()?;
-        let (ks, vs): (Vec<&B::Buf>, Vec<&B::Buf>) = blocks.iter().flat_map(|b| b.as_ref()).map(|(k, v)| (k, v)).unzip();
-        let b = &m.backend;
-        return moving(m, comm, timings, || Ok(Some((b.concat_rows(&ks)?, b.concat_rows(&vs)?))));
+        let present: Vec<&KvBlock<B>> = blocks.iter().flat_map(|b| b.as_ref()).collect();
+        return stacked(m, comm, timings, &present).map(Some);
     }
     let mine = offered.downcast_ref::<Option<KvBlock<B>>>().ok_or_else(wrong_payload)?;
     let bytes = match mine {

@@ -194,11 +194,7 @@ fn overlapped_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &C, me: &HostLa
         let rows = range.row_count as usize;
         let q = b.rows(&qkv.q, c.q_width(), range.row_start as usize, rows)?;
         let own = range.keys.iter().filter(|k| k.source != KeySource::Passing).map(|key| segment_of(key, qkv, a, None)).collect::<Result<Vec<_>>>()?;
-        let part = if own.is_empty() {
-            (b.zeros(rows * c.q_width())?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?)
-        } else {
-            b.attention(&q, m.heads(), &own)?
-        };
+        let part = if own.is_empty() { unseen(m, rows)? } else { b.attention(&q, m.heads(), &own)? };
         parts.push((q, part));
     }
     timings.end(&m.backend, "attention", t)?;
@@ -287,13 +283,16 @@ fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, ranges: &[QueryRange], k: 
             segments.push(Segment { k, v, start: key.start as usize, count: key.count as usize, causal: key.mask == Mask::Causal });
         }
         let q_rows = b.rows(q, c.q_width(), range.row_start as usize, rows)?;
-        let (o, lse) = if segments.is_empty() {
-            (b.zeros(rows * c.q_width())?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?)
-        } else {
-            b.attention(&q_rows, m.heads(), &segments)?
-        };
+        let (o, lse) = if segments.is_empty() { unseen(m, rows)? } else { b.attention(&q_rows, m.heads(), &segments)? };
         outs.push(o);
         lses.push(lse);
     }
     Ok((b.concat_rows(&outs.iter().collect::<Vec<_>>())?, b.concat_rows(&lses.iter().collect::<Vec<_>>())?))
+}
+
+/// The attention of `rows` query rows that see no keys: output 0 with LSE -inf, which merging
+/// by LSE leaves as it was.
+fn unseen<B: Backend>(m: &Model<B>, rows: usize) -> Result<(B::Buf, B::Buf)> {
+    let (b, c) = (&m.backend, &m.config);
+    Ok((b.zeros(rows * c.q_width())?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?))
 }
