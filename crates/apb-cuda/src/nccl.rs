@@ -595,22 +595,24 @@ fn block_meta(block: Option<&KvBlock<Cuda>>) -> [u64; BLOCK_WORDS] {
     }
 }
 
+/// A peer's announced buffer, checked: its type and length.
+fn parse_buf(kind: u64, len: u64) -> std::result::Result<BufMeta, String> {
+    let kind = match kind {
+        1 => Kind::Bf16,
+        2 => Kind::F32,
+        other => return Err(format!("unknown buffer type {other}")),
+    };
+    if len > MAX_ELEMENTS {
+        return Err(format!("a length of {len} values"));
+    }
+    Ok((kind, len as usize))
+}
+
 /// A peer's announced block, checked: None, or K's and V's type and length.
 fn parse_block(words: &[u64]) -> std::result::Result<Option<[BufMeta; 2]>, String> {
-    let buf = |kind: u64, len: u64| -> std::result::Result<BufMeta, String> {
-        let kind = match kind {
-            1 => Kind::Bf16,
-            2 => Kind::F32,
-            other => return Err(format!("unknown buffer type {other}")),
-        };
-        if len > MAX_ELEMENTS {
-            return Err(format!("a length of {len} values"));
-        }
-        Ok((kind, len as usize))
-    };
     match words {
         [0, 0, 0, 0, 0] => Ok(None),
-        [1, kk, kl, vk, vl] => Ok(Some([buf(*kk, *kl)?, buf(*vk, *vl)?])),
+        [1, kk, kl, vk, vl] => Ok(Some([parse_buf(*kk, *kl)?, parse_buf(*vk, *vl)?])),
         other => Err(format!("a malformed block announcement {other:?}")),
     }
 }
@@ -639,6 +641,57 @@ fn write_ptr<'a>(b: &'a mut GpuBuf, stream: &'a CudaStream) -> (cu::CUdeviceptr,
             let bytes = s.num_bytes();
             let (p, g) = s.device_ptr_mut(stream);
             (p, bytes, g)
+        }
+    }
+}
+
+/// One NCCL group being put together: its operations on device buffers, and the guards that
+/// order those buffers' uses on the backend's stream and keep them alive until it has run.
+/// Empty buffers are skipped; every rank knows every length, so all skip the same ones.
+struct Group<'a> {
+    stream: &'a CudaStream,
+    ops: Vec<Op>,
+    guards: Vec<SyncOnDrop<'a>>,
+}
+
+impl<'a> Group<'a> {
+    fn new(stream: &'a CudaStream) -> Group<'a> {
+        Group { stream, ops: Vec::new(), guards: Vec::new() }
+    }
+
+    /// `b` to `peer`.
+    fn send(&mut self, b: &'a GpuBuf, peer: usize) {
+        let (p, bytes, g) = read_ptr(b, self.stream);
+        self.guards.push(g);
+        if bytes > 0 {
+            self.ops.push(Op::Send { buf: p, bytes, peer });
+        }
+    }
+
+    /// Into `b`, from `peer`.
+    fn receive(&mut self, b: &'a mut GpuBuf, peer: usize) {
+        let (p, bytes, g) = write_ptr(b, self.stream);
+        self.guards.push(g);
+        if bytes > 0 {
+            self.ops.push(Op::Recv { buf: p, bytes, peer });
+        }
+    }
+
+    /// This rank's `b` to every other rank (in place: NCCL only reads the root's buffer).
+    fn broadcast(&mut self, b: &'a GpuBuf, root: usize) {
+        let (p, bytes, g) = read_ptr(b, self.stream);
+        self.guards.push(g);
+        if bytes > 0 {
+            self.ops.push(Op::Broadcast { send: p, recv: p, bytes, root });
+        }
+    }
+
+    /// Into `b`, from `root`'s broadcast.
+    fn broadcast_into(&mut self, b: &'a mut GpuBuf, root: usize) {
+        let (p, bytes, g) = write_ptr(b, self.stream);
+        self.guards.push(g);
+        if bytes > 0 {
+            self.ops.push(Op::Broadcast { send: p, recv: p, bytes, root });
         }
     }
 }
@@ -1111,34 +1164,20 @@ impl Comm for NcclComm {
             });
         }
         {
-            let mut ops = Vec::with_capacity(2 * size);
-            let mut guards = Vec::with_capacity(2 * size);
-            // Every rank issues the same broadcasts in the same order: by root, K then V,
-            // skipping empty buffers (every rank knows every length).
+            let mut group = Group::new(&self.stream);
+            // Every rank issues the same broadcasts in the same order: by root, K then V.
             for (root, slot) in received.iter_mut().enumerate() {
                 if root == rank {
                     if let Some((k, v)) = own {
-                        for b in [k, v] {
-                            let (p, bytes, g) = read_ptr(b, &self.stream);
-                            guards.push(g);
-                            if bytes > 0 {
-                                // In place on the root: NCCL only reads its buffer.
-                                ops.push(Op::Broadcast { send: p, recv: p, bytes, root });
-                            }
-                        }
+                        group.broadcast(k, root);
+                        group.broadcast(v, root);
                     }
                 } else if let Some((k, v)) = slot {
-                    for b in [k, v] {
-                        let (p, bytes, g) = write_ptr(b, &self.stream);
-                        guards.push(g);
-                        if bytes > 0 {
-                            ops.push(Op::Broadcast { send: p, recv: p, bytes, root });
-                        }
-                    }
+                    group.broadcast_into(k, root);
+                    group.broadcast_into(v, root);
                 }
             }
-            self.run(WHAT, &ops)?;
-            drop(guards);
+            self.run(WHAT, &group.ops)?;
         }
         Ok(Some(received.into_iter().enumerate().map(|(r, block)| if r == rank { item.clone() } else { Arc::new(block) as Handoff }).collect()))
     }
@@ -1182,33 +1221,22 @@ impl Comm for NcclComm {
         // event is alive for the call (the wait takes the event's state when it is queued).
         unsafe { cu::cuStreamWaitEvent(self.transfer.raw, ready.cu_event(), 0) }.result().map_err(|e| self.error(format!("{WHAT}: ordering the transfer after compute failed: {e:?}")))?;
         {
-            let mut ops = Vec::with_capacity(2 * (to.len() + from.len()));
-            let mut guards = Vec::with_capacity(2 * (to.len() + from.len()));
+            let mut group = Group::new(&self.stream);
             // Each pair of ranks matches in order: K, then V, both ways.
             if let Some((k, v)) = sent {
                 for &peer in to {
-                    for b in [k, v] {
-                        let (p, bytes, g) = read_ptr(b, &self.stream);
-                        guards.push(g);
-                        if bytes > 0 {
-                            ops.push(Op::Send { buf: p, bytes, peer });
-                        }
-                    }
+                    group.send(k, peer);
+                    group.send(v, peer);
                 }
             }
             for ((k, v), &(peer, _)) in received.iter_mut().zip(from) {
-                for b in [k, v] {
-                    let (p, bytes, g) = write_ptr(b, &self.stream);
-                    guards.push(g);
-                    if bytes > 0 {
-                        ops.push(Op::Recv { buf: p, bytes, peer });
-                    }
-                }
+                group.receive(k, peer);
+                group.receive(v, peer);
             }
             // The event below must mark the stream after NCCL's kernels, so wait until they
             // are queued (non-blocking: NCCL may queue them in the background).
-            let queued = if ops.is_empty() { Ok(()) } else { self.queue(WHAT, &ops, self.transfer.raw).and_then(|()| self.shared.wait_until(WHAT, || cu::CUresult::CUDA_SUCCESS)) };
-            drop(guards);
+            let queued = if group.ops.is_empty() { Ok(()) } else { self.queue(WHAT, &group.ops, self.transfer.raw).and_then(|()| self.shared.wait_until(WHAT, || cu::CUresult::CUDA_SUCCESS)) };
+            drop(group);
             if let Err(error) = queued {
                 // The receive buffers are freed on the backend's stream: after whatever of the
                 // group reached the transfer stream (an aborted communicator stops it).
@@ -1253,26 +1281,14 @@ impl Comm for NcclComm {
         let mut got_k = self.alloc_buf(km, &format!("rank {prev}'s K"))?;
         let mut got_v = self.alloc_buf(vm, &format!("rank {prev}'s V"))?;
         {
-            let mut ops = Vec::with_capacity(4);
-            let mut guards = Vec::with_capacity(4);
+            let mut group = Group::new(&self.stream);
             // Sends to `next` and receives from `prev` match in order (K, then V) on each
-            // pair of ranks; empty buffers are skipped on both sides.
-            for b in [&block.0, &block.1] {
-                let (p, bytes, g) = read_ptr(b, &self.stream);
-                guards.push(g);
-                if bytes > 0 {
-                    ops.push(Op::Send { buf: p, bytes, peer: next });
-                }
-            }
-            for b in [&mut got_k, &mut got_v] {
-                let (p, bytes, g) = write_ptr(b, &self.stream);
-                guards.push(g);
-                if bytes > 0 {
-                    ops.push(Op::Recv { buf: p, bytes, peer: prev });
-                }
-            }
-            self.run(WHAT, &ops)?;
-            drop(guards);
+            // pair of ranks.
+            group.send(&block.0, next);
+            group.send(&block.1, next);
+            group.receive(&mut got_k, prev);
+            group.receive(&mut got_v, prev);
+            self.run(WHAT, &group.ops)?;
         }
         Ok(Some(Arc::new((got_k, got_v)) as Handoff))
     }
@@ -1327,30 +1343,16 @@ impl Comm for NcclComm {
             received.push(bufs);
         }
         {
-            let mut ops = Vec::with_capacity(2 * size * PART_BUFS);
-            let mut guards = Vec::with_capacity(2 * size * PART_BUFS);
+            let mut group = Group::new(&self.stream);
             // Every pair of ranks matches in order: the sender's buffers for the receiver as
-            // the receiver's buffers from the sender; empty buffers are skipped on both sides.
+            // the receiver's buffers from the sender.
             for (peer, part) in own.iter().enumerate().filter(|(peer, _)| *peer != rank) {
-                for b in part.iter() {
-                    let (p, bytes, g) = read_ptr(b, &self.stream);
-                    guards.push(g);
-                    if bytes > 0 {
-                        ops.push(Op::Send { buf: p, bytes, peer });
-                    }
-                }
+                part.iter().for_each(|b| group.send(b, peer));
             }
             for (peer, bufs) in received.iter_mut().enumerate() {
-                for b in bufs.iter_mut() {
-                    let (p, bytes, g) = write_ptr(b, &self.stream);
-                    guards.push(g);
-                    if bytes > 0 {
-                        ops.push(Op::Recv { buf: p, bytes, peer });
-                    }
-                }
+                bufs.iter_mut().for_each(|b| group.receive(b, peer));
             }
-            self.run(WHAT, &ops)?;
-            drop(guards);
+            self.run(WHAT, &group.ops)?;
         }
         Ok(Some(received.into_iter().enumerate().map(|(r, bufs)| if r == rank { parts[rank].clone() } else { Arc::new(bufs) as Handoff }).collect()))
     }
@@ -1379,20 +1381,7 @@ fn parse_part(words: &[u64]) -> std::result::Result<Vec<BufMeta>, String> {
     if words.len() != PART_WORDS || count > PART_BUFS || words[1 + 2 * count..].iter().any(|&w| w != 0) {
         return Err(format!("a malformed part announcement {words:?}"));
     }
-    words[1..1 + 2 * count]
-        .chunks_exact(2)
-        .map(|w| {
-            let kind = match w[0] {
-                1 => Kind::Bf16,
-                2 => Kind::F32,
-                other => return Err(format!("unknown buffer type {other}")),
-            };
-            if w[1] > MAX_ELEMENTS {
-                return Err(format!("a length of {} values", w[1]));
-            }
-            Ok((kind, w[1] as usize))
-        })
-        .collect()
+    words[1..1 + 2 * count].chunks_exact(2).map(|w| parse_buf(w[0], w[1])).collect()
 }
 
 impl Drop for NcclComm {
