@@ -155,7 +155,7 @@ impl Task for CalibrateTask {
                 k: g.gemm.k as u32,
                 flops: g.flops,
                 ms: g.ms,
-                tflops: g.flops / (g.ms * 1e-3) / 1e12,
+                tflops: g.tflops(),
             })
             .collect();
         Ok(CalibrateResult {

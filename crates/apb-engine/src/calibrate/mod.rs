@@ -61,6 +61,17 @@ pub struct GemmTime {
     pub ms: f64,
 }
 
+impl GemmTime {
+    pub fn tflops(&self) -> f64 {
+        tflops(self.flops, self.ms)
+    }
+}
+
+/// FLOPs done in `ms` milliseconds, as TFLOP/s.
+fn tflops(flops: f64, ms: f64) -> f64 {
+    flops / (ms * 1e-3) / 1e12
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     pub settings: Settings,
@@ -85,10 +96,10 @@ impl Calibration {
     /// The layer's GEMM FLOPs over their summed time: the planner times a layer's GEMMs as
     /// their FLOPs over one rate, so the rate is the total's, not a mean of the GEMMs' rates.
     pub fn matmul_tflops(&self) -> f64 {
-        self.gemm_flops() / (self.gemm_ms() * 1e-3) / 1e12
+        tflops(self.gemm_flops(), self.gemm_ms())
     }
     pub fn attention_tflops(&self) -> f64 {
-        self.attention_flops / (self.attention_ms * 1e-3) / 1e12
+        tflops(self.attention_flops, self.attention_ms)
     }
     pub fn copy_gbs(&self) -> f64 {
         self.copy_bytes_moved / (self.copy_ms * 1e-3) / 1e9

@@ -36,8 +36,9 @@ impl Gemm {
     }
 }
 
-/// The GEMMs the engine's forward runs per layer, with its stacking: q alone, k and v stacked,
-/// o, gate and up stacked, down.
+/// A layer's GEMMs: q, k and v (timed as one GEMM of k's and v's combined width; the forward
+/// runs k and v apart, with the same FLOPs), o, gate and up stacked as the forward runs them,
+/// and down.
 pub fn layer_gemms(s: &LayerShape) -> [Gemm; 5] {
     let (d, q_width, kv_width) = (s.hidden, s.heads * s.head_dim, s.kv_heads * s.head_dim);
     [
@@ -57,6 +58,6 @@ pub fn layer_gemm_flops(s: &LayerShape, tokens: usize) -> f64 {
 /// FLOPs of causal self-attention over `tokens` rows, as FlashAttention (and the planner)
 /// counts them: 4 * heads * head_dim per visible query-key pair, the causal square as half.
 pub fn causal_attention_flops(heads: Heads, tokens: usize) -> f64 {
-    let t = tokens as f64;
-    4.0 * heads.q_heads as f64 * heads.head_dim as f64 * (t * t / 2.0)
+    let pairs = apb_plan::cost::attention_pairs(tokens as u64, tokens as u64, apb_plan::layout::Mask::Causal);
+    4.0 * heads.q_heads as f64 * heads.head_dim as f64 * pairs
 }
