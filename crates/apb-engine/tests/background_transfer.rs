@@ -12,7 +12,7 @@ use apb_engine::comm::{Comm, Handoff, InFlight, InProcess};
 use apb_engine::config::Architecture;
 use apb_engine::cpu::backend::Cpu;
 use apb_engine::exchange::KvBlock;
-use apb_engine::{generate, generate_host, EngineError, HostOutput, Request, Result};
+use apb_engine::{generate, EngineError, HostOutput, Request, Result};
 use apb_plan::input::Strategy;
 use common::*;
 
@@ -86,10 +86,7 @@ impl Comm for Background {
 fn run(model: &apb_engine::Model<Cpu>, r: &Request) -> (Vec<HostOutput>, Vec<Transfer>, Vec<Transfer>) {
     let (sent, received): (Asked, Asked) = Default::default();
     let mut comms: Vec<Background> = InProcess::group(r.hosts).into_iter().map(|inner| Background { inner, sent: sent.clone(), received: received.clone() }).collect();
-    let outputs = std::thread::scope(|s| {
-        let hosts: Vec<_> = comms.iter_mut().map(|c| s.spawn(move || generate_host(model, r, c, &|_| true))).collect();
-        hosts.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
-    });
+    let outputs = run_hosts(model, r, &mut comms).into_iter().map(|o| o.unwrap()).collect();
     let mut sent = sent.lock().unwrap().clone();
     let mut received = received.lock().unwrap().clone();
     sent.sort();

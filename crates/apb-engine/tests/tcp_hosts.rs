@@ -5,18 +5,9 @@
 mod common;
 
 use apb_engine::config::Architecture;
-use apb_engine::cpu::backend::Cpu;
-use apb_engine::tcp::TcpComm;
-use apb_engine::{generate, generate_host, HostOutput, Model, Request};
+use apb_engine::{generate, Request};
 use apb_plan::input::Strategy;
 use common::*;
-
-fn run_tcp(model: &Model<Cpu>, r: &Request, comms: &mut [TcpComm]) -> Vec<apb_engine::Result<HostOutput>> {
-    std::thread::scope(|s| {
-        let hosts: Vec<_> = comms.iter_mut().map(|c| s.spawn(move || generate_host(model, r, c, &|_| true))).collect();
-        hosts.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 #[test]
 fn every_strategy_over_tcp_equals_the_same_hosts_emulated() {
@@ -36,7 +27,7 @@ fn every_strategy_over_tcp_equals_the_same_hosts_emulated() {
         };
         let r = Request { strategy, hosts, ..base.clone() };
         let emulated = generate(&model, &r, &|_| true).unwrap();
-        let outputs = run_tcp(&model, &r, &mut tcp_group(hosts, &format!("g{i}")));
+        let outputs = run_hosts(&model, &r, &mut tcp_group(hosts, &format!("g{i}")));
         for (rank, out) in outputs.into_iter().enumerate() {
             let out = out.unwrap_or_else(|e| panic!("{strategy:?} host {rank}: {e:?}"));
             assert_eq!(out.tokens, emulated.tokens, "{strategy:?} on {hosts} hosts: host {rank}'s tokens");
@@ -64,7 +55,7 @@ fn a_host_that_fails_is_named_by_the_others() {
     let mut comms = tcp_group(3, "failing");
     let dead = comms.remove(2);
     drop(dead); // host 2 is gone before the request reaches it
-    let errors: Vec<_> = run_tcp(&model, &r, &mut comms).into_iter().map(|o| o.expect_err("a host whose peer is gone cannot finish")).collect();
+    let errors: Vec<_> = run_hosts(&model, &r, &mut comms).into_iter().map(|o| o.expect_err("a host whose peer is gone cannot finish")).collect();
     assert!(errors.iter().all(|e| e.code == "COMM"), "{errors:?}");
     // A survivor that lost its link to host 2 names it; the others may only see that survivor
     // shut down (the control plane names the root cause to the caller).
@@ -80,7 +71,7 @@ fn a_request_for_another_group_size_is_refused_before_any_exchange() {
     r.strategy = Strategy::Apb;
     r.hosts = 3;
     let mut comms = tcp_group(2, "sizes");
-    let outputs = run_tcp(&model, &r, &mut comms);
+    let outputs = run_hosts(&model, &r, &mut comms);
     for out in outputs {
         let e = out.err().unwrap();
         assert_eq!(e.code, "INVALID_INPUT");
@@ -88,5 +79,5 @@ fn a_request_for_another_group_size_is_refused_before_any_exchange() {
     }
     // The group is still usable.
     r.hosts = 2;
-    assert!(run_tcp(&model, &r, &mut comms).into_iter().all(|o| o.is_ok()));
+    assert!(run_hosts(&model, &r, &mut comms).into_iter().all(|o| o.is_ok()));
 }

@@ -7,7 +7,7 @@ mod common;
 
 use apb_engine::config::{Architecture, ModelConfig};
 use apb_engine::cpu::backend::Cpu;
-use apb_engine::{generate, generate_host, generate_with, Model, Output, Request, Transfer};
+use apb_engine::{generate, generate_with, Model, Output, Request, Transfer};
 use apb_plan::input::Strategy;
 use common::*;
 
@@ -89,11 +89,7 @@ fn ulysses_over_tcp_equals_full_attention() {
     let expected = run(&model, &full);
     for hosts in [2, 4] {
         let r = Request { strategy: Strategy::Ulysses, hosts, ..full.clone() };
-        let mut comms = tcp_group(hosts, &format!("ulysses{hosts}"));
-        let outputs: Vec<_> = std::thread::scope(|s| {
-            let running: Vec<_> = comms.iter_mut().map(|c| s.spawn(|| generate_host(&model, &r, c, &|_| true))).collect();
-            running.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let outputs = run_hosts(&model, &r, &mut tcp_group(hosts, &format!("ulysses{hosts}")));
         for (rank, out) in outputs.into_iter().enumerate() {
             let out = out.unwrap_or_else(|e| panic!("host {rank} of {hosts}: {e:?}"));
             assert_eq!(out.tokens, expected.tokens, "host {rank} of {hosts}: tokens");

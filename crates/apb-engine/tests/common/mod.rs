@@ -8,8 +8,9 @@ use apb_engine::config::{Architecture, Llama3Scaling, ModelConfig};
 use apb_engine::cpu::backend::Cpu;
 use apb_engine::weights::TensorSource;
 use apb_engine::sample::Sampling;
+use apb_engine::comm::Comm;
 use apb_engine::tcp::{listen, TcpComm};
-use apb_engine::{EngineError, Model, Output, Request};
+use apb_engine::{generate_host, EngineError, HostOutput, Model, Output, Request};
 use apb_plan::input::{Scorer, Strategy};
 pub use apb_test_support::Rng;
 
@@ -246,4 +247,13 @@ pub fn assert_same(a: &Output, b: &Output, what: &str) {
     let err = rel_error32(&a.first_logits, &b.first_logits);
     assert!(err < 1e-5, "{what}: first-token logits differ by {err}");
     assert_eq!(a.tokens, b.tokens, "{what}: generated tokens differ");
+}
+
+/// Each host of a group of real hosts (one `Comm` each) runs `r` on its own thread, as a host
+/// that is its own process would; every host's result, in rank order.
+pub fn run_hosts<C: Comm>(model: &Model<Cpu>, r: &Request, comms: &mut [C]) -> Vec<apb_engine::Result<HostOutput>> {
+    std::thread::scope(|s| {
+        let hosts: Vec<_> = comms.iter_mut().map(|c| s.spawn(move || generate_host(model, r, c, &|_| true))).collect();
+        hosts.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }
