@@ -36,6 +36,14 @@ describe("llama3ScalingFromDivisors", () => {
     }
   });
 
+  it("reproduces a scaling whose band holds a single rotary pair (its slope is free within the neighbours' bounds)", () => {
+    const truth: RopeScalingLlama3 = { type: "llama3", factor: 20.226, lowFreqFactor: 2.0824, highFreqFactor: 2.7488, originalMaxPositions: 21558 };
+    const divisors = f32(llama3Divisors(truth, 10000, 64));
+    expect(divisors.filter((d) => d > 1.0001 && d < truth.factor * 0.9999)).toHaveLength(1);
+    const s = llama3ScalingFromDivisors(divisors, 10000, 64, "m.gguf");
+    llama3Divisors(s!, 10000, 64).forEach((d, i) => expect(Math.abs(d - divisors[i]!) / divisors[i]!, `pair ${i}`).toBeLessThan(1e-4));
+  });
+
   it("reads all-ones as no scaling", () => {
     expect(llama3ScalingFromDivisors(new Array(64).fill(1), 10000, 128, "m.gguf")).toBeNull();
   });

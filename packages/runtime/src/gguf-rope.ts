@@ -38,15 +38,22 @@ export function llama3ScalingFromDivisors(divisors: readonly number[], ropeTheta
   const factor = Math.max(...divisors);
   if (Math.abs(factor - 1) < TOLERANCE) return null; // no scaling at all
   const base = divisors.map((_, i) => ropeTheta ** (-(2 * i) / headDim));
-  const band = divisors.map((d, i) => ({ d, f: base[i]! })).filter(({ d }) => d > 1 + TOLERANCE && d < factor * (1 - TOLERANCE));
+  const band = divisors.map((d, i) => ({ d, f: base[i]!, i })).filter(({ d }) => d > 1 + TOLERANCE && d < factor * (1 - TOLERANCE));
   // s = A f - B on the band; outside it, thresholds anywhere between neighbouring pairs do.
   let A: number;
   let B: number;
   const firstScaled = divisors.findIndex((d) => d > 1 + TOLERANCE);
-  if (band.length >= 1) {
-    const points = band.map(({ d, f }) => ({ f, s: (1 / d - 1 / factor) / (1 - 1 / factor) }));
-    // One pair in the band: the line also passes s = 1 between it and the unscaled pair before it.
-    if (points.length === 1 && firstScaled >= 1) points.push({ f: Math.sqrt(base[firstScaled - 1]! * base[firstScaled]!), s: 1 });
+  const points = band.map(({ d, f }) => ({ f, s: (1 / d - 1 / factor) / (1 - 1 / factor) }));
+  if (points.length === 1) {
+    // One pair in the band fixes one point of the line but not its slope. Any slope steep enough
+    // to put the unscaled pair before it at s >= 1 and the fully scaled pair after it at s <= 0
+    // reproduces every divisor; take twice the least such slope so neither neighbour sits on an edge.
+    const { f, s } = points[0]!;
+    const i = band[0]!.i;
+    const least = Math.max(i >= 1 ? (1 - s) / (base[i - 1]! - f) : 0, i + 1 < base.length ? s / (f - base[i + 1]!) : 0);
+    A = least > 0 ? 2 * least : 1 / f;
+    B = A * f - s;
+  } else if (points.length >= 2) {
     const n = points.length;
     const mf = points.reduce((a, p) => a + p.f, 0) / n;
     const ms = points.reduce((a, p) => a + p.s, 0) / n;
