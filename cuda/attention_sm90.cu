@@ -1,34 +1,36 @@
-// APB attention for Hopper (sm_90a) in FlashAttention-3's structure. A block owns 128 query
-// rows of one head and runs three warpgroups:
-//   - a producer: one thread issues TMA copies of Q, then K and V tiles (128 keys) into a
-//     two-stage ring in shared memory, each stage guarded by a "full" and an "empty" mbarrier;
-//   - two consumers, 64 rows each: S = Q K^T and O += P V on wgmma, online softmax between.
+// APB attention for Hopper (sm_90a) in FlashAttention-3's structure, for head dims 128 and
+// 64. A block owns 64 query rows per consumer warpgroup of one head and runs:
+//   - a producer warpgroup: one thread issues TMA copies of Q, then K and V tiles (128 keys)
+//     into a two-stage ring in shared memory, each stage guarded by a "full" and an "empty"
+//     mbarrier;
+//   - consumer warpgroups, 64 rows each: S = Q K^T and O += P V on wgmma, online softmax
+//     between. Head dim 128 runs two (128 rows); head dim 64 runs three (192 rows): its
+//     matrix products take half as long while the softmax of a 64 x 128 tile costs the same,
+//     so two other warpgroups' products are needed to cover one warpgroup's softmax.
 // Two overlaps hide the softmax: inside a consumer, S of tile i is issued together with
 // P V of tile i-1, so the exponentials of tile i run while P V computes; across consumers,
-// a pair of named barriers takes turns ("ping-pong"), so one warpgroup's matrix products
-// run while the other does its softmax.
+// named barriers pass a turn round ("ping-pong"), so one warpgroup's matrix products run
+// while the others do their softmax.
 // Keys come as segments read in place (common.cuh); a block walks only the tiles its last
 // row can see, and masks only tiles that cross a causal diagonal or a segment's end.
 // Tiles sit in shared memory in the 128-byte-swizzled layout TMA writes and wgmma reads:
-// a [128 rows][128 bf16] tile is two boxes of [128 rows][64 bf16], the 16-byte chunks of
+// a [rows][D bf16] tile is D / 64 column boxes of [rows][64 bf16], the 16-byte chunks of
 // row r permuted by r % 8.
 //
 // Launched only by crates/apb-cuda/src/attention_sm90.rs, which encodes the tensor maps
-// (cuTensorMapEncodeTiled: 2-D bf16, box 64 columns x 128 rows, 128-byte swizzle; q over
-// [rows][q_heads * 128], k[i] and v[i] over segment i's own rows [count][kv_heads * 128],
-// based at its first row, so reads past a segment's end come back as zeros), checks shapes
-// and launches: grid (ceil(rows / 128), q_heads), 384 threads (a producer warpgroup and two
-// consumer warpgroups), 5 * 32 KiB + 2 KiB of dynamic shared memory (Q tile, two stages of
-// K and V tiles, barriers, 1 KiB alignment slack). Head dim 128 and sm_90a only.
+// (cuTensorMapEncodeTiled: 2-D bf16, 128-byte swizzle, box 64 columns x 64 rows for q over
+// [rows][q_heads * D], 64 columns x 128 rows for k[i] and v[i] over segment i's own rows
+// [count][kv_heads * D], based at its first row, so reads past a segment's end come back as
+// zeros), checks shapes and launches: grid (ceil(rows / (64 * consumers)), q_heads), 128
+// threads per warpgroup, smem_bytes<D, consumers>() of dynamic shared memory (Q tile, two
+// stages of K and V tiles, barriers, 1 KiB alignment slack). sm_90a only.
 #include <cuda_bf16.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common.cuh"
 
-#define APB_SM90_BLOCK_ROWS 128
 #define APB_SM90_TILE_KEYS 128
-#define APB_SM90_THREADS 384
 
 // CUtensorMap's layout (cuda.h: 16 opaque 64-bit words, 128-byte aligned) without the
 // driver header.
@@ -42,7 +44,7 @@ typedef struct {
   apb_tensor_map q;
   apb_tensor_map k[APB_MAX_SEGMENTS];
   apb_tensor_map v[APB_MAX_SEGMENTS];
-  void* o;     // [rows][q_heads][128] bf16
+  void* o;     // [rows][q_heads][D] bf16
   float* lse;  // [rows][q_heads]
   int64_t rows;
   int64_t count[APB_MAX_SEGMENTS];
@@ -70,13 +72,29 @@ namespace sm90 {
 
 using namespace apb;
 
-constexpr int kD = 128;
-[[maybe_unused]] constexpr int kRows = APB_SM90_BLOCK_ROWS;   // per block; 64 per consumer warpgroup
 constexpr int kKeys = APB_SM90_TILE_KEYS;    // per K/V tile
 constexpr int kStages = 2;
-constexpr int kBoxBytes = 128 * 128;         // [128 rows][64 bf16]
-constexpr int kTileBytes = 2 * kBoxBytes;    // [128 rows][128 bf16]
-constexpr int kConsumerThreads = 256;
+constexpr int kRowBytes = 128;               // 64 bf16: one row of a column box
+constexpr int kBoxBytes = kKeys * kRowBytes; // a K/V column box, [128 keys][64 bf16]
+[[maybe_unused]] constexpr int kQBoxRows = 64;                // Q is loaded one consumer's rows at a time
+
+// What a head dim fixes: the column boxes per row, the K/V tile size, and the consumers.
+template <int D>
+struct Shape {
+  static_assert(D == 64 || D == 128, "head dims 64 and 128");
+  static constexpr int kBoxes = D / 64;
+  static constexpr int kTileBytes = kBoxes * kBoxBytes;
+  static constexpr int kConsumers = D == 64 ? 3 : 2;
+  static constexpr int kRows = 64 * kConsumers;              // query rows per block
+  static constexpr int kQBoxBytes = kRows * kRowBytes;       // Q's column box, [kRows][64 bf16]
+  static constexpr int kQBytes = kBoxes * kQBoxBytes;
+  static constexpr int kThreads = 128 * (1 + kConsumers);
+  // Registers per thread after setmaxnreg: the producer gives up what the consumers take
+  // (the sum stays within the SM's 64K).
+  static constexpr int kProducerRegs = kConsumers == 2 ? 40 : 32;
+  static constexpr int kConsumerRegs = kConsumers == 2 ? 232 : 160;
+  static_assert(128 * kProducerRegs + 128 * kConsumers * kConsumerRegs <= 65536, "registers fit the SM");
+};
 
 // mbarriers, one 64-bit word each, after the tiles.
 struct Barriers {
@@ -85,10 +103,15 @@ struct Barriers {
   uint64_t v_full[kStages], v_empty[kStages];
 };
 
-// The dynamic shared memory attention_sm90.rs launches with (SM90_SMEM_BYTES): the tiles,
-// the barriers and the slack that aligning the tiles to 1024 bytes may take.
-static_assert((1 + 2 * kStages) * kTileBytes + 1024 + 1024 == 5 * 32768 + 2048 && sizeof(Barriers) <= 1024,
-              "attention_sm90.rs launches with 5 * 32768 + 2048 bytes");
+// The dynamic shared memory attention_sm90.rs launches with (SMEM_BYTES per head dim): the
+// tiles, the barriers and the slack that aligning the tiles to 1024 bytes may take.
+template <int D>
+constexpr int smem_bytes() {
+  return Shape<D>::kQBytes + 2 * kStages * Shape<D>::kTileBytes + 1024 + 1024;
+}
+static_assert(sizeof(Barriers) <= 1024, "the barriers fit their kilobyte");
+static_assert(smem_bytes<128>() == 163840 + 2048, "attention_sm90.rs launches d128 with 163840 + 2048 bytes");
+static_assert(smem_bytes<64>() == 90112 + 2048, "attention_sm90.rs launches d64 with 90112 + 2048 bytes");
 
 // ---- mbarrier and TMA ----------------------------------------------------------------
 __device__ __forceinline__ void bar_init(uint64_t* bar, int count) {
@@ -112,8 +135,9 @@ __device__ __forceinline__ void bar_wait(uint64_t* bar, uint32_t parity) {
         : "memory");
   } while (!done);
 }
-// One [128 rows][64 bf16] box at (column, row) of the tensor `map` into `dst`; completes
-// on `bar` by transaction bytes. Rows past the tensor's end arrive as zeros.
+// One box (64 bf16 wide; as many rows as the map's box) at (column, row) of the tensor `map`
+// into `dst`; completes on `bar` by transaction bytes. Rows past the tensor's end arrive as
+// zeros.
 __device__ __forceinline__ void tma_load(unsigned char* dst, const apb_tensor_map* map, int column, int64_t row,
                                          uint64_t* bar) {
   asm volatile(
@@ -123,12 +147,15 @@ __device__ __forceinline__ void tma_load(unsigned char* dst, const apb_tensor_ma
       : "memory");
 }
 
-// Named barriers 1 and 2 order the consumers' matrix products (ping-pong); 0 is __syncthreads.
+// Named barriers 1..consumers order the consumers' matrix products: consumer c waits on
+// barrier 1 + c and passes the turn to the next one round (0 is __syncthreads). Each barrier
+// counts the waiting warpgroup and the one passing to it.
 __device__ __forceinline__ void turn_wait(int consumer) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(1 + consumer), "n"(kConsumerThreads) : "memory");
+  asm volatile("bar.sync %0, 256;\n" ::"r"(1 + consumer) : "memory");
 }
+template <int kConsumers>
 __device__ __forceinline__ void turn_pass(int consumer) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(1 + (1 - consumer)), "n"(kConsumerThreads) : "memory");
+  asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (consumer + 1) % kConsumers) : "memory");
 }
 
 // ---- wgmma ------------------------------------------------------------------------------
@@ -166,6 +193,10 @@ __device__ __forceinline__ void pin(float (&r)[N]) {
       "+f"(d[i + 7])
 #define APB_F64(d) \
   APB_F8(d, 0), APB_F8(d, 8), APB_F8(d, 16), APB_F8(d, 24), APB_F8(d, 32), APB_F8(d, 40), APB_F8(d, 48), APB_F8(d, 56)
+#define APB_ACC32                                                                                              \
+  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27," \
+  "%28,%29,%30,%31}"
+#define APB_F32(d) APB_F8(d, 0), APB_F8(d, 8), APB_F8(d, 16), APB_F8(d, 24)
 
 #ifndef APB_NO_WGMMA
 // S[64x128] (+)= Q[64x16] K^T[16x128], both K-major in shared memory.
@@ -176,13 +207,21 @@ __device__ __forceinline__ void wgmma_qk(float (&d)[64], uint64_t dq, uint64_t d
       : APB_F64(d)
       : "l"(dq), "l"(dk), "r"(accumulate));
 }
-// O[64x128] += P[64x16] (registers) V[16x128] (shared memory, read transposed).
+// O[64xD] += P[64x16] (registers) V[16xD] (shared memory, read transposed), D = 128 or 64.
 __device__ __forceinline__ void wgmma_pv(float (&d)[64], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint64_t dv) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " APB_ACC64 ", {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
       : APB_F64(d)
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(dv));
+}
+__device__ __forceinline__ void wgmma_pv(float (&d)[32], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint64_t dv) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " APB_ACC32 ", {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
+      : APB_F32(d)
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(dv));
 }
 #endif
@@ -224,12 +263,15 @@ __device__ __forceinline__ void tile_at(const TileWalk& w, int i, int& seg, int6
 }
 
 // ---- roles -------------------------------------------------------------------------------
+template <int D>
 __device__ __forceinline__ void produce(const apb_sm90_params& p, const TileWalk& w, unsigned char* sQ,
                                         unsigned char* sK, unsigned char* sV, Barriers* b, int64_t row0, int head,
                                         int kv_head) {
-  bar_expect_tx(&b->q_full, kTileBytes);
-  tma_load(sQ, &p.q, head * kD, row0, &b->q_full);
-  tma_load(sQ + kBoxBytes, &p.q, head * kD + 64, row0, &b->q_full);
+  using S = Shape<D>;
+  bar_expect_tx(&b->q_full, S::kQBytes);
+  for (int box = 0; box < S::kBoxes; ++box)
+    for (int r = 0; r < S::kRows; r += kQBoxRows)
+      tma_load(sQ + box * S::kQBoxBytes + r * kRowBytes, &p.q, head * D + box * 64, row0 + r, &b->q_full);
   // K of tile i+1 goes out before V of tile i: the consumers need them in that order.
   auto load = [&](const apb_tensor_map* maps, unsigned char* ring, uint64_t* full, uint64_t* empty, int i) {
     int seg;
@@ -237,9 +279,9 @@ __device__ __forceinline__ void produce(const apb_sm90_params& p, const TileWalk
     tile_at(w, i, seg, key0);
     const int stage = i % kStages;
     bar_wait(&empty[stage], ((i / kStages) & 1) ^ 1);
-    bar_expect_tx(&full[stage], kTileBytes);
-    tma_load(ring + stage * kTileBytes, &maps[seg], kv_head * kD, key0, &full[stage]);
-    tma_load(ring + stage * kTileBytes + kBoxBytes, &maps[seg], kv_head * kD + 64, key0, &full[stage]);
+    bar_expect_tx(&full[stage], S::kTileBytes);
+    for (int box = 0; box < S::kBoxes; ++box)
+      tma_load(ring + stage * S::kTileBytes + box * kBoxBytes, &maps[seg], kv_head * D + box * 64, key0, &full[stage]);
   };
   if (w.total > 0) load(p.k, sK, b->k_full, b->k_empty, 0);
   for (int i = 0; i < w.total; ++i) {
@@ -290,17 +332,21 @@ __device__ __forceinline__ void softmax_tile(float (&s)[64], float (&m)[2], floa
   }
 }
 
+// Dims 16kk..16kk+15 lie in column box kk / 4 of Q and of K, 32 bytes into each row per step.
+template <int D>
 __device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t q_addr, uint32_t k_addr) {
 #pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) {
-    const uint32_t off = (kk / 4) * kBoxBytes + (kk % 4) * 32;
-    wgmma_qk(s, descriptor(q_addr + off, 16, 1024), descriptor(k_addr + off, 16, 1024), kk > 0);
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint32_t step = (kk % 4) * 32;
+    wgmma_qk(s, descriptor(q_addr + (kk / 4) * Shape<D>::kQBoxBytes + step, 16, 1024),
+             descriptor(k_addr + (kk / 4) * kBoxBytes + step, 16, 1024), kk > 0);
   }
 }
 
-// Keys 16kk..16kk+15 are rows 16kk.. of both V boxes; the second box holds dims 64..127 (the
+// Keys 16kk..16kk+15 are rows 16kk.. of every V column box; box b holds dims 64b..64b+63 (the
 // leading-dimension step), each 8 keys one swizzle atom (the stride step).
-__device__ __forceinline__ void issue_pv(float (&o)[64], const uint32_t (&pk)[32], uint32_t v_addr) {
+template <int N>
+__device__ __forceinline__ void issue_pv(float (&o)[N], const uint32_t (&pk)[32], uint32_t v_addr) {
 #pragma unroll
   for (int kk = 0; kk < kKeys / 16; ++kk)
     wgmma_pv(o, pk[4 * kk], pk[4 * kk + 1], pk[4 * kk + 2], pk[4 * kk + 3],
@@ -312,28 +358,33 @@ __device__ __forceinline__ void pack_p(uint32_t (&pk)[32], const float (&s)[64])
   for (int i = 0; i < 32; ++i) pk[i] = pack_bf16(s[2 * i], s[2 * i + 1]);
 }
 
-// One arrival per warp once its share of a wgmma is complete (the empty barriers count 8).
+// One arrival per warp once its share of a wgmma is complete (the empty barriers count every
+// consumer warp).
 __device__ __forceinline__ void release(uint64_t* bar, int lane) {
   if (lane == 0) bar_arrive(bar);
 }
 
+template <int D>
 __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk& w, unsigned char* sQ,
                                         unsigned char* sK, unsigned char* sV, Barriers* b, int64_t row0, int head,
                                         int consumer) {
+  using S = Shape<D>;
+  constexpr int kTileBytes = S::kTileBytes;
   const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
   const int64_t first_row = row0 + 64 * consumer;
   const int64_t row[2] = {first_row + warp * 16 + lane / 4, first_row + warp * 16 + lane / 4 + 8};
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(kD));
-  const uint32_t q_addr = smem_addr(sQ) + consumer * 64 * 128;
+  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(D));
+  const uint32_t q_addr = smem_addr(sQ) + consumer * 64 * kRowBytes;
   const uint32_t k_addr = smem_addr(sK), v_addr = smem_addr(sV);
 
-  float o[64], s[64];
+  // O's accumulator: per thread, 4 values for each 8 of the D columns.
+  float o[D / 2], s[64];
   uint32_t pk[32];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.f;
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, rescale[2];
 
-  if (consumer == 1) turn_pass(1);  // consumer 0 takes the first turn
+  if (consumer == S::kConsumers - 1) turn_pass<S::kConsumers>(consumer);  // consumer 0 takes the first turn
   bar_wait(&b->q_full, 0);
   if (w.total > 0) {
     int seg;
@@ -342,9 +393,9 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
     bar_wait(&b->k_full[0], 0);
     turn_wait(consumer);
     wgmma_fence();
-    issue_qk(s, q_addr, k_addr);
+    issue_qk<D>(s, q_addr, k_addr);
     wgmma_commit();
-    turn_pass(consumer);
+    turn_pass<S::kConsumers>(consumer);
     wgmma_wait<0>();
     pin(s);
     release(&b->k_empty[0], lane);
@@ -359,12 +410,12 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
     bar_wait(&b->k_full[stage], (i / kStages) & 1);
     turn_wait(consumer);
     wgmma_fence();
-    issue_qk(s, q_addr, k_addr + stage * kTileBytes);
+    issue_qk<D>(s, q_addr, k_addr + stage * kTileBytes);
     wgmma_commit();
     bar_wait(&b->v_full[prev], ((i - 1) / kStages) & 1);
     issue_pv(o, pk, v_addr + prev * kTileBytes);
     wgmma_commit();
-    turn_pass(consumer);
+    turn_pass<S::kConsumers>(consumer);
     wgmma_wait<1>();  // S of tile i is ready; P V of tile i-1 still runs
     pin(s);
     release(&b->k_empty[stage], lane);
@@ -373,7 +424,7 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
     pin(o);
     release(&b->v_empty[prev], lane);
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
+    for (int j = 0; j < D / 8; ++j) {
       o[4 * j] *= rescale[0];
       o[4 * j + 1] *= rescale[0];
       o[4 * j + 2] *= rescale[1];
@@ -388,12 +439,12 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
     wgmma_fence();
     issue_pv(o, pk, v_addr + last * kTileBytes);
     wgmma_commit();
-    turn_pass(consumer);
+    turn_pass<S::kConsumers>(consumer);
     wgmma_wait<0>();
     pin(o);
     release(&b->v_empty[last], lane);
   }
-  if (consumer == 0) turn_wait(0);  // take consumer 1's last turn, so no arrival is left over
+  if (consumer == 0) turn_wait(0);  // take the last consumer's last pass, so no arrival is left over
 
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -401,9 +452,9 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
     l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
     if (row[h] >= p.rows) continue;
     const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
-    __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.o) + (row[h] * p.q_heads + head) * kD;
+    __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.o) + (row[h] * p.q_heads + head) * D;
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
+    for (int j = 0; j < D / 8; ++j) {
       const int dim = j * 8 + (lane % 4) * 2;
       *reinterpret_cast<uint32_t*>(out + dim) = pack_bf16(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
     }
@@ -417,42 +468,53 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
 
 using namespace sm90;
 
-extern "C" __global__ void __launch_bounds__(APB_SM90_THREADS, 1)
-    apb_attention_sm90_d128(const __grid_constant__ apb_sm90_params p) {
+template <int D>
+__device__ __forceinline__ void attention_sm90(const apb_sm90_params& p) {
 #ifdef APB_NO_WGMMA
-  __trap();  // built only for sm_90a; other GPUs use apb_attention_d128
+  __trap();  // built only for sm_90a; other GPUs use the portable kernel
 #else
+  using S = Shape<D>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // Swizzled tiles must start on 1024-byte boundaries (the swizzle pattern repeats there).
   unsigned char* smem = smem_raw + ((1024 - smem_addr(smem_raw) % 1024) % 1024);
   unsigned char* sQ = smem;
-  unsigned char* sK = sQ + kTileBytes;
-  unsigned char* sV = sK + kStages * kTileBytes;
-  Barriers* b = reinterpret_cast<Barriers*>(sV + kStages * kTileBytes);
+  unsigned char* sK = sQ + S::kQBytes;
+  unsigned char* sV = sK + kStages * S::kTileBytes;
+  Barriers* b = reinterpret_cast<Barriers*>(sV + kStages * S::kTileBytes);
 
   const int head = blockIdx.y, kv_head = head / (p.q_heads / p.kv_heads);
   // Blocks with the most causal work start first.
-  const int64_t row0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * kRows;
-  const TileWalk w = walk_for(p, lmin(row0 + kRows, p.rows) - 1);
+  const int64_t row0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * S::kRows;
+  const TileWalk w = walk_for(p, lmin(row0 + S::kRows, p.rows) - 1);
 
   if (threadIdx.x == 0) {
     bar_init(&b->q_full, 1);
     for (int s = 0; s < kStages; ++s) {
       bar_init(&b->k_full[s], 1);
       bar_init(&b->v_full[s], 1);
-      bar_init(&b->k_empty[s], 8);  // one arrival per consumer warp
-      bar_init(&b->v_empty[s], 8);
+      bar_init(&b->k_empty[s], 4 * S::kConsumers);  // one arrival per consumer warp
+      bar_init(&b->v_empty[s], 4 * S::kConsumers);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
 
   if (threadIdx.x < 128) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-    if (threadIdx.x == 0) produce(p, w, sQ, sK, sV, b, row0, head, kv_head);
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(S::kProducerRegs));
+    if (threadIdx.x == 0) produce<D>(p, w, sQ, sK, sV, b, row0, head, kv_head);
   } else {
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-    consume(p, w, sQ, sK, sV, b, row0, head, threadIdx.x / 128 - 1);
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(S::kConsumerRegs));
+    consume<D>(p, w, sQ, sK, sV, b, row0, head, threadIdx.x / 128 - 1);
   }
 #endif
+}
+
+extern "C" __global__ void __launch_bounds__(Shape<128>::kThreads, 1)
+    apb_attention_sm90_d128(const __grid_constant__ apb_sm90_params p) {
+  attention_sm90<128>(p);
+}
+
+extern "C" __global__ void __launch_bounds__(Shape<64>::kThreads, 1)
+    apb_attention_sm90_d64(const __grid_constant__ apb_sm90_params p) {
+  attention_sm90<64>(p);
 }

@@ -15,7 +15,7 @@ launch. This script
 Writes attention.json and attention.md to $OUT (or the current directory); exits 1 if any
 check fails.
 
-usage: python3 test/gpu/attention_check.py [--checks-only] [--bench-only] [--quick] [--kernel=sm90|portable]
+usage: python3 test/gpu/attention_check.py [--checks-only] [--bench-only] [--quick] [--kernel=sm90|portable] [--head-dim=64|128]
 """
 import datetime
 import json
@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernels import finish, inputs_unchanged, run_ok  # noqa: E402
 
 # The kernels checked and timed: the portable mma.sync one, and on Hopper (compute capability
-# 9.0) the TMA + wgmma one (head dim 128). --kernel=sm90 or --kernel=portable picks one. The
+# 9.0) the TMA + wgmma one (both take head dims 64 and 128). --kernel=sm90 or --kernel=portable picks one. The
 # report names them as before (so results stay comparable); the addon calls them ADDON[name].
 PORTABLE, SM90 = "apb_attention_bf16", "apb_attention_sm90_bf16"
 ADDON = {PORTABLE: "portable", SM90: "sm90"}
@@ -191,7 +191,7 @@ def checks(quick, kernel):
     # Small shapes against float64: anchor rows (causal), apb local rows (passing, anchor, local causal),
     # odd lengths, rows that see nothing (causal over fewer keys than rows).
     for hq, hkv in [(32, 8), (28, 4), (40, 8)]:
-        for d in ([128] if kernel == SM90 else [128, 64]):
+        for d in [128, 64]:
             cases.append(("anchor rows", 77, [(77, 0, 77, True)], hq, hkv, d))
             cases.append(("apb local rows", 130, [(300, 11, 195, False), (96, 0, 96, False), (140, 5, 130, True)], hq, hkv, d))
             cases.append(("empty rows", 50, [(64, 0, 20, True)], hq, hkv, d))
@@ -204,15 +204,15 @@ def checks(quick, kernel):
         r = compare(q, segs, hq, hkv, d, torch.float64, call, answer)
         r.update(kernel=kernel, case=name, rows=rows, heads=f"{hq}/{hkv}", d=d, reference="float64")
         results.append(r)
-    # APB-sized: host 7 of 128K on 8 hosts (passing 7x2K, anchor 4K, local 16K), 32/8 d128.
-    big = [("apb host 7 local rows", 16384, [(14336, 0, 14336, False), (4096, 0, 4096, False), (16384, 0, 16384, True)])]
+    # APB-sized: host 7 of 128K on 8 hosts (passing 7x2K, anchor 4K, local 16K), 32/8 heads.
+    big = [("apb host 7 local rows", 16384, [(14336, 0, 14336, False), (4096, 0, 4096, False), (16384, 0, 16384, True)], d) for d in [128, 64]]
     if quick:
-        big = [("apb host 3 local rows (quick)", 4096, [(6144, 0, 6144, False), (1024, 0, 1024, False), (4096, 0, 4096, True)])]
-    for name, rows, specs in big:
-        q, segs = make_case(rows, specs, 32, 8, 128)
-        call = attention_call(q, segs, 32, 8, 128, kernel)
-        r = compare(q, segs, 32, 8, 128, torch.float32, call, run_ok([call])[0], row_chunk=1024)
-        r.update(kernel=kernel, case=name, rows=rows, heads="32/8", d=128, reference="float32 chunked")
+        big = [("apb host 3 local rows (quick)", 4096, [(6144, 0, 6144, False), (1024, 0, 1024, False), (4096, 0, 4096, True)], 128)]
+    for name, rows, specs, d in big:
+        q, segs = make_case(rows, specs, 32, 8, d)
+        call = attention_call(q, segs, 32, 8, d, kernel)
+        r = compare(q, segs, 32, 8, d, torch.float32, call, run_ok([call])[0], row_chunk=1024)
+        r.update(kernel=kernel, case=name, rows=rows, heads="32/8", d=d, reference="float32 chunked")
         results.append(r)
     for r in results:
         # "ran": the kernel the addon says it launched, which must be the one asked for.
@@ -252,14 +252,20 @@ def bench(quick, chosen):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.bias import causal_lower_right
 
-    hq, hkv, d = 32, 8, 128
-    shapes = [("full causal 8K", 8192, [])]
+    hq, hkv = 32, 8
+    shapes = [("full causal 8K", 8192, [], 128)]
     if not quick:
-        shapes += [("full causal 32K", 32768, []), ("full causal 128K", 131072, [])]
+        shapes += [("full causal 32K", 32768, [], 128), ("full causal 128K", 131072, [], 128)]
     for p in ([0, 3, 7] if quick else range(8)):
-        shapes.append((f"apb local 16K + anchor 4K + passing {p}x2K", 16384, [p * 2048, 4096]))
+        shapes.append((f"apb local 16K + anchor 4K + passing {p}x2K", 16384, [p * 2048, 4096], 128))
+    # Head dim 64 (SmolLM2, small Qwen2 models).
+    shapes.append(("full causal 8K", 8192, [], 64))
+    if not quick:
+        shapes += [("full causal 32K", 32768, [], 64), ("full causal 128K", 131072, [], 64)]
+    shapes.append(("apb local 16K + anchor 4K + passing 7x2K", 16384, [7 * 2048, 4096], 64))
+    only = [int(a.split("=")[1]) for a in sys.argv if a.startswith("--head-dim=")]
     rows_out = []
-    for name, rows, prefix in shapes:
+    for name, rows, prefix, d in [s for s in shapes if not only or s[3] in only]:
         q = rand(rows, hq * d)
         k_local, v_local = rand(rows, hkv * d), rand(rows, hkv * d)
         segs = [(rand(n, hkv * d), rand(n, hkv * d), 0, n, False) for n in prefix if n > 0]
@@ -267,7 +273,7 @@ def bench(quick, chosen):
         full_keys = sum(prefix)
         f = flops(rows, full_keys, rows, hq, d)
         keys = full_keys + rows
-        row = {"shape": name, "rows": rows, "keys": keys}
+        row = {"shape": name, "rows": rows, "keys": keys, "d": d}
         # One Node run per shape (q alone is 1 GiB at 128K rows); no tensor comes back.
         calls = [attention_call(q, segs, hq, hkv, d, kernel, iterations=ITERATIONS, keep=[]) for kernel in chosen]
         for kernel, answer in zip(chosen, run_ok(calls)):
@@ -309,14 +315,14 @@ def markdown(report, chosen):
         names = {PORTABLE: "mma.sync", SM90: "sm90 (TMA+wgmma)"}
         head = [f"{names[k]} TFLOP/s" for k in chosen] + ["FA2 TFLOP/s", "cuDNN TFLOP/s"]
         head += [f"{names[chosen[-1]]} / FA2", f"{names[chosen[-1]]} / cuDNN"]
-        lines += ["| shape (32/8 heads, d 128) | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+        lines += ["| shape (32/8 heads) | d | " + " | ".join(head) + " |", "|---|---:|" + "---:|" * len(head)]
         fmt = lambda x: f"{x:.0f}" if x else "n/a"
         for b in report["bench"]:
             best = b[f"{chosen[-1]}_tflops"]
             fa2, cud = b.get("fa2_tflops"), b.get("cudnn_tflops")
             ratio = lambda x: f"{best / x:.2f}" if x else "n/a"
             cells = [fmt(b[f"{k}_tflops"]) for k in chosen] + [fmt(fa2), fmt(cud), ratio(fa2), ratio(cud)]
-            lines.append(f"| {b['shape']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {b['shape']} | {b.get('d', 128)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

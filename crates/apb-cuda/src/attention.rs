@@ -10,7 +10,7 @@ use crate::gpu::{function, module, Gpu, LaunchShape};
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention.fatbin"));
 
-/// The head sizes the attention kernels are built for (the portable one both, sm90 128).
+/// The head sizes the attention kernels are built for (both kernels take both).
 pub const HEAD_DIMS: [usize; 2] = [64, 128];
 /// At most this many key segments (passing blocks, anchor, local block): APB_MAX_SEGMENTS.
 pub(crate) const MAX_SEGMENTS: usize = 4;
@@ -37,8 +37,8 @@ impl Functions {
     }
 }
 
-/// Which attention kernel runs: the Hopper one (TMA + wgmma, head_dim 128, compute
-/// capability 9.0) or the portable mma.sync one (8.0+, head_dim 64 and 128).
+/// Which attention kernel runs: the Hopper one (TMA + wgmma, compute capability 9.0) or the
+/// portable mma.sync one (8.0+); both take head_dim 64 and 128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionKernel {
     Sm90,
@@ -53,8 +53,8 @@ impl AttentionKernel {
         }
     }
 
-    /// The kernel a GPU of compute capability `major.minor` runs for head_dim 128, or None
-    /// where no kernel of apb runs (before 8.0).
+    /// The kernel a GPU of compute capability `major.minor` runs, or None where no kernel of
+    /// apb runs (before 8.0).
     pub fn for_capability(major: u32, minor: u32) -> Option<AttentionKernel> {
         match (major, minor) {
             (9, 0) => Some(AttentionKernel::Sm90),
@@ -92,7 +92,7 @@ c_layout!(SegmentList as "apb_segment_list" in "common.cuh": size 168, align 8, 
 impl Gpu {
     /// The attention kernel this GPU runs for `head_dim`.
     pub fn attention_kernel(&self, head_dim: usize) -> AttentionKernel {
-        if self.kernels.attention_sm90.is_some() && head_dim == 128 {
+        if self.kernels.attention_sm90.is_some() && HEAD_DIMS.contains(&head_dim) {
             AttentionKernel::Sm90
         } else {
             AttentionKernel::Portable
@@ -120,8 +120,8 @@ impl Gpu {
         if !HEAD_DIMS.contains(&d) {
             return Err(EngineError::invalid("headDim", format!("the GPU kernel takes head_dim {HEAD_DIMS:?}, got {d}")));
         }
-        if kernel == AttentionKernel::Sm90 && (self.kernels.attention_sm90.is_none() || d != 128) {
-            return Err(EngineError::invalid("kernel", format!("the sm90 kernel needs compute capability 9.0 and head_dim 128 ({} is {}.{}, head_dim {d})", self.name, self.compute_capability.0, self.compute_capability.1)));
+        if kernel == AttentionKernel::Sm90 && self.kernels.attention_sm90.is_none() {
+            return Err(EngineError::invalid("kernel", format!("the sm90 kernel needs compute capability 9.0 ({} is {}.{})", self.name, self.compute_capability.0, self.compute_capability.1)));
         }
         if heads.q_heads == 0 || heads.kv_heads == 0 || !heads.q_heads.is_multiple_of(heads.kv_heads) {
             return Err(EngineError::invalid("heads", format!("kv_heads ({}) must divide q_heads ({})", heads.kv_heads, heads.q_heads)));

@@ -1,13 +1,13 @@
-//! The Hopper attention kernel's launcher (cuda/attention_sm90.cu: TMA + wgmma, head_dim 128,
-//! compute capability 9.0): it encodes a tensor map for Q and for each segment's K and V and
-//! passes them, with the sizes, as the kernel's one parameter. Shapes are checked by
+//! The Hopper attention kernel's launcher (cuda/attention_sm90.cu: TMA + wgmma, head_dim 64
+//! and 128, compute capability 9.0): it encodes a tensor map for Q and for each segment's K
+//! and V and passes them, with the sizes, as the kernel's one parameter. Shapes are checked by
 //! `Gpu::attention_with` (attention.rs) before this runs.
 
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
 
 use apb_engine::Heads;
-use apb_engine::error::Result;
+use apb_engine::error::{EngineError, Result};
 use cudarc::driver::{sys, CudaSlice, DevicePtr, DevicePtrMut};
 
 use crate::attention::{GpuSegment, MAX_SEGMENTS};
@@ -15,21 +15,45 @@ use crate::gpu::{driver, function, module, Gpu, LaunchShape};
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_sm90.fatbin"));
 
-const HEAD_DIM: usize = 128;
-const BLOCK_ROWS: usize = 128;
-/// A producer warpgroup and two consumer warpgroups.
-const THREADS: u32 = 384;
-/// The Q tile, two stages of K and V tiles (32 KiB each), the barriers and 1 KiB of alignment
-/// slack (the kernel's static_assert states the same sum).
-const SMEM_BYTES: usize = 5 * 32768 + 2048;
+/// What the kernel's `Shape<D>` fixes for one head dim: a producer warpgroup and
+/// `consumers` warpgroups of 64 query rows each; shared memory for the Q tile, two stages of
+/// K and V tiles, the barriers and 1 KiB of alignment slack (the kernel's static_asserts state
+/// the same sums).
+struct Variant {
+    head_dim: usize,
+    consumers: usize,
+    smem_bytes: usize,
+}
 
+impl Variant {
+    fn rows_per_block(&self) -> usize {
+        64 * self.consumers
+    }
+    fn threads(&self) -> u32 {
+        128 * (1 + self.consumers as u32)
+    }
+}
+
+const D128: Variant = Variant { head_dim: 128, consumers: 2, smem_bytes: 163840 + 2048 };
+const D64: Variant = Variant { head_dim: 64, consumers: 3, smem_bytes: 90112 + 2048 };
+/// Q is read in boxes of 64 columns by 64 rows (one consumer's rows), K and V in boxes of 64
+/// columns by 128 rows (one tile of keys).
+const Q_BOX_ROWS: u32 = 64;
+const KV_BOX_ROWS: u32 = 128;
+
+/// The kernel's entry points, one per head dim.
 pub(crate) struct Functions {
+    d64: sys::CUfunction,
     d128: sys::CUfunction,
 }
 
 impl Functions {
     pub(crate) fn load() -> Result<Functions> {
-        Ok(Functions { d128: function(module(FATBIN)?, "apb_attention_sm90_d128", SMEM_BYTES)? })
+        let m = module(FATBIN)?;
+        Ok(Functions {
+            d64: function(m, "apb_attention_sm90_d64", D64.smem_bytes)?,
+            d128: function(m, "apb_attention_sm90_d128", D128.smem_bytes)?,
+        })
     }
 }
 
@@ -56,11 +80,11 @@ c_layout!(Sm90Params as "apb_sm90_params" in "attention_sm90.cu": size 1280, ali
     q @ 0, k @ 128, v @ 640, o @ 1152, lse @ 1160, rows @ 1168, count @ 1176, causal @ 1208, segment_count @ 1224, q_heads @ 1228, kv_heads @ 1232);
 
 /// A tensor map over a [rows][columns] bf16 matrix at `base`, read in 128-byte-swizzled boxes
-/// of 64 columns x 128 rows (what the kernel's TMA copies expect).
-fn tensor_map(base: u64, columns: usize, rows: usize) -> Result<sys::CUtensorMap> {
+/// of 64 columns x `box_rows` rows (what the kernel's TMA copies expect).
+fn tensor_map(base: u64, columns: usize, rows: usize, box_rows: u32) -> Result<sys::CUtensorMap> {
     let dims = [columns as u64, rows as u64];
     let strides = [columns as u64 * 2];
-    let boxes = [64u32, 128];
+    let boxes = [64u32, box_rows];
     let element_strides = [1u32, 1];
     let mut map = MaybeUninit::<sys::CUtensorMap>::zeroed();
     // SAFETY: every array has the length the rank (2) asks for and outlives the call; `map`
@@ -88,10 +112,15 @@ fn tensor_map(base: u64, columns: usize, rows: usize) -> Result<sys::CUtensorMap
 }
 
 impl Gpu {
-    /// The Hopper kernel on shapes `attention_with` checked (head_dim 128, this GPU 9.0).
+    /// The Hopper kernel on shapes `attention_with` checked (head_dim 64 or 128, this GPU 9.0).
     pub(crate) fn launch_sm90(&self, q: &CudaSlice<u16>, heads: Heads, rows: usize, segments: &[GpuSegment<'_>], o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>) -> Result<()> {
-        let f = self.kernels.attention_sm90.as_ref().expect("attention_with checked the GPU runs sm90").d128;
-        let (qw, kvw) = (heads.q_heads * HEAD_DIM, heads.kv_heads * HEAD_DIM);
+        let functions = self.kernels.attention_sm90.as_ref().expect("attention_with checked the GPU runs sm90");
+        let (f, variant) = match heads.head_dim {
+            64 => (functions.d64, &D64),
+            128 => (functions.d128, &D128),
+            d => return Err(EngineError::invalid("headDim", format!("the sm90 kernel takes head_dim 64 or 128, got {d}"))),
+        };
+        let (qw, kvw) = (heads.q_heads * variant.head_dim, heads.kv_heads * variant.head_dim);
         let (qp, _qg) = q.device_ptr(&self.stream);
         let (op, _og) = o.device_ptr_mut(&self.stream);
         let (lp, _lg) = lse.device_ptr_mut(&self.stream);
@@ -99,7 +128,7 @@ impl Gpu {
         // segment slots stay zero and the kernel never reads them.
         let blank: sys::CUtensorMap = unsafe { MaybeUninit::zeroed().assume_init() };
         let mut p = Sm90Params {
-            q: tensor_map(qp, qw, rows)?,
+            q: tensor_map(qp, qw, rows, Q_BOX_ROWS)?,
             k: [blank; MAX_SEGMENTS],
             v: [blank; MAX_SEGMENTS],
             o: op,
@@ -116,13 +145,13 @@ impl Gpu {
             if *count > 0 {
                 // Each map starts at the segment's first row, so reads past its end are zeros.
                 let offset = (*start * kvw * 2) as u64;
-                p.k[i] = tensor_map(kp + offset, kvw, *count)?;
-                p.v[i] = tensor_map(vp + offset, kvw, *count)?;
+                p.k[i] = tensor_map(kp + offset, kvw, *count, KV_BOX_ROWS)?;
+                p.v[i] = tensor_map(vp + offset, kvw, *count, KV_BOX_ROWS)?;
             }
             p.count[i] = *count as i64;
             p.causal[i] = *causal as i32;
         }
-        let shape = LaunchShape { grid: (rows.div_ceil(BLOCK_ROWS), heads.q_heads), threads: THREADS, smem_bytes: SMEM_BYTES };
+        let shape = LaunchShape { grid: (rows.div_ceil(variant.rows_per_block()), heads.q_heads), threads: variant.threads(), smem_bytes: variant.smem_bytes };
         // SAFETY: the one parameter is apb_sm90_params by value (layout asserted above, the
         // tensor maps 128-byte aligned as CUtensorMap is); the maps describe buffers
         // attention_with checked, which the guards and `self` keep alive until the launch is
