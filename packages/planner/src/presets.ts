@@ -34,18 +34,22 @@ export const MODEL_PRESETS = {
 export type ModelPresetName = keyof typeof MODEL_PRESETS;
 
 /**
- * Hardware profiles. Attention and GEMM rates are what kernels reach on these GPUs, not
- * datasheet peaks: on an H100 (bf16, 32/8 heads, d 128) FlashAttention-2 runs at 317-351
- * TFLOP/s and an 8192^3 GEMM at 775; model-shaped GEMMs run lower. Links are per GPU.
+ * Hardware profiles. Attention and GEMM rates are what apb's own kernels reach on these GPUs
+ * over whole prefills, not datasheet peaks (an 8192^3 bf16 GEMM reaches about 775-790 TFLOP/s
+ * on an H100 or H200; model-shaped GEMMs run lower). Links are per GPU.
  */
 export const HARDWARE_PRESETS = {
+  // The H100 SXM has the H200's SMs and clocks (only memory differs), and apb's sm90 attention
+  // kernel alone ran at 583-616 TFLOP/s on it (bench/results/attention-h100.md) against
+  // 576-601 on the H200: so the H200's calibrated compute rates, with the H100's memory. (They
+  // were FlashAttention-2's 330 and a square GEMM's 700 before apb had its own kernel.)
   "h100-ib": {
     description: "one H100 SXM 80GB per host, 400 Gb/s InfiniBand",
-    profile: { matmulTflops: 700, attentionTflops: 330, hbmGBs: 3000, linkGBs: 45, linkLatencyUs: 10, memoryGiB: 79 },
+    profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 3000, linkGBs: 45, linkLatencyUs: 10, memoryGiB: 79 },
   },
   "h100-nvlink": {
     description: "H100 SXM 80GB GPUs in one NVLink node",
-    profile: { matmulTflops: 700, attentionTflops: 330, hbmGBs: 3000, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 79 },
+    profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 3000, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 79 },
   },
   // Calibrated from apb itself on an H200 (2026-12-01, bench/results/model-h200.md): a
   // Llama-3.1-8B layer's GEMM phases ran at about 650 TFLOP/s and apb's sm90 attention kernel
