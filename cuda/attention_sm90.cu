@@ -21,7 +21,7 @@
 // (cuTensorMapEncodeTiled: 2-D bf16, 128-byte swizzle, box 64 columns x 64 rows for q over
 // [rows][q_heads * D], 64 columns x 128 rows for k[i] and v[i] over segment i's own rows
 // [count][kv_heads * D], based at its first row, so reads past a segment's end come back as
-// zeros), checks shapes and launches: grid (ceil(rows / (64 * consumers)), q_heads), 128
+// zeros), checks shapes and launches: grid (ceil(rows / (64 * consumers)), q_heads, splits), 128
 // threads per warpgroup, smem_bytes<D, consumers>() of dynamic shared memory (Q tile, two
 // stages of K and V tiles, barriers, 1 KiB alignment slack). sm_90a only.
 #include <cuda_bf16.h>
@@ -44,23 +44,28 @@ typedef struct {
   apb_tensor_map q;
   apb_tensor_map k[APB_MAX_SEGMENTS];
   apb_tensor_map v[APB_MAX_SEGMENTS];
-  void* o;     // [rows][q_heads][D] bf16
-  float* lse;  // [rows][q_heads]
+  void* o;     // [splits][rows][q_heads][D] bf16
+  float* lse;  // [splits][rows][q_heads]
   int64_t rows;
   int64_t count[APB_MAX_SEGMENTS];
   int32_t causal[APB_MAX_SEGMENTS];
   int32_t segment_count;
   int32_t q_heads;
   int32_t kv_heads;
+  // The walk of key tiles is cut into this many parts, one per blockIdx.z, each writing its
+  // own partial O and LSE (the launcher merges them): rows few enough to leave SMs idle then
+  // still fill the GPU (the query pass, decode).
+  int32_t splits;
 } apb_sm90_params;
 
-// layout: apb_sm90_params size 1280 align 128 q 0 k 128 v 640 o 1152 lse 1160 rows 1168 count 1176 causal 1208 segment_count 1224 q_heads 1228 kv_heads 1232
+// layout: apb_sm90_params size 1280 align 128 q 0 k 128 v 640 o 1152 lse 1160 rows 1168 count 1176 causal 1208 segment_count 1224 q_heads 1228 kv_heads 1232 splits 1236
 static_assert(sizeof(apb_sm90_params) == 1280 && alignof(apb_sm90_params) == 128 && offsetof(apb_sm90_params, q) == 0 &&
                   offsetof(apb_sm90_params, k) == 128 && offsetof(apb_sm90_params, v) == 640 &&
                   offsetof(apb_sm90_params, o) == 1152 && offsetof(apb_sm90_params, lse) == 1160 &&
                   offsetof(apb_sm90_params, rows) == 1168 && offsetof(apb_sm90_params, count) == 1176 &&
                   offsetof(apb_sm90_params, causal) == 1208 && offsetof(apb_sm90_params, segment_count) == 1224 &&
-                  offsetof(apb_sm90_params, q_heads) == 1228 && offsetof(apb_sm90_params, kv_heads) == 1232,
+                  offsetof(apb_sm90_params, q_heads) == 1228 && offsetof(apb_sm90_params, kv_heads) == 1232 &&
+                  offsetof(apb_sm90_params, splits) == 1236,
               "apb_sm90_params' layout is mirrored in attention_sm90.rs");
 
 // Other targets (the compute_80 PTX) get a stub that traps: this kernel is Hopper-only.
@@ -232,6 +237,7 @@ __device__ __forceinline__ void wgmma_pv(float (&d)[32], uint32_t a0, uint32_t a
 struct TileWalk {
   int tiles[APB_MAX_SEGMENTS];
   int total;
+  int begin, end;  // this block's share of the walk: tiles begin..end
 };
 
 __device__ __forceinline__ int64_t visible_keys(const apb_sm90_params& p, int seg, int64_t row) {
@@ -239,7 +245,7 @@ __device__ __forceinline__ int64_t visible_keys(const apb_sm90_params& p, int se
   return lmax(0, lmin(p.count[seg], row + 1 + p.count[seg] - p.rows));
 }
 
-__device__ __forceinline__ TileWalk walk_for(const apb_sm90_params& p, int64_t last_row) {
+__device__ __forceinline__ TileWalk walk_for(const apb_sm90_params& p, int64_t last_row, int split) {
   TileWalk w;
   w.total = 0;
 #pragma unroll
@@ -247,6 +253,8 @@ __device__ __forceinline__ TileWalk walk_for(const apb_sm90_params& p, int64_t l
     w.tiles[s] = s < p.segment_count ? static_cast<int>((visible_keys(p, s, last_row) + kKeys - 1) / kKeys) : 0;
     w.total += w.tiles[s];
   }
+  w.begin = static_cast<int>(static_cast<int64_t>(w.total) * split / p.splits);
+  w.end = static_cast<int>(static_cast<int64_t>(w.total) * (split + 1) / p.splits);
   return w;
 }
 
@@ -277,15 +285,16 @@ __device__ __forceinline__ void produce(const apb_sm90_params& p, const TileWalk
     int seg;
     int64_t key0;
     tile_at(w, i, seg, key0);
-    const int stage = i % kStages;
-    bar_wait(&empty[stage], ((i / kStages) & 1) ^ 1);
+    const int n = i - w.begin;  // the ring counts from this block's first tile
+    const int stage = n % kStages;
+    bar_wait(&empty[stage], ((n / kStages) & 1) ^ 1);
     bar_expect_tx(&full[stage], S::kTileBytes);
     for (int box = 0; box < S::kBoxes; ++box)
       tma_load(ring + stage * S::kTileBytes + box * kBoxBytes, &maps[seg], kv_head * D + box * 64, key0, &full[stage]);
   };
-  if (w.total > 0) load(p.k, sK, b->k_full, b->k_empty, 0);
-  for (int i = 0; i < w.total; ++i) {
-    if (i + 1 < w.total) load(p.k, sK, b->k_full, b->k_empty, i + 1);
+  if (w.begin < w.end) load(p.k, sK, b->k_full, b->k_empty, w.begin);
+  for (int i = w.begin; i < w.end; ++i) {
+    if (i + 1 < w.end) load(p.k, sK, b->k_full, b->k_empty, i + 1);
     load(p.v, sV, b->v_full, b->v_empty, i);
   }
 }
@@ -386,10 +395,12 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
 
   if (consumer == S::kConsumers - 1) turn_pass<S::kConsumers>(consumer);  // consumer 0 takes the first turn
   bar_wait(&b->q_full, 0);
-  if (w.total > 0) {
+  // Tile i of the walk is the block's tile w.begin + i; the ring counts from i = 0.
+  const int tiles = w.end - w.begin;
+  if (tiles > 0) {
     int seg;
     int64_t key0;
-    tile_at(w, 0, seg, key0);
+    tile_at(w, w.begin, seg, key0);
     bar_wait(&b->k_full[0], 0);
     turn_wait(consumer);
     wgmma_fence();
@@ -402,10 +413,10 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
     softmax_tile(s, m, l, rescale, p, seg, key0, first_row, row, lane, scale_log2);
     pack_p(pk, s);
   }
-  for (int i = 1; i < w.total; ++i) {
+  for (int i = 1; i < tiles; ++i) {
     int seg;
     int64_t key0;
-    tile_at(w, i, seg, key0);
+    tile_at(w, w.begin + i, seg, key0);
     const int stage = i % kStages, prev = (i - 1) % kStages;
     bar_wait(&b->k_full[stage], (i / kStages) & 1);
     turn_wait(consumer);
@@ -432,9 +443,9 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
     }
     pack_p(pk, s);
   }
-  if (w.total > 0) {
-    const int last = (w.total - 1) % kStages;
-    bar_wait(&b->v_full[last], ((w.total - 1) / kStages) & 1);
+  if (tiles > 0) {
+    const int last = (tiles - 1) % kStages;
+    bar_wait(&b->v_full[last], ((tiles - 1) / kStages) & 1);
     turn_wait(consumer);
     wgmma_fence();
     issue_pv(o, pk, v_addr + last * kTileBytes);
@@ -452,14 +463,16 @@ __device__ __forceinline__ void consume(const apb_sm90_params& p, const TileWalk
     l[h] += __shfl_xor_sync(0xffffffff, l[h], 2);
     if (row[h] >= p.rows) continue;
     const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
-    __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.o) + (row[h] * p.q_heads + head) * D;
+    // This split's partial output: [split][rows][q_heads] (split 0 is the output itself).
+    const int64_t pair = (blockIdx.z * p.rows + row[h]) * p.q_heads + head;
+    __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.o) + pair * D;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) {
       const int dim = j * 8 + (lane % 4) * 2;
       *reinterpret_cast<uint32_t*>(out + dim) = pack_bf16(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
     }
     if (lane % 4 == 0)
-      p.lse[row[h] * p.q_heads + head] = l[h] > 0.f ? (m[h] * scale_log2 + log2f(l[h])) * 0.6931471805599453f : -INFINITY;
+      p.lse[pair] = l[h] > 0.f ? (m[h] * scale_log2 + log2f(l[h])) * 0.6931471805599453f : -INFINITY;
   }
 }
 #endif
@@ -485,7 +498,7 @@ __device__ __forceinline__ void attention_sm90(const apb_sm90_params& p) {
   const int head = blockIdx.y, kv_head = head / (p.q_heads / p.kv_heads);
   // Blocks with the most causal work start first.
   const int64_t row0 = static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * S::kRows;
-  const TileWalk w = walk_for(p, lmin(row0 + S::kRows, p.rows) - 1);
+  const TileWalk w = walk_for(p, lmin(row0 + S::kRows, p.rows) - 1, blockIdx.z);
 
   if (threadIdx.x == 0) {
     bar_init(&b->q_full, 1);

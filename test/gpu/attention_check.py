@@ -16,6 +16,7 @@ Writes attention.json and attention.md to $OUT (or the current directory); exits
 check fails.
 
 usage: python3 test/gpu/attention_check.py [--checks-only] [--bench-only] [--quick] [--kernel=sm90|portable] [--head-dim=64|128]
+       [--match=TEXT] (bench only the shapes whose name holds TEXT)
 """
 import datetime
 import json
@@ -197,6 +198,10 @@ def checks(quick, kernel):
             cases.append(("empty rows", 50, [(64, 0, 20, True)], hq, hkv, d))
             cases.append(("one row", 1, [(33, 3, 29, False), (9, 0, 1, True)], hq, hkv, d))
             cases.append(("4 segments, tails", 333, [(500, 3, 257, False), (130, 1, 129, False), (64, 0, 1, False), (400, 17, 383, True)], hq, hkv, d))
+            # Few rows over many keys: the sm90 launcher cuts the walk of key tiles into parts
+            # (one per group of SMs the row blocks leave idle) and merges them.
+            cases.append(("query rows, split keys", 64, [(20000, 7, 19000, False), (64, 0, 64, True)], hq, hkv, d))
+            cases.append(("one row, split keys", 1, [(9000, 0, 9000, True)], hq, hkv, d))
     inputs = [make_case(rows, specs, hq, hkv, d) for _, rows, specs, hq, hkv, d in cases]
     calls = [attention_call(q, segs, hq, hkv, d, kernel) for (q, segs), (_, _, _, hq, hkv, d) in zip(inputs, cases)]
     # One Node run for all the small cases.
@@ -263,9 +268,13 @@ def bench(quick, chosen):
     if not quick:
         shapes += [("full causal 32K", 32768, [], 64), ("full causal 128K", 131072, [], 64)]
     shapes.append(("apb local 16K + anchor 4K + passing 7x2K", 16384, [7 * 2048, 4096], 64))
+    # Few rows over a long cache: the query pass and one decode step.
+    shapes += [("query 64 rows over 128K keys", 64, [131072 - 64], 128), ("decode 1 row over 128K keys", 1, [131071], 128)]
     only = [int(a.split("=")[1]) for a in sys.argv if a.startswith("--head-dim=")]
+    match = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--match=")]
+    chosen_shapes = [s for s in shapes if (not only or s[3] in only) and (not match or match[0] in s[0])]
     rows_out = []
-    for name, rows, prefix, d in [s for s in shapes if not only or s[3] in only]:
+    for name, rows, prefix, d in chosen_shapes:
         q = rand(rows, hq * d)
         k_local, v_local = rand(rows, hkv * d), rand(rows, hkv * d)
         segs = [(rand(n, hkv * d), rand(n, hkv * d), 0, n, False) for n in prefix if n > 0]

@@ -181,7 +181,7 @@ impl Gpu {
         let (mut lp, _lg) = lse.device_ptr_mut(&self.stream);
         let (mut rows_i, mut hq, mut hkv) = (rows as i64, heads.q_heads as i32, heads.kv_heads as i32);
         let f = if d == 64 { self.kernels.attention.d64 } else { self.kernels.attention.d128 };
-        let shape = LaunchShape { grid: (rows.div_ceil(BLOCK_ROWS), heads.q_heads), threads: THREADS, smem_bytes: smem_bytes(d) };
+        let shape = LaunchShape { grid: (rows.div_ceil(BLOCK_ROWS), heads.q_heads, 1), threads: THREADS, smem_bytes: smem_bytes(d) };
         // SAFETY: the parameters are apb_attention_d64/d128's (const bf16* q, bf16* o, float*
         // lse, int64_t rows, int32_t q_heads, int32_t kv_heads, apb_segment_list by value, its
         // layout asserted above); attention_with checked every buffer against the shape, and the

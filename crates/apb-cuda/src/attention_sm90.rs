@@ -12,6 +12,7 @@ use cudarc::driver::{sys, CudaSlice, DevicePtr, DevicePtrMut};
 
 use crate::attention::{GpuSegment, MAX_SEGMENTS};
 use crate::gpu::{driver, function, module, Gpu, LaunchShape};
+use crate::merge::{MergeParts, MAX_PARTS};
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_sm90.fatbin"));
 
@@ -40,6 +41,21 @@ const D64: Variant = Variant { head_dim: 64, consumers: 3, smem_bytes: 90112 + 2
 /// columns by 128 rows (one tile of keys).
 const Q_BOX_ROWS: u32 = 64;
 const KV_BOX_ROWS: u32 = 128;
+const TILE_KEYS: usize = 128;
+/// A split part walks at least this many key tiles, so its start-up and the merge stay small
+/// beside its work.
+const MIN_TILES_PER_SPLIT: usize = 16;
+
+/// How many parts the walk of key tiles is cut into (the kernel's `splits`): 1 when the
+/// row blocks already fill the SMs; otherwise enough parts to fill them, each at least
+/// MIN_TILES_PER_SPLIT tiles, at most the merge's MAX_PARTS. Few rows over many keys (the
+/// query pass, decode) would otherwise run one block per head and leave most SMs idle.
+fn splits_for(blocks: usize, sm_count: usize, key_tiles: usize) -> usize {
+    if blocks == 0 || blocks >= sm_count {
+        return 1;
+    }
+    sm_count.div_ceil(blocks).min(key_tiles / MIN_TILES_PER_SPLIT).clamp(1, MAX_PARTS)
+}
 
 /// The kernel's entry points, one per head dim.
 pub(crate) struct Functions {
@@ -75,9 +91,10 @@ pub(crate) struct Sm90Params {
     segment_count: i32,
     q_heads: i32,
     kv_heads: i32,
+    splits: i32,
 }
 c_layout!(Sm90Params as "apb_sm90_params" in "attention_sm90.cu": size 1280, align 128,
-    q @ 0, k @ 128, v @ 640, o @ 1152, lse @ 1160, rows @ 1168, count @ 1176, causal @ 1208, segment_count @ 1224, q_heads @ 1228, kv_heads @ 1232);
+    q @ 0, k @ 128, v @ 640, o @ 1152, lse @ 1160, rows @ 1168, count @ 1176, causal @ 1208, segment_count @ 1224, q_heads @ 1228, kv_heads @ 1232, splits @ 1236);
 
 /// A tensor map over a [rows][columns] bf16 matrix at `base`, read in 128-byte-swizzled boxes
 /// of 64 columns x `box_rows` rows (what the kernel's TMA copies expect).
@@ -120,10 +137,51 @@ impl Gpu {
             128 => (functions.d128, &D128),
             d => return Err(EngineError::invalid("headDim", format!("the sm90 kernel takes head_dim 64 or 128, got {d}"))),
         };
-        let (qw, kvw) = (heads.q_heads * variant.head_dim, heads.kv_heads * variant.head_dim);
+        let blocks = (rows.div_ceil(variant.rows_per_block()), heads.q_heads);
+        let key_tiles = segments.iter().map(|s| s.3.div_ceil(TILE_KEYS)).sum();
+        let splits = splits_for(blocks.0 * blocks.1, self.sm_count, key_tiles);
+        let walk = Walk { f, variant, heads, rows, blocks, splits };
+        if splits == 1 {
+            let (op, _og) = o.device_ptr_mut(&self.stream);
+            let (lp, _lg) = lse.device_ptr_mut(&self.stream);
+            // SAFETY: o and lse were checked by attention_with to [rows][q_heads] pairs, one
+            // part's worth; the guards keep them alive until the launch is queued.
+            return unsafe { self.launch_walk(&walk, q, segments, op, lp) };
+        }
+        // Each part's O and LSE go to a workspace and are merged into o and lse.
+        let qw = heads.q_heads * variant.head_dim;
+        // SAFETY: every element of both buffers is written by the kernel (each part writes all
+        // its rows: O = 0 and LSE = -inf where it saw nothing) before the merge reads it.
+        let mut o_parts = unsafe { self.stream.alloc::<u16>(splits * rows * qw) }.map_err(driver("allocating split attention parts"))?;
+        // SAFETY: as above.
+        let mut lse_parts = unsafe { self.stream.alloc::<f32>(splits * rows * heads.q_heads) }.map_err(driver("allocating split attention parts"))?;
+        let (op, _og) = o_parts.device_ptr_mut(&self.stream);
+        let (lp, _lg) = lse_parts.device_ptr_mut(&self.stream);
+        // SAFETY: the workspace holds `splits` parts of [rows][q_heads] pairs; the guards keep
+        // it alive until the launches are queued.
+        unsafe { self.launch_walk(&walk, q, segments, op, lp)? };
+        let mut list = MergeParts { o: [0; MAX_PARTS], lse: [0; MAX_PARTS] };
+        for i in 0..splits {
+            list.o[i] = op + (i * rows * qw * 2) as u64;
+            list.lse[i] = lp + (i * rows * heads.q_heads * 4) as u64;
+        }
+        // SAFETY: part i lies at offset i of the workspace allocated above for `splits` parts
+        // of the output's shape; head_dim (64 or 128) is a multiple of the merge's chunk and
+        // splits is 2..=MAX_PARTS (splits_for); the guards keep the workspace alive.
+        unsafe { self.merge_parts(list, splits, heads.q_heads, variant.head_dim, o, lse) }
+    }
+
+    /// Encodes the tensor maps and launches the kernel, its `splits` parts writing O and LSE
+    /// at `o` and `lse` (part i at offset i x rows x q_heads pairs).
+    ///
+    /// # Safety
+    /// `o` and `lse` must address `walk.splits` parts of [rows][q_heads] pairs (bf16 x head_dim
+    /// and f32) that stay alive until the launch is queued; `q` and `segments` must have
+    /// passed attention_with's checks.
+    unsafe fn launch_walk(&self, walk: &Walk, q: &CudaSlice<u16>, segments: &[GpuSegment<'_>], o: u64, lse: u64) -> Result<()> {
+        let (heads, rows) = (walk.heads, walk.rows);
+        let (qw, kvw) = (heads.q_heads * walk.variant.head_dim, heads.kv_heads * walk.variant.head_dim);
         let (qp, _qg) = q.device_ptr(&self.stream);
-        let (op, _og) = o.device_ptr_mut(&self.stream);
-        let (lp, _lg) = lse.device_ptr_mut(&self.stream);
         // SAFETY: an all-zero CUtensorMap is a valid value of the plain-data struct; unused
         // segment slots stay zero and the kernel never reads them.
         let blank: sys::CUtensorMap = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -131,14 +189,15 @@ impl Gpu {
             q: tensor_map(qp, qw, rows, Q_BOX_ROWS)?,
             k: [blank; MAX_SEGMENTS],
             v: [blank; MAX_SEGMENTS],
-            o: op,
-            lse: lp,
+            o,
+            lse,
             rows: rows as i64,
             count: [0; MAX_SEGMENTS],
             causal: [0; MAX_SEGMENTS],
             segment_count: segments.len() as i32,
             q_heads: heads.q_heads as i32,
             kv_heads: heads.kv_heads as i32,
+            splits: walk.splits as i32,
         };
         let (addresses, _guards) = self.segment_addresses(segments);
         for (i, ((kp, vp), (_, _, start, count, causal))) in addresses.into_iter().zip(segments).enumerate() {
@@ -151,11 +210,42 @@ impl Gpu {
             p.count[i] = *count as i64;
             p.causal[i] = *causal as i32;
         }
-        let shape = LaunchShape { grid: (rows.div_ceil(variant.rows_per_block()), heads.q_heads), threads: variant.threads(), smem_bytes: variant.smem_bytes };
+        let shape = LaunchShape { grid: (walk.blocks.0, walk.blocks.1, walk.splits), threads: walk.variant.threads(), smem_bytes: walk.variant.smem_bytes };
         // SAFETY: the one parameter is apb_sm90_params by value (layout asserted above, the
         // tensor maps 128-byte aligned as CUtensorMap is); the maps describe buffers
-        // attention_with checked, which the guards and `self` keep alive until the launch is
-        // queued.
-        unsafe { self.launch("sm90 attention", f, shape, &mut args![p]) }
+        // attention_with checked and o / lse hold `splits` parts (this function's contract);
+        // the guards and `self` keep them alive until the launch is queued.
+        unsafe { self.launch("sm90 attention", walk.f, shape, &mut args![p]) }
+    }
+}
+
+/// One launch of the kernel: its entry point and variant, the rows and heads, the grid of
+/// row blocks by heads, and into how many parts the walk of key tiles is cut.
+struct Walk {
+    f: sys::CUfunction,
+    variant: &'static Variant,
+    heads: Heads,
+    rows: usize,
+    blocks: (usize, usize),
+    splits: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_the_keys_only_when_the_row_blocks_leave_sms_idle() {
+        // 128K rows of 32 heads: thousands of blocks, no split.
+        assert_eq!(splits_for(1024 * 32, 132, 1024), 1);
+        assert_eq!(splits_for(132, 132, 1024), 1);
+        // The query pass (one row block) over 128K keys, 32 heads: 5 parts fill 132 SMs.
+        assert_eq!(splits_for(32, 132, 1024), 5);
+        // One head, one row: as many parts as the merge takes.
+        assert_eq!(splits_for(1, 132, 1024), MAX_PARTS);
+        // Each part keeps at least MIN_TILES_PER_SPLIT tiles; too few keys, no split.
+        assert_eq!(splits_for(32, 132, 40), 40 / MIN_TILES_PER_SPLIT);
+        assert_eq!(splits_for(32, 132, MIN_TILES_PER_SPLIT - 1), 1);
+        assert_eq!(splits_for(0, 132, 1024), 1);
     }
 }

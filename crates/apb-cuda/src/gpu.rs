@@ -32,11 +32,12 @@ pub(crate) struct Kernels {
 }
 
 /// The largest grid the driver launches: x up to 2^31 - 1 blocks, y up to 65,535.
-const MAX_GRID: (usize, usize) = ((1 << 31) - 1, 65_535);
+const MAX_GRID: (usize, usize, usize) = ((1 << 31) - 1, 65_535, 65_535);
 
 /// How one kernel is launched: blocks in x and y, threads per block, dynamic shared memory.
 pub(crate) struct LaunchShape {
-    pub grid: (usize, usize),
+    /// Blocks along x, y and z.
+    pub grid: (usize, usize, usize),
     pub threads: u32,
     pub smem_bytes: usize,
 }
@@ -44,6 +45,8 @@ pub(crate) struct LaunchShape {
 pub struct Gpu {
     pub name: String,
     pub compute_capability: (i32, i32),
+    /// Streaming multiprocessors: how many blocks of a one-block-per-SM kernel run at once.
+    pub sm_count: usize,
     pub(crate) ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
     pub(crate) kernels: Kernels,
@@ -118,6 +121,7 @@ impl Gpu {
         if compute_capability.0 < 8 {
             return Err(unavailable(format!("{name} has compute capability {}.{}; apb's kernels need 8.0 or newer", compute_capability.0, compute_capability.1)));
         }
+        let sm_count = ctx.attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).map_err(driver("reading the SM count"))?.max(1) as usize;
         let stream = ctx.default_stream();
         ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
         let kernels = Kernels {
@@ -126,7 +130,7 @@ impl Gpu {
             merge: crate::merge::Functions::load()?,
             ops: crate::ops::Functions::load()?,
         };
-        let gpu = Gpu { name, compute_capability, ctx, stream, kernels };
+        let gpu = Gpu { name, compute_capability, sm_count, ctx, stream, kernels };
         gpu.keep_freed_memory()?;
         Ok(gpu)
     }
@@ -140,18 +144,18 @@ impl Gpu {
     /// checked by the caller to hold what the kernel reads and writes for this shape, and
     /// outlive the launch (stream order: the caller holds the buffers' guards).
     pub(crate) unsafe fn launch(&self, what: &str, f: sys::CUfunction, shape: LaunchShape, params: &mut [*mut c_void]) -> Result<()> {
-        let (x, y) = shape.grid;
-        if x == 0 || y == 0 {
+        let (x, y, z) = shape.grid;
+        if x == 0 || y == 0 || z == 0 {
             return Ok(());
         }
-        if x > MAX_GRID.0 || y > MAX_GRID.1 {
-            return Err(EngineError::new(code::INTERNAL, what, format!("{what}: a grid of {x} x {y} blocks is over the driver's limit of {} x {}; split the work", MAX_GRID.0, MAX_GRID.1)));
+        if x > MAX_GRID.0 || y > MAX_GRID.1 || z > MAX_GRID.2 {
+            return Err(EngineError::new(code::INTERNAL, what, format!("{what}: a grid of {x} x {y} x {z} blocks is over the driver's limit of {} x {} x {}; split the work", MAX_GRID.0, MAX_GRID.1, MAX_GRID.2)));
         }
         // Engine hosts are threads; each must have the context current before a raw launch.
         self.ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
         // SAFETY: the caller guarantees the parameters and buffers (this function's contract);
         // the grid is within the driver's limits, and `f` was loaded in this context.
-        unsafe { result::launch_kernel(f, (x as u32, y as u32, 1), (shape.threads, 1, 1), shape.smem_bytes as u32, self.stream.cu_stream(), params) }
+        unsafe { result::launch_kernel(f, (x as u32, y as u32, z as u32), (shape.threads, 1, 1), shape.smem_bytes as u32, self.stream.cu_stream(), params) }
             .map_err(|e| EngineError::new(code::CUDA, what, format!("launching {what} failed: {e:?}")))
     }
 

@@ -8,7 +8,7 @@ use crate::gpu::{function, module, Gpu, LaunchShape};
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/merge.fatbin"));
 
-const MAX_PARTS: usize = 16;
+pub(crate) const MAX_PARTS: usize = 16;
 const THREADS: u32 = 256;
 /// Elements of a (row, head) each thread merges (one 16-byte access).
 const CHUNK: usize = 8;
@@ -26,8 +26,8 @@ impl Functions {
 /// apb_merge_parts (cuda/merge.cu), passed by value.
 #[repr(C)]
 pub(crate) struct MergeParts {
-    o: [u64; MAX_PARTS],
-    lse: [u64; MAX_PARTS],
+    pub(crate) o: [u64; MAX_PARTS],
+    pub(crate) lse: [u64; MAX_PARTS],
 }
 c_layout!(MergeParts as "apb_merge_parts" in "merge.cu": size 256, align 8, o @ 0, lse @ 128);
 
@@ -56,14 +56,29 @@ impl Gpu {
             list.o[i] = op;
             list.lse[i] = lp;
         }
+        // SAFETY: every part was checked to the output's shape above and the guards keep the
+        // parts alive until the launch is queued.
+        unsafe { self.merge_parts(list, parts.len(), heads, head_dim, out_o, out_lse) }
+    }
+
+    /// Merges `count` parts given by device address into `out_o`, `out_lse`.
+    ///
+    /// # Safety
+    /// Each of the first `count` addresses in `list` must point at a live part of the
+    /// output's shape (O [pairs][head_dim] bf16, LSE [pairs] f32, pairs = out_lse.len()) that
+    /// stays alive until the launch is queued; `count` is 1..=MAX_PARTS and head_dim a
+    /// multiple of CHUNK (the caller checked).
+    pub(crate) unsafe fn merge_parts(&self, mut list: MergeParts, count: usize, heads: usize, head_dim: usize, out_o: &mut CudaSlice<u16>, out_lse: &mut CudaSlice<f32>) -> Result<()> {
+        let pairs = out_lse.len();
+        debug_assert!((1..=MAX_PARTS).contains(&count) && head_dim.is_multiple_of(CHUNK) && out_o.len() == pairs * head_dim && pairs.is_multiple_of(heads));
         let (mut oo, _og) = out_o.device_ptr_mut(&self.stream);
         let (mut ol, _lg) = out_lse.device_ptr_mut(&self.stream);
-        let (mut count, mut pairs_i, mut d) = (parts.len() as i32, pairs as i64, head_dim as i32);
-        let shape = LaunchShape { grid: ((pairs * head_dim / CHUNK).div_ceil(THREADS as usize), 1), threads: THREADS, smem_bytes: 0 };
+        let (mut count, mut pairs_i, mut d) = (count as i32, pairs as i64, head_dim as i32);
+        let shape = LaunchShape { grid: ((pairs * head_dim / CHUNK).div_ceil(THREADS as usize), 1, 1), threads: THREADS, smem_bytes: 0 };
         // SAFETY: the parameters are apb_merge_bf16_kernel's (apb_merge_parts by value, its
-        // layout asserted above; int32_t, bf16*, float*, int64_t, int32_t); every buffer was
-        // checked to the output's shape above (each a whole number of 16-byte chunks, as the
-        // kernel reads them) and the guards keep them alive until the launch is queued.
+        // layout asserted above; int32_t, bf16*, float*, int64_t, int32_t); the output was
+        // checked here and the parts by the caller (each a whole number of 16-byte chunks, as
+        // the kernel reads them), and they stay alive until the launch is queued.
         unsafe { self.launch("merge", self.kernels.merge.merge, shape, &mut args![list, count, oo, ol, pairs_i, d]) }
     }
 }

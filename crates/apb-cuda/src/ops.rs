@@ -77,12 +77,12 @@ fn internal(op: &str, what: String) -> EngineError {
 
 /// The launch of an element-wise kernel over `rows` rows of `width` values.
 fn chunks(rows: usize, width: usize) -> LaunchShape {
-    LaunchShape { grid: ((rows * width.div_ceil(CHUNK)).div_ceil(THREADS as usize), 1), threads: THREADS, smem_bytes: 0 }
+    LaunchShape { grid: ((rows * width.div_ceil(CHUNK)).div_ceil(THREADS as usize), 1, 1), threads: THREADS, smem_bytes: 0 }
 }
 
 /// One block per row (RMSNorm).
 fn per_row(rows: usize) -> LaunchShape {
-    LaunchShape { grid: (rows, 1), threads: THREADS, smem_bytes: 0 }
+    LaunchShape { grid: (rows, 1, 1), threads: THREADS, smem_bytes: 0 }
 }
 
 impl Gpu {
@@ -160,7 +160,7 @@ impl Gpu {
         let (mut pp, _g2) = pos.device_ptr(&self.stream);
         let (mut fp, _g3) = freq.device_ptr(&self.stream);
         let (mut r, mut h, mut d, mut stride) = (rows as i64, heads as i32, head_dim as i32, (heads * head_dim) as i64);
-        let shape = LaunchShape { grid: (rows.div_ceil(ROPE_ROWS_PER_BLOCK), 1), threads: THREADS, smem_bytes: 0 };
+        let shape = LaunchShape { grid: (rows.div_ceil(ROPE_ROWS_PER_BLOCK), 1, 1), threads: THREADS, smem_bytes: 0 };
         // SAFETY: apb_rope_bf16_kernel(bf16* x, const uint32_t* positions, const double*
         // inv_freq, int64_t rows, int32_t heads, int32_t head_dim, int64_t row_stride): x holds
         // rows x heads x head_dim, head_dim even and at most 512, one frequency per pair
@@ -242,7 +242,7 @@ impl Gpu {
         let (mut sp, _g4) = scores.device_ptr_mut(&self.stream);
         let (mut rows, mut hq, mut hkv, mut keys) = (q_rows as i64, q_heads as i32, kv_heads as i32, n as i64);
         let f = if head_dim == 64 { self.ops().scores_d64 } else { self.ops().scores_d128 };
-        let shape = LaunchShape { grid: (n.div_ceil(SCORES_KEYS_PER_BLOCK), kv_heads), threads: THREADS, smem_bytes: scores_smem(head_dim) };
+        let shape = LaunchShape { grid: (n.div_ceil(SCORES_KEYS_PER_BLOCK), kv_heads, 1), threads: THREADS, smem_bytes: scores_smem(head_dim) };
         // SAFETY: apb_query_scores_d64/d128(const bf16* q, const float* lse, const bf16* k,
         // float* scores, int64_t q_rows, int32_t q_heads, int32_t kv_heads, int64_t n): every
         // buffer holds what these sizes say (checked above); q and k are whole allocations, so
@@ -268,7 +268,7 @@ impl Gpu {
         let (mut tokens, mut lo, mut hi, mut c) = (n as i64, excluded.start as i64, excluded.end as i64, count as i64);
         let keys_bytes = n * 4;
         let mut in_smem = (keys_bytes <= SELECT_SMEM_BYTES) as i32;
-        let shape = LaunchShape { grid: (kv_heads, 1), threads: SELECT_THREADS, smem_bytes: if in_smem == 1 { keys_bytes } else { 0 } };
+        let shape = LaunchShape { grid: (kv_heads, 1, 1), threads: SELECT_THREADS, smem_bytes: if in_smem == 1 { keys_bytes } else { 0 } };
         // SAFETY: apb_passing_select_kernel(const float* scores, int64_t n, int64_t ex_lo,
         // int64_t ex_hi, int64_t count, uint32_t* picked, int32_t keys_in_smem): scores holds
         // kv_heads rows of n, picked kv_heads x count, and count is at most the tokens outside
