@@ -272,49 +272,22 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
 /// gets output 0 with LSE -inf, so merging leaves it as it was.
 fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, ranges: &[QueryRange], k: &B::Buf, v: &B::Buf) -> Result<(B::Buf, B::Buf)> {
     let (b, c) = (&m.backend, &m.config);
-    let q_rows_total = b.len(q) / c.q_width();
-    let groups = joined_ranges(ranges);
-    let (mut outs, mut lses) = (Vec::with_capacity(groups.len()), Vec::with_capacity(groups.len()));
-    for (row_start, rows, keys) in &groups {
-        let mut segments = Vec::with_capacity(keys.len());
-        for key in *keys {
+    let (mut outs, mut lses) = (Vec::with_capacity(ranges.len()), Vec::with_capacity(ranges.len()));
+    for range in ranges {
+        let rows = range.row_count as usize;
+        let mut segments = Vec::with_capacity(range.keys.len());
+        for key in &range.keys {
             if key.source != KeySource::Held {
                 return Err(EngineError::new(crate::error::code::INTERNAL, "ringSteps", "a ring step attends to the held block only"));
             }
             segments.push(Segment { k, v, start: key.start as usize, count: key.count as usize, causal: key.mask == Mask::Causal });
         }
-        let (o, lse) = if segments.is_empty() {
-            unseen(m, *rows)?
-        } else if *row_start == 0 && *rows == q_rows_total {
-            // Every row of the host: Q is read in place.
-            b.attention(q, m.heads(), &segments)?
-        } else {
-            b.attention(&b.rows(q, c.q_width(), *row_start, *rows)?, m.heads(), &segments)?
-        };
+        let q_rows = b.rows(q, c.q_width(), range.row_start as usize, rows)?;
+        let (o, lse) = if segments.is_empty() { unseen(m, rows)? } else { b.attention(&q_rows, m.heads(), &segments)? };
         outs.push(o);
         lses.push(lse);
     }
-    if outs.len() == 1 {
-        return Ok((outs.remove(0), lses.remove(0)));
-    }
     Ok((b.concat_rows(&outs.iter().collect::<Vec<_>>())?, b.concat_rows(&lses.iter().collect::<Vec<_>>())?))
-}
-
-/// The plan's query ranges of one ring step, adjacent ones that see the same keys joined:
-/// (first row, rows, keys). Zigzag gives a host two ranges, which see the same keys at about
-/// half the steps; one attention call over both reads Q in place and needs no concatenation.
-/// Ranges with a causal key stay apart: a causal segment is aligned to its own rows.
-fn joined_ranges(ranges: &[QueryRange]) -> Vec<(usize, usize, &[KeySegment])> {
-    let mut groups: Vec<(usize, usize, &[KeySegment])> = Vec::with_capacity(ranges.len());
-    for range in ranges {
-        let (start, rows) = (range.row_start as usize, range.row_count as usize);
-        let joinable = range.keys.iter().all(|k| k.mask != Mask::Causal);
-        match groups.last_mut() {
-            Some((first, count, keys)) if joinable && *keys == range.keys.as_slice() && *first + *count == start => *count += rows,
-            _ => groups.push((start, rows, &range.keys)),
-        }
-    }
-    groups
 }
 
 /// The attention of `rows` query rows that see no keys: output 0 with LSE -inf, which merging
@@ -322,30 +295,4 @@ fn joined_ranges(ranges: &[QueryRange]) -> Vec<(usize, usize, &[KeySegment])> {
 fn unseen<B: Backend>(m: &Model<B>, rows: usize) -> Result<(B::Buf, B::Buf)> {
     let (b, c) = (&m.backend, &m.config);
     Ok((b.zeros(rows * c.q_width())?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use apb_plan::layout::RowKind;
-
-    fn range(row_start: u64, row_count: u64, keys: &[(u64, u64, Mask)]) -> QueryRange {
-        let keys = keys.iter().map(|&(start, count, mask)| KeySegment { source: KeySource::Held, start, count, mask }).collect();
-        QueryRange { rows: RowKind::Local, row_start, row_count, keys }
-    }
-
-    #[test]
-    fn joins_adjacent_ring_ranges_that_see_the_same_full_keys_only() {
-        let full = [(0, 64, Mask::Full)];
-        // Zigzag, a step held from an earlier host: both halves see its first chunk in full.
-        let halves = [range(0, 32, &full), range(32, 32, &full)];
-        assert_eq!(joined_ranges(&halves).iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), [(0, 64)]);
-        // Different keys, a gap between the rows, or a causal key: apart.
-        assert_eq!(joined_ranges(&[range(0, 32, &[]), range(32, 32, &full)]).len(), 2);
-        assert_eq!(joined_ranges(&[range(0, 32, &full), range(40, 32, &full)]).len(), 2);
-        let causal = [(0, 32, Mask::Causal)];
-        assert_eq!(joined_ranges(&[range(0, 32, &causal), range(32, 32, &causal)]).len(), 2);
-        // Two ranges that see nothing join (one zero output).
-        assert_eq!(joined_ranges(&[range(0, 32, &[]), range(32, 32, &[])]).len(), 1);
-    }
 }
