@@ -346,6 +346,21 @@ impl Backend for Cuda {
         let list = parts.iter().map(|p| Ok((want_bf16("concat_rows", p)?, 0, p.len()))).collect::<Result<Vec<_>>>()?;
         Ok(GpuBuf::Bf16(self.copy_rows(&list)?))
     }
+    fn write_rows(&self, dst: &mut GpuBuf, width: usize, row_start: usize, src: &GpuBuf) -> Result<()> {
+        let (at, n) = (row_start * width, src.len());
+        if at + n > dst.len() {
+            return Err(EngineError::new(code::INTERNAL, "write_rows", format!("rows from {row_start} of width {width}: {n} values past the {} of the buffer", dst.len())));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let copied = match (dst, src) {
+            (GpuBuf::Bf16(d), GpuBuf::Bf16(s)) => self.gpu.stream().memcpy_dtod(s, &mut d.slice_mut(at..at + n)),
+            (GpuBuf::F32(d), GpuBuf::F32(s)) => self.gpu.stream().memcpy_dtod(s, &mut d.slice_mut(at..at + n)),
+            _ => return Err(EngineError::new(code::INTERNAL, "write_rows", "write_rows: the buffers differ in precision")),
+        };
+        copied.map_err(driver("copying on the GPU"))
+    }
     fn columns(&self, x: &GpuBuf, width: usize, start: usize, count: usize) -> Result<GpuBuf> {
         let rows = column_rows(x.len(), width, start, count).map_err(|what| EngineError::new(code::INTERNAL, "columns", format!("columns: {what}")))?;
         Ok(match x {

@@ -13,13 +13,17 @@ use crate::model::Model;
 use crate::prefill::KvCache;
 use crate::timing::HostTimings;
 
-/// Runs `tokens` at `positions` through every layer; returns the last row's logits.
+/// Runs `tokens` at `positions` through every layer; returns the last row's logits. The
+/// appending host grows its cache, when full, by `spare` rows beyond these (what it still
+/// expects to append).
+#[allow(clippy::too_many_arguments)] // each is one thing the step needs; a struct would only rename them
 pub fn decode<B: Backend, C: Comm>(
     m: &Model<B>,
     comm: &mut C,
     cache: &mut KvCache<B>,
     tokens: &[u32],
     positions: &[u32],
+    spare: usize,
     phase: &'static str,
     timings: &mut HostTimings,
 ) -> Result<Vec<f32>> {
@@ -33,10 +37,9 @@ pub fn decode<B: Backend, C: Comm>(
         let mut qkv = layer::project(m, w, &x)?;
         layer::rotate(m, &mut qkv, positions)?;
         if appends {
-            cache.k[l] = b.concat_rows(&[&cache.k[l], &qkv.k])?;
-            cache.v[l] = b.concat_rows(&[&cache.v[l], &qkv.v])?;
+            cache.append(b, c.kv_width(), l, &qkv.k, &qkv.v, spare)?;
         }
-        let count = b.len(&cache.k[l]) / c.kv_width();
+        let count = cache.tokens + if appends { tokens.len() } else { 0 };
         // The appending host sees its old keys in full and the new rows causally.
         let segment = Segment { k: &cache.k[l], v: &cache.v[l], start: 0, count, causal: appends };
         let (mut o, lse) = b.attention(&qkv.q, m.heads(), &[segment])?;
@@ -52,6 +55,9 @@ pub fn decode<B: Backend, C: Comm>(
             o = gathered.merged(m)?.0;
         }
         layer::finish(m, w, &mut x, &o)?;
+    }
+    if appends {
+        cache.commit(tokens.len());
     }
     let logits = layer::logits(m, &x)?;
     timings.end(b, phase, t)?;

@@ -120,12 +120,16 @@ pub fn check_request(config: &ModelConfig, r: &Request) -> Result<apb_plan::plan
 
 /// Device memory a request needs beyond the weights, in values, for the hosts that live on
 /// this device (all of them where hosts are emulated on one device; one on a real host):
-/// their KV caches and the largest one's layer activations (hidden states, q/k/v, attention
-/// output, the MLP's gate, up and product).
+/// their KV caches (with the spare rows generation appends into) and the largest one's layer
+/// activations (hidden states, q/k/v, attention output, the MLP's gate, up and product).
 fn working_values(m: &Model<impl Backend>, r: &Request, hosts: &[apb_plan::layout::HostLayout]) -> u64 {
     let c = &m.config;
     let rows = |h: &apb_plan::layout::HostLayout| h.anchor.tokens + h.local_tokens + r.query.len() as u64;
     let kv: u64 = hosts.iter().map(|h| rows(h) * 2 * c.kv_width() as u64 * c.layers as u64).sum();
+    // The appending cache's spare rows for generation (every host's rows, the most it can hold).
+    let all_rows: u64 = hosts.iter().map(rows).sum();
+    let spare = crate::kv_cache::spare_rows(all_rows as usize, r.max_new_tokens) as u64 * 2 * c.kv_width() as u64 * c.layers as u64;
+    let kv = kv + spare;
     let per_row = (3 * c.hidden + 2 * c.q_width() + 2 * c.kv_width() + 3 * c.intermediate) as u64;
     let largest = hosts.iter().map(rows).max().unwrap_or(0);
     kv + largest * per_row + ulysses_values(m, r, hosts)
@@ -357,8 +361,9 @@ fn merge_caches<B: Backend>(b: &B, caches: Vec<KvCache<B>>) -> Result<KvCache<B>
         return caches.into_iter().next().ok_or_else(|| EngineError::new(code::INTERNAL, "", "no cache"));
     }
     let layers = caches.first().map_or(0, |c| c.k.len());
+    let tokens = caches.iter().map(|c| c.tokens).sum();
     let mut hosts: Vec<_> = caches.into_iter().map(|c| (c.k.into_iter(), c.v.into_iter())).collect();
-    let mut merged = KvCache { k: Vec::with_capacity(layers), v: Vec::with_capacity(layers) };
+    let mut merged = KvCache { k: Vec::with_capacity(layers), v: Vec::with_capacity(layers), tokens };
     for _ in 0..layers {
         let (k, v): (Vec<B::Buf>, Vec<B::Buf>) = hosts.iter_mut().filter_map(|(k, v)| Some((k.next()?, v.next()?))).unzip();
         merged.k.push(b.concat_rows(&k.iter().collect::<Vec<_>>())?);
@@ -422,7 +427,7 @@ fn decode_tokens<B: Backend, C: Comm>(
 fn query_pass<B: Backend, C: Comm>(m: &Model<B>, r: &Request, comm: &mut C, cache: &mut KvCache<B>, timings: &mut HostTimings) -> Result<Vec<f32>> {
     let n = r.context.len() as u32;
     let positions: Vec<u32> = (n..n + r.query.len() as u32).collect();
-    let logits = decode(m, comm, cache, &r.query, &positions, "query", timings)?;
+    let logits = decode(m, comm, cache, &r.query, &positions, r.max_new_tokens, "query", timings)?;
     check_logits(&logits, 0)?;
     Ok(logits)
 }
@@ -467,7 +472,7 @@ fn generate_after<B: Backend, C: Comm>(
         if choice[1] == 0.0 || tokens.len() == r.max_new_tokens {
             break;
         }
-        logits = decode(m, comm, cache, &[choice[0] as u32], &[position], "decode", timings)?;
+        logits = decode(m, comm, cache, &[choice[0] as u32], &[position], r.max_new_tokens - tokens.len(), "decode", timings)?;
         check_logits(&logits, tokens.len())?;
         position += 1;
     }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod exchange;
 pub mod heads;
 pub mod host;
+pub mod kv_cache;
 pub mod layer;
 pub mod model;
 pub mod passing;

@@ -13,17 +13,13 @@ use crate::control::LayerDone;
 use crate::exchange::{self, KvBlock, Passing};
 use crate::error::{EngineError, Result};
 use crate::host::HostRows;
+pub use crate::kv_cache::KvCache;
 use crate::layer::{self, Qkv};
 use crate::model::Model;
 use crate::passing;
 use crate::timing::HostTimings;
 
 /// The KV a host keeps after prefill: its local block, per layer, [tokens][kv_width].
-pub struct KvCache<B: Backend> {
-    pub k: Vec<B::Buf>,
-    pub v: Vec<B::Buf>,
-}
-
 pub struct HostPrefill<'a> {
     pub layout: &'a Layout,
     pub host: usize,
@@ -45,7 +41,7 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         timings.end(&m.backend, "embed", t)?;
         x
     };
-    let mut cache = KvCache { k: Vec::with_capacity(c.layers), v: Vec::with_capacity(c.layers) };
+    let (mut cache_k, mut cache_v) = (Vec::with_capacity(c.layers), Vec::with_capacity(c.layers));
     for (l, w) in m.weights.layers.iter().enumerate() {
         comm.check_aborted()?;
         let turn = comm.compute_turn();
@@ -83,14 +79,14 @@ pub fn prefill<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefill,
         let _turn = comm.compute_turn();
         let t = Instant::now();
         layer::finish(m, w, &mut x, &attention)?;
-        cache.k.push(k_local);
-        cache.v.push(v_local);
+        cache_k.push(k_local);
+        cache_v.push(v_local);
         timings.end(&m.backend, "ffn", t)?;
         if let Some(f) = p.on_layer {
             f(LayerDone { host: p.host, hosts: p.layout.hosts.len(), layer: l + 1, layers: c.layers });
         }
     }
-    Ok(cache)
+    Ok(KvCache::full(&m.backend, c.kv_width(), cache_k, cache_v))
 }
 
 /// Locret: fc2(act(fc1([q; k; v]))) per local token, before RoPE, as [kv_heads][n].

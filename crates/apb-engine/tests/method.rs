@@ -110,9 +110,9 @@ fn merged_decode_over_hosts_equals_single_host_decode_over_the_same_cache() {
     let tokens = rng.tokens(3, c.vocab);
     let positions: Vec<u32> = (n as u32..n as u32 + 3).collect();
 
-    let mut whole = KvCache::<Cpu> { k: k.clone(), v: v.clone() };
+    let mut whole = KvCache::<Cpu> { k: k.clone(), v: v.clone(), tokens: n };
     let mut single = InProcess::group(1);
-    let expected = decode(&model, &mut single[0], &mut whole, &tokens, &positions, "decode", &mut HostTimings::new(0)).unwrap();
+    let expected = decode(&model, &mut single[0], &mut whole, &tokens, &positions, 0, "decode", &mut HostTimings::new(0)).unwrap();
 
     for hosts in [2, 3] {
         let cuts: Vec<usize> = (0..=hosts).map(|h| h * n / hosts).collect();
@@ -125,9 +125,10 @@ fn merged_decode_over_hosts_equals_single_host_decode_over_the_same_cache() {
                     let mut cache = KvCache::<Cpu> {
                         k: k.iter().map(|x| x[lo * kvw..hi * kvw].to_vec()).collect(),
                         v: v.iter().map(|x| x[lo * kvw..hi * kvw].to_vec()).collect(),
+                        tokens: hi - lo,
                     };
                     let (model, tokens, positions) = (&model, &tokens, &positions);
-                    s.spawn(move || decode(model, &mut comm, &mut cache, tokens, positions, "decode", &mut HostTimings::new(h)).unwrap())
+                    s.spawn(move || decode(model, &mut comm, &mut cache, tokens, positions, 0, "decode", &mut HostTimings::new(h)).unwrap())
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()

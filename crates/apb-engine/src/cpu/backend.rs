@@ -125,6 +125,12 @@ impl Backend for Cpu {
     fn concat_rows(&self, parts: &[&Vec<f32>]) -> Result<Vec<f32>> {
         Ok(parts.iter().flat_map(|p| p.iter().copied()).collect())
     }
+    fn write_rows(&self, dst: &mut Vec<f32>, width: usize, row_start: usize, src: &Vec<f32>) -> Result<()> {
+        let at = row_start * width;
+        check("write_rows", at + src.len() <= dst.len(), || format!("rows {row_start}.. of {} values into {}", src.len(), dst.len()))?;
+        dst[at..at + src.len()].copy_from_slice(src);
+        Ok(())
+    }
     fn columns(&self, x: &Vec<f32>, width: usize, start: usize, count: usize) -> Result<Vec<f32>> {
         column_rows(x.len(), width, start, count).map_err(|what| shape_error("columns", what))?;
         Ok(x.chunks_exact(width).flat_map(|row| &row[start..start + count]).copied().collect())
