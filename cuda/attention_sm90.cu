@@ -12,7 +12,8 @@
 // named barriers pass a turn round ("ping-pong"), so one warpgroup's matrix products run
 // while the others do their softmax.
 // Keys come as segments read in place (common.cuh); a block walks only the tiles its last
-// row can see, and masks only tiles that cross a causal diagonal or a segment's end.
+// row can see (with splits > 1, its share of them), and masks only tiles that cross a causal
+// diagonal or a segment's end.
 // Tiles sit in shared memory in the 128-byte-swizzled layout TMA writes and wgmma reads:
 // a [rows][D bf16] tile is D / 64 column boxes of [rows][64 bf16], the 16-byte chunks of
 // row r permuted by r % 8.
@@ -22,8 +23,8 @@
 // [rows][q_heads * D], 64 columns x 128 rows for k[i] and v[i] over segment i's own rows
 // [count][kv_heads * D], based at its first row, so reads past a segment's end come back as
 // zeros), checks shapes and launches: grid (ceil(rows / (64 * consumers)), q_heads, splits), 128
-// threads per warpgroup, smem_bytes<D, consumers>() of dynamic shared memory (Q tile, two
-// stages of K and V tiles, barriers, 1 KiB alignment slack). sm_90a only.
+// threads per warpgroup, smem_bytes<D>() of dynamic shared memory (Q tile, two stages of K
+// and V tiles, barriers, 1 KiB alignment slack). sm_90a only.
 #include <cuda_bf16.h>
 #include <stddef.h>
 #include <stdint.h>
