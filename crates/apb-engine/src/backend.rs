@@ -69,16 +69,8 @@ pub trait Backend: Send + Sync {
     fn rows(&self, x: &Self::Buf, width: usize, start: usize, count: usize) -> Result<Self::Buf>;
     fn concat_rows(&self, parts: &[&Self::Buf]) -> Result<Self::Buf>;
     /// Writes the rows of `src` into `dst` ([rows][width]) from row `row_start` on, in place
-    /// (a KV cache taking new rows into its spare ones). This default copies all of `dst`.
-    fn write_rows(&self, dst: &mut Self::Buf, width: usize, row_start: usize, src: &Self::Buf) -> Result<()> {
-        let (total, new) = (self.len(dst) / width, self.len(src) / width);
-        if row_start + new > total {
-            return Err(crate::error::EngineError::new(crate::error::code::INTERNAL, "write_rows", format!("rows {row_start}..{} outside {total}", row_start + new)));
-        }
-        let (before, after) = (self.rows(dst, width, 0, row_start)?, self.rows(dst, width, row_start + new, total - row_start - new)?);
-        *dst = self.concat_rows(&[&before, src, &after])?;
-        Ok(())
-    }
+    /// (a KV cache taking new rows into its spare ones).
+    fn write_rows(&self, dst: &mut Self::Buf, width: usize, row_start: usize, src: &Self::Buf) -> Result<()>;
     /// Columns [start, start + count) of every row of a [rows][width] buffer: [rows][count]
     /// (a range of heads, as Ulysses hands each host its heads of every row).
     fn columns(&self, x: &Self::Buf, width: usize, start: usize, count: usize) -> Result<Self::Buf>;

@@ -74,6 +74,9 @@ impl Backend for Limited {
     fn concat_rows(&self, parts: &[&Vec<f32>]) -> Result<Vec<f32>> {
         self.cpu.concat_rows(parts)
     }
+    fn write_rows(&self, dst: &mut Vec<f32>, width: usize, row_start: usize, src: &Vec<f32>) -> Result<()> {
+        self.cpu.write_rows(dst, width, row_start, src)
+    }
     fn columns(&self, x: &Vec<f32>, width: usize, start: usize, count: usize) -> Result<Vec<f32>> {
         self.cpu.columns(x, width, start, count)
     }

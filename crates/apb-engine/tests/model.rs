@@ -36,8 +36,10 @@ fn full_prefill_logits_match_the_float64_reference() {
     }
 }
 
-#[test]
-fn generated_tokens_follow_the_reference_greedily() {
+/// Generates `max_new_tokens` greedily from a fresh tiny model (40 context and 3 query
+/// tokens) and checks every token from the `from`-th on against the float64 reference over
+/// all the tokens before it.
+fn greedy_generation_follows_the_reference(max_new_tokens: usize, from: usize) {
     let mut rng = Rng::fresh();
     let c = tiny_config(Architecture::Llama);
     let tensors = random_tensors(&c, &mut rng);
@@ -45,50 +47,34 @@ fn generated_tokens_follow_the_reference_greedily() {
     let context = rng.tokens(40, c.vocab);
     let query = rng.tokens(3, c.vocab);
     let mut r = full_request(context.clone(), query.clone());
-    r.max_new_tokens = 5;
+    r.max_new_tokens = max_new_tokens;
     let out = generate(&model, &r, &|_| true).unwrap();
-    assert_eq!(out.tokens.len(), 5);
+    assert_eq!(out.tokens.len(), max_new_tokens);
     let mut seq: Vec<u32> = context.iter().chain(&query).copied().collect();
-    for &t in &out.tokens {
+    seq.extend(&out.tokens[..from]);
+    for (i, &t) in out.tokens.iter().enumerate().skip(from) {
         let logits = reference_logits(&c, &tensors, &seq);
         let mut sorted = logits.clone();
         sorted.sort_by(|a, b| b.total_cmp(a));
         let best = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
         // Only a near-tie could make float32 pick differently.
         if sorted[0] - sorted[1] > 1e-3 {
-            assert_eq!(t, best);
+            assert_eq!(t, best, "token {} of {max_new_tokens}", i + 1);
         }
         seq.push(t);
     }
 }
 
 #[test]
+fn generated_tokens_follow_the_reference_greedily() {
+    greedy_generation_follows_the_reference(5, 0);
+}
+
+#[test]
 fn generation_past_the_reserved_cache_rows_still_follows_the_reference() {
     // The query pass reserves at most 256 spare rows here; 300 tokens outgrow them, and the
-    // cache grows again mid-generation.
-    let mut rng = Rng::fresh();
-    let c = tiny_config(Architecture::Llama);
-    let tensors = random_tensors(&c, &mut rng);
-    let model = cpu_model(&c, &tensors);
-    let context = rng.tokens(40, c.vocab);
-    let query = rng.tokens(3, c.vocab);
-    let mut r = full_request(context.clone(), query.clone());
-    r.max_new_tokens = 300;
-    let out = generate(&model, &r, &|_| true).unwrap();
-    assert_eq!(out.tokens.len(), 300);
-    let mut seq: Vec<u32> = context.iter().chain(&query).copied().collect();
-    seq.extend(&out.tokens[..250]);
-    // The tokens chosen around and after the growth, each against the reference over all before it.
-    for &t in &out.tokens[250..] {
-        let logits = reference_logits(&c, &tensors, &seq);
-        let mut sorted = logits.clone();
-        sorted.sort_by(|a, b| b.total_cmp(a));
-        let best = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
-        if sorted[0] - sorted[1] > 1e-3 {
-            assert_eq!(t, best, "token {} of 300", seq.len() - 43 + 1);
-        }
-        seq.push(t);
-    }
+    // cache grows again mid-generation. The tokens around and after the growth are checked.
+    greedy_generation_follows_the_reference(300, 250);
 }
 
 #[test]
