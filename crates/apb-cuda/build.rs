@@ -7,7 +7,7 @@ fn main() {
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cuda/build");
     let mut all = true;
-    for name in ["attention", "attention_sm90", "merge", "ops"] {
+    for name in ["attention", "attention_sm90", "attention_decode", "merge", "ops"] {
         let src = built.join(format!("{name}.fatbin"));
         println!("cargo::rerun-if-changed={}", src.display());
         let dst = Path::new(&out).join(format!("{name}.fatbin"));

@@ -1,6 +1,7 @@
 """GPU checks and benchmark of apb's attention kernels (cuda/attention.cu, the portable
-mma.sync one; cuda/attention_sm90.cu, the Hopper TMA + wgmma one) and of the LSE merge
-(cuda/merge.cu), run on a GPU host with PyTorch.
+mma.sync one; cuda/attention_sm90.cu, the Hopper TMA + wgmma one; cuda/attention_decode.cu,
+a few rows over many keys) and of the LSE merge (cuda/merge.cu), run on a GPU host with
+PyTorch.
 
 The kernels run through the Rust launchers (crates/apb-cuda), reached from here through the
 Node addon's runKernel (kernels.py, run_kernels.mjs), on fresh random inputs made here (seeded
@@ -15,7 +16,7 @@ launch. This script
 Writes attention.json and attention.md to $OUT (or the current directory); exits 1 if any
 check fails.
 
-usage: python3 test/gpu/attention_check.py [--checks-only] [--bench-only] [--quick] [--kernel=sm90|portable] [--head-dim=64|128]
+usage: python3 test/gpu/attention_check.py [--checks-only] [--bench-only] [--quick] [--kernel=sm90|portable|decode] [--head-dim=64|128]
        [--match=TEXT] (bench only the shapes whose name holds TEXT)
 """
 import datetime
@@ -31,21 +32,29 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernels import finish, inputs_unchanged, run_ok  # noqa: E402
 
 # The kernels checked and timed: the portable mma.sync one, and on Hopper (compute capability
-# 9.0) the TMA + wgmma one (both take head dims 64 and 128). --kernel=sm90 or --kernel=portable picks one. The
-# report names them as before (so results stay comparable); the addon calls them ADDON[name].
-PORTABLE, SM90 = "apb_attention_bf16", "apb_attention_sm90_bf16"
-ADDON = {PORTABLE: "portable", SM90: "sm90"}
+# 9.0) the TMA + wgmma one, and the decode kernel for a few rows (all take head dims 64 and
+# 128). --kernel=sm90, portable or decode picks one. The report names them as before (so
+# results stay comparable); the addon calls them ADDON[name].
+PORTABLE, SM90, DECODE = "apb_attention_bf16", "apb_attention_sm90_bf16", "apb_attention_decode"
+ADDON = {PORTABLE: "portable", SM90: "sm90", DECODE: "decode"}
+# The decode kernel takes at most this many rows x (q_heads / kv_heads) (attention_decode.rs).
+DECODE_PACKED_ROWS = 8
 # Timed launches per kernel and shape (after the checked one); their median is reported.
 ITERATIONS = 20
 
 
 def kernels():
     hopper = torch.cuda.get_device_capability(0) == (9, 0)
-    chosen = [PORTABLE, SM90] if hopper else [PORTABLE]
+    chosen = [PORTABLE, SM90, DECODE] if hopper else [PORTABLE, DECODE]
     for arg in sys.argv:
         if arg.startswith("--kernel="):
-            chosen = [SM90 if arg.endswith("sm90") else PORTABLE]
+            chosen = [{"sm90": SM90, "portable": PORTABLE, "decode": DECODE}[arg.split("=", 1)[1]]]
     return chosen
+
+
+def decodes(rows, hq, hkv):
+    """Whether the decode kernel takes these rows (the engine then runs it)."""
+    return rows * (hq // hkv) <= DECODE_PACKED_ROWS
 
 
 def merge_call(parts):
@@ -186,8 +195,24 @@ def compare(q, segs, hq, hkv, d, dtype, call, answer, row_chunk=None):
             "inputs_unchanged": inputs_unchanged(call, answer), "ran": answer["kernel"]}
 
 
+def decode_cases():
+    """Few rows, packed per KV head: one row, rows x group up to 8, causal tails that hide keys
+    from the first rows or every key, a long cache cut into parts, no keys at all."""
+    cases = []
+    for hq, hkv in [(32, 8), (28, 4), (8, 8), (64, 8), (9, 3)]:
+        for d in [128, 64]:
+            most = DECODE_PACKED_ROWS // (hq // hkv)
+            cases.append(("decode one row", 1, [(33, 3, 29, False), (9, 0, 1, True)], hq, hkv, d))
+            cases.append(("decode, 4 segments, causal tail", most, [(500, 3, 257, False), (130, 1, 129, False), (64, 0, 1, False), (400, 17, 383, True)], hq, hkv, d))
+            cases.append(("decode, rows that see nothing", most, [(64, 0, 1, True)], hq, hkv, d))
+            cases.append(("decode over many keys, parts", 1, [(70000, 5, 65000, False), (4, 0, 1, True)], hq, hkv, d))
+            cases.append(("decode, no keys", 1, [(8, 0, 0, False)], hq, hkv, d))
+    return cases
+
+
 def checks(quick, kernel):
-    results = []
+    if kernel == DECODE:
+        return checks_of(decode_cases(), kernel, [])
     cases = []
     # Small shapes against float64: anchor rows (causal), apb local rows (passing, anchor, local causal),
     # odd lengths, rows that see nothing (causal over fewer keys than rows).
@@ -202,6 +227,16 @@ def checks(quick, kernel):
             # (one per group of SMs the row blocks leave idle) and merges them.
             cases.append(("query rows, split keys", 64, [(20000, 7, 19000, False), (64, 0, 64, True)], hq, hkv, d))
             cases.append(("one row, split keys", 1, [(9000, 0, 9000, True)], hq, hkv, d))
+    # APB-sized: host 7 of 128K on 8 hosts (passing 7x2K, anchor 4K, local 16K), 32/8 heads.
+    big = [("apb host 7 local rows", 16384, [(14336, 0, 14336, False), (4096, 0, 4096, False), (16384, 0, 16384, True)], d) for d in [128, 64]]
+    if quick:
+        big = [("apb host 3 local rows (quick)", 4096, [(6144, 0, 6144, False), (1024, 0, 1024, False), (4096, 0, 4096, True)], 128)]
+    return checks_of(cases, kernel, big)
+
+
+def checks_of(cases, kernel, big):
+    """Small cases against float64 in one Node run; `big` ones, 32/8 heads, against chunked float32."""
+    results = []
     inputs = [make_case(rows, specs, hq, hkv, d) for _, rows, specs, hq, hkv, d in cases]
     calls = [attention_call(q, segs, hq, hkv, d, kernel) for (q, segs), (_, _, _, hq, hkv, d) in zip(inputs, cases)]
     # One Node run for all the small cases.
@@ -209,10 +244,6 @@ def checks(quick, kernel):
         r = compare(q, segs, hq, hkv, d, torch.float64, call, answer)
         r.update(kernel=kernel, case=name, rows=rows, heads=f"{hq}/{hkv}", d=d, reference="float64")
         results.append(r)
-    # APB-sized: host 7 of 128K on 8 hosts (passing 7x2K, anchor 4K, local 16K), 32/8 heads.
-    big = [("apb host 7 local rows", 16384, [(14336, 0, 14336, False), (4096, 0, 4096, False), (16384, 0, 16384, True)], d) for d in [128, 64]]
-    if quick:
-        big = [("apb host 3 local rows (quick)", 4096, [(6144, 0, 6144, False), (1024, 0, 1024, False), (4096, 0, 4096, True)], 128)]
     for name, rows, specs, d in big:
         q, segs = make_case(rows, specs, 32, 8, d)
         call = attention_call(q, segs, 32, 8, d, kernel)
@@ -269,7 +300,10 @@ def bench(quick, chosen):
         shapes += [("full causal 32K", 32768, [], 64), ("full causal 128K", 131072, [], 64)]
     shapes.append(("apb local 16K + anchor 4K + passing 7x2K", 16384, [7 * 2048, 4096], 64))
     # Few rows over a long cache: the query pass and one decode step.
-    shapes += [("query 64 rows over 128K keys", 64, [131072 - 64], 128), ("decode 1 row over 128K keys", 1, [131071], 128)]
+    shapes += [("query 64 rows over 128K keys", 64, [131072 - 64], 128)]
+    # One decode step (and two rows, as a two-token step would be) over a long cache.
+    shapes += [(f"decode 1 row over {n // 1024}K keys", 1, [n - 1], 128) for n in [8192, 32768, 131072]]
+    shapes += [("decode 2 rows over 128K keys", 2, [131070], 128), ("decode 1 row over 128K keys", 1, [131071], 64)]
     only = [int(a.split("=")[1]) for a in sys.argv if a.startswith("--head-dim=")]
     match = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--match=")]
     chosen_shapes = [s for s in shapes if (not only or s[3] in only) and (not match or match[0] in s[0])]
@@ -282,10 +316,13 @@ def bench(quick, chosen):
         full_keys = sum(prefix)
         f = flops(rows, full_keys, rows, hq, d)
         keys = full_keys + rows
-        row = {"shape": name, "rows": rows, "keys": keys, "d": d}
+        # The kernel the engine runs on this shape: its figures are the ones compared with peers.
+        engine = DECODE if DECODE in chosen and decodes(rows, hq, hkv) else [k for k in chosen if k != DECODE][-1] if len(chosen) > 1 else chosen[0]
+        row = {"shape": name, "rows": rows, "keys": keys, "d": d, "engine": engine, "kv_bytes": 2 * keys * hkv * d * 2}
         # One Node run per shape (q alone is 1 GiB at 128K rows); no tensor comes back.
-        calls = [attention_call(q, segs, hq, hkv, d, kernel, iterations=ITERATIONS, keep=[]) for kernel in chosen]
-        for kernel, answer in zip(chosen, run_ok(calls)):
+        runs = [k for k in chosen if k != DECODE or decodes(rows, hq, hkv)]
+        calls = [attention_call(q, segs, hq, hkv, d, kernel, iterations=ITERATIONS, keep=[]) for kernel in runs]
+        for kernel, answer in zip(runs, run_ok(calls)):
             if answer["kernel"] != ADDON[kernel]:
                 raise RuntimeError(f"asked for the {ADDON[kernel]} attention kernel, the addon ran {answer['kernel']}")
             ms = answer["medianMs"]
@@ -321,17 +358,29 @@ def markdown(report, chosen):
         lines += [f"| {c.get('kernel', 'merge')} | {c['case']} ({c['reference']}) | {c['rows']} | {c['heads']} | {c['d']} | {c['o_rel_err']:.2e} | {c['lse_max_abs_err']:.2e} | {c['pass']} |" for c in report["checks"]]
         lines.append("")
     if "bench" in report:
-        names = {PORTABLE: "mma.sync", SM90: "sm90 (TMA+wgmma)"}
-        head = [f"{names[k]} TFLOP/s" for k in chosen] + ["FA2 TFLOP/s", "cuDNN TFLOP/s"]
-        head += [f"{names[chosen[-1]]} / FA2", f"{names[chosen[-1]]} / cuDNN"]
-        lines += ["| shape (32/8 heads) | d | " + " | ".join(head) + " |", "|---|---:|" + "---:|" * len(head)]
+        names = {PORTABLE: "mma.sync", SM90: "sm90 (TMA+wgmma)", DECODE: "decode"}
+        head = [f"{names[k]} TFLOP/s" for k in chosen] + ["FA2 TFLOP/s", "cuDNN TFLOP/s", "apb / FA2", "apb / cuDNN"]
+        lines += ["apb: the kernel the engine runs on the shape (decode where the rows pack into it).", "",
+                  "| shape (32/8 heads) | d | " + " | ".join(head) + " |", "|---|---:|" + "---:|" * len(head)]
         fmt = lambda x: f"{x:.0f}" if x else "n/a"
         for b in report["bench"]:
-            best = b[f"{chosen[-1]}_tflops"]
+            best = b.get(f"{b.get('engine', chosen[-1])}_tflops")
             fa2, cud = b.get("fa2_tflops"), b.get("cudnn_tflops")
-            ratio = lambda x: f"{best / x:.2f}" if x else "n/a"
-            cells = [fmt(b[f"{k}_tflops"]) for k in chosen] + [fmt(fa2), fmt(cud), ratio(fa2), ratio(cud)]
+            ratio = lambda x: f"{best / x:.2f}" if x and best else "n/a"
+            cells = [fmt(b.get(f"{k}_tflops")) for k in chosen] + [fmt(fa2), fmt(cud), ratio(fa2), ratio(cud)]
             lines.append(f"| {b['shape']} | {b.get('d', 128)} | " + " | ".join(cells) + " |")
+        few = [b for b in report["bench"] if b["rows"] <= 64]
+        if few:
+            # Few rows are bound by reading K and V: their time, and the rate of that read.
+            lines += ["", "Few rows over a long cache: milliseconds, and GB/s of K and V read once (apb's kernel).", "",
+                      "| shape (32/8 heads) | d | " + " | ".join(f"{names[k]} ms" for k in chosen) + " | FA2 ms | cuDNN ms | apb GB/s |",
+                      "|---|---:|" + "---:|" * (len(chosen) + 3)]
+            ms = lambda x: f"{x:.3f}" if x else "n/a"
+            for b in few:
+                apb_ms = b.get(f"{b.get('engine', chosen[-1])}_ms")
+                gbs = f"{b['kv_bytes'] / apb_ms / 1e6:.0f}" if apb_ms and "kv_bytes" in b else "n/a"
+                cells = [ms(b.get(f"{k}_ms")) for k in chosen] + [ms(b.get("fa2_ms")), ms(b.get("cudnn_ms")), gbs]
+                lines.append(f"| {b['shape']} | {b['d']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

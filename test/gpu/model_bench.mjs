@@ -9,7 +9,9 @@
 // Writes model-bench.json and model-bench.md to $OUT (or the current directory).
 // usage: bundle/bin/node bundle/test/gpu/model_bench.mjs OUTDIR [--lengths 8192,32768,131072]
 //          [--hosts-lengths 32768,65536,131072] [--strategies full,apb,star,ulysses,ring]
-//          (apb-balanced: APB with the planner's balanced block sizes)
+//          (apb-balanced: APB with the planner's balanced block sizes) [--decode-tokens N]
+//   With --decode-tokens N (and model_bench.py run with it): one GPU also generates N tokens
+//   after each prefill, and the table gives decode ms per token beside transformers'.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Engine } from "@apb/native";
@@ -21,6 +23,7 @@ const arg = (name, fallback) => (process.argv.includes(name) ? process.argv[proc
 const lengths = arg("--lengths", "8192,32768,131072").split(",").map(Number);
 const hostLengths = arg("--hosts-lengths", "32768,65536,131072").split(",").map(Number);
 const strategies = arg("--strategies", "full,apb,star,ulysses,ring").split(",");
+const decodeTokens = Number(arg("--decode-tokens", "0"));
 const HOSTS = 8;
 const QUERY = 64;
 const PREFIX = 1;
@@ -39,10 +42,10 @@ console.log(JSON.stringify({ loaded: engine.backend, loadS, memory: engine.gpuMe
 const randomIds = (n) => Array.from({ length: n }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
 // "apb-balanced" is APB with the planner's balanced block sizes (`apb run --balanced`).
 const settingsOf = (strategy) => (strategy === "apb-balanced" ? { strategy: "apb", balanced: true } : { strategy });
-async function run(n, strategy, hosts) {
+async function run(n, strategy, hosts, newTokens = 1) {
   const ids = randomIds(n);
   engine.gpuMemory(true);
-  const r = await engine.generate({ context: ids.slice(0, -QUERY), prefixTokens: PREFIX, query: ids.slice(-QUERY), ...settingsOf(strategy), hosts, maxNewTokens: 1, stopTokens: [] });
+  const r = await engine.generate({ context: ids.slice(0, -QUERY), prefixTokens: PREFIX, query: ids.slice(-QUERY), ...settingsOf(strategy), hosts, maxNewTokens: newTokens, stopTokens: [] });
   const memory = engine.gpuMemory(false);
   const slowest = r.hosts.reduce((a, b) => (b.prefillMs > a.prefillMs ? b : a));
   const comm = slowest.phasesMs.comm ?? 0;
@@ -52,15 +55,17 @@ async function run(n, strategy, hosts) {
   // Each host runs the query pass over its own KV (merged by LSE), as real hosts do.
   const queryMs = Math.max(...r.hosts.map((h) => h.phasesMs.query ?? 0));
   const scoringMs = Math.max(...r.hosts.map((h) => h.phasesMs.scoring ?? 0));
-  return { tokens: n, strategy, hosts, phasesMs: slowest.phasesMs, prefillMs: slowest.prefillMs, slowestHost: slowest.host, commMs: comm, computeMs: compute, queryMs, scoringMs, ttftMs: slowest.prefillMs + queryMs, peakBytes: memory.peakBytes, wallMs: r.prefillWallMs };
+  // Wall time from the first token to the last, per token after the first.
+  const decodeMsPerToken = r.tokens.length > 1 ? (r.totalWallMs - r.firstTokenWallMs) / (r.tokens.length - 1) : undefined;
+  return { tokens: n, strategy, hosts, decodeMsPerToken, phasesMs: slowest.phasesMs, prefillMs: slowest.prefillMs, slowestHost: slowest.host, commMs: comm, computeMs: compute, queryMs, scoringMs, ttftMs: slowest.prefillMs + queryMs, peakBytes: memory.peakBytes, wallMs: r.prefillWallMs };
 }
 
 await run(2048, "full", 1); // warm-up: cuBLAS heuristics, module loads
 const single = [];
 for (const n of lengths) {
-  const r = await run(n, "full", 1);
+  const r = await run(n, "full", 1, decodeTokens > 0 ? decodeTokens + 1 : 1);
   const peer = hf.prefill.find((p) => p.tokens === n);
-  const row = { ...r, tokensPerS: (n / r.ttftMs) * 1e3, transformersMs: peer?.ms, transformersPeakBytes: peer?.peak_bytes, speedup: peer ? peer.ms / r.ttftMs : undefined };
+  const row = { ...r, tokensPerS: (n / r.ttftMs) * 1e3, transformersMs: peer?.ms, transformersPeakBytes: peer?.peak_bytes, speedup: peer ? peer.ms / r.ttftMs : undefined, transformersDecodeMsPerToken: peer?.decode_ms_per_token };
   console.log(JSON.stringify(row));
   single.push(row);
 }
@@ -104,6 +109,16 @@ function write() {
     "|---:|---:|---:|---:|---:|---:|---:|",
     ...single.map((r) => `| ${r.tokens} | ${f0(r.ttftMs)} | ${f0(r.tokensPerS)} | ${f2(r.peakBytes / GiB)} | ${f0(r.transformersMs)} | ${f2(r.transformersPeakBytes / GiB)} | ${f2(r.speedup)}x |`),
     "",
+    ...(decodeTokens > 0
+      ? [
+          `Decode after each prefill: ${decodeTokens} greedy tokens, wall ms per token after the first (apb: generate's wall time; transformers: its forward on one token with the cache, synchronized).`,
+          "",
+          "| tokens | apb decode ms/token | transformers decode ms/token | apb / transformers |",
+          "|---:|---:|---:|---:|",
+          ...single.map((r) => `| ${r.tokens} | ${f2(r.decodeMsPerToken)} | ${f2(r.transformersDecodeMsPerToken)} | ${r.decodeMsPerToken && r.transformersDecodeMsPerToken ? f2(r.transformersDecodeMsPerToken / r.decodeMsPerToken) + "x" : "n/a"} |`),
+          "",
+        ]
+      : []),
     `## ${HOSTS} hosts emulated on the GPU (each host's work timed alone; the slowest host)`,
     "",
     "Emulated hosts hand K/V blocks over in place on the GPU; comm is the copies around them (stacking received blocks), timed apart; compute is the slowest host's own GPU work. The planner's column predicts 8 real GPUs of this kind in an NVLink node (transfers included).",

@@ -6,6 +6,7 @@ use apb_engine::Heads;
 use apb_engine::error::{EngineError, Result};
 use cudarc::driver::{sys, CudaSlice, DevicePtr, DevicePtrMut, SyncOnDrop};
 
+use crate::attention_decode;
 use crate::gpu::{function, module, Gpu, LaunchShape};
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention.fatbin"));
@@ -37,12 +38,14 @@ impl Functions {
     }
 }
 
-/// Which attention kernel runs: the Hopper one (TMA + wgmma, compute capability 9.0) or the
-/// portable mma.sync one (8.0+); both take head_dim 64 and 128.
+/// Which attention kernel runs: for prefill the Hopper one (TMA + wgmma, compute capability
+/// 9.0) or the portable mma.sync one (8.0+); for a few query rows (decode) the decode kernel
+/// (attention_decode.rs, 8.0+). All take head_dim 64 and 128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionKernel {
     Sm90,
     Portable,
+    Decode,
 }
 
 impl AttentionKernel {
@@ -50,11 +53,12 @@ impl AttentionKernel {
         match self {
             AttentionKernel::Sm90 => "sm90",
             AttentionKernel::Portable => "portable",
+            AttentionKernel::Decode => "decode",
         }
     }
 
-    /// The kernel a GPU of compute capability `major.minor` runs, or None where no kernel of
-    /// apb runs (before 8.0).
+    /// The prefill kernel a GPU of compute capability `major.minor` runs, or None where no
+    /// kernel of apb runs (before 8.0).
     pub fn for_capability(major: u32, minor: u32) -> Option<AttentionKernel> {
         match (major, minor) {
             (9, 0) => Some(AttentionKernel::Sm90),
@@ -90,7 +94,7 @@ pub(crate) struct SegmentList {
 c_layout!(SegmentList as "apb_segment_list" in "common.cuh": size 168, align 8, s @ 0, n @ 160);
 
 impl Gpu {
-    /// The attention kernel this GPU runs for `head_dim`.
+    /// The attention kernel this GPU runs for prefill rows of `head_dim`.
     pub fn attention_kernel(&self, head_dim: usize) -> AttentionKernel {
         if self.kernels.attention_sm90.is_some() && HEAD_DIMS.contains(&head_dim) {
             AttentionKernel::Sm90
@@ -100,9 +104,20 @@ impl Gpu {
     }
 
     /// Attention of `q` ([rows][q_heads * head_dim] bf16) over `segments`, writing `o` and
-    /// `lse` ([rows][q_heads], natural log), with the fastest kernel this GPU has.
+    /// `lse` ([rows][q_heads], natural log), with the fastest kernel this GPU has: the decode
+    /// kernel where the rows of a KV head's query heads pack into it, else the prefill one.
     pub fn attention(&self, q: &CudaSlice<u16>, heads: Heads, segments: &[GpuSegment<'_>], o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>) -> Result<()> {
-        self.attention_with(self.attention_kernel(heads.head_dim), q, heads, segments, o, lse)
+        let rows = q.len() / (heads.q_heads * heads.head_dim).max(1);
+        self.attention_with(self.kernel_for(rows, heads), q, heads, segments, o, lse)
+    }
+
+    /// The kernel `attention` runs for `rows` query rows of `heads`.
+    pub fn kernel_for(&self, rows: usize, heads: Heads) -> AttentionKernel {
+        if HEAD_DIMS.contains(&heads.head_dim) && attention_decode::packs(rows, heads) {
+            AttentionKernel::Decode
+        } else {
+            self.attention_kernel(heads.head_dim)
+        }
     }
 
     /// Attention with a chosen kernel (checks and benchmarks compare the two). Every shape
@@ -142,13 +157,29 @@ impl Gpu {
                 return Err(EngineError::invalid("segments", format!("segment {i} lies outside its K/V buffer or a causal segment is not last")));
             }
         }
+        if kernel == AttentionKernel::Decode && !attention_decode::packs(rows, heads) {
+            let packed = rows * (heads.q_heads / heads.kv_heads);
+            return Err(EngineError::invalid("rows", format!("the decode kernel packs at most {} rows x query heads per KV head, got {rows} x {} = {packed}; use a prefill kernel", attention_decode::MAX_PACKED_ROWS, heads.q_heads / heads.kv_heads)));
+        }
         if rows == 0 {
             return Ok(());
         }
         match kernel {
             AttentionKernel::Sm90 => self.launch_sm90(q, heads, rows, segments, o, lse),
             AttentionKernel::Portable => self.launch_portable(q, heads, rows, segments, o, lse),
+            AttentionKernel::Decode => self.launch_decode(q, heads, rows, segments, o, lse),
         }
+    }
+
+    /// The segments as the portable and decode kernels take them (apb_segment_list), and the
+    /// guards that keep their buffers usable until the launch is queued.
+    pub(crate) fn segment_list<'a>(&'a self, segments: &'a [GpuSegment<'_>]) -> (SegmentList, Vec<SyncOnDrop<'a>>) {
+        let mut list = SegmentList { n: segments.len() as i32, ..SegmentList::default() };
+        let (addresses, guards) = self.segment_addresses(segments);
+        for (i, ((k, v), (_, _, start, count, causal))) in addresses.into_iter().zip(segments).enumerate() {
+            list.s[i] = Segment { k, v, start: *start as i64, count: *count as i64, causal: *causal as i32 };
+        }
+        (list, guards)
     }
 
     /// Each segment's K and V device addresses, and the guards that keep them usable until
@@ -171,11 +202,7 @@ impl Gpu {
     /// The portable kernel, on shapes `attention_with` checked.
     fn launch_portable(&self, q: &CudaSlice<u16>, heads: Heads, rows: usize, segments: &[GpuSegment<'_>], o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>) -> Result<()> {
         let d = heads.head_dim;
-        let mut list = SegmentList { n: segments.len() as i32, ..SegmentList::default() };
-        let (addresses, _guards) = self.segment_addresses(segments);
-        for (i, ((k, v), (_, _, start, count, causal))) in addresses.into_iter().zip(segments).enumerate() {
-            list.s[i] = Segment { k, v, start: *start as i64, count: *count as i64, causal: *causal as i32 };
-        }
+        let (mut list, _guards) = self.segment_list(segments);
         let (mut qp, _qg) = q.device_ptr(&self.stream);
         let (mut op, _og) = o.device_ptr_mut(&self.stream);
         let (mut lp, _lg) = lse.device_ptr_mut(&self.stream);

@@ -8,11 +8,11 @@ use std::mem::MaybeUninit;
 
 use apb_engine::Heads;
 use apb_engine::error::{EngineError, Result};
-use cudarc::driver::{sys, CudaSlice, DevicePtr, DevicePtrMut};
+use cudarc::driver::{sys, CudaSlice, DevicePtr};
 
 use crate::attention::{GpuSegment, MAX_SEGMENTS};
 use crate::gpu::{driver, function, module, Gpu, LaunchShape};
-use crate::merge::{MergeParts, MAX_PARTS};
+use crate::merge::MAX_PARTS;
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_sm90.fatbin"));
 
@@ -141,34 +141,11 @@ impl Gpu {
         let key_tiles = segments.iter().map(|s| s.3.div_ceil(TILE_KEYS)).sum();
         let splits = splits_for(blocks.0 * blocks.1, self.sm_count, key_tiles);
         let walk = Walk { f, variant, heads, rows, blocks, splits };
-        if splits == 1 {
-            let (op, _og) = o.device_ptr_mut(&self.stream);
-            let (lp, _lg) = lse.device_ptr_mut(&self.stream);
-            // SAFETY: o and lse were checked by attention_with to [rows][q_heads] pairs, one
-            // part's worth; the guards keep them alive until the launch is queued.
-            return unsafe { self.launch_walk(&walk, q, segments, op, lp) };
-        }
-        // Each part's O and LSE go to a workspace and are merged into o and lse.
-        let qw = heads.q_heads * variant.head_dim;
-        // SAFETY: every element of both buffers is written by the kernel (each part writes all
-        // its rows: O = 0 and LSE = -inf where it saw nothing) before the merge reads it.
-        let mut o_parts = unsafe { self.stream.alloc::<u16>(splits * rows * qw) }.map_err(driver("allocating split attention parts"))?;
-        // SAFETY: as above.
-        let mut lse_parts = unsafe { self.stream.alloc::<f32>(splits * rows * heads.q_heads) }.map_err(driver("allocating split attention parts"))?;
-        let (op, _og) = o_parts.device_ptr_mut(&self.stream);
-        let (lp, _lg) = lse_parts.device_ptr_mut(&self.stream);
-        // SAFETY: the workspace holds `splits` parts of [rows][q_heads] pairs; the guards keep
-        // it alive until the launches are queued.
-        unsafe { self.launch_walk(&walk, q, segments, op, lp)? };
-        let mut list = MergeParts { o: [0; MAX_PARTS], lse: [0; MAX_PARTS] };
-        for i in 0..splits {
-            list.o[i] = op + (i * rows * qw * 2) as u64;
-            list.lse[i] = lp + (i * rows * heads.q_heads * 4) as u64;
-        }
-        // SAFETY: part i lies at offset i of the workspace allocated above for `splits` parts
-        // of the output's shape; head_dim (64 or 128) is a multiple of the merge's chunk and
-        // splits is 2..=MAX_PARTS (splits_for); the guards keep the workspace alive.
-        unsafe { self.merge_parts(list, splits, heads.q_heads, variant.head_dim, o, lse) }
+        // SAFETY: launch_walk writes every element of each of the `splits` parts (O = 0 and
+        // LSE = -inf where a part saw nothing) at the addresses it is given; splits is
+        // 1..=MAX_PARTS (splits_for) and head_dim (64 or 128) a multiple of the merge's chunk;
+        // attention_with checked o and lse to [rows][q_heads] pairs.
+        unsafe { self.in_parts(splits, heads.q_heads, variant.head_dim, o, lse, |op, lp| self.launch_walk(&walk, q, segments, op, lp)) }
     }
 
     /// Encodes the tensor maps and launches the kernel, its `splits` parts writing O and LSE

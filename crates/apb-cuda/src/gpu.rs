@@ -19,7 +19,7 @@ pub(crate) fn driver(what: &str) -> impl Fn(result::DriverError) -> EngineError 
 
 /// Whether this build carries the kernels.
 pub fn kernels_built() -> bool {
-    cfg!(apb_kernels) && [crate::attention::FATBIN, crate::attention_sm90::FATBIN, crate::merge::FATBIN, crate::ops::FATBIN].iter().all(|f| !f.is_empty())
+    cfg!(apb_kernels) && [crate::attention::FATBIN, crate::attention_sm90::FATBIN, crate::attention_decode::FATBIN, crate::merge::FATBIN, crate::ops::FATBIN].iter().all(|f| !f.is_empty())
 }
 
 /// The kernel entry points, looked up once per GPU by each kernel's launcher module.
@@ -27,6 +27,7 @@ pub(crate) struct Kernels {
     pub attention: crate::attention::Functions,
     /// The Hopper kernel, on compute capability 9.0 only.
     pub attention_sm90: Option<crate::attention_sm90::Functions>,
+    pub attention_decode: crate::attention_decode::Functions,
     pub merge: crate::merge::Functions,
     pub ops: crate::ops::Functions,
 }
@@ -127,6 +128,7 @@ impl Gpu {
         let kernels = Kernels {
             attention: crate::attention::Functions::load()?,
             attention_sm90: if compute_capability == (9, 0) { Some(crate::attention_sm90::Functions::load()?) } else { None },
+            attention_decode: crate::attention_decode::Functions::load()?,
             merge: crate::merge::Functions::load()?,
             ops: crate::ops::Functions::load()?,
         };

@@ -51,6 +51,7 @@ fn every_mirror_matches_its_kernel_source() {
         crate::attention::Segment::C_LAYOUT,
         crate::attention::SegmentList::C_LAYOUT,
         crate::attention_sm90::Sm90Params::C_LAYOUT,
+        crate::attention_decode::DecodeParams::C_LAYOUT,
         crate::merge::MergeParts::C_LAYOUT,
     ] {
         check(&l);

@@ -9,7 +9,8 @@
 //!
 //! - [`gpu`]: opening a GPU, loading the kernels, the launch;
 //! - [`attention`]: APB attention: the shapes, the kernel choice and the portable kernel;
-//!   [`attention_sm90`]: the Hopper TMA + wgmma kernel;
+//!   [`attention_sm90`]: the Hopper TMA + wgmma kernel; [`attention_decode`]: a few query
+//!   rows over many keys (decode), query heads packed per KV head;
 //! - [`merge`]: merging partial attention by LSE;
 //! - [`ops`]: the decoder's element-wise, gather and scoring kernels;
 //! - [`blas`] (cuBLASLt GEMMs), [`nccl`] (the data plane between GPUs), [`backend`] (the
@@ -39,6 +40,7 @@ macro_rules! c_layout {
 }
 
 pub mod attention;
+pub mod attention_decode;
 pub mod attention_sm90;
 pub mod backend;
 pub mod blas;

@@ -4,7 +4,7 @@
 use apb_engine::error::{EngineError, Result};
 use cudarc::driver::{sys, CudaSlice, DevicePtr, DevicePtrMut};
 
-use crate::gpu::{function, module, Gpu, LaunchShape};
+use crate::gpu::{driver, function, module, Gpu, LaunchShape};
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/merge.fatbin"));
 
@@ -59,6 +59,41 @@ impl Gpu {
         // SAFETY: every part was checked to the output's shape above and the guards keep the
         // parts alive until the launch is queued.
         unsafe { self.merge_parts(list, parts.len(), heads, head_dim, out_o, out_lse) }
+    }
+
+    /// Runs a kernel that cuts its walk of keys into `parts` parts, each writing its own O and
+    /// LSE, and merges them into `o` and `lse` ([rows][heads] pairs of `head_dim`). `launch`
+    /// gets the device addresses where part i's O and LSE start (part i at offset i x pairs);
+    /// with one part those are `o` and `lse` themselves, and nothing is merged.
+    ///
+    /// # Safety
+    /// `launch` must write every element of each of the `parts` parts (O = 0 and LSE = -inf
+    /// where a part saw nothing) and nothing else; `parts` is 1..=MAX_PARTS and head_dim a
+    /// multiple of CHUNK (the caller checked), and o / lse hold [rows][heads] pairs.
+    pub(crate) unsafe fn in_parts(&self, parts: usize, heads: usize, head_dim: usize, o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>, launch: impl FnOnce(u64, u64) -> Result<()>) -> Result<()> {
+        if parts == 1 {
+            let (op, _og) = o.device_ptr_mut(&self.stream);
+            let (lp, _lg) = lse.device_ptr_mut(&self.stream);
+            return launch(op, lp);
+        }
+        let pairs = lse.len();
+        // SAFETY: `launch` writes every element of both buffers (this function's contract)
+        // before the merge reads them.
+        let mut o_parts = unsafe { self.stream.alloc::<u16>(parts * pairs * head_dim) }.map_err(driver("allocating split attention parts"))?;
+        // SAFETY: as above.
+        let mut lse_parts = unsafe { self.stream.alloc::<f32>(parts * pairs) }.map_err(driver("allocating split attention parts"))?;
+        let (op, _og) = o_parts.device_ptr_mut(&self.stream);
+        let (lp, _lg) = lse_parts.device_ptr_mut(&self.stream);
+        launch(op, lp)?;
+        let mut list = MergeParts { o: [0; MAX_PARTS], lse: [0; MAX_PARTS] };
+        for i in 0..parts {
+            list.o[i] = op + (i * pairs * head_dim * 2) as u64;
+            list.lse[i] = lp + (i * pairs * 4) as u64;
+        }
+        // SAFETY: part i lies at offset i of the workspace allocated above for `parts` parts
+        // of the output's shape, written by `launch`; the guards keep the workspace alive
+        // until the merge is queued (stream order keeps it until the merge has run).
+        unsafe { self.merge_parts(list, parts, heads, head_dim, o, lse) }
     }
 
     /// Merges `count` parts given by device address into `out_o`, `out_lse`.

@@ -176,7 +176,8 @@ fn asked_attention_kernel(p: &Params) -> Result<Option<AttentionKernel>> {
         None => Ok(None),
         Some("sm90") => Ok(Some(AttentionKernel::Sm90)),
         Some("portable") => Ok(Some(AttentionKernel::Portable)),
-        Some(other) => Err(invalid("kernel", format!("unknown attention kernel \"{other}\"; use \"sm90\" or \"portable\""))),
+        Some("decode") => Ok(Some(AttentionKernel::Decode)),
+        Some(other) => Err(invalid("kernel", format!("unknown attention kernel \"{other}\"; use \"sm90\", \"portable\" or \"decode\""))),
     }
 }
 
@@ -365,7 +366,11 @@ pub fn run(kernel: &str, params: &Params, tensors: BTreeMap<String, Vec<u8>>, it
     let gpu = Gpu::open(0)?;
     let attention = match (kernel, asked) {
         ("attention", Some(k)) => Some(k),
-        ("attention", None) => Some(gpu.attention_kernel(need(params.head_dim, "headDim")?)),
+        ("attention", None) => {
+            let heads = Heads { q_heads: need(params.q_heads, "qHeads")?, kv_heads: need(params.kv_heads, "kvHeads")?, head_dim: need(params.head_dim, "headDim")? };
+            let rows = tensors.get("q").map_or(0, |q| q.len() / 2) / (heads.q_heads * heads.head_dim).max(1);
+            Some(gpu.kernel_for(rows, heads))
+        }
         _ => None,
     };
     let ran = attention.map_or_else(|| kernel.to_string(), |k| k.name().to_string());
