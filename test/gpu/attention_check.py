@@ -38,7 +38,7 @@ from kernels import finish, inputs_unchanged, run_ok  # noqa: E402
 PORTABLE, SM90, DECODE = "apb_attention_bf16", "apb_attention_sm90_bf16", "apb_attention_decode"
 ADDON = {PORTABLE: "portable", SM90: "sm90", DECODE: "decode"}
 # The decode kernel takes at most this many rows x (q_heads / kv_heads) (attention_decode.rs).
-DECODE_PACKED_ROWS = 8
+DECODE_PACKED_ROWS = 16
 # Timed launches per kernel and shape (after the checked one); their median is reported.
 ITERATIONS = 20
 
@@ -196,7 +196,7 @@ def compare(q, segs, hq, hkv, d, dtype, call, answer, row_chunk=None):
 
 
 def decode_cases():
-    """Few rows, packed per KV head: one row, rows x group up to 8, causal tails that hide keys
+    """Few rows, packed per KV head: one row, rows x group up to 16, causal tails that hide keys
     from the first rows or every key, a long cache cut into parts, no keys at all."""
     cases = []
     for hq, hkv in [(32, 8), (28, 4), (8, 8), (64, 8), (9, 3)]:
@@ -303,7 +303,7 @@ def bench(quick, chosen):
     shapes += [("query 64 rows over 128K keys", 64, [131072 - 64], 128)]
     # One decode step (and two rows, as a two-token step would be) over a long cache.
     shapes += [(f"decode 1 row over {n // 1024}K keys", 1, [n - 1], 128) for n in [8192, 32768, 131072]]
-    shapes += [("decode 2 rows over 128K keys", 2, [131070], 128), ("decode 1 row over 128K keys", 1, [131071], 64)]
+    shapes += [("decode 4 rows over 128K keys", 4, [131068], 128), ("decode 1 row over 128K keys", 1, [131071], 64)]
     only = [int(a.split("=")[1]) for a in sys.argv if a.startswith("--head-dim=")]
     match = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--match=")]
     chosen_shapes = [s for s in shapes if (not only or s[3] in only) and (not match or match[0] in s[0])]

@@ -60,7 +60,7 @@ async function run(n, strategy, hosts, newTokens = 1) {
   return { tokens: n, strategy, hosts, decodeMsPerToken, phasesMs: slowest.phasesMs, prefillMs: slowest.prefillMs, slowestHost: slowest.host, commMs: comm, computeMs: compute, queryMs, scoringMs, ttftMs: slowest.prefillMs + queryMs, peakBytes: memory.peakBytes, wallMs: r.prefillWallMs };
 }
 
-await run(2048, "full", 1); // warm-up: cuBLAS heuristics, module loads
+await run(2048, "full", 1, decodeTokens > 0 ? 4 : 1); // warm-up: cuBLAS heuristics, module loads, the decode path
 const single = [];
 for (const n of lengths) {
   const r = await run(n, "full", 1, decodeTokens > 0 ? decodeTokens + 1 : 1);

@@ -59,7 +59,10 @@ def main():
     results = []
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     with torch.no_grad():
-        model(torch.randint(3, config.vocab_size, (1, 2048), device="cuda"), logits_to_keep=1)  # warm-up
+        warm = torch.randint(3, config.vocab_size, (1, 2048), device="cuda")
+        model(warm, logits_to_keep=1)  # warm-up
+        if decode_tokens > 0:
+            decode_ms(model, warm, 4)
         for n in lengths:
             ids = torch.randint(3, config.vocab_size, (1, n), device="cuda")
             times = []

@@ -1,7 +1,7 @@
 //! The decode attention kernel's launcher (cuda/attention_decode.cu): a few query rows over
-//! many keys, the rows of the query heads that share a KV head packed together (at most
-//! MAX_PACKED_ROWS), the keys cut into parts that fill the GPU and merged by LSE. Any GPU of
-//! compute capability 8.0+; head_dim 64 and 128. Shapes are checked by
+//! many keys, the rows of the query heads that share a KV head packed into one 16-row tensor
+//! core tile (at most MAX_PACKED_ROWS), the keys cut into parts that fill the GPU and merged
+//! by LSE. Any GPU of compute capability 8.0+; head_dim 64 and 128. Shapes are checked by
 //! `Gpu::attention_with` (attention.rs) before this runs.
 
 use apb_engine::error::Result;
@@ -14,12 +14,14 @@ use crate::merge::MAX_PARTS;
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_decode.fatbin"));
 
-/// Query rows x (q_heads / kv_heads) the kernel holds; more go to the prefill kernels.
-pub const MAX_PACKED_ROWS: usize = 8;
-/// 8 warps; each takes 32 keys (one per lane) a step, so a part's keys are a multiple of 32.
-const THREADS: u32 = 256;
-const CHUNK_KEYS: usize = 32;
-/// A part walks at least this many keys (4 steps of each warp), so its start-up and the merge
+/// Query rows x (q_heads / kv_heads) the kernel holds (one m16 tile); more go to the prefill
+/// kernels.
+pub const MAX_PACKED_ROWS: usize = 16;
+/// 8 warps; each takes 16 keys a step, so a part's keys are a multiple of 16.
+const WARPS: usize = 8;
+const THREADS: u32 = 32 * WARPS as u32;
+const STEP_KEYS: usize = 16;
+/// A part walks at least this many keys (8 steps of each warp), so its start-up and the merge
 /// stay small beside its reads.
 const MIN_KEYS_PER_PART: usize = 1024;
 
@@ -36,33 +38,22 @@ fn parts_for(kv_heads: usize, sm_count: usize, keys: usize) -> usize {
     fill.min(keys / MIN_KEYS_PER_PART).clamp(1, MAX_PARTS)
 }
 
-/// The kernel's entry points, by head dim and packed rows held (4 or 8).
+/// Dynamic shared memory: each warp's output, maximum and sum for the 16 packed rows, which
+/// the block merges at the end (fp32).
+const fn smem_bytes(head_dim: usize) -> usize {
+    WARPS * MAX_PACKED_ROWS * (head_dim + 2) * 4
+}
+
+/// The kernel's entry points, one per head dim.
 pub(crate) struct Functions {
-    d64_r4: sys::CUfunction,
-    d64_r8: sys::CUfunction,
-    d128_r4: sys::CUfunction,
-    d128_r8: sys::CUfunction,
+    d64: sys::CUfunction,
+    d128: sys::CUfunction,
 }
 
 impl Functions {
     pub(crate) fn load() -> Result<Functions> {
         let m = module(FATBIN)?;
-        // Static shared memory only (at most 45.5 KiB, under the 48 KiB default).
-        Ok(Functions {
-            d64_r4: function(m, "apb_attention_decode_d64_r4", 0)?,
-            d64_r8: function(m, "apb_attention_decode_d64_r8", 0)?,
-            d128_r4: function(m, "apb_attention_decode_d128_r4", 0)?,
-            d128_r8: function(m, "apb_attention_decode_d128_r8", 0)?,
-        })
-    }
-
-    fn for_shape(&self, head_dim: usize, packed_rows: usize) -> sys::CUfunction {
-        match (head_dim, packed_rows <= 4) {
-            (64, true) => self.d64_r4,
-            (64, false) => self.d64_r8,
-            (_, true) => self.d128_r4,
-            (_, false) => self.d128_r8,
-        }
+        Ok(Functions { d64: function(m, "apb_attention_decode_d64", smem_bytes(64))?, d128: function(m, "apb_attention_decode_d128", smem_bytes(128))? })
     }
 }
 
@@ -84,14 +75,14 @@ c_layout!(DecodeParams as "apb_decode_params" in "attention_decode.cu": size 216
 impl Gpu {
     /// The decode kernel on shapes `attention_with` checked (head_dim 64 or 128, `packs`).
     pub(crate) fn launch_decode(&self, q: &CudaSlice<u16>, heads: Heads, rows: usize, segments: &[GpuSegment<'_>], o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>) -> Result<()> {
-        let packed_rows = rows * (heads.q_heads / heads.kv_heads);
-        let f = self.kernels.attention_decode.for_shape(heads.head_dim, packed_rows);
+        let functions = &self.kernels.attention_decode;
+        let f = if heads.head_dim == 64 { functions.d64 } else { functions.d128 };
         let keys: usize = segments.iter().map(|s| s.3).sum();
         let parts = parts_for(heads.kv_heads, self.sm_count, keys);
-        let keys_per_part = keys.div_ceil(parts).next_multiple_of(CHUNK_KEYS).max(CHUNK_KEYS);
+        let keys_per_part = keys.div_ceil(parts).next_multiple_of(STEP_KEYS).max(STEP_KEYS);
         let (list, _guards) = self.segment_list(segments);
         let (qp, _qg) = q.device_ptr(&self.stream);
-        let shape = |parts| LaunchShape { grid: (parts, heads.kv_heads, 1), threads: THREADS, smem_bytes: 0 };
+        let shape = |parts| LaunchShape { grid: (parts, heads.kv_heads, 1), threads: THREADS, smem_bytes: smem_bytes(heads.head_dim) };
         let launch = |o: u64, lse: u64| {
             let mut p = DecodeParams {
                 q: qp,
@@ -124,11 +115,11 @@ mod tests {
     #[test]
     fn packs_the_rows_of_a_kv_heads_query_heads() {
         let llama = Heads { q_heads: 32, kv_heads: 8, head_dim: 128 };
-        assert!(packs(1, llama) && packs(2, llama) && !packs(3, llama));
+        assert!(packs(1, llama) && packs(4, llama) && !packs(5, llama));
         let qwen = Heads { q_heads: 28, kv_heads: 4, head_dim: 128 };
-        assert!(packs(1, qwen) && !packs(2, qwen));
+        assert!(packs(2, qwen) && !packs(3, qwen));
         let mha = Heads { q_heads: 32, kv_heads: 32, head_dim: 128 };
-        assert!(packs(8, mha) && !packs(9, mha));
+        assert!(packs(16, mha) && !packs(17, mha));
     }
 
     #[test]
