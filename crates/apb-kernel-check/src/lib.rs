@@ -31,7 +31,7 @@ pub struct Params {
     pub excluded_start: Option<usize>,
     pub excluded_end: Option<usize>,
     pub eps: Option<f32>,
-    /// Attention: "sm90" or "portable"; by default the one the engine would run.
+    /// Attention: "sm90", "portable" or "decode"; by default the one the engine would run.
     pub kernel: Option<String>,
     pub segments: Vec<SegmentParams>,
     pub picked: Vec<Vec<u32>>,
@@ -46,7 +46,7 @@ pub struct SegmentParams {
 
 pub struct Run {
     pub gpu: String,
-    /// The kernel that ran: for attention "sm90" or "portable", else the name asked for.
+    /// The kernel that ran: for attention "sm90", "portable" or "decode", else the name asked for.
     pub kernel: String,
     pub tensors: BTreeMap<String, Vec<u8>>,
     pub median_ms: Option<f64>,

@@ -29,7 +29,7 @@ pub struct KernelParams {
     pub excluded_start: Option<u32>,
     pub excluded_end: Option<u32>,
     pub eps: Option<f64>,
-    /// Attention: "sm90" or "portable"; by default the one the engine would run.
+    /// Attention: "sm90", "portable" or "decode"; by default the one the engine would run.
     pub kernel: Option<String>,
     pub segments: Option<Vec<KernelSegment>>,
     pub picked: Option<Vec<Vec<u32>>>,
