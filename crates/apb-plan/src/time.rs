@@ -115,13 +115,15 @@ pub fn layer_critical_path(input: &PlanInput, layout: &Layout, phases: &[PhaseTi
 /// same for every step of a run, so each run is costed once; and every block is held by
 /// exactly one host at every step, so the slowest read at any step is the largest block's.
 /// The steps' slowest FLOPs come from a range maximum over the runs, so a layer costs
-/// O((H + runs) log H), not a walk of H steps on each of H hosts.
+/// O((H + runs) log H), not a walk of H steps on each of H hosts. Each step also moves its
+/// partial output (`ring_step_copies`) before the next transfer is waited for.
 fn ring_attention_steps(input: &PlanInput, layout: &Layout) -> f64 {
     let s = &layout.settings;
     let kv_token = cost::kv_bytes_per_token(input, input.model.kv_heads);
     let transfer = link(input, s.block_tokens as f64 * kv_token, 1.0);
     let scale = 4.0 * input.model.heads as f64 * input.model.head_dim as f64;
     let largest_read = layout.hosts.iter().map(|h| hbm(input, h.local_tokens as f64 * kv_token)).fold(0.0, f64::max);
+    let (first_copies, later_copies) = ring_step_copies(input, layout);
     let mut slowest = StepMax::new(s.hosts as usize);
     for run in layout.hosts.iter().flat_map(|h| h.ring_steps.iter()) {
         let flops = scale * held_pairs(&run.segments);
@@ -129,9 +131,23 @@ fn ring_attention_steps(input: &PlanInput, layout: &Layout) -> f64 {
     }
     let mut total = 0.0;
     for step in 0..slowest.steps {
-        total += slowest.at(step).max(largest_read).max(transfer);
+        let copies = if step == 0 { first_copies } else { later_copies };
+        total += (slowest.at(step).max(largest_read) + copies).max(transfer);
     }
     total
+}
+
+/// Seconds a ring step spends moving its rows' partial output, on the host with the most
+/// rows: the engine copies each query range's rows out of Q and joins the ranges' outputs
+/// (O and LSE) into one, two passes over the rows each; after the first step it merges that
+/// output into the running one by LSE (reads both, writes one). Returns (first step, later
+/// steps).
+pub fn ring_step_copies(input: &PlanInput, layout: &Layout) -> (f64, f64) {
+    let m = &input.model;
+    let row_bytes = |h: &HostLayout| h.local_tokens as f64 * h.q_heads.1 as f64 * (m.head_dim as f64 * input.activation_bytes + 4.0);
+    let rows = layout.hosts.iter().map(row_bytes).fold(0.0, f64::max);
+    let first = hbm(input, 4.0 * rows);
+    (first, first + hbm(input, 3.0 * rows))
 }
 
 /// Query-key pairs (FlashAttention-counted) of one ring step: every key segment of the held

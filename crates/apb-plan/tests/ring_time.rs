@@ -16,7 +16,8 @@ use common::{input, Rng};
 
 mod reference {
     //! `time.rs` as it was before it read `ring_steps` (its ring part, verbatim but for
-    //! counting which term set each step).
+    //! counting which term set each step, and the step copies added since, read from the
+    //! model's `ring_step_copies`).
     use super::*;
 
     fn tflops(flops: f64, tflops: f64) -> f64 {
@@ -65,6 +66,7 @@ mod reference {
         let kv_token = cost::kv_bytes_per_token(input, input.model.kv_heads);
         let transfer = time::link(input, s.block_tokens as f64 * kv_token, 1.0);
         let scale = 4.0 * input.model.heads as f64 * input.model.head_dim as f64;
+        let (first_copies, later_copies) = time::ring_step_copies(input, layout);
         let mut total = 0.0;
         for step in 0..s.hosts {
             let mut slowest: f64 = 0.0;
@@ -79,6 +81,7 @@ mod reference {
                 }
                 slowest = slowest.max(t);
             }
+            let slowest = slowest + if step == 0 { first_copies } else { later_copies };
             if slowest > transfer {
                 regimes.attention_bound += 1;
                 regimes.kv_bound += kv_bound as u64;

@@ -42,16 +42,16 @@ describe("the h200-nvlink profile", () => {
     expect(far.map((r) => `${r.strategy} at ${r.tokens}: predicted ${r.predicted.toFixed(0)} ms, measured ${r.prefillMs.toFixed(0)} ms`)).toEqual([]);
   });
 
-  it("predicts ulysses, apb and star at 128K within 10%, and ring-zigzag within 15% (its sixteen half-blocks run below the kernel's rate)", async () => {
+  it("predicts every strategy at 128K within 10%: full, apb, star, ulysses and ring-zigzag", async () => {
     expect(measured128k.gpu).toMatch(/H200/);
     const rows = await predictions(measured128k.multi);
     expect(new Set(rows.map((r) => r.strategy))).toEqual(new Set(["full", "apb", "ulysses", "ring-zigzag", "star"]));
-    for (const r of rows) expect(Math.abs(r.error), `${r.strategy}: predicted ${r.predicted.toFixed(0)} ms, measured ${r.prefillMs.toFixed(0)} ms`).toBeLessThan(r.strategy === "ring-zigzag" ? 0.15 : 0.1);
+    for (const r of rows) expect(Math.abs(r.error), `${r.strategy}: predicted ${r.predicted.toFixed(0)} ms, measured ${r.prefillMs.toFixed(0)} ms`).toBeLessThan(0.1);
   });
 
-  it("predicts ring within 15%: its eight small steps a layer run below the kernel's rate at 32K", async () => {
+  it("predicts ring within 10% at 32K, 64K and 128K, counting what each step moves besides attending (its copies and LSE merge)", async () => {
     const ring = (await predictions()).filter((r) => r.strategy === "ring");
     expect(ring.length).toBe(3);
-    for (const r of ring) expect(Math.abs(r.error), `ring at ${r.tokens}`).toBeLessThan(0.15);
+    for (const r of ring) expect(Math.abs(r.error), `ring at ${r.tokens}: predicted ${r.predicted.toFixed(0)} ms, measured ${r.prefillMs.toFixed(0)} ms`).toBeLessThan(0.1);
   });
 });
