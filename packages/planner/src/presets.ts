@@ -51,10 +51,10 @@ export const HARDWARE_PRESETS = {
     description: "H100 SXM 80GB GPUs in one NVLink node",
     profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 3000, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 79 },
   },
-  // Calibrated from apb itself on an H200 (2026-12-01, bench/results/model-h200.md): a
-  // Llama-3.1-8B layer's GEMM phases ran at about 650 TFLOP/s and apb's sm90 attention kernel
-  // at about 560 over whole prefills (576-601 alone). calibration.test.ts holds the predictions
-  // to those measurements.
+  // Calibrated from apb itself on an H200 (2026-12-01, whole prefills of bench/results/
+  // model-h200.md as first run): a Llama-3.1-8B layer's GEMM phases ran at about 650 TFLOP/s
+  // and apb's sm90 attention kernel at about 560 (576-601 alone). calibration.test.ts holds
+  // the predictions to that file's measurements, since refreshed.
   "h200-nvlink": {
     description: "H200 141GB GPUs in one NVLink node (rates measured from apb's kernels)",
     profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 4300, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 139 },
