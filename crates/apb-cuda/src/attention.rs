@@ -25,17 +25,34 @@ fn smem_bytes(head_dim: usize) -> usize {
     SMEM_ROWS * (head_dim + PAD) * 2
 }
 
-/// The portable kernel's entry points, for head_dim 64 and 128.
-pub(crate) struct Functions {
+/// An attention kernel's two entry points, `<name>_d64` and `<name>_d128`: every attention
+/// kernel is built for the head dims in HEAD_DIMS.
+pub(crate) struct ByHeadDim {
     d64: sys::CUfunction,
     d128: sys::CUfunction,
 }
 
-impl Functions {
-    pub(crate) fn load() -> Result<Functions> {
-        let m = module(FATBIN)?;
-        Ok(Functions { d64: function(m, "apb_attention_d64", smem_bytes(64))?, d128: function(m, "apb_attention_d128", smem_bytes(128))? })
+impl ByHeadDim {
+    /// Loads both entry points of `name` from `fatbin`, each allowed `smem_bytes(head_dim)` of
+    /// dynamic shared memory.
+    pub(crate) fn load(fatbin: &'static [u8], name: &str, smem_bytes: impl Fn(usize) -> usize) -> Result<ByHeadDim> {
+        let m = module(fatbin)?;
+        Ok(ByHeadDim { d64: function(m, &format!("{name}_d64"), smem_bytes(64))?, d128: function(m, &format!("{name}_d128"), smem_bytes(128))? })
     }
+
+    /// The entry point for `head_dim`, which the caller checked is one of HEAD_DIMS.
+    pub(crate) fn get(&self, head_dim: usize) -> sys::CUfunction {
+        if head_dim == 64 {
+            self.d64
+        } else {
+            self.d128
+        }
+    }
+}
+
+/// The portable kernel's entry points.
+pub(crate) fn load() -> Result<ByHeadDim> {
+    ByHeadDim::load(FATBIN, "apb_attention", smem_bytes)
 }
 
 /// Which attention kernel runs: for prefill the Hopper one (TMA + wgmma, compute capability
@@ -207,7 +224,7 @@ impl Gpu {
         let (mut op, _og) = o.device_ptr_mut(&self.stream);
         let (mut lp, _lg) = lse.device_ptr_mut(&self.stream);
         let (mut rows_i, mut hq, mut hkv) = (rows as i64, heads.q_heads as i32, heads.kv_heads as i32);
-        let f = if d == 64 { self.kernels.attention.d64 } else { self.kernels.attention.d128 };
+        let f = self.kernels.attention.get(d);
         let shape = LaunchShape { grid: (rows.div_ceil(BLOCK_ROWS), heads.q_heads, 1), threads: THREADS, smem_bytes: smem_bytes(d) };
         // SAFETY: the parameters are apb_attention_d64/d128's (const bf16* q, bf16* o, float*
         // lse, int64_t rows, int32_t q_heads, int32_t kv_heads, apb_segment_list by value, its

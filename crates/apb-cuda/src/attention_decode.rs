@@ -6,10 +6,10 @@
 
 use apb_engine::error::Result;
 use apb_engine::Heads;
-use cudarc::driver::{sys, CudaSlice, DevicePtr};
+use cudarc::driver::{CudaSlice, DevicePtr};
 
-use crate::attention::{GpuSegment, SegmentList};
-use crate::gpu::{function, module, Gpu, LaunchShape};
+use crate::attention::{ByHeadDim, GpuSegment, SegmentList};
+use crate::gpu::{Gpu, LaunchShape};
 use crate::merge::MAX_PARTS;
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_decode.fatbin"));
@@ -45,16 +45,8 @@ const fn smem_bytes(head_dim: usize) -> usize {
 }
 
 /// The kernel's entry points, one per head dim.
-pub(crate) struct Functions {
-    d64: sys::CUfunction,
-    d128: sys::CUfunction,
-}
-
-impl Functions {
-    pub(crate) fn load() -> Result<Functions> {
-        let m = module(FATBIN)?;
-        Ok(Functions { d64: function(m, "apb_attention_decode_d64", smem_bytes(64))?, d128: function(m, "apb_attention_decode_d128", smem_bytes(128))? })
-    }
+pub(crate) fn load() -> Result<ByHeadDim> {
+    ByHeadDim::load(FATBIN, "apb_attention_decode", smem_bytes)
 }
 
 /// apb_decode_params (cuda/attention_decode.cu), the kernel's only parameter.
@@ -75,8 +67,7 @@ c_layout!(DecodeParams as "apb_decode_params" in "attention_decode.cu": size 216
 impl Gpu {
     /// The decode kernel on shapes `attention_with` checked (head_dim 64 or 128, `packs`).
     pub(crate) fn launch_decode(&self, q: &CudaSlice<u16>, heads: Heads, rows: usize, segments: &[GpuSegment<'_>], o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>) -> Result<()> {
-        let functions = &self.kernels.attention_decode;
-        let f = if heads.head_dim == 64 { functions.d64 } else { functions.d128 };
+        let f = self.kernels.attention_decode.get(heads.head_dim);
         let keys: usize = segments.iter().map(|s| s.3).sum();
         let parts = parts_for(heads.kv_heads, self.sm_count, keys);
         let keys_per_part = keys.div_ceil(parts).next_multiple_of(STEP_KEYS).max(STEP_KEYS);

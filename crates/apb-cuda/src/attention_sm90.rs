@@ -10,8 +10,8 @@ use apb_engine::Heads;
 use apb_engine::error::{EngineError, Result};
 use cudarc::driver::{sys, CudaSlice, DevicePtr};
 
-use crate::attention::{GpuSegment, MAX_SEGMENTS};
-use crate::gpu::{driver, function, module, Gpu, LaunchShape};
+use crate::attention::{ByHeadDim, GpuSegment, MAX_SEGMENTS};
+use crate::gpu::{driver, Gpu, LaunchShape};
 use crate::merge::MAX_PARTS;
 
 pub(crate) static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attention_sm90.fatbin"));
@@ -58,19 +58,8 @@ fn splits_for(blocks: usize, sm_count: usize, key_tiles: usize) -> usize {
 }
 
 /// The kernel's entry points, one per head dim.
-pub(crate) struct Functions {
-    d64: sys::CUfunction,
-    d128: sys::CUfunction,
-}
-
-impl Functions {
-    pub(crate) fn load() -> Result<Functions> {
-        let m = module(FATBIN)?;
-        Ok(Functions {
-            d64: function(m, "apb_attention_sm90_d64", D64.smem_bytes)?,
-            d128: function(m, "apb_attention_sm90_d128", D128.smem_bytes)?,
-        })
-    }
+pub(crate) fn load() -> Result<ByHeadDim> {
+    ByHeadDim::load(FATBIN, "apb_attention_sm90", |d| if d == 64 { D64.smem_bytes } else { D128.smem_bytes })
 }
 
 /// apb_tensor_map (cuda/attention_sm90.cu) is CUtensorMap: 16 opaque 64-bit words, 128-byte
@@ -133,8 +122,8 @@ impl Gpu {
     pub(crate) fn launch_sm90(&self, q: &CudaSlice<u16>, heads: Heads, rows: usize, segments: &[GpuSegment<'_>], o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>) -> Result<()> {
         let functions = self.kernels.attention_sm90.as_ref().expect("attention_with checked the GPU runs sm90");
         let (f, variant) = match heads.head_dim {
-            64 => (functions.d64, &D64),
-            128 => (functions.d128, &D128),
+            64 => (functions.get(64), &D64),
+            128 => (functions.get(128), &D128),
             d => return Err(EngineError::invalid("headDim", format!("the sm90 kernel takes head_dim 64 or 128, got {d}"))),
         };
         let blocks = (rows.div_ceil(variant.rows_per_block()), heads.q_heads);

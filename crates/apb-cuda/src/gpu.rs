@@ -24,10 +24,10 @@ pub fn kernels_built() -> bool {
 
 /// The kernel entry points, looked up once per GPU by each kernel's launcher module.
 pub(crate) struct Kernels {
-    pub attention: crate::attention::Functions,
+    pub attention: crate::attention::ByHeadDim,
     /// The Hopper kernel, on compute capability 9.0 only.
-    pub attention_sm90: Option<crate::attention_sm90::Functions>,
-    pub attention_decode: crate::attention_decode::Functions,
+    pub attention_sm90: Option<crate::attention::ByHeadDim>,
+    pub attention_decode: crate::attention::ByHeadDim,
     pub merge: crate::merge::Functions,
     pub ops: crate::ops::Functions,
 }
@@ -126,9 +126,9 @@ impl Gpu {
         let stream = ctx.default_stream();
         ctx.bind_to_thread().map_err(driver("binding the GPU"))?;
         let kernels = Kernels {
-            attention: crate::attention::Functions::load()?,
-            attention_sm90: if compute_capability == (9, 0) { Some(crate::attention_sm90::Functions::load()?) } else { None },
-            attention_decode: crate::attention_decode::Functions::load()?,
+            attention: crate::attention::load()?,
+            attention_sm90: if compute_capability == (9, 0) { Some(crate::attention_sm90::load()?) } else { None },
+            attention_decode: crate::attention_decode::load()?,
             merge: crate::merge::Functions::load()?,
             ops: crate::ops::Functions::load()?,
         };
