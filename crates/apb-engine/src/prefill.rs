@@ -265,9 +265,12 @@ fn ring_attention<B: Backend, C: Comm>(m: &Model<B>, comm: &mut C, p: &HostPrefi
 
 /// Partial attention of this host's query ranges over the held block, as one ring step of
 /// the plan lists it (keys are rows of the held block). A range that sees none of the block
-/// gets output 0 with LSE -inf, so merging leaves it as it was.
+/// gets output 0 with LSE -inf, so merging leaves it as it was. A range of all the rows (plain
+/// ring) attends with Q as it is and keeps its output as it comes; only ranges of some of the
+/// rows (zigzag's two chunks) are copied out of Q and their outputs joined.
 fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, ranges: &[QueryRange], k: &B::Buf, v: &B::Buf) -> Result<(B::Buf, B::Buf)> {
     let (b, c) = (&m.backend, &m.config);
+    let all_rows = b.len(q) / c.q_width();
     let (mut outs, mut lses) = (Vec::with_capacity(ranges.len()), Vec::with_capacity(ranges.len()));
     for range in ranges {
         let rows = range.row_count as usize;
@@ -278,10 +281,20 @@ fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, ranges: &[QueryRange], k: 
             }
             segments.push(Segment { k, v, start: key.start as usize, count: key.count as usize, causal: key.mask == Mask::Causal });
         }
-        let q_rows = b.rows(q, c.q_width(), range.row_start as usize, rows)?;
-        let (o, lse) = if segments.is_empty() { unseen(m, rows)? } else { b.attention(&q_rows, m.heads(), &segments)? };
+        let (o, lse) = if segments.is_empty() {
+            unseen(m, rows)?
+        } else if range.row_start == 0 && rows == all_rows {
+            b.attention(q, m.heads(), &segments)?
+        } else {
+            b.attention(&b.rows(q, c.q_width(), range.row_start as usize, rows)?, m.heads(), &segments)?
+        };
         outs.push(o);
         lses.push(lse);
+    }
+    if outs.len() == 1 {
+        if let (Some(o), Some(lse)) = (outs.pop(), lses.pop()) {
+            return Ok((o, lse));
+        }
     }
     Ok((b.concat_rows(&outs.iter().collect::<Vec<_>>())?, b.concat_rows(&lses.iter().collect::<Vec<_>>())?))
 }

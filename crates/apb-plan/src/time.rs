@@ -138,15 +138,16 @@ fn ring_attention_steps(input: &PlanInput, layout: &Layout) -> f64 {
 }
 
 /// Seconds a ring step spends moving its rows' partial output, on the host with the most
-/// rows: the engine copies each query range's rows out of Q and joins the ranges' outputs
-/// (O and LSE) into one, two passes over the rows each; after the first step it merges that
-/// output into the running one by LSE (reads both, writes one). Returns (first step, later
-/// steps).
+/// rows: where a host's rows are split into ranges (zigzag's two chunks), the engine copies
+/// each range's rows out of Q and joins the ranges' outputs (O and LSE) into one, two passes
+/// over the rows each; after the first step it merges the step's output into the running one
+/// by LSE (reads both, writes one). Returns (first step, later steps).
 pub fn ring_step_copies(input: &PlanInput, layout: &Layout) -> (f64, f64) {
     let m = &input.model;
     let row_bytes = |h: &HostLayout| h.local_tokens as f64 * h.q_heads.1 as f64 * (m.head_dim as f64 * input.activation_bytes + 4.0);
     let rows = layout.hosts.iter().map(row_bytes).fold(0.0, f64::max);
-    let first = hbm(input, 4.0 * rows);
+    let split = layout.hosts.iter().any(|h| h.local.iter().filter(|r| !r.is_empty()).count() > 1);
+    let first = if split { hbm(input, 4.0 * rows) } else { 0.0 };
     (first, first + hbm(input, 3.0 * rows))
 }
 
