@@ -2,9 +2,8 @@
 // attention timed alone, under sustained load) against whole prefills the engine ran there
 // (bench/results/model-h200.json, the same session). The calibration times kernels alone, so
 // it predicts a bit less time than a prefill takes (launch gaps and small pieces of work it
-// does not see): the file is held to within 15% under every measured prefill and 6% over
-// (ring at 128K is 5.4% over), but for ring-zigzag at 32K, whose 2K-row calls run well below
-// the kernel's rate (20% under).
+// does not see): the file is held to within 15% under every measured prefill and 5% over, but
+// for ring-zigzag at 32K, whose 2K-row calls run well below the kernel's rate (20% under).
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Planner, readHardwareProfileFile } from "./index.js";
@@ -21,7 +20,7 @@ describe("a profile apb calibrate wrote on an H200", () => {
     expect(file.sources?.linkGBs).toMatch(/^from preset /);
   });
 
-  it("predicts every measured prefill from 15% under to 6% over (ring-zigzag at 32K: 20% under)", async () => {
+  it("predicts every measured prefill from 15% under to 5% over (ring-zigzag at 32K: 20% under)", async () => {
     const profile = readHardwareProfileFile(results("calibrate-h200.json")).profile;
     const planner = await Planner.create();
     for (const row of measured.multi) {
@@ -31,7 +30,7 @@ describe("a profile apb calibrate wrote on an H200", () => {
       const error = predicted.summary.prefillMs / row.prefillMs - 1;
       const under = row.strategy === "ring-zigzag" && row.tokens === 32768 ? 0.22 : 0.15;
       expect(error, `${row.strategy} at ${row.tokens}: predicted ${predicted.summary.prefillMs.toFixed(0)} ms, measured ${row.prefillMs.toFixed(0)} ms`).toBeGreaterThan(-under);
-      expect(error, `${row.strategy} at ${row.tokens}`).toBeLessThan(0.06);
+      expect(error, `${row.strategy} at ${row.tokens}`).toBeLessThan(0.05);
     }
   });
 });
