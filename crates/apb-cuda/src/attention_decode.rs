@@ -73,7 +73,7 @@ impl Gpu {
         let keys_per_part = keys.div_ceil(parts).next_multiple_of(STEP_KEYS).max(STEP_KEYS);
         let (list, _guards) = self.segment_list(segments);
         let (qp, _qg) = q.device_ptr(&self.stream);
-        let shape = |parts| LaunchShape { grid: (parts, heads.kv_heads, 1), threads: THREADS, smem_bytes: smem_bytes(heads.head_dim) };
+        let shape = LaunchShape { grid: (parts, heads.kv_heads, 1), threads: THREADS, smem_bytes: smem_bytes(heads.head_dim) };
         let launch = |o: u64, lse: u64| {
             let mut p = DecodeParams {
                 q: qp,
@@ -89,7 +89,7 @@ impl Gpu {
             // q and the segments passed attention_with's checks, and o / lse address `parts`
             // parts of [rows][q_heads] pairs (in_parts' contract); the guards and `self` keep
             // every buffer alive until the launch is queued.
-            unsafe { self.launch("decode attention", f, shape(parts), &mut args![p]) }
+            unsafe { self.launch("decode attention", f, shape, &mut args![p]) }
         };
         // SAFETY: part p's block row writes every (row, head) pair of its part, for all KV
         // heads (the grid's y) and all packed rows (O = 0 and LSE = -inf where it saw

@@ -57,9 +57,14 @@ fn splits_for(blocks: usize, sm_count: usize, key_tiles: usize) -> usize {
     sm_count.div_ceil(blocks).min(key_tiles / MIN_TILES_PER_SPLIT).clamp(1, MAX_PARTS)
 }
 
+/// The variant a head dim runs, if the kernel is built for it.
+fn variant_for(head_dim: usize) -> Option<&'static Variant> {
+    [&D64, &D128].into_iter().find(|v| v.head_dim == head_dim)
+}
+
 /// The kernel's entry points, one per head dim.
 pub(crate) fn load() -> Result<ByHeadDim> {
-    ByHeadDim::load(FATBIN, "apb_attention_sm90", |d| if d == 64 { D64.smem_bytes } else { D128.smem_bytes })
+    ByHeadDim::load(FATBIN, "apb_attention_sm90", |d| variant_for(d).map_or(0, |v| v.smem_bytes))
 }
 
 /// apb_tensor_map (cuda/attention_sm90.cu) is CUtensorMap: 16 opaque 64-bit words, 128-byte
@@ -121,11 +126,9 @@ impl Gpu {
     /// The Hopper kernel on shapes `attention_with` checked (head_dim 64 or 128, this GPU 9.0).
     pub(crate) fn launch_sm90(&self, q: &CudaSlice<u16>, heads: Heads, rows: usize, segments: &[GpuSegment<'_>], o: &mut CudaSlice<u16>, lse: &mut CudaSlice<f32>) -> Result<()> {
         let functions = self.kernels.attention_sm90.as_ref().expect("attention_with checked the GPU runs sm90");
-        let (f, variant) = match heads.head_dim {
-            64 => (functions.get(64), &D64),
-            128 => (functions.get(128), &D128),
-            d => return Err(EngineError::invalid("headDim", format!("the sm90 kernel takes head_dim 64 or 128, got {d}"))),
-        };
+        let d = heads.head_dim;
+        let variant = variant_for(d).ok_or_else(|| EngineError::invalid("headDim", format!("the sm90 kernel takes head_dim 64 or 128, got {d}")))?;
+        let f = functions.get(d);
         let blocks = (rows.div_ceil(variant.rows_per_block()), heads.q_heads);
         let key_tiles = segments.iter().map(|s| s.3.div_ceil(TILE_KEYS)).sum();
         let splits = splits_for(blocks.0 * blocks.1, self.sm_count, key_tiles);

@@ -32,10 +32,10 @@ pub(crate) struct Kernels {
     pub ops: crate::ops::Functions,
 }
 
-/// The largest grid the driver launches: x up to 2^31 - 1 blocks, y up to 65,535.
+/// The largest grid the driver launches: x up to 2^31 - 1 blocks, y and z up to 65,535.
 const MAX_GRID: (usize, usize, usize) = ((1 << 31) - 1, 65_535, 65_535);
 
-/// How one kernel is launched: blocks in x and y, threads per block, dynamic shared memory.
+/// How one kernel is launched: blocks in x, y and z, threads per block, dynamic shared memory.
 pub(crate) struct LaunchShape {
     /// Blocks along x, y and z.
     pub grid: (usize, usize, usize),

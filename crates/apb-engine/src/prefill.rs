@@ -19,7 +19,8 @@ use crate::model::Model;
 use crate::passing;
 use crate::timing::HostTimings;
 
-/// The KV a host keeps after prefill: its local block, per layer, [tokens][kv_width].
+/// What one host's prefill reads: the plan's layout, this host's rank and rows, the scorer
+/// of passing candidates, and whom to tell as each layer ends.
 pub struct HostPrefill<'a> {
     pub layout: &'a Layout,
     pub host: usize,

@@ -148,6 +148,11 @@ fn need(v: Option<usize>, name: &str) -> Result<usize> {
     v.ok_or_else(|| invalid(name, format!("this kernel needs the parameter \"{name}\"")))
 }
 
+/// The attention heads the parameters give (qHeads, kvHeads, headDim).
+fn heads_of(p: &Params) -> Result<Heads> {
+    Ok(Heads { q_heads: need(p.q_heads, "qHeads")?, kv_heads: need(p.kv_heads, "kvHeads")?, head_dim: need(p.head_dim, "headDim")? })
+}
+
 fn bf16_mut(t: &mut Tensor) -> &mut CudaSlice<u16> {
     match t {
         Tensor::Bf16(t) => t,
@@ -267,7 +272,7 @@ fn prepare(gpu: &Gpu, kernel: &str, p: &Params, t: &mut Tensors) -> Result<()> {
 fn launch(gpu: &Gpu, kernel: &str, p: &Params, attention: Option<AttentionKernel>, t: &mut Tensors) -> Result<()> {
     match kernel {
         "attention" => {
-            let heads = Heads { q_heads: need(p.q_heads, "qHeads")?, kv_heads: need(p.kv_heads, "kvHeads")?, head_dim: need(p.head_dim, "headDim")? };
+            let heads = heads_of(p)?;
             let which = attention.ok_or_else(|| EngineError::new(apb_engine::error::code::INTERNAL, "kernel", "no attention kernel was chosen"))?;
             let (mut o, mut lse) = (t.take("o"), t.take("lse"));
             let segments: Vec<GpuSegment<'_>> =
@@ -367,7 +372,7 @@ pub fn run(kernel: &str, params: &Params, tensors: BTreeMap<String, Vec<u8>>, it
     let attention = match (kernel, asked) {
         ("attention", Some(k)) => Some(k),
         ("attention", None) => {
-            let heads = Heads { q_heads: need(params.q_heads, "qHeads")?, kv_heads: need(params.kv_heads, "kvHeads")?, head_dim: need(params.head_dim, "headDim")? };
+            let heads = heads_of(params)?;
             let rows = tensors.get("q").map_or(0, |q| q.len() / 2) / (heads.q_heads * heads.head_dim).max(1);
             Some(gpu.kernel_for(rows, heads))
         }
