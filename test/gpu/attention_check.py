@@ -317,7 +317,8 @@ def bench(quick, chosen):
         f = flops(rows, full_keys, rows, hq, d)
         keys = full_keys + rows
         # The kernel the engine runs on this shape: its figures are the ones compared with peers.
-        engine = DECODE if DECODE in chosen and decodes(rows, hq, hkv) else [k for k in chosen if k != DECODE][-1] if len(chosen) > 1 else chosen[0]
+        prefill_kernels = [k for k in chosen if k != DECODE]
+        engine = DECODE if (DECODE in chosen and decodes(rows, hq, hkv)) or not prefill_kernels else prefill_kernels[-1]
         row = {"shape": name, "rows": rows, "keys": keys, "d": d, "engine": engine, "kv_bytes": 2 * keys * hkv * d * 2}
         # One Node run per shape (q alone is 1 GiB at 128K rows); no tensor comes back.
         runs = [k for k in chosen if k != DECODE or decodes(rows, hq, hkv)]
