@@ -9,7 +9,8 @@
 // Writes model-bench.json and model-bench.md to $OUT (or the current directory).
 // usage: bundle/bin/node bundle/test/gpu/model_bench.mjs OUTDIR [--lengths 8192,32768,131072]
 //          [--hosts-lengths 32768,65536,131072] [--strategies full,apb,star,ulysses,ring]
-//          (apb-balanced: APB with the planner's balanced block sizes) [--decode-tokens N]
+//          (apb runs its default, balanced blocks; apb-even the paper's even split; star-even
+//          is star as it runs by default, named for symmetry) [--decode-tokens N]
 //   With --decode-tokens N (and model_bench.py run with it): one GPU also generates N tokens
 //   after each prefill, and the table gives decode ms per token beside transformers'.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -40,8 +41,10 @@ const loadS = (performance.now() - started) / 1e3;
 console.log(JSON.stringify({ loaded: engine.backend, loadS, memory: engine.gpuMemory(false) }));
 
 const randomIds = (n) => Array.from({ length: n }, () => 3 + Math.floor(Math.random() * (config.vocab - 3)));
-// "apb-balanced" is APB with the planner's balanced block sizes (`apb run --balanced`).
-const settingsOf = (strategy) => (strategy === "apb-balanced" ? { strategy: "apb", balanced: true } : { strategy });
+// "apb-even" and "star-even" are apb and star with the paper's even split (`apb run
+// --no-balanced`); plain apb and star run their defaults (apb balanced blocks, star even).
+const EVEN = "-even";
+const settingsOf = (strategy) => (strategy.endsWith(EVEN) ? { strategy: strategy.slice(0, -EVEN.length), balanced: false } : { strategy });
 async function run(n, strategy, hosts, newTokens = 1) {
   const ids = randomIds(n);
   engine.gpuMemory(true);
@@ -79,7 +82,7 @@ for (const n of hostLengths) {
   const full = single.find((s) => s.tokens === n) ?? (await run(n, "full", 1));
   for (const strategy of strategies) {
     const r = strategy === "full" ? full : await run(n, strategy, HOSTS);
-    const plan = strategy === "apb-balanced"
+    const plan = strategy.endsWith(EVEN)
       ? (() => {
           const p = planner.plan({ model: "llama-3.1-8b", contextTokens: n - QUERY, queryTokens: QUERY, hosts: HOSTS, hardware: PLANNER_HARDWARE, ...settingsOf(strategy) });
           const fullPlan = predicted.strategies.find((s) => s.strategy === "full");

@@ -23,7 +23,7 @@ describe("apb plan", () => {
   });
 
   it("prints a per-host table and a one-line-per-host picture", () => {
-    const r = apb("plan", "--model", "llama-3.1-8b", "--length", "128K", "--hosts", "4");
+    const r = apb("plan", "--model", "llama-3.1-8b", "--length", "128K", "--hosts", "4", "--no-balanced");
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/host\s+local range\s+tokens\s+anchor\s+pass in\s+pass out/);
     expect(r.out).toMatch(/^\s+3\s+98304-131072\s+32768\s+block 8192\s+12288\s+0/m);
@@ -60,9 +60,13 @@ describe("apb plan", () => {
     expect(r.err).toMatch(/warning: llama-3.1-8b is made for up to 131072 tokens/);
   });
 
-  it("shows the balanced gain", () => {
-    const r = apb("plan", "--model", "llama-3.1-8b", "--length", "128K", "--balanced");
-    expect(r.out).toMatch(/balanced: \d+ ms even -> \d+ ms balanced \(gain 1\.\d\dx\)/);
+  it("balances apb's blocks by default and shows the gain; --no-balanced gives the paper's even split", () => {
+    for (const flags of [[], ["--balanced"]]) {
+      const r = apb("plan", "--model", "llama-3.1-8b", "--length", "128K", ...flags);
+      expect(r.out).toMatch(/balanced: \d+ ms even -> \d+ ms balanced \(gain 1\.\d\dx\)/);
+    }
+    const even = apb("plan", "--model", "llama-3.1-8b", "--length", "128K", "--no-balanced", "--json");
+    expect(new Set(JSON.parse(even.out).hostPlans.map((h: { localTokens: number }) => h.localTokens)).size).toBe(1);
   });
 });
 

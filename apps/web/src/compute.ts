@@ -2,6 +2,7 @@
 // (for the timelines), the comparison table and the recommendation. Only the chosen plan's
 // failure is an input error; the others are shown where they would have been drawn.
 import { PlannerError, type Comparison, type Plan, type Planner, type PlanRequest, type Recommendation, type Strategy } from "@apb/planner";
+import { hasBlocksToBalance } from "./request.js";
 
 export interface Outcome {
   request: PlanRequest & { hosts: number; contextTokens: number };
@@ -32,7 +33,9 @@ export function compute(planner: Planner, request: Outcome["request"]): Outcome 
     if ("error" in row) return { strategy: row.strategy, plan: null, error: row.error.message };
     if (row.strategy === plan.strategy) return { strategy: row.strategy, plan, error: null };
     try {
-      return { strategy: row.strategy, plan: planner.plan({ ...request, strategy: row.strategy }), error: null };
+      const { balanced, ...rest } = request;
+      const forRow = { ...rest, strategy: row.strategy, ...(hasBlocksToBalance(row.strategy) && balanced !== undefined ? { balanced } : {}) };
+      return { strategy: row.strategy, plan: planner.plan(forRow), error: null };
     } catch (cause) {
       return { strategy: row.strategy, plan: null, error: messageOf(cause) };
     }

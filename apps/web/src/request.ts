@@ -19,6 +19,9 @@ export type Built =
   | { ok: false; errors: FieldError[] };
 
 /** Reads the form; every field that cannot be read is reported, not only the first. */
+/** Only apb and star have blocks to balance; the planner refuses `balanced` for the others. */
+export const hasBlocksToBalance = (strategy: string) => strategy === "apb" || strategy === "star";
+
 export function buildRequest(state: FormState): Built {
   const errors: FieldError[] = [];
   const need = <T>(field: FieldId, parsed: { ok: true; value: T } | { ok: false; message: string }): T | undefined => {
@@ -64,7 +67,7 @@ export function buildRequest(state: FormState): Built {
     queryTokens,
     hosts,
     strategy: state.strategy as PlanRequest["strategy"],
-    balanced: state.balanced,
+    ...(hasBlocksToBalance(state.strategy) ? { balanced: state.balanced } : {}),
     ...(anchorTokens === undefined ? {} : { anchorTokens }),
     ...(passingTokens === undefined ? {} : { passingTokens }),
   };

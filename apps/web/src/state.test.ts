@@ -53,9 +53,19 @@ describe("from the form to the planner", () => {
     const built = buildRequest(state({ context: "1M", hosts: "16", anchor: "8K" }));
     expect(built.ok).toBe(true);
     if (!built.ok) return;
-    expect(built.request).toMatchObject({ model: "llama-3.1-8b", contextTokens: 1048576, queryTokens: 128, hosts: 16, anchorTokens: 8192, strategy: "apb", balanced: false });
+    expect(built.request).toMatchObject({ model: "llama-3.1-8b", contextTokens: 1048576, queryTokens: 128, hosts: 16, anchorTokens: 8192, strategy: "apb", balanced: true });
     expect(built.request).not.toHaveProperty("passingTokens");
     expect(built.contextLimit).toBe(131072);
+  });
+
+  it("asks for balanced blocks only where there are blocks to balance, and keeps the even split in the link", () => {
+    const ring = buildRequest(state({ strategy: "ring" }));
+    expect(ring.ok && ring.request).not.toHaveProperty("balanced");
+    const even = buildRequest(state({ strategy: "star", balanced: false }));
+    expect(even.ok && even.request).toMatchObject({ strategy: "star", balanced: false });
+    expect(toSearch(state({ balanced: false }))).toBe("balanced=0");
+    expect(fromSearch("balanced=0").balanced).toBe(false);
+    expect(fromSearch("").balanced).toBe(true);
   });
 
   it("names every field it cannot read", () => {

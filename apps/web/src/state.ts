@@ -39,7 +39,8 @@ export const DEFAULT_STATE: FormState = Object.freeze({
   strategy: "apb",
   anchor: "",
   passing: "",
-  balanced: false,
+  // The runtime's default for apb (the planner's `balanced`; star splits evenly unless asked).
+  balanced: true,
 });
 
 /** URL parameter names. */
@@ -73,7 +74,7 @@ export function toSearch(state: FormState): string {
   if (state.hardware === "custom") {
     for (const field of HARDWARE_FIELDS) params.set(CUSTOM_KEYS[field], state.custom[field]);
   }
-  if (state.balanced) params.set("balanced", "1");
+  if (state.balanced !== DEFAULT_STATE.balanced) params.set("balanced", state.balanced ? "1" : "0");
   return params.toString();
 }
 
@@ -91,7 +92,7 @@ export function fromSearch(search: string): FormState {
     }
   }
   const balanced = params.get("balanced");
-  state.balanced = balanced === "1" || balanced === "true";
+  state.balanced = balanced === null ? DEFAULT_STATE.balanced : balanced === "1" || balanced === "true";
   if (state.model !== "custom") state.config = "";
   return state;
 }

@@ -29,7 +29,8 @@ pub struct Request {
     pub hosts: usize,
     pub anchor_tokens: Option<usize>,
     pub passing_tokens: Option<usize>,
-    pub balanced: bool,
+    /// Balanced block sizes; None: the planner's default (`PlanInput::balances`).
+    pub balanced: Option<bool>,
     pub scorer: Scorer,
     pub max_new_tokens: usize,
     pub stop_tokens: Vec<u32>,
@@ -52,9 +53,12 @@ pub struct Output {
     pub total_wall_ms: f64,
 }
 
-/// The planner needs a hardware profile for its cost model; the engine uses only layouts.
-const LAYOUT_ONLY: Hardware =
-    Hardware { matmul_tflops: 1.0, attention_tflops: 1.0, hbm_gbs: 100.0, link_gbs: 10.0, link_latency_us: 10.0, memory_gib: 1024.0 };
+/// The hardware profile the engine plans with. It uses only the layout, and a layout depends
+/// on the profile only through balanced block sizes, which follow the ratio of GEMM to
+/// attention to memory rates: these are a Hopper GPU's (the `h200-nvlink` preset's rates),
+/// the same on every host so all hosts cut the same blocks. Memory is not checked here.
+const LAYOUT_PROFILE: Hardware =
+    Hardware { matmul_tflops: 650.0, attention_tflops: 560.0, hbm_gbs: 4300.0, link_gbs: 360.0, link_latency_us: 3.0, memory_gib: 1024.0 };
 
 pub fn plan_input(config: &ModelConfig, r: &Request) -> PlanInput {
     PlanInput {
@@ -71,7 +75,7 @@ pub fn plan_input(config: &ModelConfig, r: &Request) -> PlanInput {
         kv_bytes: 4.0,
         activation_bytes: 4.0,
         model: config.plan_shape(),
-        hardware: LAYOUT_ONLY,
+        hardware: LAYOUT_PROFILE,
     }
 }
 

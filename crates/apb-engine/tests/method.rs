@@ -62,7 +62,8 @@ fn apb_without_anchor_passing_whole_blocks_equals_full() {
     let expected = run(&model, &full);
     for hosts in [2, 3, 4] {
         let block = full.context.len().div_ceil(hosts);
-        let r = Request { strategy: Strategy::Apb, hosts, anchor_tokens: Some(0), passing_tokens: Some(block), ..full.clone() };
+        // Even blocks, so a passing block of l_b is every earlier host's whole block.
+        let r = Request { strategy: Strategy::Apb, hosts, anchor_tokens: Some(0), passing_tokens: Some(block), balanced: Some(false), ..full.clone() };
         assert_same(&run(&model, &r), &expected, &format!("apb l_a=0 l_p=l_b on {hosts} hosts"));
     }
 }

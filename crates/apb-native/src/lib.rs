@@ -389,7 +389,7 @@ pub(crate) fn request_of(s: &GenerateSpec) -> apb_engine::Result<Request> {
         hosts: s.hosts as usize,
         anchor_tokens: s.anchor_tokens.map(|x| x as usize),
         passing_tokens: s.passing_tokens.map(|x| x as usize),
-        balanced: s.balanced.unwrap_or(false),
+        balanced: s.balanced,
         scorer,
         max_new_tokens: s.max_new_tokens as usize,
         stop_tokens: s.stop_tokens.clone(),

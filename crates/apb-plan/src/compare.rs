@@ -35,7 +35,7 @@ pub fn input_for(base: &PlanInput, strategy: Strategy) -> PlanInput {
         i.query_in_anchor = false;
     }
     if !strategy.has_anchor() {
-        i.balanced = false;
+        i.balanced = Some(false);
     }
     if strategy == Strategy::Full {
         i.hosts = 1;

@@ -97,7 +97,8 @@ pub struct PlanInput {
     pub strategy: Strategy,
     pub anchor_tokens: Option<u64>,
     pub passing_tokens: Option<u64>,
-    pub balanced: bool,
+    /// Balanced block sizes (`balance.rs`): None means the default, which `balances` gives.
+    pub balanced: Option<bool>,
     /// Whether the anchor carries the query (APB: yes; StarAttn: no).
     pub query_in_anchor: bool,
     pub scorer: Scorer,
@@ -105,6 +106,17 @@ pub struct PlanInput {
     pub activation_bytes: f64,
     pub model: ModelShape,
     pub hardware: Hardware,
+}
+
+impl PlanInput {
+    /// Whether blocks get balanced sizes. By default apb's do on more than one host: with even
+    /// blocks the last host, which attends to the most passing keys, holds every layer up, and
+    /// balanced blocks kept APB's answers in `apb eval` (docs/PLANNER.md); `balanced: false`
+    /// asks for the paper's even split. Star keeps StarAttention's even split unless asked:
+    /// it is the peer as published, and its first block is every host's anchor.
+    pub fn balances(&self) -> bool {
+        self.balanced.unwrap_or(self.strategy == Strategy::Apb && self.hosts > 1)
+    }
 }
 
 /// Reads the fields of one JSON object, remembering which were used so unknown ones
@@ -358,7 +370,7 @@ pub fn parse_plan_fields(f: &mut Fields) -> PlanResult<PlanInput> {
         strategy,
         anchor_tokens: f.opt_int("anchorTokens", 0, MAX_TOKENS)?,
         passing_tokens: f.opt_int("passingTokens", 0, MAX_TOKENS)?,
-        balanced: f.opt_bool("balanced")?.unwrap_or(false),
+        balanced: f.opt_bool("balanced")?,
         query_in_anchor: f.opt_bool("queryInAnchor")?.unwrap_or(strategy != Strategy::Star),
         scorer,
         kv_bytes: f.opt_positive("kvBytes", 8.0)?.unwrap_or(2.0),

@@ -75,18 +75,27 @@ impl Plan {
 
 pub fn plan(input: &PlanInput) -> PlanResult<Plan> {
     let s = settings::resolve(input)?;
-    if !input.balanced {
+    if !input.balances() {
         return assemble(input, &s, None);
     }
     let even = assemble(input, &s, None)?;
     let sizes = balance::sizes(input, &s);
-    let mut balanced = assemble(input, &s, Some(&sizes))?;
+    let keep_even = |why: String| {
+        let mut kept = even.clone();
+        kept.layout.settings.warnings.push(why);
+        kept.balance = Some(Balance { even_prefill_s: even.prefill_s, balanced_prefill_s: even.prefill_s });
+        kept
+    };
+    let mut balanced = match assemble(input, &s, Some(&sizes)) {
+        Ok(p) => p,
+        // Balanced by default, not by request: settings chosen for even blocks (a passing
+        // length of a whole block) may not fit the shorter ones, so the even split runs.
+        Err(e) if input.balanced.is_none() => return Ok(keep_even(format!("balanced blocks do not fit these settings ({}); the even split is kept", e.message))),
+        Err(e) => return Err(e),
+    };
     if balanced.prefill_s > even.prefill_s {
         // Tiny blocks: rounding can undo the gain. Keep the even split and say so.
-        let mut kept = even.clone();
-        kept.layout.settings.warnings.push("balanced sizes predicted no gain here; the even split is kept".to_string());
-        kept.balance = Some(Balance { even_prefill_s: even.prefill_s, balanced_prefill_s: even.prefill_s });
-        return Ok(kept);
+        return Ok(keep_even("balanced sizes predicted no gain here; the even split is kept".to_string()));
     }
     balanced.balance = Some(Balance { even_prefill_s: even.prefill_s, balanced_prefill_s: balanced.prefill_s });
     Ok(balanced)

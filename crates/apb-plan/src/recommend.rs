@@ -58,7 +58,7 @@ fn candidate(r: &RecommendInput, strategy: Strategy, hosts: u64, balanced: bool)
     if strategy != Strategy::Full {
         i.hosts = hosts;
     }
-    i.balanced = balanced;
+    i.balanced = Some(balanced);
     if strategy == Strategy::Apb && hosts > 1 {
         let block = settings::resolve(&i)?.block_tokens;
         let need = if i.query_in_anchor { i.prefix_tokens + i.query_tokens } else { 0 };

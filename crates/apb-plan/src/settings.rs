@@ -76,7 +76,7 @@ pub fn resolve(input: &PlanInput) -> PlanResult<Settings> {
     }
     let padded_tokens = ceil_div(n, split) * split;
     let block_tokens = padded_tokens / hosts;
-    if input.balanced && !input.strategy.has_anchor() {
+    if input.balanced == Some(true) && !input.strategy.has_anchor() {
         return Err(range_error(
             "balanced",
             format!("balanced sizing applies to apb and star; {} splits evenly", input.strategy.name()),

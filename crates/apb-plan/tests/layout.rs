@@ -2,7 +2,7 @@
 
 mod common;
 
-use apb_plan::input::Strategy;
+use apb_plan::input::{PlanInput, Strategy};
 use apb_plan::layout::{anchor_document, AnchorKind, KeySource, Mask, Range, RowKind};
 use apb_plan::plan;
 use common::{input, random_input, Rng};
@@ -168,6 +168,8 @@ fn star_is_apb_with_the_first_block_as_anchor_and_no_passing() {
         };
         let mut apb = star.clone();
         apb.strategy = Strategy::Apb;
+        // The same sizing as star's (apb alone balances by default).
+        apb.balanced = Some(star.balances());
         apb.anchor_tokens = Some(if s.settings().hosts > 1 { s.settings().block_tokens } else { 0 });
         apb.passing_tokens = Some(0);
         let a = plan(&apb).unwrap();
@@ -184,7 +186,7 @@ fn balanced_layouts_cover_every_token_once_and_finish_together() {
         let mut i = random_input(&mut rng, Strategy::Apb);
         i.hosts = rng.range(2, 16);
         i.context_tokens = rng.range(20_000, 400_000);
-        i.balanced = true;
+        i.balanced = Some(true);
         let p = plan(&i).unwrap();
         let sizes: Vec<u64> = p.hosts.iter().map(|h| h.layout.local_tokens).collect();
         assert_eq!(sizes.iter().sum::<u64>(), i.context_tokens);
@@ -210,7 +212,7 @@ fn zigzag_gives_each_host_a_chunk_from_each_end() {
 fn balancing_long_contexts_evens_out_host_times() {
     for (n, hosts) in [(131_072, 8), (262_144, 4), (1_048_576, 16)] {
         let mut i = input(n, hosts, Strategy::Apb);
-        i.balanced = true;
+        i.balanced = Some(true);
         let p = plan(&i).unwrap();
         let gain = p.balance.as_ref().unwrap().gain();
         assert!(gain > 1.05, "{n} tokens on {hosts} hosts: gain {gain}");
@@ -353,4 +355,47 @@ fn excluded_rows_are_the_local_rows_the_anchor_already_holds() {
             assert_eq!((ex.start, ex.len()), (0, anchor.len().min(p.hosts[0].layout.local_tokens)));
         }
     }
+}
+
+#[test]
+fn apb_blocks_are_balanced_by_default_and_every_other_strategy_splits_evenly() {
+    for (strategy, hosts, balances) in [
+        (Strategy::Apb, 8, true),
+        (Strategy::Star, 8, false),
+        (Strategy::Apb, 1, false),
+        (Strategy::Ring, 8, false),
+        (Strategy::RingZigzag, 8, false),
+        (Strategy::Ulysses, 8, false),
+        (Strategy::Full, 1, false),
+    ] {
+        let i = input(131_072, hosts, strategy);
+        let default = PlanInput { balanced: None, ..i.clone() };
+        assert_eq!(default.balances(), balances, "{strategy:?} on {hosts} hosts");
+        let p = plan(&default).unwrap();
+        assert_eq!(p.balance.is_some(), balances, "{strategy:?} on {hosts} hosts");
+        // Asking for the even split always gives it.
+        let even = plan(&PlanInput { balanced: Some(false), ..i }).unwrap();
+        assert!(even.balance.is_none());
+        let sizes: Vec<u64> = even.hosts.iter().map(|h| h.layout.local_tokens).collect();
+        assert!(sizes.iter().all(|&s| s == sizes[0]) || strategy == Strategy::RingZigzag, "{strategy:?}: {sizes:?}");
+    }
+    // Star balances when asked.
+    assert!(plan(&PlanInput { balanced: Some(true), ..input(131_072, 8, Strategy::Star) }).unwrap().balance.is_some());
+    // Balancing is asked for where it cannot apply: an error that says so, not a silent even split.
+    let e = plan(&PlanInput { balanced: Some(true), ..input(131_072, 8, Strategy::Ring) }).unwrap_err();
+    assert_eq!(e.path, "balanced");
+}
+
+#[test]
+fn settings_made_for_even_blocks_keep_the_even_split_by_default_and_refuse_balancing_when_asked() {
+    // A passing block of a whole even block: later hosts' balanced blocks are shorter.
+    let mut i = input(131_072, 8, Strategy::Apb);
+    i.balanced = None;
+    i.anchor_tokens = Some(0);
+    i.passing_tokens = Some(16_384);
+    let p = plan(&i).unwrap();
+    assert!(p.hosts.iter().all(|h| h.layout.local_tokens == 16_384));
+    assert!(p.settings().warnings.iter().any(|w| w.contains("the even split is kept")), "{:?}", p.settings().warnings);
+    let e = plan(&PlanInput { balanced: Some(true), ..i }).unwrap_err();
+    assert_eq!((e.code, e.path.as_str()), ("INFEASIBLE", "passingTokens"));
 }

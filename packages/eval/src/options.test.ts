@@ -21,3 +21,16 @@ describe("parseEvalOptions refuses", () => {
     expect(refusal({ lengths: [4096], hosts: [0] })).toMatchObject({ code: "OUT_OF_RANGE", path: "hosts" });
   });
 });
+
+describe("parseEvalOptions sizes apb and star blocks", () => {
+  it("as the runtime does by default (null: apb balanced, star even), or as asked", () => {
+    expect(parseEvalOptions({ lengths: [4096] }).balanced).toBe(null);
+    expect(parseEvalOptions({ lengths: [4096], balanced: false }).balanced).toBe(false);
+    expect(parseEvalOptions({ lengths: [4096], balanced: true }).balanced).toBe(true);
+  });
+
+  it("evenly with passingTokens \"all\", the check that is exact only with equal blocks, and refuses balanced blocks there", () => {
+    expect(parseEvalOptions({ lengths: [4096], anchorTokens: 0, passingTokens: "all" }).balanced).toBe(false);
+    expect(refusal({ lengths: [4096], passingTokens: "all", balanced: true })).toMatchObject({ code: "OUT_OF_RANGE", path: "balanced" });
+  });
+});

@@ -37,7 +37,9 @@ export interface EvalOptions {
    * makes APB exact: a check that the harness itself agrees with full attention. */
   passingTokens?: number | "all";
   /** Balanced block sizes for apb and star (the planner's `balanced`: hosts that attend to
-   * more keys hold shorter blocks, so all finish together); default the paper's even split. */
+   * more keys hold shorter blocks, so all finish together), or false for the paper's even
+   * split. Unset: the runtime's default (apb balanced, star even), and the even split with
+   * passingTokens "all", which is exact only then. */
   balanced?: boolean;
   /** Shown in results (default the model directory's name). */
   modelName?: string;
@@ -66,7 +68,7 @@ const schema = z.strictObject({
   maxTokens: whole("a whole number of tokens, 1 to 100000", 1, 100_000).optional(),
   anchorTokens: whole("a whole number of tokens >= 0", 0, 2 ** 31 - 1).optional(),
   passingTokens: z.union([whole("a whole number of tokens >= 0", 0, 2 ** 31 - 1), z.literal("all")], { error: "must be a whole number of tokens or \"all\"" }).optional(),
-  balanced: z.boolean({ error: (i) => `must be true or false${got(i.input)}` }).default(false),
+  balanced: z.boolean({ error: (i) => `must be true or false${got(i.input)}` }).optional(),
   modelName: z.string().optional(),
   onProgress: z.function().optional(),
   signal: z.instanceof(AbortSignal).optional(),
@@ -84,7 +86,8 @@ export interface SuiteSettings {
   maxTokens: number | null;
   anchorTokens: number | null;
   passingTokens: number | "all" | null;
-  balanced: boolean;
+  /** null: the runtime's default per strategy. */
+  balanced: boolean | null;
 }
 
 const unique = <T>(xs: readonly T[]) => [...new Set(xs)];
@@ -103,6 +106,9 @@ export function parseEvalOptions(options: EvalOptions): SuiteSettings {
     throw new RuntimeError({ code: "OUT_OF_RANGE", path: field, message: `${field} ${issue.message}` });
   }
   const o = parsed.data;
+  if (o.balanced === true && o.passingTokens === "all") {
+    throw new RuntimeError({ code: "OUT_OF_RANGE", path: "balanced", message: 'balanced blocks with passingTokens "all" would not pass every earlier key (blocks differ in length); leave balanced unset for the even split' });
+  }
   return {
     lengths: unique(o.lengths),
     strategies: unique(o.strategies),
@@ -114,7 +120,7 @@ export function parseEvalOptions(options: EvalOptions): SuiteSettings {
     maxTokens: o.maxTokens ?? null,
     anchorTokens: o.anchorTokens ?? null,
     passingTokens: o.passingTokens ?? null,
-    balanced: o.balanced,
+    balanced: o.balanced ?? (o.passingTokens === "all" ? false : null),
   };
 }
 

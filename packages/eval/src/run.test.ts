@@ -74,15 +74,18 @@ describe("runEval", () => {
     expect(approx.cells[1]!.maxKl).toBeGreaterThan(1e-9);
   });
 
-  it("runs apb and star with balanced blocks when asked, and says so in its suite", async () => {
+  it("runs apb and star with balanced or even blocks as asked, by default apb balanced and star even, and says which in its suite", async () => {
     const options = { lengths: [1024], strategies: ["full", "apb", "star"] as Strategy[], hosts: [4], cases: 3, maxTokens: 4, tasks: ["needle-word", "multi-value", "multi-query"] as TaskName[] };
-    const [even, balanced] = [await runEval(model, options), await runEval(model, { ...options, balanced: true })];
+    const [even, balanced, byDefault] = [await runEval(model, { ...options, balanced: false }), await runEval(model, { ...options, balanced: true }), await runEval(model, options)];
     expect(even.suite.balanced).toBe(false);
     expect(balanced.suite.balanced).toBe(true);
+    expect(byDefault.suite.balanced).toBe(null);
     const kl = (r: typeof even, strategy: Strategy) => r.records.filter((x) => x.strategy === strategy).map((x) => x.klFromFull);
     // Full is the same run either way; apb and star see other blocks, so other approximations.
     expect(kl(balanced, "full")).toEqual(kl(even, "full"));
     for (const strategy of ["apb", "star"] as Strategy[]) expect(kl(balanced, strategy), strategy).not.toEqual(kl(even, strategy));
+    expect(kl(byDefault, "apb")).toEqual(kl(balanced, "apb"));
+    expect(kl(byDefault, "star")).toEqual(kl(even, "star"));
   });
 
   it("stops between cases when its signal is aborted", async () => {

@@ -108,10 +108,10 @@ function prepare(model: EvalModel, settings: SuiteSettings, onProgress: EvalOpti
   });
 }
 
-/** APB's layout options, where given, and balanced blocks for apb and star (the other
+/** APB's layout options, where given, and the block sizing for apb and star (the other
  * strategies take none). */
 function layoutFor(settings: SuiteSettings, strategy: Strategy, hosts: number, contextTokens: number): Partial<GenerateOptions> {
-  const balanced = settings.balanced && (strategy === "apb" || strategy === "star") ? { balanced: true } : {};
+  const balanced = (strategy === "apb" || strategy === "star") && settings.balanced !== null ? { balanced: settings.balanced } : {};
   if (strategy !== "apb") return balanced;
   const passing = settings.passingTokens === "all" ? Math.ceil(contextTokens / hosts) : settings.passingTokens; // "all": a whole block, l_b = ceil(context / hosts)
   return {

@@ -38,13 +38,14 @@ describe("plan", () => {
       hosts: 2,
       model: { layers: 2, hidden: 64, heads: 4, kvHeads: 2, headDim: 16, intermediate: 128, vocab: 1000, bytesPerWeight: 4 },
       hardware: { matmulTflops: 1, attentionTflops: 1, hbmGBs: 50, linkGBs: 1, linkLatencyUs: 50, memoryGiB: 16 },
+      balanced: false,
     });
     expect(p.hostPlans.map((h) => h.localRanges)).toEqual([[[0, 2048]], [[2048, 4096]]]);
   });
 
   it("gives the rows a host may not pass: the anchor's document tokens in its block", async () => {
-    const p = await plan({ ...base, queryTokens: 100 });
-    // Anchors hold doc[0, 4096 - 100): host 0's first rows; later hosts' blocks hold none of it.
+    const p = await plan({ ...base, queryTokens: 100, balanced: false });
+    // Even blocks of 16K; anchors hold doc[0, 4096 - 100): host 0's first rows; later hosts' blocks hold none of it.
     expect(p.hostPlans[0]!.passing).toMatchObject({ excluded: [0, 3996], candidates: 16_384 - 3996 });
     expect(p.hostPlans[1]!.passing).toMatchObject({ excluded: [0, 0], candidates: 16_384 });
   });
@@ -68,6 +69,17 @@ describe("plan", () => {
     const p = await plan({ ...base, balanced: true });
     expect(p.balance!.gain).toBeGreaterThan(1.05);
     expect(p.hostPlans.reduce((n, h) => n + h.localTokens, 0)).toBe(131_072);
+  });
+
+  it("balances apb's blocks by default and keeps star's even unless asked", async () => {
+    const apb = await plan(base);
+    expect(apb.balanced).toBe(true);
+    expect(apb.hostPlans[0]!.localTokens).toBeGreaterThan(apb.hostPlans[7]!.localTokens);
+    const even = await plan({ ...base, balanced: false });
+    expect(even.balanced).toBe(false);
+    expect(new Set(even.hostPlans.map((h) => h.localTokens)).size).toBe(1);
+    expect((await plan({ ...base, strategy: "star" })).balanced).toBe(false);
+    expect((await plan({ ...base, strategy: "star", balanced: true })).balanced).toBe(true);
   });
 });
 

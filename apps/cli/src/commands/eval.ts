@@ -54,7 +54,7 @@ function suiteOptions(o: Options): EvalOptions {
     tasks: tasksOf(o.tasks),
     seed: parseWhole("--seed", o.seed),
     ...(o.maxTokens !== undefined ? { maxTokens: parseWhole("--max-tokens", o.maxTokens) } : {}),
-    ...(o.balanced ? { balanced: true } : {}),
+    ...(o.balanced !== undefined ? { balanced: o.balanced } : {}),
   };
 }
 
@@ -70,7 +70,8 @@ export function registerEval(program: Command): void {
     .option("--tasks <list>", `all, needle (the single-needle tasks), or any of ${TASKS.join(", ")}`, "all")
     .option("--seed <n>", "seed of the generated cases", "0")
     .option("--max-tokens <n>", "new tokens per case (default: enough for each task's answer)")
-    .option("--balanced", "balanced block sizes for apb and star (hosts finish together) instead of the paper's even split")
+    .option("--balanced", "balanced block sizes, so all hosts finish together (the default for apb; star only when given)")
+    .option("--no-balanced", "the paper's even split for apb (star and the others always split evenly unless --balanced)")
     .option("--backend <name>", BACKENDS.join("|"), "cpu")
     .option("--json", "print the result as JSON on stdout (errors as JSON on stderr)")
     .option("--out <file>", "also write the result as JSON to a file")

@@ -37,7 +37,8 @@ export function registerPlan(program: Command): void {
     .option("--strategy <name>", `${STRATEGIES.join("|")}|all`, "apb")
     .option("--anchor <tokens>", "anchor length l_a (default l_b/4, multiple of 128)")
     .option("--passing <tokens>", "passing length l_p per host (default l_b/8, multiple of 128)")
-    .option("--balanced", "size blocks so all hosts finish together")
+    .option("--balanced", "balanced block sizes, so all hosts finish together (the default for apb; star only when given)")
+    .option("--no-balanced", "the paper's even split for apb (star and the others always split evenly unless --balanced)")
     // No commander default: a default would hide whether --hardware was given with --hardware-file.
     .option("--hardware <preset>", `${Object.keys(HARDWARE_PRESETS).join("|")} (default ${DEFAULT_HARDWARE})`)
     .option("--hardware-file <profile.json>", "a hardware profile written by apb calibrate, instead of --hardware")
@@ -116,7 +117,7 @@ function requestFields(o: PlanOptions): Omit<PlanRequest, "model"> {
   if (o.prefixLength !== undefined) request.prefixTokens = parseTokens("--prefix-length", o.prefixLength);
   if (o.anchor !== undefined) request.anchorTokens = parseTokens("--anchor", o.anchor);
   if (o.passing !== undefined) request.passingTokens = parseTokens("--passing", o.passing);
-  if (o.balanced) request.balanced = true;
+  if (o.balanced !== undefined) request.balanced = o.balanced;
   return request;
 }
 

@@ -94,7 +94,7 @@ export function runSettings(o: RunFlags): RunSettings {
     hosts: parseWhole("--hosts", o.hosts, { min: 1, max: REQUEST_LIMITS.maxHosts }),
     ...(o.anchor !== undefined ? { anchorTokens: parseTokens("--anchor", o.anchor) } : {}),
     ...(o.passing !== undefined ? { passingTokens: parseTokens("--passing", o.passing) } : {}),
-    ...(o.balanced ? { balanced: true } : {}),
+    ...(o.balanced !== undefined ? { balanced: o.balanced } : {}),
     ...(o.retainingHeads ? { scorer: "retaining-heads" as const } : {}),
     maxTokens: parseWhole("--max-tokens", o.maxTokens, { max: REQUEST_LIMITS.maxNewTokens }),
     temperature: parseNumber("--temperature", o.temperature, { min: 0, max: REQUEST_LIMITS.maxTemperature }),

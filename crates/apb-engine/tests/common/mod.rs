@@ -216,7 +216,7 @@ pub fn full_request(context: Vec<u32>, query: Vec<u32>) -> Request {
         hosts: 1,
         anchor_tokens: None,
         passing_tokens: None,
-        balanced: false,
+        balanced: None,
         scorer: Scorer::Query,
         max_new_tokens: 0,
         stop_tokens: vec![],

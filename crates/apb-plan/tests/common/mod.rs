@@ -39,7 +39,7 @@ pub fn input(context: u64, hosts: u64, strategy: Strategy) -> PlanInput {
         strategy,
         anchor_tokens: None,
         passing_tokens: None,
-        balanced: false,
+        balanced: Some(false),
         query_in_anchor: strategy != Strategy::Star,
         scorer: Scorer::Query,
         kv_bytes: 2.0,
@@ -57,6 +57,6 @@ pub fn random_input(rng: &mut Rng, strategy: Strategy) -> PlanInput {
     let mut i = input(context, hosts, strategy);
     i.query_tokens = rng.range(1, 128);
     i.prefix_tokens = rng.range(0, 16);
-    i.balanced = strategy.has_anchor() && rng.next() % 3 == 0;
+    i.balanced = if strategy.has_anchor() && rng.next() % 3 == 0 { Some(true) } else { None };
     i
 }
