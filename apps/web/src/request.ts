@@ -18,10 +18,10 @@ export type Built =
   | { ok: true; request: PlanRequest & { hosts: number; contextTokens: number }; contextLimit: number | null; modelName: string }
   | { ok: false; errors: FieldError[] };
 
-/** Reads the form; every field that cannot be read is reported, not only the first. */
 /** Only apb and star have blocks to balance; the planner refuses `balanced` for the others. */
 export const hasBlocksToBalance = (strategy: string) => strategy === "apb" || strategy === "star";
 
+/** Reads the form; every field that cannot be read is reported, not only the first. */
 export function buildRequest(state: FormState): Built {
   const errors: FieldError[] = [];
   const need = <T>(field: FieldId, parsed: { ok: true; value: T } | { ok: false; message: string }): T | undefined => {

@@ -80,25 +80,27 @@ pub fn plan(input: &PlanInput) -> PlanResult<Plan> {
     }
     let even = assemble(input, &s, None)?;
     let sizes = balance::sizes(input, &s);
-    let keep_even = |why: String| {
-        let mut kept = even.clone();
-        kept.layout.settings.warnings.push(why);
-        kept.balance = Some(Balance { even_prefill_s: even.prefill_s, balanced_prefill_s: even.prefill_s });
-        kept
-    };
     let mut balanced = match assemble(input, &s, Some(&sizes)) {
         Ok(p) => p,
-        // Balanced by default, not by request: settings chosen for even blocks (a passing
-        // length of a whole block) may not fit the shorter ones, so the even split runs.
-        Err(e) if input.balanced.is_none() => return Ok(keep_even(format!("balanced blocks do not fit these settings ({}); the even split is kept", e.message))),
+        // Balanced only by default: settings chosen for even blocks (a passing length of a
+        // whole block) may not fit the shorter ones, so the even split runs, unremarked.
+        Err(_) if input.balanced.is_none() => return Ok(kept_even(even, None)),
         Err(e) => return Err(e),
     };
     if balanced.prefill_s > even.prefill_s {
-        // Tiny blocks: rounding can undo the gain. Keep the even split and say so.
-        return Ok(keep_even("balanced sizes predicted no gain here; the even split is kept".to_string()));
+        // Tiny blocks: rounding can undo the gain. Keep the even split, and tell whoever asked.
+        let asked = input.balanced == Some(true);
+        return Ok(kept_even(even, asked.then_some("balanced sizes predicted no gain here; the even split is kept")));
     }
     balanced.balance = Some(Balance { even_prefill_s: even.prefill_s, balanced_prefill_s: balanced.prefill_s });
     Ok(balanced)
+}
+
+/// The even split, kept where balanced blocks were to run: its balance says there is no gain.
+fn kept_even(mut even: Plan, warning: Option<&str>) -> Plan {
+    even.layout.settings.warnings.extend(warning.map(str::to_string));
+    even.balance = Some(Balance { even_prefill_s: even.prefill_s, balanced_prefill_s: even.prefill_s });
+    even
 }
 
 fn assemble(input: &PlanInput, s: &Settings, sizes: Option<&[u64]>) -> PlanResult<Plan> {

@@ -395,7 +395,8 @@ fn settings_made_for_even_blocks_keep_the_even_split_by_default_and_refuse_balan
     i.passing_tokens = Some(16_384);
     let p = plan(&i).unwrap();
     assert!(p.hosts.iter().all(|h| h.layout.local_tokens == 16_384));
-    assert!(p.settings().warnings.iter().any(|w| w.contains("the even split is kept")), "{:?}", p.settings().warnings);
+    assert_eq!(p.balance.as_ref().map(|b| b.gain()), Some(1.0));
+    assert!(p.settings().warnings.is_empty(), "nobody asked for balanced blocks: {:?}", p.settings().warnings);
     let e = plan(&PlanInput { balanced: Some(true), ..i }).unwrap_err();
     assert_eq!((e.code, e.path.as_str()), ("INFEASIBLE", "passingTokens"));
 }
