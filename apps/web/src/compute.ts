@@ -2,7 +2,7 @@
 // (for the timelines), the comparison table and the recommendation. Only the chosen plan's
 // failure is an input error; the others are shown where they would have been drawn.
 import { PlannerError, type Comparison, type Plan, type Planner, type PlanRequest, type Recommendation, type Strategy } from "@apb/planner";
-import { hasBlocksToBalance } from "./request.js";
+import { isAnchored } from "./request.js";
 
 export interface Outcome {
   request: PlanRequest & { hosts: number; contextTokens: number };
@@ -34,7 +34,7 @@ export function compute(planner: Planner, request: Outcome["request"]): Outcome 
     if (row.strategy === plan.strategy) return { strategy: row.strategy, plan, error: null };
     try {
       const { balanced, ...rest } = request;
-      const forRow = { ...rest, strategy: row.strategy, ...(hasBlocksToBalance(row.strategy) && balanced !== undefined ? { balanced } : {}) };
+      const forRow = { ...rest, strategy: row.strategy, ...(isAnchored(row.strategy) && balanced !== undefined ? { balanced } : {}) };
       return { strategy: row.strategy, plan: planner.plan(forRow), error: null };
     } catch (cause) {
       return { strategy: row.strategy, plan: null, error: messageOf(cause) };

@@ -2,6 +2,7 @@
 import type { Plan, Recommendation } from "@apb/planner";
 import { formatMs } from "./format.js";
 import { formatLength } from "./lengths.js";
+import { isAnchored } from "./request.js";
 
 export interface Applied {
   strategy: string;
@@ -81,7 +82,7 @@ export function drawRecommendation(
     apply({
       strategy: best.strategy,
       hosts: String(best.hosts),
-      anchor: best.strategy === "apb" || best.strategy === "star" ? String(best.anchorTokens) : "",
+      anchor: isAnchored(best.strategy) ? String(best.anchorTokens) : "",
       passing: best.strategy === "apb" ? String(best.passingTokens) : "",
       balanced: best.balanced,
     }),

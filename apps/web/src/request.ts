@@ -18,8 +18,9 @@ export type Built =
   | { ok: true; request: PlanRequest & { hosts: number; contextTokens: number }; contextLimit: number | null; modelName: string }
   | { ok: false; errors: FieldError[] };
 
-/** Only apb and star have blocks to balance; the planner refuses `balanced` for the others. */
-export const hasBlocksToBalance = (strategy: string) => strategy === "apb" || strategy === "star";
+/** apb and star prepend an anchor block: only they take an anchor length and balanced blocks
+ * (the planner refuses `balanced` for the others). */
+export const isAnchored = (strategy: string) => strategy === "apb" || strategy === "star";
 
 /** Reads the form; every field that cannot be read is reported, not only the first. */
 export function buildRequest(state: FormState): Built {
@@ -67,7 +68,7 @@ export function buildRequest(state: FormState): Built {
     queryTokens,
     hosts,
     strategy: state.strategy as PlanRequest["strategy"],
-    ...(hasBlocksToBalance(state.strategy) ? { balanced: state.balanced } : {}),
+    ...(isAnchored(state.strategy) ? { balanced: state.balanced } : {}),
     ...(anchorTokens === undefined ? {} : { anchorTokens }),
     ...(passingTokens === undefined ? {} : { passingTokens }),
   };
