@@ -294,6 +294,10 @@ def bench(quick, chosen):
         shapes += [("full causal 32K", 32768, [], 128), ("full causal 128K", 131072, [], 128)]
     for p in ([0, 3, 7] if quick else range(8)):
         shapes.append((f"apb local 16K + anchor 4K + passing {p}x2K", 16384, [p * 2048, 4096], 128))
+    # Short calls, as each of 8 hosts makes them at 32K: a causal block of 2K (a zigzag chunk)
+    # or 4K tokens, star's local rows over its 4K anchor; 16K beside them for the trend.
+    shapes += [(f"short: causal {n // 1024}K", n, [], 128) for n in [2048, 4096, 16384]]
+    shapes.append(("short: star local 4K + anchor 4K", 4096, [4096], 128))
     # Head dim 64 (SmolLM2, small Qwen2 models).
     shapes.append(("full causal 8K", 8192, [], 64))
     if not quick:

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use apb_plan::input::{Hardware, PlanInput, Scorer, Strategy};
+use apb_plan::input::{AttentionBlocks, Hardware, PlanInput, Scorer, Strategy};
 
 use crate::backend::Backend;
 use crate::config::ModelConfig;
@@ -55,10 +55,18 @@ pub struct Output {
 
 /// The hardware profile the engine plans with. It uses only the layout, and a layout depends
 /// on the profile only through balanced block sizes, which follow the ratio of GEMM to
-/// attention to memory rates: these are a Hopper GPU's (the `h200-nvlink` preset's rates),
-/// the same on every host so all hosts cut the same blocks. Memory is not checked here.
-const LAYOUT_PROFILE: Hardware =
-    Hardware { matmul_tflops: 650.0, attention_tflops: 560.0, hbm_gbs: 4300.0, link_gbs: 360.0, link_latency_us: 3.0, memory_gib: 1024.0 };
+/// attention to memory rates and on how attention blocks fill the device: these are a Hopper
+/// GPU's (the `h200-nvlink` preset's), the same on every host so all hosts cut the same
+/// blocks. Memory is not checked here.
+const LAYOUT_PROFILE: Hardware = Hardware {
+    matmul_tflops: 650.0,
+    attention_tflops: 560.0,
+    hbm_gbs: 4300.0,
+    link_gbs: 360.0,
+    link_latency_us: 3.0,
+    memory_gib: 1024.0,
+    attention_blocks: Some(AttentionBlocks { multiprocessors: 132, block_us: 7.0 }),
+};
 
 pub fn plan_input(config: &ModelConfig, r: &Request) -> PlanInput {
     PlanInput {

@@ -15,7 +15,7 @@ const ITERATIONS: usize = 40;
 fn host_seconds(input: &PlanInput, s: &Settings, h: u64, start: u64, len: u64) -> f64 {
     let host = layout::build_host(input, s, h, vec![Range { start, end: start + len }]);
     let work = cost::host_work(input, s, &host);
-    time::host_phases(input, s, &work).compute()
+    time::host_phases(input, s, &host, &work).compute()
 }
 
 fn seconds_for(input: &PlanInput, s: &Settings, sizes: &[f64]) -> Vec<f64> {

@@ -85,6 +85,17 @@ pub struct Hardware {
     pub link_gbs: f64,
     pub link_latency_us: f64,
     pub memory_gib: f64,
+    /// How the attention kernel's blocks fill this device, where the profile says: then
+    /// attention is timed block by block (`kernel.rs`), else as FLOPs at `attention_tflops`.
+    pub attention_blocks: Option<AttentionBlocks>,
+}
+
+/// The device's multiprocessors (blocks that run at once) and the fixed time a block of
+/// query rows costs beside its key tiles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionBlocks {
+    pub multiprocessors: u64,
+    pub block_us: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -345,6 +356,22 @@ pub fn parse_hardware(v: &Json, path: &str) -> PlanResult<Hardware> {
         link_gbs: f.positive("linkGBs", 1_000_000.0)?,
         link_latency_us: f.positive("linkLatencyUs", 1_000_000.0)?,
         memory_gib: f.positive("memoryGiB", 1_048_576.0)?,
+        attention_blocks: None,
+    };
+    let multiprocessors = f.opt_int("multiprocessors", 1, 100_000)?;
+    let block_us = f.opt_positive("attentionBlockUs", 1_000_000.0)?;
+    let hw = match (multiprocessors, block_us) {
+        (Some(multiprocessors), Some(block_us)) => Hardware { attention_blocks: Some(AttentionBlocks { multiprocessors, block_us }), ..hw },
+        (None, None) => hw,
+        (given, _) => {
+            let missing = if given.is_some() { "attentionBlockUs" } else { "multiprocessors" };
+            let p = if path.is_empty() { missing.to_string() } else { format!("{path}.{missing}") };
+            return Err(PlanError::new(
+                code::MISSING_FIELD,
+                &p,
+                format!("{p} is required beside the other: multiprocessors and attentionBlockUs go together (both from apb calibrate or a preset, or neither)"),
+            ));
+        }
     };
     f.finish()?;
     Ok(hw)

@@ -11,6 +11,7 @@ pub mod cost;
 pub mod error;
 pub mod input;
 pub mod json;
+pub mod kernel;
 pub mod layout;
 pub mod output;
 pub mod plan;

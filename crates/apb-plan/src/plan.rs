@@ -111,7 +111,7 @@ fn assemble(input: &PlanInput, s: &Settings, sizes: Option<&[u64]>) -> PlanResul
         .iter()
         .map(|host| {
             let work = cost::host_work(input, s, host);
-            let phases = time::host_phases(input, s, &work);
+            let phases = time::host_phases(input, s, host, &work);
             let (query_compute_s, query_merge_s) = time::host_query_time(input, s, host);
             HostPlan {
                 layout: host.clone(),

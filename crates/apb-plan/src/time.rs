@@ -5,6 +5,7 @@
 //! the transfer of the next block.
 
 use crate::cost::{self, HostWork, QueryWork};
+use crate::kernel;
 use crate::input::{PlanInput, Strategy};
 use crate::layout::{HostLayout, Layout, QueryRange};
 use crate::settings::Settings;
@@ -50,6 +51,18 @@ fn attention(input: &PlanInput, flops: f64, kv_bytes: f64) -> f64 {
     tflops(flops, input.hardware.attention_tflops).max(hbm(input, kv_bytes))
 }
 
+/// Seconds of attention over these query ranges (one kernel call each) on `q_heads` heads:
+/// block by block where the profile describes the kernel's blocks (`kernel.rs`), else their
+/// FLOPs at the profile's attention rate.
+fn attention_calls(input: &PlanInput, ranges: &[QueryRange], q_heads: u64) -> f64 {
+    let hw = &input.hardware;
+    let head_dim = input.model.head_dim;
+    match &hw.attention_blocks {
+        Some(blocks) => ranges.iter().map(|r| kernel::call_seconds(hw, blocks, r, q_heads, head_dim)).sum(),
+        None => tflops(ranges.iter().map(|r| cost::range_attention_flops(r, q_heads, head_dim)).sum(), hw.attention_tflops),
+    }
+}
+
 pub fn projection_weight_bytes(input: &PlanInput) -> f64 {
     let m = &input.model;
     let (d, hd) = (m.hidden as f64, m.head_dim as f64);
@@ -67,7 +80,7 @@ fn elementwise(input: &PlanInput, rows: u64) -> f64 {
 }
 
 /// Per-layer time of one host's own prefill work; `communication` is its collective's time.
-pub fn host_phases(input: &PlanInput, s: &Settings, work: &HostWork) -> PhaseTimes {
+pub fn host_phases(input: &PlanInput, s: &Settings, host: &HostLayout, work: &HostWork) -> PhaseTimes {
     let scoring_weights = if work.scoring_flops > 0.0 && input.scorer == crate::input::Scorer::RetainingHeads {
         cost::retaining_parameter_count(input) / input.model.layers as f64 * input.model.bytes_per_weight
     } else {
@@ -85,7 +98,7 @@ pub fn host_phases(input: &PlanInput, s: &Settings, work: &HostWork) -> PhaseTim
     PhaseTimes {
         projections: gemm(input, work.projection_flops, projection_weight_bytes(input)),
         ffn: gemm(input, work.ffn_flops, ffn_weight_bytes(input)),
-        attention: attention(input, work.attention_flops, work.attention_kv_bytes),
+        attention: attention_calls(input, &host.segments, host.q_heads.1).max(hbm(input, work.attention_kv_bytes)),
         scoring: gemm(input, work.scoring_flops, scoring_weights),
         elementwise: elementwise(input, work.rows),
         communication,
@@ -110,24 +123,22 @@ pub fn layer_critical_path(input: &PlanInput, layout: &Layout, phases: &[PhaseTi
 
 /// Ring attention runs in H steps, each overlapping one host's attention to the block it
 /// holds (the plan's `ring_steps`) with the transfer of the next block; a step lasts as long
-/// as its slowest host or the transfer, whichever is longer. A host's step is bound by the
-/// FLOPs of what it sees of the held block or by reading that block's KV. The FLOPs are the
-/// same for every step of a run, so each run is costed once; and every block is held by
+/// as its slowest host or the transfer, whichever is longer. A host's step is bound by its
+/// attention calls over what it sees of the held block or by reading that block's KV. The
+/// calls are the same for every step of a run, so each run is costed once; and every block is held by
 /// exactly one host at every step, so the slowest read at any step is the largest block's.
-/// The steps' slowest FLOPs come from a range maximum over the runs, so a layer costs
+/// The steps' slowest calls come from a range maximum over the runs, so a layer costs
 /// O((H + runs) log H), not a walk of H steps on each of H hosts. Each step also moves its
 /// partial output (`ring_step_copies`) before the next transfer is waited for.
 fn ring_attention_steps(input: &PlanInput, layout: &Layout) -> f64 {
     let s = &layout.settings;
     let kv_token = cost::kv_bytes_per_token(input, input.model.kv_heads);
     let transfer = link(input, s.block_tokens as f64 * kv_token, 1.0);
-    let scale = 4.0 * input.model.heads as f64 * input.model.head_dim as f64;
     let largest_read = layout.hosts.iter().map(|h| hbm(input, h.local_tokens as f64 * kv_token)).fold(0.0, f64::max);
     let (first_copies, later_copies) = ring_step_copies(input, layout);
     let mut slowest = StepMax::new(s.hosts as usize);
     for run in layout.hosts.iter().flat_map(|h| h.ring_steps.iter()) {
-        let flops = scale * held_pairs(&run.segments);
-        slowest.raise(run.first_step, run.steps, tflops(flops, input.hardware.attention_tflops));
+        slowest.raise(run.first_step, run.steps, attention_calls(input, &run.segments, input.model.heads));
     }
     let mut total = 0.0;
     for step in 0..slowest.steps {
@@ -149,18 +160,6 @@ pub fn ring_step_copies(input: &PlanInput, layout: &Layout) -> (f64, f64) {
     let split = layout.hosts.iter().any(|h| h.local.iter().filter(|r| !r.is_empty()).count() > 1);
     let first = if split { hbm(input, 4.0 * rows) } else { 0.0 };
     (first, first + hbm(input, 3.0 * rows))
-}
-
-/// Query-key pairs (FlashAttention-counted) of one ring step: every key segment of the held
-/// block that each local query range sees.
-fn held_pairs(ranges: &[QueryRange]) -> f64 {
-    let mut pairs = 0.0;
-    for range in ranges {
-        for k in &range.keys {
-            pairs += cost::attention_pairs(range.row_count, k.count, k.mask);
-        }
-    }
-    pairs
 }
 
 /// The largest value given to each step, where values are given to runs of steps: a

@@ -16,4 +16,5 @@ export const LIMITS = {
   gbs: 1_000_000,
   latencyUs: 1_000_000,
   memoryGiB: 1_048_576,
+  multiprocessors: 100_000,
 } as const;

@@ -45,19 +45,22 @@ export const HARDWARE_PRESETS = {
   // were FlashAttention-2's 330 and a square GEMM's 700 before apb had its own kernel.)
   "h100-ib": {
     description: "one H100 SXM 80GB per host, 400 Gb/s InfiniBand",
-    profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 3000, linkGBs: 45, linkLatencyUs: 10, memoryGiB: 79 },
+    profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 3000, linkGBs: 45, linkLatencyUs: 10, memoryGiB: 79, multiprocessors: 132, attentionBlockUs: 7 },
   },
   "h100-nvlink": {
     description: "H100 SXM 80GB GPUs in one NVLink node",
-    profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 3000, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 79 },
+    profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 3000, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 79, multiprocessors: 132, attentionBlockUs: 7 },
   },
+  // Hopper's 132 SMs each run one block of apb's attention kernel at a time; a block costs
+  // about 7 us beside its key tiles (the kernel alone on causal 2K, 4K and 16K calls,
+  // bench/results/attention-short-h200.md), which is what makes 2K-4K-token calls slow.
   // Calibrated from apb itself on an H200 (2026-12-01, whole prefills of bench/results/
   // model-h200.md as first run): a Llama-3.1-8B layer's GEMM phases ran at about 650 TFLOP/s
   // and apb's sm90 attention kernel at about 560 (576-601 alone). calibration.test.ts holds
   // the predictions to that file's measurements, since refreshed.
   "h200-nvlink": {
     description: "H200 141GB GPUs in one NVLink node (rates measured from apb's kernels)",
-    profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 4300, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 139 },
+    profile: { matmulTflops: 650, attentionTflops: 560, hbmGBs: 4300, linkGBs: 360, linkLatencyUs: 3, memoryGiB: 139, multiprocessors: 132, attentionBlockUs: 7 },
   },
   "a100-ib": {
     description: "one A100 SXM 80GB per host, 200 Gb/s InfiniBand",

@@ -7,8 +7,8 @@ import { z } from "zod";
 import { PlannerError } from "./errors.js";
 import { hardwareProfileSchema, type HardwareProfile } from "./schema.js";
 
-/** The fields of a HardwareProfile, in the order the file and tables show them. */
-export const HARDWARE_FIELDS = ["matmulTflops", "attentionTflops", "hbmGBs", "linkGBs", "linkLatencyUs", "memoryGiB"] as const;
+/** The fields of a HardwareProfile, in the order the file and tables show them (the last two optional). */
+export const HARDWARE_FIELDS = ["matmulTflops", "attentionTflops", "hbmGBs", "linkGBs", "linkLatencyUs", "memoryGiB", "multiprocessors", "attentionBlockUs"] as const;
 export type HardwareField = (typeof HARDWARE_FIELDS)[number];
 
 const text = (what: string) => z.string({ error: `must be text: ${what}` });

@@ -62,6 +62,17 @@ export const hardwareProfileSchema = z.strictObject({
   linkGBs: positive(LIMITS.gbs),
   linkLatencyUs: positive(LIMITS.latencyUs),
   memoryGiB: positive(LIMITS.memoryGiB),
+  /**
+   * How apb's attention kernel fills the device, given together or not at all: its
+   * multiprocessors (blocks that run at once) and the fixed microseconds each block of query
+   * rows costs beside its key tiles. With them, short attention calls are timed block by
+   * block (docs/PLANNER.md); without, attention is FLOPs at attentionTflops.
+   */
+  multiprocessors: wholeNumber(1, LIMITS.multiprocessors).optional(),
+  attentionBlockUs: positive(LIMITS.latencyUs).optional(),
+}).refine((h) => (h.multiprocessors === undefined) === (h.attentionBlockUs === undefined), {
+  path: ["attentionBlockUs"],
+  error: "goes with multiprocessors: give both (from apb calibrate or a preset) or neither",
 });
 export type HardwareProfile = z.input<typeof hardwareProfileSchema>;
 

@@ -2,7 +2,7 @@
 // preset (apb calibrate does not measure links between hosts), the memory the backend reported
 // or the user gave. `measured` names only what was measured here; `sources` says where every
 // other value came from, so nobody mistakes a borrowed number for a measurement.
-import { checkHardwareProfileFile, closestHardwarePreset, HARDWARE_PRESETS, type HardwareField, type HardwarePresetName, type HardwareProfileFile } from "@apb/planner";
+import { checkHardwareProfileFile, closestHardwarePreset, HARDWARE_PRESETS, type HardwareField, type HardwarePresetName, type HardwareProfile, type HardwareProfileFile } from "@apb/planner";
 import type { Calibration } from "@apb/runtime";
 import { flagError } from "../parse.js";
 import { GiB } from "../render/format.js";
@@ -60,11 +60,19 @@ export function profileFile(i: ProfileInputs): { file: HardwareProfileFile; link
     memoryGiB = rounded(i.totalMemoryBytes / GiB);
     memorySource = `this machine's total memory (the ${c.backend} backend reports no free memory; set --memory-gib to choose)`;
   }
+  // How attention blocks fill the device is the GPU kernel's (not measured here yet): taken
+  // with the link from the same preset, and only for a GPU.
+  const preset: HardwareProfile = HARDWARE_PRESETS[linkPreset].profile;
+  const blocks =
+    c.backend !== "cpu" && preset.multiprocessors !== undefined && preset.attentionBlockUs !== undefined
+      ? { multiprocessors: preset.multiprocessors, attentionBlockUs: preset.attentionBlockUs }
+      : null;
+  const blocksSource = `from preset ${linkPreset} (not measured: apb calibrate does not time attention blocks yet)`;
   const file: HardwareProfileFile = {
     description: `apb calibrate on ${i.device} (${c.backend}), ${i.modelShape} layer shapes; link from preset ${linkPreset}`,
     measuredAt: i.measuredAt.toISOString(),
     device: i.device,
-    profile: { ...rates, linkGBs: link.linkGBs, linkLatencyUs: link.linkLatencyUs, memoryGiB },
+    profile: { ...rates, linkGBs: link.linkGBs, linkLatencyUs: link.linkLatencyUs, memoryGiB, ...blocks },
     measured,
     sources: {
       matmulTflops: `measured: ${i.modelShape} layer GEMMs (q, kv, o, gate_up, down) at ${c.tokens} tokens, ${sizes}`,
@@ -73,6 +81,7 @@ export function profileFile(i: ProfileInputs): { file: HardwareProfileFile; link
       linkGBs: borrowed,
       linkLatencyUs: borrowed,
       memoryGiB: memorySource,
+      ...(blocks && { multiprocessors: blocksSource, attentionBlockUs: blocksSource }),
     },
     conditions: { backend: c.backend, modelShape: i.modelShape, tokens: c.tokens, attentionTokens: c.attentionTokens, warmup: c.warmup, warmupMs: c.warmupMs, runs: c.runs, sampleMs: c.sampleMs },
   };

@@ -12,6 +12,8 @@ const UNITS: Record<string, string> = {
   linkGBs: "GB/s",
   linkLatencyUs: "us",
   memoryGiB: "GiB",
+  multiprocessors: "",
+  attentionBlockUs: "us",
 };
 
 function rate(x: number): string {
@@ -28,7 +30,10 @@ export function renderCalibration(c: Calibration, file: HardwareProfileFile, out
   );
   const fields = formatTable(
     ["field", "value", "unit", "source"],
-    HARDWARE_FIELDS.map((f) => [f, rate(file.profile[f]), UNITS[f]!, file.sources?.[f] ?? (file.measured.includes(f) ? "measured" : "")]),
+    HARDWARE_FIELDS.flatMap((f) => {
+      const value = file.profile[f];
+      return value === undefined ? [] : [[f, rate(value), UNITS[f]!, file.sources?.[f] ?? (file.measured.includes(f) ? "measured" : "")]];
+    }),
   );
   const lines = [`${file.device} · ${c.backend} · measured ${file.measured.join(", ")}`, "", gemms, "", fields, ""];
   lines.push(out === null ? "No --out: nothing written." : `wrote ${out}; plan with it: apb plan --hardware-file ${out} --model <model> --length <tokens>`);

@@ -27,6 +27,7 @@ pub fn h100() -> Hardware {
         link_gbs: 45.0,
         link_latency_us: 10.0,
         memory_gib: 80.0,
+        attention_blocks: None,
     }
 }
 

@@ -1,0 +1,201 @@
+//! Attention as apb's kernel runs it, for profiles that give the device's multiprocessors and
+//! a block's fixed cost (`AttentionBlocks`). A call (one query range over its key segments) is
+//! cut into blocks of `block_rows` query rows per head; each block walks the 128-key tiles its
+//! last row can see and also pays a fixed cost (loading its queries, filling and draining
+//! its pipeline, writing its output). Blocks run one per multiprocessor, dispatched head by
+//! head with the heaviest row block first, each to the first multiprocessor that is free.
+//!
+//! FLOPs at a rate describe long calls well; short ones lose time to the fixed cost and to
+//! their last wave of blocks. On an H200 the kernel alone ran causal attention over 2K, 4K and
+//! 16K tokens at 342, 475 and 634 TFLOP/s (bench/results/attention-short-h200.md); these
+//! blocks with a fixed 7 us give those times within 1.5%. At 32K on 8 hosts each host's calls
+//! are 2K-4K tokens long.
+
+use crate::input::{AttentionBlocks, Hardware};
+use crate::layout::{KeySegment, Mask, QueryRange};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Keys per tile of the walk.
+pub const KEY_TILE: u64 = 128;
+
+/// Query rows per block: 64 per consumer warpgroup, two at head dim 128 and three at 64
+/// (cuda/attention_sm90.cu).
+pub fn block_rows(head_dim: u64) -> u64 {
+    if head_dim <= 64 {
+        192
+    } else {
+        128
+    }
+}
+
+/// The call `attentionTflops` is measured on (apb calibrate): causal attention over 16384
+/// tokens with 32 query heads.
+pub const REFERENCE_TOKENS: u64 = 16384;
+pub const REFERENCE_HEADS: u64 = 32;
+
+/// Beyond this many waves of blocks the last wave is under 1% of a call: its blocks are
+/// summed and spread evenly instead of dispatched one by one, so a plan stays fast.
+const DISPATCHED_WAVES: u64 = 64;
+
+fn ceil_div(a: u64, b: u64) -> u64 {
+    (a + b.saturating_sub(1)).checked_div(b).unwrap_or(0)
+}
+
+/// Keys of `key` that query row `row` (of `rows`) sees: all of a full segment; of a causal
+/// one, aligned bottom-right, those up to the row's own position.
+fn visible_keys(key: &KeySegment, row: u64, rows: u64) -> u64 {
+    match key.mask {
+        Mask::Full => key.count,
+        Mask::Causal => (row + 1 + key.count).saturating_sub(rows).min(key.count),
+    }
+}
+
+/// Key tiles of each row block of a call, heaviest (last rows) first: the order blocks
+/// of one head are dispatched in.
+fn block_tiles(range: &QueryRange, head_dim: u64) -> Vec<u64> {
+    let per_block = block_rows(head_dim);
+    let blocks = ceil_div(range.row_count, per_block);
+    (0..blocks)
+        .rev()
+        .map(|b| {
+            let last_row = ((b + 1) * per_block).min(range.row_count) - 1;
+            range.keys.iter().map(|k| ceil_div(visible_keys(k, last_row, range.row_count), KEY_TILE)).sum()
+        })
+        .collect()
+}
+
+/// Seconds of one key tile of one block: what makes the reference call take the time
+/// `attentionTflops` gives it, once its blocks' fixed costs are taken out.
+pub fn tile_seconds(hw: &Hardware, blocks: &AttentionBlocks, head_dim: u64) -> f64 {
+    let reference = QueryRange {
+        rows: crate::layout::RowKind::Local,
+        row_start: 0,
+        row_count: REFERENCE_TOKENS,
+        keys: vec![KeySegment { source: crate::layout::KeySource::Local, start: 0, count: REFERENCE_TOKENS, mask: Mask::Causal }],
+    };
+    let tiles = block_tiles(&reference, head_dim);
+    let n = REFERENCE_TOKENS as f64;
+    let flops = 4.0 * REFERENCE_HEADS as f64 * (n * n / 2.0) * head_dim as f64;
+    let seconds = flops / (hw.attention_tflops * 1e12);
+    let heads = REFERENCE_HEADS as f64;
+    // The reference is 31 waves deep: its blocks fill the multiprocessors evenly.
+    let fixed = heads * tiles.len() as f64 * blocks.block_us * 1e-6;
+    let tile_count = heads * tiles.iter().sum::<u64>() as f64;
+    ((seconds * blocks.multiprocessors as f64 - fixed) / tile_count).max(seconds * 1e-3 / tile_count)
+}
+
+/// A multiprocessor's time at which it is next free, ordered so the heap's top is the
+/// earliest.
+struct Free(f64);
+
+impl PartialEq for Free {
+    fn eq(&self, other: &Free) -> bool {
+        self.0.total_cmp(&other.0) == Ordering::Equal
+    }
+}
+impl Eq for Free {}
+impl PartialOrd for Free {
+    fn partial_cmp(&self, other: &Free) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Free {
+    fn cmp(&self, other: &Free) -> Ordering {
+        other.0.total_cmp(&self.0)
+    }
+}
+
+/// Seconds of one call on `q_heads` heads: its blocks dispatched as the kernel's grid is.
+pub fn call_seconds(hw: &Hardware, blocks: &AttentionBlocks, range: &QueryRange, q_heads: u64, head_dim: u64) -> f64 {
+    let tiles = block_tiles(range, head_dim);
+    if tiles.is_empty() || q_heads == 0 {
+        return 0.0;
+    }
+    let tile = tile_seconds(hw, blocks, head_dim);
+    let fixed = blocks.block_us * 1e-6;
+    let sms = blocks.multiprocessors.max(1);
+    let count = tiles.len() as u64 * q_heads;
+    if count > DISPATCHED_WAVES * sms {
+        let per_head: f64 = tiles.iter().map(|&t| fixed + t as f64 * tile).sum();
+        return per_head * q_heads as f64 / sms as f64;
+    }
+    let mut free: BinaryHeap<Free> = (0..sms).map(|_| Free(0.0)).collect();
+    let mut end: f64 = 0.0;
+    for _ in 0..q_heads {
+        for &t in &tiles {
+            let start = free.pop().map_or(0.0, |f| f.0);
+            let done = start + fixed + t as f64 * tile;
+            end = end.max(done);
+            free.push(Free(done));
+        }
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{KeySource, RowKind};
+
+    fn h200() -> (Hardware, AttentionBlocks) {
+        let blocks = AttentionBlocks { multiprocessors: 132, block_us: 7.0 };
+        let hw = Hardware { matmul_tflops: 650.0, attention_tflops: 560.0, hbm_gbs: 4300.0, link_gbs: 360.0, link_latency_us: 3.0, memory_gib: 139.0, attention_blocks: Some(blocks) };
+        (hw, blocks)
+    }
+
+    fn causal(tokens: u64) -> QueryRange {
+        QueryRange { rows: RowKind::Local, row_start: 0, row_count: tokens, keys: vec![KeySegment { source: KeySource::Local, start: 0, count: tokens, mask: Mask::Causal }] }
+    }
+
+    fn tflops(tokens: u64, seconds: f64) -> f64 {
+        4.0 * 32.0 * (tokens * tokens) as f64 / 2.0 * 128.0 / seconds / 1e12
+    }
+
+    #[test]
+    fn the_reference_call_runs_at_the_profiles_rate() {
+        let (hw, blocks) = h200();
+        let rate = tflops(REFERENCE_TOKENS, call_seconds(&hw, &blocks, &causal(REFERENCE_TOKENS), 32, 128));
+        assert!((rate / 560.0 - 1.0).abs() < 0.005, "{rate}");
+    }
+
+    #[test]
+    fn short_calls_run_slower_and_long_ones_near_the_tile_rate() {
+        let (hw, blocks) = h200();
+        let rates: Vec<f64> = [2048, 4096, 16384, 65536].iter().map(|&n| tflops(n, call_seconds(&hw, &blocks, &causal(n), 32, 128))).collect();
+        assert!(rates.windows(2).all(|w| w[0] < w[1]), "{rates:?}");
+        // The H200's kernel alone: 2K at 54% of 16K's rate, 4K at 75%.
+        assert!((rates[0] / rates[2] - 0.54).abs() < 0.05, "{rates:?}");
+        assert!((rates[1] / rates[2] - 0.75).abs() < 0.05, "{rates:?}");
+    }
+
+    #[test]
+    fn blocks_walk_the_tiles_their_last_row_sees() {
+        let mut range = causal(300);
+        range.keys.insert(0, KeySegment { source: KeySource::Anchor, start: 0, count: 129, mask: Mask::Full });
+        // Rows 256..299, 128..255, 0..127: 2 anchor tiles plus 3, 2 and 1 causal tiles; at head
+        // dim 64, rows 192..299 and 0..191: plus 3 and 2.
+        assert_eq!(block_tiles(&range, 128), vec![5, 4, 3]);
+        assert_eq!(block_tiles(&range, 64), vec![5, 4]);
+    }
+
+    #[test]
+    fn many_waves_sum_to_what_dispatching_them_gives() {
+        let (hw, blocks) = h200();
+        let few = AttentionBlocks { multiprocessors: 132, ..blocks };
+        let n = 65536;
+        let spread = call_seconds(&hw, &few, &causal(n), 32, 128);
+        let mut dispatched = 0.0;
+        let tiles = block_tiles(&causal(n), 128);
+        let tile = tile_seconds(&hw, &few, 128);
+        let mut free = vec![0.0f64; 132];
+        for _ in 0..32 {
+            for &t in &tiles {
+                let i = (0..132).min_by(|&a, &b| free[a].total_cmp(&free[b])).unwrap_or(0);
+                free[i] += 7e-6 + t as f64 * tile;
+                dispatched = f64::max(dispatched, free[i]);
+            }
+        }
+        assert!((spread / dispatched - 1.0).abs() < 0.01, "{spread} vs {dispatched}");
+    }
+}
