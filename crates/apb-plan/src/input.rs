@@ -364,12 +364,13 @@ pub fn parse_hardware(v: &Json, path: &str) -> PlanResult<Hardware> {
         (Some(multiprocessors), Some(block_us)) => Hardware { attention_blocks: Some(AttentionBlocks { multiprocessors, block_us }), ..hw },
         (None, None) => hw,
         (given, _) => {
-            let missing = if given.is_some() { "attentionBlockUs" } else { "multiprocessors" };
+            let (missing, other) = if given.is_some() { ("attentionBlockUs", "multiprocessors") } else { ("multiprocessors", "attentionBlockUs") };
             let p = if path.is_empty() { missing.to_string() } else { format!("{path}.{missing}") };
+            // OUT_OF_RANGE, as the TypeScript schema's check of the same pair says it.
             return Err(PlanError::new(
-                code::MISSING_FIELD,
+                code::OUT_OF_RANGE,
                 &p,
-                format!("{p} is required beside the other: multiprocessors and attentionBlockUs go together (both from apb calibrate or a preset, or neither)"),
+                format!("{p} goes with {other}: give both (from apb calibrate or a preset) or neither"),
             ));
         }
     };

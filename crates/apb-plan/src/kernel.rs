@@ -34,6 +34,12 @@ pub fn block_rows(head_dim: u64) -> u64 {
 pub const REFERENCE_TOKENS: u64 = 16384;
 pub const REFERENCE_HEADS: u64 = 32;
 
+/// Calls with fewer blocks than multiprocessors cut each block's walk into parts (the
+/// launcher's key splits, merged by LSE after), at least this many tiles each and at most
+/// MAX_PARTS parts, until the blocks fill the device (crates/apb-cuda/src/attention_sm90.rs).
+const MIN_TILES_PER_PART: u64 = 16;
+const MAX_PARTS: u64 = 16;
+
 /// Beyond this many waves of blocks the last wave is under 1% of a call: its blocks are
 /// summed and spread evenly instead of dispatched one by one, so a plan stays fast.
 const DISPATCHED_WAVES: u64 = 64;
@@ -116,6 +122,9 @@ pub fn call_seconds(hw: &Hardware, blocks: &AttentionBlocks, range: &QueryRange,
     let fixed = blocks.block_us * 1e-6;
     let sms = blocks.multiprocessors.max(1);
     let count = tiles.len() as u64 * q_heads;
+    let parts = if count >= sms { 1 } else { ceil_div(sms, count).min(tiles.iter().sum::<u64>() / MIN_TILES_PER_PART).clamp(1, MAX_PARTS) };
+    let tiles: Vec<u64> = tiles.iter().flat_map(|&t| std::iter::repeat(ceil_div(t, parts)).take(parts as usize)).collect();
+    let count = count * parts;
     if count > DISPATCHED_WAVES * sms {
         let per_head: f64 = tiles.iter().map(|&t| fixed + t as f64 * tile).sum();
         return per_head * q_heads as f64 / sms as f64;
@@ -177,6 +186,20 @@ mod tests {
         // dim 64, rows 192..299 and 0..191: plus 3 and 2.
         assert_eq!(block_tiles(&range, 128), vec![5, 4, 3]);
         assert_eq!(block_tiles(&range, 64), vec![5, 4]);
+    }
+
+    #[test]
+    fn few_rows_over_many_keys_split_their_walk_to_fill_the_device() {
+        let (hw, blocks) = h200();
+        let query = |keys: u64| QueryRange { rows: RowKind::Anchor, row_start: 0, row_count: 64, keys: vec![KeySegment { source: KeySource::Local, start: 0, count: keys, mask: Mask::Full }] };
+        let tile = tile_seconds(&hw, &blocks, 128);
+        // 32 blocks of 512 tiles, cut in 5 parts as the launcher cuts them for 132 SMs: 160
+        // parts of 103 tiles and a fixed cost each, so two waves.
+        let t = call_seconds(&hw, &blocks, &query(65536), 32, 128);
+        assert!((t / (2.0 * (7e-6 + 103.0 * tile)) - 1.0).abs() < 1e-9, "{t}");
+        // 32 tiles: 2 parts of at least 16 tiles.
+        let t = call_seconds(&hw, &blocks, &query(4096), 32, 128);
+        assert!((t / (7e-6 + 16.0 * tile) - 1.0).abs() < 1e-9, "{t}");
     }
 
     #[test]

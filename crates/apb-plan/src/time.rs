@@ -7,7 +7,7 @@
 use crate::cost::{self, HostWork, QueryWork};
 use crate::kernel;
 use crate::input::{PlanInput, Strategy};
-use crate::layout::{HostLayout, Layout, QueryRange};
+use crate::layout::{HostLayout, KeySegment, KeySource, Layout, Mask, QueryRange, RowKind};
 use crate::settings::Settings;
 
 /// Seconds of one host's prefill work per layer, by phase.
@@ -79,6 +79,18 @@ fn elementwise(input: &PlanInput, rows: u64) -> f64 {
     hbm(input, rows as f64 * (12.0 * m.hidden as f64 + 3.0 * m.intermediate as f64) * input.activation_bytes)
 }
 
+/// The query-aware scorer first runs the query rows' attention over the host's local keys,
+/// for the softmax normaliser its scores are taken against (the scores' own FLOPs are in
+/// `scoring_flops`).
+fn query_scorer_attention(input: &PlanInput, host: &HostLayout) -> f64 {
+    if host.passing.sends == 0 || input.scorer != crate::input::Scorer::Query || input.query_tokens == 0 {
+        return 0.0;
+    }
+    let keys = KeySegment { source: KeySource::Local, start: 0, count: host.local_tokens, mask: Mask::Full };
+    let rows = QueryRange { rows: RowKind::Anchor, row_start: 0, row_count: input.query_tokens, keys: vec![keys] };
+    attention_calls(input, &[rows], host.q_heads.1)
+}
+
 /// Per-layer time of one host's own prefill work; `communication` is its collective's time.
 pub fn host_phases(input: &PlanInput, s: &Settings, host: &HostLayout, work: &HostWork) -> PhaseTimes {
     let scoring_weights = if work.scoring_flops > 0.0 && input.scorer == crate::input::Scorer::RetainingHeads {
@@ -99,7 +111,7 @@ pub fn host_phases(input: &PlanInput, s: &Settings, host: &HostLayout, work: &Ho
         projections: gemm(input, work.projection_flops, projection_weight_bytes(input)),
         ffn: gemm(input, work.ffn_flops, ffn_weight_bytes(input)),
         attention: attention_calls(input, &host.segments, host.q_heads.1).max(hbm(input, work.attention_kv_bytes)),
-        scoring: gemm(input, work.scoring_flops, scoring_weights),
+        scoring: gemm(input, work.scoring_flops, scoring_weights) + query_scorer_attention(input, host),
         elementwise: elementwise(input, work.rows),
         communication,
     }

@@ -23,6 +23,16 @@ fn error_of(op: &str, input: &str) -> (String, String, String) {
 }
 
 #[test]
+fn the_attention_blocks_come_as_a_pair() {
+    let blocks_only = HW.replace(r#""memoryGiB":80"#, r#""memoryGiB":80,"multiprocessors":132"#);
+    let (code, path, message) = error_of("plan", &format!(r#"{{"contextTokens":32768,"hosts":8,{MODEL},{blocks_only}}}"#));
+    assert_eq!((code.as_str(), path.as_str()), ("OUT_OF_RANGE", "hardware.attentionBlockUs"), "{message}");
+    let cost_only = HW.replace(r#""memoryGiB":80"#, r#""memoryGiB":80,"attentionBlockUs":7"#);
+    let (code, path, _) = error_of("plan", &format!(r#"{{"contextTokens":32768,"hosts":8,{MODEL},{cost_only}}}"#));
+    assert_eq!((code.as_str(), path.as_str()), ("OUT_OF_RANGE", "hardware.multiprocessors"));
+}
+
+#[test]
 fn each_bad_field_is_named_with_its_allowed_range() {
     let cases = [
         (with(r#""contextTokens":0,"hosts":8"#), "OUT_OF_RANGE", "contextTokens"),

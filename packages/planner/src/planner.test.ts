@@ -99,6 +99,7 @@ describe("bad input gets one clear error naming the field and the allowed range"
     ["unknown preset", { ...base, model: "gpt-9" }, "OUT_OF_RANGE", "model", /presets: llama-3.1-8b/],
     ["bad model field", { ...base, model: { ...MODEL_PRESETS["llama-3.1-8b"].shape, kvHeads: 7 } }, "OUT_OF_RANGE", "model.kvHeads", /divide heads/],
     ["negative memory", { ...base, hardware: { ...HARDWARE_PRESETS["h100-ib"].profile, memoryGiB: -1 } }, "OUT_OF_RANGE", "hardware.memoryGiB", /greater than 0/],
+    ["multiprocessors alone", { ...base, hardware: { ...HARDWARE_PRESETS["a100-ib"].profile, multiprocessors: 108 } }, "OUT_OF_RANGE", "hardware.attentionBlockUs", /goes with multiprocessors/],
   ];
   for (const [name, request, code, path, message] of cases) {
     it(name, async () => {
