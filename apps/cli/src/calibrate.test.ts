@@ -35,6 +35,9 @@ describe("apb calibrate", () => {
     expect(file.profile).toMatchObject({ linkGBs: 360, linkLatencyUs: 3 });
     expect(file.sources?.linkGBs).toMatch(/^from preset h100-nvlink \(not measured/);
     expect(file.sources?.memoryGiB).toMatch(/total memory/);
+    // A GPU kernel's blocks say nothing about a CPU: they are not borrowed for one.
+    expect(file.profile.multiprocessors).toBeUndefined();
+    expect(file.profile.attentionBlockUs).toBeUndefined();
     expect(file.conditions).toMatchObject({ backend: "cpu", modelShape: config, tokens: 8, attentionTokens: 64 });
   });
 
