@@ -11,11 +11,17 @@ use crate::settings::Settings;
 use crate::time;
 
 const ITERATIONS: usize = 40;
+/// Relative change of every host's length below which the sizes have settled.
+const SETTLED: f64 = 1e-3;
+/// Spread of the hosts' times, relative to their mean, that counts as balanced.
+const EVEN_ENOUGH: f64 = 0.005;
+/// Steps in a row without the slowest host gaining a tenth of EVEN_ENOUGH that end the search.
+const STALLED_STEPS: usize = 4;
 
 fn host_seconds(input: &PlanInput, s: &Settings, h: u64, start: u64, len: u64) -> f64 {
     let host = layout::build_host(input, s, h, vec![Range { start, end: start + len }]);
     let work = cost::host_work(input, s, &host);
-    time::host_phases(input, s, &host, &work).compute()
+    time::host_phases(input, s, &host, &work, time::Detail::Spread).compute()
 }
 
 fn seconds_for(input: &PlanInput, s: &Settings, sizes: &[f64]) -> Vec<f64> {
@@ -38,9 +44,25 @@ pub fn sizes(input: &PlanInput, s: &Settings) -> Vec<u64> {
     let n = input.context_tokens as f64;
     let hosts = s.hosts as usize;
     let mut sizes = vec![n / hosts as f64; hosts];
+    let (mut best, mut stalled) = (f64::INFINITY, 0);
     for _ in 0..ITERATIONS {
         let t = seconds_for(input, s, &sizes);
         let mean = t.iter().sum::<f64>() / hosts as f64;
+        // Even to within EVEN_ENOUGH of the mean, or the slowest host no longer gaining: more
+        // steps would buy little (discrete tiles and anchors can keep hosts from meeting).
+        let (fastest, slowest) = t.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        if slowest - fastest <= EVEN_ENOUGH * mean {
+            break;
+        }
+        if slowest < best * (1.0 - EVEN_ENOUGH / 10.0) {
+            (best, stalled) = (slowest, 0);
+        } else {
+            stalled += 1;
+            if stalled == STALLED_STEPS {
+                break;
+            }
+        }
+        let before = sizes.clone();
         for (len, secs) in sizes.iter_mut().zip(t.iter()) {
             if *secs > 0.0 {
                 *len *= (mean / secs).sqrt();
@@ -49,6 +71,11 @@ pub fn sizes(input: &PlanInput, s: &Settings) -> Vec<u64> {
         let total: f64 = sizes.iter().sum();
         for len in sizes.iter_mut() {
             *len *= n / total;
+        }
+        // Settled: no host moves by a hundredth of a token's share more (rounding to granules
+        // follows), so further steps would only cost time.
+        if sizes.iter().zip(&before).all(|(a, b)| (a - b).abs() <= SETTLED * b) {
+            break;
         }
     }
     round_sizes(&sizes, input.context_tokens)

@@ -6,7 +6,7 @@ use crate::error::PlanResult;
 use crate::input::PlanInput;
 use crate::layout::{self, HostLayout, Layout};
 use crate::settings::{self, Settings};
-use crate::time::{self, PhaseTimes};
+use crate::time::{self, Detail, PhaseTimes};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostPlan {
@@ -74,13 +74,19 @@ impl Plan {
 }
 
 pub fn plan(input: &PlanInput) -> PlanResult<Plan> {
+    plan_with(input, Detail::Waves)
+}
+
+/// A plan whose attention calls are timed with `detail` (recommend screens its many
+/// candidates with `Detail::Spread`, then plans the best ones fully).
+pub fn plan_with(input: &PlanInput, detail: Detail) -> PlanResult<Plan> {
     let s = settings::resolve(input)?;
     if !input.balances() {
-        return assemble(input, &s, None);
+        return assemble(input, &s, None, detail);
     }
-    let even = assemble(input, &s, None)?;
+    let even = assemble(input, &s, None, detail)?;
     let sizes = balance::sizes(input, &s);
-    let mut balanced = match assemble(input, &s, Some(&sizes)) {
+    let mut balanced = match assemble(input, &s, Some(&sizes), detail) {
         Ok(p) => p,
         // Balanced only by default: settings chosen for even blocks (a passing length of a
         // whole block) may not fit the shorter ones, so the even split runs, unremarked.
@@ -103,7 +109,7 @@ fn kept_even(mut even: Plan, warning: Option<&str>) -> Plan {
     even
 }
 
-fn assemble(input: &PlanInput, s: &Settings, sizes: Option<&[u64]>) -> PlanResult<Plan> {
+fn assemble(input: &PlanInput, s: &Settings, sizes: Option<&[u64]>, detail: Detail) -> PlanResult<Plan> {
     let layout = layout::build(input, s, sizes);
     layout::check(&layout)?;
     let hosts: Vec<HostPlan> = layout
@@ -111,7 +117,7 @@ fn assemble(input: &PlanInput, s: &Settings, sizes: Option<&[u64]>) -> PlanResul
         .iter()
         .map(|host| {
             let work = cost::host_work(input, s, host);
-            let phases = time::host_phases(input, s, host, &work);
+            let phases = time::host_phases(input, s, host, &work, detail);
             let (query_compute_s, query_merge_s) = time::host_query_time(input, s, host);
             HostPlan {
                 layout: host.clone(),
@@ -125,7 +131,7 @@ fn assemble(input: &PlanInput, s: &Settings, sizes: Option<&[u64]>) -> PlanResul
         .collect();
     let layers = input.model.layers as f64;
     let phases: Vec<PhaseTimes> = hosts.iter().map(|h| h.phases.clone()).collect();
-    let prefill_s = layers * time::layer_critical_path(input, &layout, &phases);
+    let prefill_s = layers * time::layer_critical_path(input, &layout, &phases, detail);
     let max = |f: &dyn Fn(&HostPlan) -> f64| hosts.iter().map(f).fold(0.0, f64::max);
     let query_layer_s = max(&|h| h.query_compute_s) + max(&|h| h.query_merge_s);
     let query_s = layers * query_layer_s + time::lm_head(input);

@@ -8,6 +8,7 @@ use crate::error::{code, PlanError, PlanResult};
 use crate::input::{self, Fields, PlanInput, Strategy, GRANULE};
 use crate::json::Json;
 use crate::plan::{self, Plan};
+use crate::time::Detail;
 use crate::settings::{self, ceil_div};
 
 pub struct RecommendInput {
@@ -20,6 +21,8 @@ pub struct RecommendInput {
 }
 
 const TOP: usize = 10;
+/// Candidates planned again in full after screening.
+const SCREENED: usize = 4 * TOP;
 
 pub fn parse(v: &Json) -> PlanResult<RecommendInput> {
     for searched in ["hosts", "anchorTokens", "passingTokens", "balanced"] {
@@ -53,7 +56,7 @@ fn at_least(ratio: f64, block: u64) -> u64 {
     rounded.min(block)
 }
 
-fn candidate(r: &RecommendInput, strategy: Strategy, hosts: u64, balanced: bool) -> PlanResult<Plan> {
+fn candidate(r: &RecommendInput, strategy: Strategy, hosts: u64, balanced: bool, detail: Detail) -> PlanResult<Plan> {
     let mut i = crate::compare::input_for(&r.base, strategy);
     if strategy != Strategy::Full {
         i.hosts = hosts;
@@ -65,7 +68,7 @@ fn candidate(r: &RecommendInput, strategy: Strategy, hosts: u64, balanced: bool)
         i.anchor_tokens = Some(at_least(r.min_anchor_ratio, block).max(need).min(block));
         i.passing_tokens = Some(at_least(r.min_passing_ratio, block));
     }
-    plan::plan(&i)
+    plan::plan_with(&i, detail)
 }
 
 fn row(p: &Plan) -> Json {
@@ -75,7 +78,7 @@ fn row(p: &Plan) -> Json {
 }
 
 pub fn recommend(r: &RecommendInput) -> Json {
-    let mut found: Vec<Plan> = Vec::new();
+    let mut found: Vec<(Strategy, u64, bool, Plan)> = Vec::new();
     let (mut searched, mut infeasible, mut too_big) = (0u64, 0u64, 0u64);
     for &strategy in &r.strategies {
         let hosts_range = if strategy == Strategy::Full { 1..=1 } else { 1..=r.max_hosts };
@@ -84,15 +87,25 @@ pub fn recommend(r: &RecommendInput) -> Json {
                 if r.allow_balanced && strategy.has_anchor() && hosts > 1 { &[false, true] } else { &[false] };
             for &balanced in balance_options {
                 searched += 1;
-                match candidate(r, strategy, hosts, balanced) {
-                    Ok(p) if p.fits() => found.push(p),
+                match candidate(r, strategy, hosts, balanced, Detail::Spread) {
+                    Ok(p) if p.fits() => found.push((strategy, hosts, balanced, p)),
                     Ok(_) => too_big += 1,
                     Err(_) => infeasible += 1,
                 }
             }
         }
     }
-    found.sort_by(|a, b| a.ttft_s().partial_cmp(&b.ttft_s()).unwrap_or(std::cmp::Ordering::Equal));
+    // Screened with every attention call's blocks spread evenly (fast over hundreds of
+    // candidates); the best SCREENED are planned again with their last waves dispatched, and
+    // ranked by that.
+    let by_ttft = |a: &Plan, b: &Plan| a.ttft_s().partial_cmp(&b.ttft_s()).unwrap_or(std::cmp::Ordering::Equal);
+    found.sort_by(|a, b| by_ttft(&a.3, &b.3));
+    let mut found: Vec<Plan> = found
+        .into_iter()
+        .take(SCREENED)
+        .map(|(strategy, hosts, balanced, screened)| candidate(r, strategy, hosts, balanced, Detail::Waves).unwrap_or(screened))
+        .collect();
+    found.sort_by(by_ttft);
     let best = found.first().map(row).unwrap_or(Json::Null);
     let reason = if found.is_empty() {
         Json::str("no searched setting fits in device memory; allow more hosts or a device with more memory")

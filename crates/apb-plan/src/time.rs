@@ -51,14 +51,25 @@ fn attention(input: &PlanInput, flops: f64, kv_bytes: f64) -> f64 {
     tflops(flops, input.hardware.attention_tflops).max(hbm(input, kv_bytes))
 }
 
+/// How closely attention calls are timed where the profile describes the kernel's blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Every call's last waves dispatched block by block: a plan's times.
+    Waves,
+    /// Every call's blocks spread evenly: balance.rs's many trial sizes, which need each
+    /// host's cost in proportion, quickly.
+    Spread,
+}
+
 /// Seconds of attention over these query ranges (one kernel call each) on `q_heads` heads:
 /// block by block where the profile describes the kernel's blocks (`kernel.rs`), else their
 /// FLOPs at the profile's attention rate.
-fn attention_calls(input: &PlanInput, ranges: &[QueryRange], q_heads: u64) -> f64 {
+fn attention_calls(input: &PlanInput, ranges: &[QueryRange], q_heads: u64, detail: Detail) -> f64 {
     let hw = &input.hardware;
     let head_dim = input.model.head_dim;
+    let spread = detail == Detail::Spread;
     match &hw.attention_blocks {
-        Some(blocks) => ranges.iter().map(|r| kernel::call_seconds(hw, blocks, r, q_heads, head_dim)).sum(),
+        Some(blocks) => ranges.iter().map(|r| kernel::call_seconds(hw, blocks, r, q_heads, head_dim, spread)).sum(),
         None => tflops(ranges.iter().map(|r| cost::range_attention_flops(r, q_heads, head_dim)).sum(), hw.attention_tflops),
     }
 }
@@ -82,17 +93,17 @@ fn elementwise(input: &PlanInput, rows: u64) -> f64 {
 /// The query-aware scorer first runs the query rows' attention over the host's local keys,
 /// for the softmax normaliser its scores are taken against (the scores' own FLOPs are in
 /// `scoring_flops`).
-fn query_scorer_attention(input: &PlanInput, host: &HostLayout) -> f64 {
+fn query_scorer_attention(input: &PlanInput, host: &HostLayout, detail: Detail) -> f64 {
     if host.passing.sends == 0 || input.scorer != crate::input::Scorer::Query || input.query_tokens == 0 {
         return 0.0;
     }
     let keys = KeySegment { source: KeySource::Local, start: 0, count: host.local_tokens, mask: Mask::Full };
     let rows = QueryRange { rows: RowKind::Anchor, row_start: 0, row_count: input.query_tokens, keys: vec![keys] };
-    attention_calls(input, &[rows], host.q_heads.1)
+    attention_calls(input, &[rows], host.q_heads.1, detail)
 }
 
 /// Per-layer time of one host's own prefill work; `communication` is its collective's time.
-pub fn host_phases(input: &PlanInput, s: &Settings, host: &HostLayout, work: &HostWork) -> PhaseTimes {
+pub fn host_phases(input: &PlanInput, s: &Settings, host: &HostLayout, work: &HostWork, detail: Detail) -> PhaseTimes {
     let scoring_weights = if work.scoring_flops > 0.0 && input.scorer == crate::input::Scorer::RetainingHeads {
         cost::retaining_parameter_count(input) / input.model.layers as f64 * input.model.bytes_per_weight
     } else {
@@ -110,21 +121,21 @@ pub fn host_phases(input: &PlanInput, s: &Settings, host: &HostLayout, work: &Ho
     PhaseTimes {
         projections: gemm(input, work.projection_flops, projection_weight_bytes(input)),
         ffn: gemm(input, work.ffn_flops, ffn_weight_bytes(input)),
-        attention: attention_calls(input, &host.segments, host.q_heads.1).max(hbm(input, work.attention_kv_bytes)),
-        scoring: gemm(input, work.scoring_flops, scoring_weights) + query_scorer_attention(input, host),
+        attention: attention_calls(input, &host.segments, host.q_heads.1, detail).max(hbm(input, work.attention_kv_bytes)),
+        scoring: gemm(input, work.scoring_flops, scoring_weights) + query_scorer_attention(input, host, detail),
         elementwise: elementwise(input, work.rows),
         communication,
     }
 }
 
 /// Critical path of one layer of prefill across all hosts, in seconds.
-pub fn layer_critical_path(input: &PlanInput, layout: &Layout, phases: &[PhaseTimes]) -> f64 {
+pub fn layer_critical_path(input: &PlanInput, layout: &Layout, phases: &[PhaseTimes], detail: Detail) -> f64 {
     let s = &layout.settings;
     let max = |f: &dyn Fn(&PhaseTimes) -> f64| phases.iter().map(f).fold(0.0, f64::max);
     match s.strategy {
         Strategy::Ring | Strategy::RingZigzag if s.hosts > 1 => {
             let other = max(&|p| p.compute() - p.attention);
-            other + ring_attention_steps(input, layout)
+            other + ring_attention_steps(input, layout, detail)
         }
         Strategy::Ulysses => {
             max(&|p| p.projections + p.ffn + p.elementwise) + max(&|p| p.attention) + max(&|p| p.communication)
@@ -142,7 +153,7 @@ pub fn layer_critical_path(input: &PlanInput, layout: &Layout, phases: &[PhaseTi
 /// The steps' slowest calls come from a range maximum over the runs, so a layer costs
 /// O((H + runs) log H), not a walk of H steps on each of H hosts. Each step also moves its
 /// partial output (`ring_step_copies`) before the next transfer is waited for.
-fn ring_attention_steps(input: &PlanInput, layout: &Layout) -> f64 {
+fn ring_attention_steps(input: &PlanInput, layout: &Layout, detail: Detail) -> f64 {
     let s = &layout.settings;
     let kv_token = cost::kv_bytes_per_token(input, input.model.kv_heads);
     let transfer = link(input, s.block_tokens as f64 * kv_token, 1.0);
@@ -150,7 +161,7 @@ fn ring_attention_steps(input: &PlanInput, layout: &Layout) -> f64 {
     let (first_copies, later_copies) = ring_step_copies(input, layout);
     let mut slowest = StepMax::new(s.hosts as usize);
     for run in layout.hosts.iter().flat_map(|h| h.ring_steps.iter()) {
-        slowest.raise(run.first_step, run.steps, attention_calls(input, &run.segments, input.model.heads));
+        slowest.raise(run.first_step, run.steps, attention_calls(input, &run.segments, input.model.heads, detail));
     }
     let mut total = 0.0;
     for step in 0..slowest.steps {

@@ -171,9 +171,9 @@ fn check(case: &Case, regimes: &mut reference::Regimes) -> bool {
     };
     let layout = layout::build(i, &s, case.sizes.as_deref());
     let phases: Vec<PhaseTimes> =
-        layout.hosts.iter().map(|h| time::host_phases(i, &s, h, &cost::host_work(i, &s, h))).collect();
+        layout.hosts.iter().map(|h| time::host_phases(i, &s, h, &cost::host_work(i, &s, h), time::Detail::Waves)).collect();
     let old = reference::layer_critical_path(i, &layout, &phases, regimes);
-    let new = time::layer_critical_path(i, &layout, &phases);
+    let new = time::layer_critical_path(i, &layout, &phases, time::Detail::Waves);
     let what = format!("blocks {:?} of {:?}", case.sizes, i);
     assert!(close(old, new), "layer critical path {new} differs from the reference {old}: {what}");
     if case.sizes.is_none() && i.hosts <= 64 {
