@@ -2,7 +2,7 @@
 // message beside its field, and a planner error's path names the field it belongs to.
 import { MODEL_PRESETS, modelFromHfConfig, PlannerError, type HardwareProfile, type ModelShape, type PlanRequest } from "@apb/planner";
 import { parseCount, parseFigure, parseLength } from "./lengths.js";
-import { HARDWARE_FIELDS, type FormState, type HardwareField } from "./state.js";
+import { HARDWARE_FIELDS, OPTIONAL_HARDWARE_FIELDS, type FormState, type HardwareField } from "./state.js";
 
 /** Ids of the form's fields (each element's id in index.html). */
 export type FieldId =
@@ -56,7 +56,10 @@ export function buildRequest(state: FormState): Built {
   let hardware: string | HardwareProfile = state.hardware;
   if (state.hardware === "custom") {
     const figures: Partial<Record<HardwareField, number>> = {};
-    for (const field of HARDWARE_FIELDS) figures[field] = need(`hw-${field}`, parseFigure(state.custom[field]));
+    for (const field of HARDWARE_FIELDS) {
+      if (OPTIONAL_HARDWARE_FIELDS.includes(field) && state.custom[field].trim() === "") continue;
+      figures[field] = need(`hw-${field}`, parseFigure(state.custom[field]));
+    }
     hardware = figures as HardwareProfile;
   }
 

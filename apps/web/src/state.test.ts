@@ -75,6 +75,17 @@ describe("from the form to the planner", () => {
     expect(built.errors.map((e) => e.field)).toEqual(["context", "hosts", "hw-hbmGBs"]);
   });
 
+  it("sends the attention blocks' figures when given and leaves them out when empty", () => {
+    const hopper = buildRequest(state({ hardware: "custom", custom: presetFigures("h200-nvlink") }));
+    expect(hopper.ok && hopper.request.hardware).toMatchObject({ multiprocessors: 132, attentionBlockUs: 7 });
+    // The A100 preset times attention by FLOPs: its custom copy has the two fields empty.
+    const a100 = presetFigures("a100-ib");
+    expect([a100.multiprocessors, a100.attentionBlockUs]).toEqual(["", ""]);
+    const flops = buildRequest(state({ hardware: "custom", custom: a100 }));
+    expect(flops.ok && Object.keys(flops.request.hardware as object)).not.toContain("multiprocessors");
+    expect(fieldForPath("hardware.attentionBlockUs", state({ hardware: "custom" }))).toBe("hw-attentionBlockUs");
+  });
+
   it("reads a pasted config.json, and names the textarea when it cannot", () => {
     const bad = buildRequest(state({ model: "custom", config: "{not json" }));
     expect(bad.ok === false && bad.errors[0]?.field).toBe("config");

@@ -2,8 +2,10 @@
 // Only what differs from the defaults is written, so a shared link stays short.
 import { DEFAULT_HARDWARE, HARDWARE_PRESETS } from "@apb/planner";
 
-export const HARDWARE_FIELDS = ["matmulTflops", "attentionTflops", "hbmGBs", "linkGBs", "linkLatencyUs", "memoryGiB"] as const;
+export const HARDWARE_FIELDS = ["matmulTflops", "attentionTflops", "hbmGBs", "linkGBs", "linkLatencyUs", "memoryGiB", "multiprocessors", "attentionBlockUs"] as const;
 export type HardwareField = (typeof HARDWARE_FIELDS)[number];
+/** Figures a profile may leave out (then attention is timed by FLOPs, not by kernel blocks): empty in the form. */
+export const OPTIONAL_HARDWARE_FIELDS: readonly HardwareField[] = ["multiprocessors", "attentionBlockUs"];
 
 export interface FormState {
   /** A model preset's name, or "custom" for a pasted config.json. */
@@ -23,9 +25,9 @@ export interface FormState {
 }
 
 export function presetFigures(name: string): Record<HardwareField, string> {
-  const presets: Record<string, { profile: Record<HardwareField, number> }> = HARDWARE_PRESETS;
+  const presets: Record<string, { profile: Partial<Record<HardwareField, number>> }> = HARDWARE_PRESETS;
   const profile = (presets[name] ?? presets[DEFAULT_HARDWARE])!.profile;
-  return Object.fromEntries(HARDWARE_FIELDS.map((k) => [k, String(profile[k])])) as Record<HardwareField, string>;
+  return Object.fromEntries(HARDWARE_FIELDS.map((k) => [k, profile[k] === undefined ? "" : String(profile[k])])) as Record<HardwareField, string>;
 }
 
 export const DEFAULT_STATE: FormState = Object.freeze({
@@ -63,6 +65,8 @@ const CUSTOM_KEYS: Record<HardwareField, string> = {
   linkGBs: "link",
   linkLatencyUs: "latency",
   memoryGiB: "memory",
+  multiprocessors: "sms",
+  attentionBlockUs: "blockus",
 };
 
 export function toSearch(state: FormState): string {

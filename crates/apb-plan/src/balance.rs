@@ -44,23 +44,25 @@ pub fn sizes(input: &PlanInput, s: &Settings) -> Vec<u64> {
     let n = input.context_tokens as f64;
     let hosts = s.hosts as usize;
     let mut sizes = vec![n / hosts as f64; hosts];
-    let (mut best, mut stalled) = (f64::INFINITY, 0);
+    // The sizes whose slowest host was fastest so far: steps can overshoot where costs move
+    // in steps (whole tiles, fixed costs per block), so the last sizes are not always the best.
+    let (mut best, mut best_sizes, mut stalled) = (f64::INFINITY, sizes.clone(), 0);
     for _ in 0..ITERATIONS {
         let t = seconds_for(input, s, &sizes);
         let mean = t.iter().sum::<f64>() / hosts as f64;
+        let (fastest, slowest) = t.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        let gained = slowest < best * (1.0 - EVEN_ENOUGH / 10.0);
+        if slowest < best {
+            (best, best_sizes) = (slowest, sizes.clone());
+        }
         // Even to within EVEN_ENOUGH of the mean, or the slowest host no longer gaining: more
         // steps would buy little (discrete tiles and anchors can keep hosts from meeting).
-        let (fastest, slowest) = t.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
         if slowest - fastest <= EVEN_ENOUGH * mean {
             break;
         }
-        if slowest < best * (1.0 - EVEN_ENOUGH / 10.0) {
-            (best, stalled) = (slowest, 0);
-        } else {
-            stalled += 1;
-            if stalled == STALLED_STEPS {
-                break;
-            }
+        stalled = if gained { 0 } else { stalled + 1 };
+        if stalled == STALLED_STEPS {
+            break;
         }
         let before = sizes.clone();
         for (len, secs) in sizes.iter_mut().zip(t.iter()) {
@@ -78,7 +80,7 @@ pub fn sizes(input: &PlanInput, s: &Settings) -> Vec<u64> {
             break;
         }
     }
-    round_sizes(&sizes, input.context_tokens)
+    round_sizes(&best_sizes, input.context_tokens)
 }
 
 /// Rounds the boundaries between hosts (not the lengths, so errors do not pile up on the
