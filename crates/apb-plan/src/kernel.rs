@@ -58,11 +58,7 @@ fn visible_keys(key: &KeySegment, row: u64, rows: u64) -> u64 {
 
 /// Key tiles of each row block of a call, heaviest (last rows) first: the order blocks
 /// of one head are dispatched in.
-fn block_tiles(range: &QueryRange, head_dim: u64) -> Vec<u64> {
-    walk_tiles(range, head_dim).collect()
-}
-
-fn walk_tiles(range: &QueryRange, head_dim: u64) -> impl Iterator<Item = u64> + '_ {
+fn block_tiles(range: &QueryRange, head_dim: u64) -> impl Iterator<Item = u64> + '_ {
     let per_block = block_rows(head_dim);
     let blocks = ceil_div(range.row_count, per_block);
     (0..blocks).rev().map(move |b| {
@@ -130,21 +126,22 @@ fn dispatch<'a>(blocks: impl Iterator<Item = &'a f64>, sms: u64, from: f64) -> f
 /// `spread`: every block spread evenly over the multiprocessors, no wave dispatched (the
 /// longest block still bounds the call). Linear in the row blocks, for balance.rs's many
 /// trial sizes; it leaves out the last wave's idle time.
-pub fn call_seconds(hw: &Hardware, blocks: &AttentionBlocks, range: &QueryRange, q_heads: u64, head_dim: u64, spread: bool) -> f64 {
+/// `tile` is `tile_seconds` for this profile and head dim (the same for every call of a
+/// plan, so callers work it out once).
+pub fn call_seconds(blocks: &AttentionBlocks, tile: f64, range: &QueryRange, q_heads: u64, head_dim: u64, spread: bool) -> f64 {
     if range.row_count == 0 || q_heads == 0 {
         return 0.0;
     }
-    let tile = tile_seconds(hw, blocks, head_dim);
     let fixed = blocks.block_us * 1e-6;
     let sms = blocks.multiprocessors.max(1);
     let row_blocks = ceil_div(range.row_count, block_rows(head_dim));
     if spread && row_blocks * q_heads >= sms {
         // No vector of blocks: their sum, and the heaviest (the first) as a bound.
-        let (sum, heaviest) = walk_tiles(range, head_dim).fold((0u64, 0u64), |(s, m), t| (s + t, m.max(t)));
+        let (sum, heaviest) = block_tiles(range, head_dim).fold((0u64, 0u64), |(s, m), t| (s + t, m.max(t)));
         let per_head = row_blocks as f64 * fixed + sum as f64 * tile;
         return (per_head * q_heads as f64 / sms as f64).max(fixed + heaviest as f64 * tile);
     }
-    let tiles = block_tiles(range, head_dim);
+    let tiles: Vec<u64> = block_tiles(range, head_dim).collect();
     let parts = if row_blocks * q_heads >= sms {
         1
     } else {
@@ -179,6 +176,11 @@ mod tests {
         (hw, blocks)
     }
 
+    /// A call timed as a plan times it (waves dispatched).
+    fn seconds(hw: &Hardware, blocks: &AttentionBlocks, range: &QueryRange, q_heads: u64, head_dim: u64) -> f64 {
+        call_seconds(blocks, tile_seconds(hw, blocks, head_dim), range, q_heads, head_dim, false)
+    }
+
     fn causal(tokens: u64) -> QueryRange {
         QueryRange { rows: RowKind::Local, row_start: 0, row_count: tokens, keys: vec![KeySegment { source: KeySource::Local, start: 0, count: tokens, mask: Mask::Causal }] }
     }
@@ -190,7 +192,7 @@ mod tests {
     #[test]
     fn the_reference_call_runs_at_the_profiles_rate() {
         let (hw, blocks) = h200();
-        let rate = tflops(REFERENCE_TOKENS, call_seconds(&hw, &blocks, &causal(REFERENCE_TOKENS), 32, 128, false));
+        let rate = tflops(REFERENCE_TOKENS, seconds(&hw, &blocks, &causal(REFERENCE_TOKENS), 32, 128));
         // Within its last wave's idle time, which the rate spreads over the whole call.
         assert!((rate / 560.0 - 1.0).abs() < 0.01, "{rate}");
     }
@@ -198,7 +200,7 @@ mod tests {
     #[test]
     fn short_calls_run_slower_and_long_ones_near_the_tile_rate() {
         let (hw, blocks) = h200();
-        let rates: Vec<f64> = [2048, 4096, 16384, 65536].iter().map(|&n| tflops(n, call_seconds(&hw, &blocks, &causal(n), 32, 128, false))).collect();
+        let rates: Vec<f64> = [2048, 4096, 16384, 65536].iter().map(|&n| tflops(n, seconds(&hw, &blocks, &causal(n), 32, 128))).collect();
         assert!(rates.windows(2).all(|w| w[0] < w[1]), "{rates:?}");
         // The H200's kernel alone: 2K at 54% of 16K's rate, 4K at 75%.
         assert!((rates[0] / rates[2] - 0.54).abs() < 0.05, "{rates:?}");
@@ -211,8 +213,8 @@ mod tests {
         range.keys.insert(0, KeySegment { source: KeySource::Anchor, start: 0, count: 129, mask: Mask::Full });
         // Rows 256..299, 128..255, 0..127: 2 anchor tiles plus 3, 2 and 1 causal tiles; at head
         // dim 64, rows 192..299 and 0..191: plus 3 and 2.
-        assert_eq!(block_tiles(&range, 128), vec![5, 4, 3]);
-        assert_eq!(block_tiles(&range, 64), vec![5, 4]);
+        assert_eq!(block_tiles(&range, 128).collect::<Vec<_>>(), vec![5, 4, 3]);
+        assert_eq!(block_tiles(&range, 64).collect::<Vec<_>>(), vec![5, 4]);
     }
 
     #[test]
@@ -222,10 +224,10 @@ mod tests {
         let tile = tile_seconds(&hw, &blocks, 128);
         // 32 blocks of 512 tiles, cut in 5 parts as the launcher cuts them for 132 SMs: 160
         // parts of 103 tiles and a fixed cost each, so two waves.
-        let t = call_seconds(&hw, &blocks, &query(65536), 32, 128, false);
+        let t = seconds(&hw, &blocks, &query(65536), 32, 128);
         assert!((t / (2.0 * (7e-6 + 103.0 * tile)) - 1.0).abs() < 1e-9, "{t}");
         // 32 tiles: 2 parts of at least 16 tiles.
-        let t = call_seconds(&hw, &blocks, &query(4096), 32, 128, false);
+        let t = seconds(&hw, &blocks, &query(4096), 32, 128);
         assert!((t / (7e-6 + 16.0 * tile) - 1.0).abs() < 1e-9, "{t}");
     }
 
@@ -238,9 +240,9 @@ mod tests {
             if anchor > 0 {
                 range.keys.insert(0, KeySegment { source: KeySource::Anchor, start: 0, count: anchor, mask: Mask::Full });
             }
-            let per_head: Vec<f64> = block_tiles(&range, 128).iter().map(|&t| 7e-6 + t as f64 * tile).collect();
+            let per_head: Vec<f64> = block_tiles(&range, 128).map(|t| 7e-6 + t as f64 * tile).collect();
             let every = dispatch((0..heads).flat_map(|_| per_head.iter()), 132, 0.0);
-            let modelled = call_seconds(&hw, &blocks, &range, heads, 128, false);
+            let modelled = seconds(&hw, &blocks, &range, heads, 128);
             assert!((modelled / every - 1.0).abs() < 0.03, "{tokens} tokens, {heads} heads, anchor {anchor}: {modelled} vs {every}");
         }
     }

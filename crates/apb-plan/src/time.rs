@@ -69,7 +69,10 @@ fn attention_calls(input: &PlanInput, ranges: &[QueryRange], q_heads: u64, detai
     let head_dim = input.model.head_dim;
     let spread = detail == Detail::Spread;
     match &hw.attention_blocks {
-        Some(blocks) => ranges.iter().map(|r| kernel::call_seconds(hw, blocks, r, q_heads, head_dim, spread)).sum(),
+        Some(blocks) => {
+            let tile = kernel::tile_seconds(hw, blocks, head_dim);
+            ranges.iter().map(|r| kernel::call_seconds(blocks, tile, r, q_heads, head_dim, spread)).sum()
+        }
         None => tflops(ranges.iter().map(|r| cost::range_attention_flops(r, q_heads, head_dim)).sum(), hw.attention_tflops),
     }
 }

@@ -44,7 +44,7 @@ export function profileFile(i: ProfileInputs): { file: HardwareProfileFile; link
     hbmGBs: measuredRate(c.copy.gbs, "copy"),
   };
   const linkPreset = i.linkFrom ?? closestHardwarePreset(rates);
-  const link = HARDWARE_PRESETS[linkPreset].profile;
+  const preset: HardwareProfile = HARDWARE_PRESETS[linkPreset].profile;
   const borrowed = `from preset ${linkPreset} (not measured: apb calibrate times one device, not the link between hosts)`;
   const measured: HardwareField[] = ["matmulTflops", "attentionTflops", "hbmGBs"];
   let memoryGiB: number;
@@ -62,7 +62,6 @@ export function profileFile(i: ProfileInputs): { file: HardwareProfileFile; link
   }
   // How attention blocks fill the device is the GPU kernel's (not measured here yet): taken
   // with the link from the same preset, and only for a GPU.
-  const preset: HardwareProfile = HARDWARE_PRESETS[linkPreset].profile;
   const blocks =
     c.backend !== "cpu" && preset.multiprocessors !== undefined && preset.attentionBlockUs !== undefined
       ? { multiprocessors: preset.multiprocessors, attentionBlockUs: preset.attentionBlockUs }
@@ -72,7 +71,7 @@ export function profileFile(i: ProfileInputs): { file: HardwareProfileFile; link
     description: `apb calibrate on ${i.device} (${c.backend}), ${i.modelShape} layer shapes; link from preset ${linkPreset}`,
     measuredAt: i.measuredAt.toISOString(),
     device: i.device,
-    profile: { ...rates, linkGBs: link.linkGBs, linkLatencyUs: link.linkLatencyUs, memoryGiB, ...blocks },
+    profile: { ...rates, linkGBs: preset.linkGBs, linkLatencyUs: preset.linkLatencyUs, memoryGiB, ...blocks },
     measured,
     sources: {
       matmulTflops: `measured: ${i.modelShape} layer GEMMs (q, kv, o, gate_up, down) at ${c.tokens} tokens, ${sizes}`,
