@@ -145,6 +145,21 @@ impl Cuda {
         Ok(Some(scores))
     }
 
+    /// The query-aware passing picks [kv_heads][count] on the device: scores, pooling and
+    /// the selection all run there. None when there is nothing to rank (no picks, keys or
+    /// query rows): equal scores give the earliest eligible tokens, which the host knows.
+    fn picks_on_device(&self, q: &CudaSlice<u16>, k: &CudaSlice<u16>, heads: Heads, count: usize, excluded: std::ops::Range<usize>) -> Result<Option<CudaSlice<u32>>> {
+        let scores = match count {
+            0 => None,
+            _ => self.scores_on_device(q, k, heads)?,
+        };
+        let Some(scores) = scores else { return Ok(None) };
+        let n = k.len() / (heads.kv_heads * heads.head_dim);
+        let mut picked = self.alloc::<u32>(heads.kv_heads * count)?;
+        self.gpu.passing_select(&scores, n, excluded, count, &mut picked)?;
+        Ok(Some(picked))
+    }
+
     fn copy_rows<T: DeviceRepr>(&self, parts: &[(&CudaSlice<T>, usize, usize)]) -> Result<CudaSlice<T>> {
         let total = parts.iter().map(|(_, _, n)| n).sum();
         let mut out = self.alloc::<T>(total)?;
@@ -249,6 +264,9 @@ impl Backend for Cuda {
     }
     fn synchronize(&self) -> Result<()> {
         self.gpu.synchronize()
+    }
+    fn attention_multiprocessors(&self, head_dim: usize) -> Option<usize> {
+        (self.gpu.attention_kernel(head_dim) == crate::attention::AttentionKernel::Sm90).then_some(self.gpu.sm_count)
     }
     fn download(&self, buf: &GpuBuf) -> Result<Vec<f32>> {
         match buf {
@@ -388,23 +406,32 @@ impl Backend for Cuda {
     }
     fn pick_passing(&self, q_rows: &GpuBuf, k: &GpuBuf, heads: Heads, count: usize, excluded: std::ops::Range<usize>) -> Result<Vec<Vec<u32>>> {
         let (q, k) = (want_bf16("pick_passing", q_rows)?, want_bf16("pick_passing", k)?);
-        let n = k.len() / (heads.kv_heads * heads.head_dim);
-        // Nothing to rank (no picks, keys or query rows): the earliest eligible tokens, as
-        // equal scores give. Otherwise scores, pooling and the selection stay on the device and
-        // only the picks come back.
-        let scores = match count {
-            0 => None,
-            _ => self.scores_on_device(q, k, heads)?,
-        };
-        let Some(scores) = scores else { return Ok(apb_engine::passing::earliest(heads.kv_heads, n, count, excluded)) };
-        let mut picked = self.alloc::<u32>(heads.kv_heads * count)?;
-        self.gpu.passing_select(&scores, n, excluded, count, &mut picked)?;
-        Ok(self.gpu.download(&picked)?.chunks(count).map(<[u32]>::to_vec).collect())
+        match self.picks_on_device(q, k, heads, count, excluded.clone())? {
+            Some(picked) => Ok(self.gpu.download(&picked)?.chunks(count).map(<[u32]>::to_vec).collect()),
+            None => Ok(apb_engine::passing::earliest(heads.kv_heads, k.len() / (heads.kv_heads * heads.head_dim), count, excluded)),
+        }
     }
     fn gather_per_head(&self, kv: &GpuBuf, picked: &[Vec<u32>], head_dim: usize) -> Result<GpuBuf> {
         let count = picked.first().map_or(0, |p| p.len());
         let mut out = self.alloc::<u16>(count * picked.len() * head_dim)?;
         self.gpu.gather_per_head(want_bf16("gather_per_head", kv)?, picked, head_dim, &mut out)?;
         Ok(GpuBuf::Bf16(out))
+    }
+    fn passing_block(&self, q_rows: &GpuBuf, (k, v): (&GpuBuf, &GpuBuf), heads: Heads, count: usize, excluded: std::ops::Range<usize>) -> Result<(GpuBuf, GpuBuf)> {
+        let (q, kb, vb) = (want_bf16("passing_block", q_rows)?, want_bf16("passing_block", k)?, want_bf16("passing_block", v)?);
+        // The picks index K's tokens; V must have as many (gather_picked reads V at them).
+        if kb.len() != vb.len() {
+            return Err(EngineError::new(code::INTERNAL, "passing_block", format!("keys ({} values) and values ({}) differ", kb.len(), vb.len())));
+        }
+        let Some(picked) = self.picks_on_device(q, kb, heads, count, excluded.clone())? else {
+            let picked = apb_engine::passing::earliest(heads.kv_heads, kb.len() / (heads.kv_heads * heads.head_dim), count, excluded);
+            return Ok((self.gather_per_head(k, &picked, heads.head_dim)?, self.gather_per_head(v, &picked, heads.head_dim)?));
+        };
+        let block = |kv: &CudaSlice<u16>| -> Result<GpuBuf> {
+            let mut out = self.alloc::<u16>(count * heads.kv_heads * heads.head_dim)?;
+            self.gpu.gather_picked(kv, &picked, heads.kv_heads, heads.head_dim, &mut out)?;
+            Ok(GpuBuf::Bf16(out))
+        };
+        Ok((block(kb)?, block(vb)?))
     }
 }

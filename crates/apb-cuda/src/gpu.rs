@@ -117,6 +117,14 @@ impl Gpu {
             return Err(unavailable("no CUDA driver found (libcuda.so.1); this machine has no NVIDIA GPU driver".into()));
         }
         let ctx = CudaContext::new(ordinal).map_err(driver("opening the GPU"))?;
+        // cudarc's event tracking gives every buffer two events, records one at each launch
+        // that reads it and waits on both before freeing it: about ten driver calls per op,
+        // which leave the GPU idle between the small kernels of the query pass and decode.
+        // SAFETY: the tracking orders buffers across streams made with `new_stream`, and none
+        // is: every op runs on the one default stream (stream order is all it needs), and the
+        // NCCL transfer stream (nccl.rs) orders itself with its own events and keeps its
+        // buffers alive until they have passed. Called before any buffer exists.
+        unsafe { ctx.disable_event_tracking() };
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
         let compute_capability = ctx.compute_capability().map_err(driver("reading the compute capability"))?;
         if compute_capability.0 < 8 {

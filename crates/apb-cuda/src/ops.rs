@@ -277,27 +277,40 @@ impl Gpu {
         unsafe { self.launch("passing_select", self.ops().select, shape, &mut args![sp, tokens, lo, hi, c, pp, in_smem]) }
     }
 
-    /// out[i][h] = kv[picked[h][i]][h] for each KV head h.
+    /// out[i][h] = kv[picked[h][i]][h] for each KV head h, with the picks on the host
+    /// (checked here, then uploaded).
     pub fn gather_per_head(&self, kv: &CudaSlice<u16>, picked: &[Vec<u32>], head_dim: usize, out: &mut CudaSlice<u16>) -> Result<()> {
         let kv_heads = picked.len();
         let count = picked.first().map_or(0, |p| p.len());
         let n = kv.len() / (kv_heads.max(1) * head_dim.max(1));
-        if kv_heads == 0 || picked.iter().any(|p| p.len() != count) || out.len() != count * kv_heads * head_dim {
-            return Err(internal("gather_per_head", format!("{kv_heads} heads with unequal picks, or out {} values", out.len())));
+        if kv_heads == 0 || picked.iter().any(|p| p.len() != count) {
+            return Err(internal("gather_per_head", format!("{kv_heads} heads with unequal picks")));
         }
         if let Some(bad) = picked.iter().flatten().find(|&&i| i as usize >= n) {
             return Err(internal("gather_per_head", format!("index {bad} outside {n} tokens")));
         }
         let flat: Vec<u32> = picked.iter().flatten().copied().collect();
-        let dev = self.upload(&flat)?;
+        self.gather_picked(kv, &self.upload(&flat)?, kv_heads, head_dim, out)
+    }
+
+    /// out[i][h] = kv[picked[h * count + i]][h] for each KV head h, with the picks already on
+    /// the device, as `passing_select` writes them (every index below the keys' count, which
+    /// that kernel guarantees).
+    pub fn gather_picked(&self, kv: &CudaSlice<u16>, picked: &CudaSlice<u32>, kv_heads: usize, head_dim: usize, out: &mut CudaSlice<u16>) -> Result<()> {
+        let count = picked.len().checked_div(kv_heads).unwrap_or(0);
+        let n = kv.len() / (kv_heads.max(1) * head_dim.max(1));
+        if kv_heads == 0 || head_dim == 0 || !picked.len().is_multiple_of(kv_heads) || kv.len() != n * kv_heads * head_dim || out.len() != count * kv_heads * head_dim {
+            return Err(internal("gather_per_head", format!("{} picks for {kv_heads} heads over {} values, or out {} values", picked.len(), kv.len(), out.len())));
+        }
         let (mut kp, _g1) = kv.device_ptr(&self.stream);
-        let (mut pp, _g2) = dev.device_ptr(&self.stream);
+        let (mut pp, _g2) = picked.device_ptr(&self.stream);
         let (mut op, _g3) = out.device_ptr_mut(&self.stream);
         let (mut tokens, mut h, mut d, mut c, mut bad) = (n as i64, kv_heads as i32, head_dim as i32, count as i64, 0u64);
         // SAFETY: apb_gather_per_head_bf16_kernel(const bf16* kv, int64_t n, int32_t kv_heads,
         // int32_t head_dim, const uint32_t* picked, int64_t count, bf16* out, int32_t* bad_ids):
-        // every index < n and out holds count x kv_heads x head_dim (checked above); bad_ids is
-        // null since no index can be bad.
+        // kv holds n x kv_heads x head_dim, picked kv_heads x count indices below n (the
+        // callers' contract: checked on the host, or written so by passing_select), and out
+        // count x kv_heads x head_dim (checked above); bad_ids is null since no index is bad.
         unsafe { self.launch("gather_per_head", self.ops().gather, chunks(count * kv_heads, head_dim), &mut args![kp, tokens, h, d, pp, c, op, bad]) }
     }
 }

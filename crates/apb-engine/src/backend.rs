@@ -35,6 +35,12 @@ pub trait Backend: Send + Sync {
     fn free_memory(&self) -> Result<Option<(u64, usize)>> {
         Ok(None)
     }
+    /// The multiprocessors that prefill attention at `head_dim` fills, where its kernel cuts
+    /// work as the planner's block model says (apb-plan's kernel.rs: the Hopper kernel's
+    /// blocks of query rows walking 128-key tiles); None where it does not (the CPU).
+    fn attention_multiprocessors(&self, _head_dim: usize) -> Option<usize> {
+        None
+    }
     /// Waits until all queued work is done: phase timings of an asynchronous device end here.
     fn synchronize(&self) -> Result<()> {
         Ok(())
@@ -88,6 +94,13 @@ pub trait Backend: Send + Sync {
         Ok(crate::passing::pick(scores, n, count, excluded))
     }
     fn gather_per_head(&self, kv: &Self::Buf, picked: &[Vec<u32>], head_dim: usize) -> Result<Self::Buf>;
+    /// A passing block by the query-aware score: the K and V rows ([count][kv_heads][head_dim]
+    /// each) of the tokens `pick_passing` picks. A device backend keeps the picks on the
+    /// device too, so the layer never waits mid-way for them to come back.
+    fn passing_block(&self, q_rows: &Self::Buf, (k, v): (&Self::Buf, &Self::Buf), heads: Heads, count: usize, excluded: std::ops::Range<usize>) -> Result<(Self::Buf, Self::Buf)> {
+        let picked = self.pick_passing(q_rows, k, heads, count, excluded)?;
+        Ok((self.gather_per_head(k, &picked, heads.head_dim)?, self.gather_per_head(v, &picked, heads.head_dim)?))
+    }
 }
 
 /// The rows of a [rows][width] buffer of `len` values whose columns [start, start + count)

@@ -137,7 +137,7 @@ fn passing_block<B: Backend>(
         None => {
             let rows = p.rows.query_rows.clone().ok_or_else(|| EngineError::invalid("queryTokens", "the query-aware scorer needs query tokens"))?;
             let q_rows = b.rows(q, c.q_width(), rows.start, rows.len())?;
-            b.pick_passing(&q_rows, k_local, m.heads(), sends, excluded)?
+            return b.passing_block(&q_rows, (k_local, v_local), m.heads(), sends, excluded);
         }
     };
     Ok((b.gather_per_head(k_local, &picked, c.head_dim)?, b.gather_per_head(v_local, &picked, c.head_dim)?))

@@ -51,6 +51,17 @@ pub struct GemmRate {
     pub tflops: f64,
 }
 
+/// How the attention kernel's blocks fill the device (apb-engine's `AttentionBlocks`).
+#[napi(object)]
+pub struct AttentionBlockRate {
+    pub multiprocessors: u32,
+    /// The short causal call timed: its rows and median time.
+    pub short_tokens: u32,
+    pub short_ms: f64,
+    /// The fixed cost per block the planner's model needs to give the short call that time.
+    pub block_us: f64,
+}
+
 #[napi(object)]
 pub struct CalibrateResult {
     pub backend: String,
@@ -66,6 +77,8 @@ pub struct CalibrateResult {
     pub attention_flops: f64,
     pub attention_ms: f64,
     pub attention_tflops: f64,
+    /// Null where the attention kernel is not the one the block model describes (the CPU).
+    pub attention_blocks: Option<AttentionBlockRate>,
     /// Bytes read and written by the copy.
     pub copy_bytes: f64,
     pub copy_ms: f64,
@@ -171,6 +184,12 @@ impl Task for CalibrateTask {
             attention_flops: c.attention_flops,
             attention_ms: c.attention_ms,
             attention_tflops: c.attention_tflops(),
+            attention_blocks: c.attention_blocks.as_ref().map(|b| AttentionBlockRate {
+                multiprocessors: b.multiprocessors as u32,
+                short_tokens: b.short_tokens as u32,
+                short_ms: b.short_ms,
+                block_us: b.block_us,
+            }),
             copy_bytes: c.copy_bytes_moved,
             copy_ms: c.copy_ms,
             copy_gbs: c.copy_gbs(),

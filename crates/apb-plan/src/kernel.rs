@@ -165,6 +165,45 @@ pub fn call_seconds(blocks: &AttentionBlocks, tile: f64, range: &QueryRange, q_h
     dispatch(last.iter(), sms, level)
 }
 
+/// Largest fixed cost per block `fit_block_us` gives: beyond it a short call measured slow
+/// says more about the device (or what else ran on it) than about its blocks.
+pub const MAX_BLOCK_US: f64 = 100.0;
+
+/// The fixed cost per block (microseconds) with which this model gives a causal call over
+/// `tokens` rows on `q_heads` heads the `seconds` measured for it, on a device of
+/// `multiprocessors` whose reference call runs at `attention_tflops` (apb calibrate times both
+/// calls). A longer fixed cost leaves less of the reference call's time to its tiles, so short
+/// calls (many blocks, few tiles each) grow with it: bisection finds it. Clamped to
+/// [0, MAX_BLOCK_US]; None for a call or rate that is not a positive time.
+pub fn fit_block_us(attention_tflops: f64, multiprocessors: u64, head_dim: u64, q_heads: u64, tokens: u64, seconds: f64) -> Option<f64> {
+    if !(attention_tflops.is_finite() && attention_tflops > 0.0 && seconds.is_finite() && seconds > 0.0) || multiprocessors == 0 || tokens == 0 || q_heads == 0 {
+        return None;
+    }
+    let call = QueryRange { rows: crate::layout::RowKind::Local, row_start: 0, row_count: tokens, keys: vec![KeySegment { source: crate::layout::KeySource::Local, start: 0, count: tokens, mask: Mask::Causal }] };
+    let modelled = |block_us: f64| {
+        let blocks = AttentionBlocks { multiprocessors, block_us };
+        let hw = Hardware { matmul_tflops: 1.0, attention_tflops, hbm_gbs: 1.0, link_gbs: 1.0, link_latency_us: 0.0, memory_gib: 1.0, attention_blocks: Some(blocks) };
+        call_seconds(&blocks, tile_seconds(&hw, &blocks, head_dim), &call, q_heads, head_dim, false)
+    };
+    let (mut lo, mut hi) = (0.0, MAX_BLOCK_US);
+    if modelled(lo) >= seconds {
+        return Some(lo);
+    }
+    if modelled(hi) <= seconds {
+        return Some(hi);
+    }
+    // 40 halvings: far below a nanosecond.
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if modelled(mid) < seconds {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(0.5 * (lo + hi))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +244,29 @@ mod tests {
         // The H200's kernel alone: 2K at 54% of 16K's rate, 4K at 75%.
         assert!((rates[0] / rates[2] - 0.54).abs() < 0.05, "{rates:?}");
         assert!((rates[1] / rates[2] - 0.75).abs() < 0.05, "{rates:?}");
+    }
+
+    #[test]
+    fn the_fixed_cost_is_found_again_from_a_short_call_it_timed() {
+        for (block_us, tokens, heads) in [(7.0, 2048, 32), (3.5, 4096, 32), (12.0, 2048, 28), (0.5, 1024, 32)] {
+            let blocks = AttentionBlocks { multiprocessors: 132, block_us };
+            let hw = Hardware { attention_blocks: Some(blocks), ..h200().0 };
+            let measured = seconds(&hw, &blocks, &causal(tokens), heads, 128);
+            let fitted = fit_block_us(hw.attention_tflops, 132, 128, heads, tokens, measured).unwrap_or(f64::NAN);
+            assert!((fitted - block_us).abs() < 1e-6, "{block_us} us at {tokens} tokens, {heads} heads: fitted {fitted}");
+        }
+    }
+
+    #[test]
+    fn a_fit_outside_the_model_is_clamped_and_nonsense_refused() {
+        let (hw, blocks) = h200();
+        let measured = seconds(&hw, &blocks, &causal(2048), 32, 128);
+        // Faster than blocks with no fixed cost at all, or far slower than any block.
+        assert_eq!(fit_block_us(560.0, 132, 128, 32, 2048, measured * 0.1), Some(0.0));
+        assert_eq!(fit_block_us(560.0, 132, 128, 32, 2048, measured * 100.0), Some(MAX_BLOCK_US));
+        assert_eq!(fit_block_us(560.0, 132, 128, 32, 2048, f64::NAN), None);
+        assert_eq!(fit_block_us(0.0, 132, 128, 32, 2048, measured), None);
+        assert_eq!(fit_block_us(560.0, 0, 128, 32, 2048, measured), None);
     }
 
     #[test]

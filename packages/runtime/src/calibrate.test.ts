@@ -18,7 +18,7 @@ async function refusal(options: unknown): Promise<RuntimeError> {
 }
 
 describe("calibrate", () => {
-  it("measures the CPU: finite positive rates, the GEMMs of a layer, no free memory", async () => {
+  it("measures the CPU: finite positive rates, the GEMMs of a layer, no free memory, no attention blocks", async () => {
     const steps: CalibrationStep[] = [];
     const c = await calibrate({ ...small, onStep: (s) => steps.push(s) });
     expect(c.backend).toBe("cpu");
@@ -26,7 +26,7 @@ describe("calibrate", () => {
       expect(Number.isFinite(rate) && rate > 0, String(rate)).toBe(true);
     }
     expect(c.gemms.map((g) => [g.name, g.n, g.k])).toEqual([["q", 64, 64], ["kv", 64, 64], ["o", 64, 64], ["gate_up", 192, 64], ["down", 64, 96]]);
-    expect([c.tokens, c.attentionTokens, c.freeMemoryBytes]).toEqual([8, 32, null]);
+    expect([c.tokens, c.attentionTokens, c.freeMemoryBytes, c.attentionBlocks]).toEqual([8, 32, null, null]);
     expect(c.copy.bytes).toBe(2 * (1 << 20));
     // Every step is heard before the promise settles.
     expect(steps).toEqual(["memory", "q", "kv", "o", "gate_up", "down", "attention", "copy"]);

@@ -9,8 +9,8 @@ import { BACKENDS, type BackendName } from "./engine.js";
 import { RuntimeError } from "./errors.js";
 import { native } from "./native-errors.js";
 
-/** The measurement starting: each GEMM by its name, then attention and the copy. */
-export type CalibrationStep = "memory" | "q" | "kv" | "o" | "gate_up" | "down" | "attention" | "copy";
+/** The measurement starting: each GEMM by its name, then attention (and its blocks, on a GPU whose kernel the planner's block model describes) and the copy. */
+export type CalibrationStep = "memory" | "q" | "kv" | "o" | "gate_up" | "down" | "attention" | "attention blocks" | "copy";
 /** The step every finished measurement reports last. */
 const LAST_STEP: CalibrationStep = "copy";
 
@@ -65,6 +65,13 @@ export interface Calibration {
   matmulTflops: number;
   /** Causal attention counted as the planner counts it (the square as half): attentionTflops. */
   attention: { flops: number; ms: number; tflops: number };
+  /**
+   * How the attention kernel's blocks fill the device: its multiprocessors, a short causal
+   * call's time, and the fixed cost per block with which the planner's model gives that call
+   * that time (the planner's multiprocessors and attentionBlockUs). Null where the kernel is
+   * not the one that model describes (the CPU).
+   */
+  attentionBlocks: { multiprocessors: number; shortTokens: number; shortMs: number; blockUs: number } | null;
   /** A device copy; bytes read and written together: the planner's hbmGBs. */
   copy: { bytes: number; ms: number; gbs: number };
   /** Free device memory before anything was allocated; null on the CPU. */
@@ -127,6 +134,7 @@ function calibrationOf(r: CalibrateResult): Calibration {
     gemms: r.gemms.map((g) => ({ name: g.name, tokens: g.tokens, n: g.n, k: g.k, flops: g.flops, ms: g.ms, tflops: g.tflops })),
     matmulTflops: r.matmulTflops,
     attention: { flops: r.attentionFlops, ms: r.attentionMs, tflops: r.attentionTflops },
+    attentionBlocks: r.attentionBlocks ? { multiprocessors: r.attentionBlocks.multiprocessors, shortTokens: r.attentionBlocks.shortTokens, shortMs: r.attentionBlocks.shortMs, blockUs: r.attentionBlocks.blockUs } : null,
     copy: { bytes: r.copyBytes, ms: r.copyMs, gbs: r.copyGbs },
     freeMemoryBytes: r.freeMemoryBytes ?? null,
   };

@@ -60,13 +60,11 @@ export function profileFile(i: ProfileInputs): { file: HardwareProfileFile; link
     memoryGiB = rounded(i.totalMemoryBytes / GiB);
     memorySource = `this machine's total memory (the ${c.backend} backend reports no free memory; set --memory-gib to choose)`;
   }
-  // How attention blocks fill the device is the GPU kernel's (not measured here yet): taken
-  // with the link from the same preset, and only for a GPU.
-  const blocks =
-    c.backend !== "cpu" && preset.multiprocessors !== undefined && preset.attentionBlockUs !== undefined
-      ? { multiprocessors: preset.multiprocessors, attentionBlockUs: preset.attentionBlockUs }
-      : null;
-  const blocksSource = `from preset ${linkPreset} (not measured: apb calibrate does not time attention blocks yet)`;
+  // How attention blocks fill the device: measured where the backend's kernel is the one the
+  // planner's block model describes; elsewhere (the CPU) the profile goes without.
+  const b = c.attentionBlocks;
+  const blocks = b ? { multiprocessors: b.multiprocessors, attentionBlockUs: Number(b.blockUs.toFixed(2)) } : null;
+  if (b) measured.push("multiprocessors", "attentionBlockUs");
   const file: HardwareProfileFile = {
     description: `apb calibrate on ${i.device} (${c.backend}), ${i.modelShape} layer shapes; link from preset ${linkPreset}`,
     measuredAt: i.measuredAt.toISOString(),
@@ -80,7 +78,10 @@ export function profileFile(i: ProfileInputs): { file: HardwareProfileFile; link
       linkGBs: borrowed,
       linkLatencyUs: borrowed,
       memoryGiB: memorySource,
-      ...(blocks && { multiprocessors: blocksSource, attentionBlockUs: blocksSource }),
+      ...(b && {
+        multiprocessors: "measured: the device's multiprocessor count",
+        attentionBlockUs: `measured: the fixed cost per block of query rows with which the planner's model gives causal attention over ${b.shortTokens} tokens the ${b.shortMs.toPrecision(3)} ms it took here (its tiles' time set by the ${c.attentionTokens}-token call), ${sizes}`,
+      }),
     },
     conditions: { backend: c.backend, modelShape: i.modelShape, tokens: c.tokens, attentionTokens: c.attentionTokens, warmup: c.warmup, warmupMs: c.warmupMs, runs: c.runs, sampleMs: c.sampleMs },
   };

@@ -73,6 +73,7 @@ const STEP_WORDS: Record<CalibrationStep, string> = {
   gate_up: "GEMM gate_up",
   down: "GEMM down",
   attention: "causal attention",
+  "attention blocks": "attention blocks (a short causal call)",
   copy: "device copy",
 };
 
@@ -115,7 +116,8 @@ async function run(f: CalibrateFlags): Promise<void> {
     if (!f.json) process.stderr.write(`apb: ${line}\n`);
   };
   say(`calibrating ${o.backend === "cuda" ? `GPU ${o.gpu}` : "the CPU"} with ${choice.label} layer shapes`);
-  const steps = Object.keys(STEP_WORDS);
+  // The CPU's attention is not cut into blocks, so it has no blocks to time.
+  const steps = Object.keys(STEP_WORDS).filter((s) => o.backend !== "cpu" || s !== "attention blocks");
   const calibration = await calibrate({
     backend: o.backend,
     gpu: o.gpu,

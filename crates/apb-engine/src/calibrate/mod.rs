@@ -72,12 +72,32 @@ fn tflops(flops: f64, ms: f64) -> f64 {
     flops / (ms * 1e-3) / 1e12
 }
 
+/// Rows (and keys) of the short causal call whose time gives the attention blocks' fixed
+/// cost: 16 blocks of 128 rows per head, a few waves on a Hopper GPU, where that cost weighs
+/// most (as in the 2K-4K calls each of 8 hosts makes at 32K).
+pub const SHORT_ATTENTION_TOKENS: usize = 2048;
+
+/// How the attention kernel's blocks fill the device (the planner's `multiprocessors` and
+/// `attentionBlockUs`), where its kernel is the one the block model describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttentionBlocks {
+    pub multiprocessors: usize,
+    /// The short causal call timed: its rows and its median time.
+    pub short_tokens: usize,
+    pub short_ms: f64,
+    /// The fixed cost per block with which the planner's model gives the short call that time,
+    /// its tiles' time set by the long call (`fit_block_us`).
+    pub block_us: f64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     pub settings: Settings,
     pub gemms: Vec<GemmTime>,
     pub attention_flops: f64,
     pub attention_ms: f64,
+    /// None where the backend's attention is not cut into the block model's blocks (the CPU).
+    pub attention_blocks: Option<AttentionBlocks>,
     /// Bytes the copy read and wrote (twice the buffer), as a bandwidth test counts them.
     pub copy_bytes_moved: f64,
     pub copy_ms: f64,
@@ -112,6 +132,7 @@ pub enum Step {
     Memory,
     Gemm(&'static str),
     Attention,
+    AttentionBlocks,
     Copy,
 }
 
@@ -121,6 +142,7 @@ impl Step {
             Step::Memory => "memory",
             Step::Gemm(name) => name,
             Step::Attention => "attention",
+            Step::AttentionBlocks => "attention blocks",
             Step::Copy => "copy",
         }
     }
@@ -183,7 +205,19 @@ pub fn calibrate<B: Backend>(backend: &B, shape: &LayerShape, s: &Settings, on_s
         gemms.push(time_gemm(backend, gemm, s)?);
     }
     on_step(Step::Attention);
-    let attention_ms = time_attention(backend, shape, s)?;
+    let attention_ms = time_attention(backend, shape, s.attention_tokens, s)?;
+    let attention_flops = causal_attention_flops(shape.heads(), s.attention_tokens);
+    let attention_blocks = match backend.attention_multiprocessors(shape.head_dim) {
+        Some(multiprocessors) => {
+            on_step(Step::AttentionBlocks);
+            let short_ms = time_attention(backend, shape, SHORT_ATTENTION_TOKENS, s)?;
+            let rate = tflops(attention_flops, attention_ms);
+            let (d, heads) = (shape.head_dim as u64, shape.heads as u64);
+            apb_plan::kernel::fit_block_us(rate, multiprocessors as u64, d, heads, SHORT_ATTENTION_TOKENS as u64, short_ms * 1e-3)
+                .map(|block_us| AttentionBlocks { multiprocessors, short_tokens: SHORT_ATTENTION_TOKENS, short_ms, block_us })
+        }
+        None => None,
+    };
     on_step(Step::Copy);
     // The CPU backend stores f32; a device that plans memory says its value size.
     let value_bytes = memory.map_or(4, |(_, bytes)| bytes);
@@ -191,8 +225,9 @@ pub fn calibrate<B: Backend>(backend: &B, shape: &LayerShape, s: &Settings, on_s
     Ok(Calibration {
         settings: *s,
         gemms,
-        attention_flops: causal_attention_flops(shape.heads(), s.attention_tokens),
+        attention_flops,
         attention_ms,
+        attention_blocks,
         copy_bytes_moved,
         copy_ms,
         free_memory_bytes: memory.map(|(bytes, _)| bytes),
@@ -207,8 +242,8 @@ fn time_gemm<B: Backend>(backend: &B, gemm: Gemm, s: &Settings) -> Result<GemmTi
     Ok(GemmTime { gemm, flops: gemm.flops(s.tokens), ms })
 }
 
-fn time_attention<B: Backend>(backend: &B, shape: &LayerShape, s: &Settings) -> Result<f64> {
-    let t = s.attention_tokens;
+/// Median milliseconds of causal attention over `t` rows (and keys).
+fn time_attention<B: Backend>(backend: &B, shape: &LayerShape, t: usize, s: &Settings) -> Result<f64> {
     let q = backend.upload(filled(t * shape.heads * shape.head_dim, 1.0, 3))?;
     let k = backend.upload(filled(t * shape.kv_heads * shape.head_dim, 1.0, 4))?;
     let v = backend.upload(filled(t * shape.kv_heads * shape.head_dim, 1.0, 5))?;
