@@ -298,6 +298,12 @@ def bench(quick, chosen):
     # or 4K tokens, star's local rows over its 4K anchor; 16K beside them for the trend.
     shapes += [(f"short: causal {n // 1024}K", n, [], 128) for n in [2048, 4096, 16384]]
     shapes.append(("short: star local 4K + anchor 4K", 4096, [4096], 128))
+    # Ring steps at 128K on 8 hosts, off the diagonal (keys fully visible, no causal part):
+    # plain ring's 16K rows over a held 16K block, and ring-zigzag's two 8K chunks, the later
+    # one over both chunks of the held block and the earlier over one.
+    shapes += [("step: ring 16K rows over 16K keys", 16384, [16384], 128, False),
+               ("step: zigzag 8K rows over 2 x 8K keys", 8192, [8192, 8192], 128, False),
+               ("step: zigzag 8K rows over 8K keys", 8192, [8192], 128, False)]
     # Head dim 64 (SmolLM2, small Qwen2 models).
     shapes.append(("full causal 8K", 8192, [], 64))
     if not quick:
@@ -312,14 +318,17 @@ def bench(quick, chosen):
     match = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--match=")]
     chosen_shapes = [s for s in shapes if (not only or s[3] in only) and (not match or match[0] in s[0])]
     rows_out = []
-    for name, rows, prefix, d in chosen_shapes:
+    for name, rows, prefix, d, *rest in chosen_shapes:
+        # Each shape's rows see their own keys causally after the prefix, unless it says not.
+        local = rest[0] if rest else True
         q = rand(rows, hq * d)
         k_local, v_local = rand(rows, hkv * d), rand(rows, hkv * d)
         segs = [(rand(n, hkv * d), rand(n, hkv * d), 0, n, False) for n in prefix if n > 0]
-        segs.append((k_local, v_local, 0, rows, True))
+        if local:
+            segs.append((k_local, v_local, 0, rows, True))
         full_keys = sum(prefix)
-        f = flops(rows, full_keys, rows, hq, d)
-        keys = full_keys + rows
+        f = flops(rows, full_keys, rows if local else 0, hq, d)
+        keys = full_keys + (rows if local else 0)
         # The kernel the engine runs on this shape: its figures are the ones compared with peers.
         prefill_kernels = [k for k in chosen if k != DECODE]
         engine = DECODE if (DECODE in chosen and decodes(rows, hq, hkv)) or not prefill_kernels else prefill_kernels[-1]
@@ -339,7 +348,9 @@ def bench(quick, chosen):
         for label, backend in [("fa2", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]:
             try:
                 with sdpa_kernel([backend]):
-                    if full_keys == 0:
+                    if not local:
+                        fn = lambda: torch.nn.functional.scaled_dot_product_attention(qc, kc, vc, enable_gqa=True)
+                    elif full_keys == 0:
                         fn = lambda: torch.nn.functional.scaled_dot_product_attention(qc, kc, vc, is_causal=True, enable_gqa=True)
                     else:
                         bias = causal_lower_right(rows, keys)
