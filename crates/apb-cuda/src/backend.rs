@@ -252,6 +252,9 @@ impl Backend for Cuda {
     fn upload(&self, data: Vec<f32>) -> Result<GpuBuf> {
         Ok(GpuBuf::Bf16(self.gpu.upload(&to_bf16(&data))?))
     }
+    fn unseen_lse(&self, len: usize) -> Result<GpuBuf> {
+        Ok(GpuBuf::F32(self.gpu.filled_f32(len, f32::NEG_INFINITY)?))
+    }
     fn upload_lse(&self, data: Vec<f32>) -> Result<GpuBuf> {
         Ok(GpuBuf::F32(self.gpu.upload(&data)?))
     }

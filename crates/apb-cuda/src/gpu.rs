@@ -4,7 +4,7 @@ use std::ffi::{c_void, CString};
 use std::sync::Arc;
 
 use apb_engine::error::{code, EngineError, Result};
-use cudarc::driver::{result, sys, CudaContext, CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::{result, sys, CudaContext, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
 
 /// Re-exported for callers that name it through this crate; the engine's `code` module holds it.
 pub use apb_engine::error::code::CUDA_UNAVAILABLE;
@@ -183,6 +183,20 @@ impl Gpu {
 
     pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, len: usize) -> Result<CudaSlice<T>> {
         self.stream.alloc_zeros::<T>(len).map_err(driver("allocating GPU memory"))
+    }
+
+    /// `len` copies of `value`, written on the stream by the driver's 32-bit memset (no
+    /// kernel, nothing uploaded from the host).
+    pub fn filled_f32(&self, len: usize, value: f32) -> Result<CudaSlice<f32>> {
+        // SAFETY: every value is written by the memset below before any use (stream order).
+        let out = unsafe { self.stream.alloc::<f32>(len) }.map_err(driver("allocating GPU memory"))?;
+        if len > 0 {
+            let (ptr, _guard) = out.device_ptr(&self.stream);
+            // SAFETY: `ptr` addresses `len` 4-byte values owned by `out`, alive past the memset
+            // in stream order; the stream belongs to this context.
+            unsafe { sys::cuMemsetD32Async(ptr, value.to_bits(), len, self.stream.cu_stream()) }.result().map_err(driver("filling GPU memory"))?;
+        }
+        Ok(out)
     }
 
     /// Free and total device memory, in bytes.

@@ -26,6 +26,11 @@ pub trait Backend: Send + Sync {
     fn upload_lse(&self, data: Vec<f32>) -> Result<Self::Buf> {
         self.upload(data)
     }
+    /// Log-sum-exp values of rows that see no keys: `len` values of -inf, made where the
+    /// buffers live (a device fills them itself; nothing is uploaded mid-layer).
+    fn unseen_lse(&self, len: usize) -> Result<Self::Buf> {
+        self.upload_lse(vec![f32::NEG_INFINITY; len])
+    }
     /// A buffer of `len` zeros, made where the buffers live.
     fn zeros(&self, len: usize) -> Result<Self::Buf> {
         self.upload(vec![0.0; len])

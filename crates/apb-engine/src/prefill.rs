@@ -304,5 +304,5 @@ fn ring_partial<B: Backend>(m: &Model<B>, q: &B::Buf, ranges: &[QueryRange], k: 
 /// by LSE leaves as it was.
 fn unseen<B: Backend>(m: &Model<B>, rows: usize) -> Result<(B::Buf, B::Buf)> {
     let (b, c) = (&m.backend, &m.config);
-    Ok((b.zeros(rows * c.q_width())?, b.upload_lse(vec![f32::NEG_INFINITY; rows * c.heads])?))
+    Ok((b.zeros(rows * c.q_width())?, b.unseen_lse(rows * c.heads)?))
 }
