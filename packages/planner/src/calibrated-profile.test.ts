@@ -18,15 +18,12 @@ describe("a profile apb calibrate wrote on an H200", () => {
   });
 
   // At 32K each of 8 hosts does 4K tokens' work per layer, where a layer's synchronisations
-  // and launches (which timing kernels alone does not see) weigh most. ring-zigzag's attention
-  // runs about 15% slower than modelled at 128K (its plain ring runs as modelled), which the
-  // whole-prefill preset's lower rates absorb and the calibration's do not.
-  it("predicts every measured prefill within 12%, and at 64K, and at 128K every strategy but ring-zigzag, within 10%", async () => {
+  // and launches (which timing kernels alone does not see) weigh most.
+  it("predicts every measured prefill at 64K and 128K within 10%, and at 32K within 12%", async () => {
     const profile = readHardwareProfileFile(readResults("calibrate-h200.json")).profile;
     const rows = predict(await Planner.create(), profile);
     expect(rows.length).toBe(measured.multi.length);
-    expect(outside(rows, 0.12)).toEqual([]);
-    expect(outside(rows.filter((r) => r.tokens === 65536), 0.1)).toEqual([]);
-    expect(outside(rows.filter((r) => r.tokens === 131072 && r.strategy !== "ring-zigzag"), 0.1)).toEqual([]);
+    expect(outside(rows.filter((r) => r.tokens > 32768), 0.1)).toEqual([]);
+    expect(outside(rows.filter((r) => r.tokens === 32768), 0.12)).toEqual([]);
   });
 });
