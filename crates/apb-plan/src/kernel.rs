@@ -11,7 +11,7 @@
 //! blocks with a fixed 7 us give those times within 1.5%. At 32K on 8 hosts each host's calls
 //! are 2K-4K tokens long.
 
-use crate::input::{AttentionBlocks, Hardware};
+use crate::input::AttentionBlocks;
 use crate::layout::{KeySegment, Mask, QueryRange};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -68,15 +68,16 @@ fn block_tiles(range: &QueryRange, head_dim: u64) -> impl Iterator<Item = u64> +
 }
 
 /// Seconds of one key tile of one block: what makes the reference call take the time
-/// `attentionTflops` gives it, once its blocks' fixed costs are taken out.
-pub fn tile_seconds(hw: &Hardware, blocks: &AttentionBlocks, head_dim: u64) -> f64 {
+/// `attention_tflops` (the profile's `attentionTflops`) gives it, once its blocks' fixed
+/// costs are taken out.
+pub fn tile_seconds(attention_tflops: f64, blocks: &AttentionBlocks, head_dim: u64) -> f64 {
     let per_block = block_rows(head_dim);
     let row_blocks = ceil_div(REFERENCE_TOKENS, per_block);
     // Causal over its own rows: a block sees the keys up to its last row.
     let tiles_per_head: u64 = (0..row_blocks).map(|b| ceil_div(((b + 1) * per_block).min(REFERENCE_TOKENS), KEY_TILE)).sum();
     let n = REFERENCE_TOKENS as f64;
     let heads = REFERENCE_HEADS as f64;
-    let seconds = 4.0 * heads * (n * n / 2.0) * head_dim as f64 / (hw.attention_tflops * 1e12);
+    let seconds = 4.0 * heads * (n * n / 2.0) * head_dim as f64 / (attention_tflops * 1e12);
     // The reference is 31 waves deep: its blocks fill the multiprocessors evenly.
     let fixed = heads * row_blocks as f64 * blocks.block_us * 1e-6;
     let tile_count = heads * tiles_per_head as f64;
@@ -182,8 +183,7 @@ pub fn fit_block_us(attention_tflops: f64, multiprocessors: u64, head_dim: u64, 
     let call = QueryRange { rows: crate::layout::RowKind::Local, row_start: 0, row_count: tokens, keys: vec![KeySegment { source: crate::layout::KeySource::Local, start: 0, count: tokens, mask: Mask::Causal }] };
     let modelled = |block_us: f64| {
         let blocks = AttentionBlocks { multiprocessors, block_us };
-        let hw = Hardware { matmul_tflops: 1.0, attention_tflops, hbm_gbs: 1.0, link_gbs: 1.0, link_latency_us: 0.0, memory_gib: 1.0, attention_blocks: Some(blocks) };
-        call_seconds(&blocks, tile_seconds(&hw, &blocks, head_dim), &call, q_heads, head_dim, false)
+        call_seconds(&blocks, tile_seconds(attention_tflops, &blocks, head_dim), &call, q_heads, head_dim, false)
     };
     let (mut lo, mut hi) = (0.0, MAX_BLOCK_US);
     if modelled(lo) >= seconds {
@@ -207,6 +207,7 @@ pub fn fit_block_us(attention_tflops: f64, multiprocessors: u64, head_dim: u64, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Hardware;
     use crate::layout::{KeySource, RowKind};
 
     fn h200() -> (Hardware, AttentionBlocks) {
@@ -217,7 +218,7 @@ mod tests {
 
     /// A call timed as a plan times it (waves dispatched).
     fn seconds(hw: &Hardware, blocks: &AttentionBlocks, range: &QueryRange, q_heads: u64, head_dim: u64) -> f64 {
-        call_seconds(blocks, tile_seconds(hw, blocks, head_dim), range, q_heads, head_dim, false)
+        call_seconds(blocks, tile_seconds(hw.attention_tflops, blocks, head_dim), range, q_heads, head_dim, false)
     }
 
     fn causal(tokens: u64) -> QueryRange {
@@ -283,7 +284,7 @@ mod tests {
     fn few_rows_over_many_keys_split_their_walk_to_fill_the_device() {
         let (hw, blocks) = h200();
         let query = |keys: u64| QueryRange { rows: RowKind::Anchor, row_start: 0, row_count: 64, keys: vec![KeySegment { source: KeySource::Local, start: 0, count: keys, mask: Mask::Full }] };
-        let tile = tile_seconds(&hw, &blocks, 128);
+        let tile = tile_seconds(hw.attention_tflops, &blocks, 128);
         // 32 blocks of 512 tiles, cut in 5 parts as the launcher cuts them for 132 SMs: 160
         // parts of 103 tiles and a fixed cost each, so two waves.
         let t = seconds(&hw, &blocks, &query(65536), 32, 128);
@@ -296,7 +297,7 @@ mod tests {
     #[test]
     fn deep_calls_spread_all_but_their_last_waves_within_3_percent() {
         let (hw, blocks) = h200();
-        let tile = tile_seconds(&hw, &blocks, 128);
+        let tile = tile_seconds(hw.attention_tflops, &blocks, 128);
         for (tokens, heads, anchor) in [(8192, 32, 0), (12000, 4, 2048), (12000, 8, 2048), (16384, 4, 0), (6000, 32, 4096), (65536, 32, 0)] {
             let mut range = causal(tokens);
             if anchor > 0 {

@@ -70,7 +70,7 @@ fn attention_calls(input: &PlanInput, ranges: &[QueryRange], q_heads: u64, detai
     let spread = detail == Detail::Spread;
     match &hw.attention_blocks {
         Some(blocks) => {
-            let tile = kernel::tile_seconds(hw, blocks, head_dim);
+            let tile = kernel::tile_seconds(hw.attention_tflops, blocks, head_dim);
             ranges.iter().map(|r| kernel::call_seconds(blocks, tile, r, q_heads, head_dim, spread)).sum()
         }
         None => tflops(ranges.iter().map(|r| cost::range_attention_flops(r, q_heads, head_dim)).sum(), hw.attention_tflops),
